@@ -4,7 +4,8 @@
 
     ErmError
      ├── ErmRefused           the ERM answered 4xx; ``message`` holds its own words
-     │    └── ErmAuthError    the credentials were refused (login)
+     │    ├── ErmAuthError    the credentials were refused (login)
+     │    └── ErmRateLimited  a 429: the ERM's own pacing or daily limit; try again later
      ├── ErmUnavailable       nothing was sent, or a 5xx came back: safe to try again later
      └── ErmOutcomeUnknown    the request was sent but no usable answer came: a code may
           │                   have been committed, so a generation must not simply be repeated
@@ -31,6 +32,10 @@ class ErmRefused(ErmError):
 
 class ErmAuthError(ErmRefused):
     """The ERM refused the username or password."""
+
+
+class ErmRateLimited(ErmRefused):
+    """The ERM said "too soon" or "too many today" (429): nothing was committed."""
 
 
 class ErmUnavailable(ErmError):

@@ -1,0 +1,169 @@
+"""``paygbot``: the command line (see product.md, "Command line").
+
+Every command answers a person: a failure is one plain line on stderr and a non-zero exit,
+never a traceback and never a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from bot import texts
+from bot.config import ConfigError, Settings, load_settings
+from bot.erm.client import check_days, check_product_id
+from bot.erm.errors import ErmError
+
+EXIT_FAILURE, EXIT_USAGE = 1, 2
+
+
+class CommandError(Exception):
+    """A failure to report to the person at the terminal in one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """One line: what is wrong, then the usage; exit 2 as argparse does."""
+        usage = " ".join(self.format_usage().split()).removeprefix("usage: ")
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (usage: {usage})\n")
+
+
+def _device(value: str) -> str:
+    try:
+        check_product_id(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _days(value: str) -> int:
+    try:
+        return check_days(int(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: days must be a whole number from 1 to 1095") from None
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (0 to 65535)")
+    return int(value)
+
+
+def _non_negative(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds")
+    return number
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+async def _erm(settings: Settings, args: argparse.Namespace) -> None:
+    from bot.erm.connect import open_erm
+
+    if settings.uses_sandbox:
+        print(texts.CLI_USING_SANDBOX, file=sys.stderr)
+    async with open_erm(settings) as erm:
+        if args.action == "login":
+            result = await erm.login()
+            print(texts.cli_logged_in(erm.username, erm.base_url, result.user_role))
+        elif args.action == "days":
+            code = await erm.days_code(args.device, args.days)
+            print(code.code)
+            print(texts.cli_code_detail(args.device, f"{args.days} days", code.hex, code.otp_count), file=sys.stderr)
+        elif args.action == "free":
+            code = await erm.free_code(args.device)
+            print(code.code)
+            print(texts.cli_code_detail(args.device, "free (unlocks for good)", code.hex, None), file=sys.stderr)
+        elif args.action == "reset":
+            code = await erm.reset_code(args.device)
+            print(code.code)
+            print(texts.cli_code_detail(args.device, "reset (0 days, locked)", code.hex, None), file=sys.stderr)
+        elif args.action == "history":
+            page = await erm.code_history(args.device, args.offset, args.limit)
+            print(texts.cli_history_header(args.device, page.count, page.offset, len(page.events)))
+            for event in page.events:
+                print(texts.cli_history_line(event))
+
+
+async def _sandbox(settings: Settings, args: argparse.Namespace) -> None:
+    from bot.erm.sandbox import ErmSandbox, serve
+
+    sandbox = ErmSandbox(latency=args.latency, device_count=args.devices)
+    print(texts.cli_sandbox_serving(args.host, args.port, sandbox), file=sys.stderr)
+    await serve(sandbox, host=args.host, port=args.port)
+
+
+Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its arguments, in the order product.md lists them."""
+    parser = _Parser(prog="paygbot", description="Unlock codes for Omnivoltaic PAYG devices, in Telegram.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    sandbox = commands.add_parser("sandbox", help="serve the ERM sandbox over HTTP")
+    sandbox.add_argument("--port", type=_port, default=8090)
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--latency", type=_non_negative, default=0.0, help="seconds added to every answer")
+    sandbox.add_argument("--devices", type=int, default=48, help="how many generated devices it holds")
+    sandbox.set_defaults(handler=_sandbox)
+
+    erm = commands.add_parser("erm", help="use the ERM client by hand")
+    actions = erm.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    actions.add_parser("login", help="log in and report the role")
+    days = actions.add_parser("days", help="generate a days code")
+    days.add_argument("device", type=_device)
+    days.add_argument("days", type=_days)
+    for name, what in (("free", "a free code (unlocks for good)"), ("reset", "a reset code (0 days, locked)")):
+        action = actions.add_parser(name, help=f"generate {what}")
+        action.add_argument("device", type=_device)
+    history = actions.add_parser("history", help="the device's committed codes, newest first")
+    history.add_argument("device", type=_device)
+    history.add_argument("--offset", type=int, default=0)
+    history.add_argument("--limit", type=int, default=10)
+    erm.set_defaults(handler=_erm)
+    return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit status."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    handler: Handler = args.handler
+    try:
+        settings = load_settings()
+        asyncio.run(handler(settings, args))
+    except ConfigError as exc:
+        print(f"paygbot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ErmError as exc:
+        print(f"paygbot: {texts.cli_erm_failure(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except CommandError as exc:
+        print(f"paygbot: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""One settings object for every variable in product.md, read from the environment or ``.env``.
+
+A bad value stops the program with one line naming the variable (see :func:`load_settings`);
+secrets are ``SecretStr`` so that they never show in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_ERM_BASE_URL = "https://api.omnivoltaic.com"
+MAX_STACKABLE_DAYS = 1095
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _var(name: str) -> Any:
+    """Bind a field to exactly one environment variable name."""
+    return AliasChoices(name)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    """Everything the bot can be told from outside; names are the environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True,
+        populate_by_name=False, validate_default=True,
+    )
+
+    telegram_bot_token: SecretStr | None = Field(None, validation_alias=_var("TELEGRAM_BOT_TOKEN"))
+    telegram_base_url: str = Field("https://api.telegram.org/bot", validation_alias=_var("TELEGRAM_BASE_URL"))
+    erm_base_url: str = Field(DEFAULT_ERM_BASE_URL, validation_alias=_var("ERM_BASE_URL"))
+    erm_username: str | None = Field(None, validation_alias=_var("ERM_USERNAME"))
+    erm_password: SecretStr | None = Field(None, validation_alias=_var("ERM_PASSWORD"))
+    erm_timeout_seconds: float = Field(30.0, gt=0, le=600, validation_alias=_var("ERM_TIMEOUT_SECONDS"))
+    database_url: str = Field("sqlite:///paygbot.db", validation_alias=_var("DATABASE_URL"))
+    managers: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, validation_alias=_var("PAYGBOT_MANAGERS")
+    )
+    timezone: str = Field("UTC", validation_alias=_var("PAYGBOT_TIMEZONE"))
+    summary_time: time = Field(time(19, 0), validation_alias=_var("PAYGBOT_SUMMARY_TIME"))
+    reminder_days: int = Field(2, ge=0, le=365, validation_alias=_var("PAYGBOT_REMINDER_DAYS"))
+    min_gap_seconds: float = Field(6.0, ge=0, le=3600, validation_alias=_var("PAYGBOT_MIN_GAP_SECONDS"))
+    daily_code_limit: int = Field(10, ge=1, le=1000, validation_alias=_var("PAYGBOT_DAILY_CODE_LIMIT"))
+    max_stacked_days: int = Field(
+        MAX_STACKABLE_DAYS, ge=1, le=MAX_STACKABLE_DAYS, validation_alias=_var("PAYGBOT_MAX_STACKED_DAYS")
+    )
+    http_port: int = Field(8080, ge=0, le=65535, validation_alias=_var("PAYGBOT_HTTP_PORT"))
+    webhook_secret: SecretStr | None = Field(None, validation_alias=_var("PAYGBOT_WEBHOOK_SECRET"))
+
+    @field_validator("telegram_bot_token", "erm_username", "erm_password", "webhook_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("telegram_base_url", "erm_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("erm_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("managers", mode="before")
+    @classmethod
+    def _id_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            for part in parts:
+                if not re.fullmatch(r"\d{1,20}", part):
+                    raise ValueError(f"{part!r} is not a numeric Telegram user id")
+            return [int(part) for part in parts]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Africa/Nairobi)") from None
+        return value
+
+    @field_validator("summary_time", mode="before")
+    @classmethod
+    def _hhmm(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _HHMM.match(value.strip())
+            if not match:
+                raise ValueError(f"{value!r} is not a time of day as HH:MM (00:00 to 23:59)")
+            return time(int(match[1]), int(match[2]))
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The zone for days, limits and the summary."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """With no ERM credentials the embedded sandbox stands in for the ERM."""
+        return not (self.erm_username and self.erm_password)
+
+
+_PLAIN_MESSAGES = {
+    "less_than_equal": "must be at most {le}",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "int_parsing": "must be a whole number",
+    "float_parsing": "must be a number",
+}
+
+
+def _describe(error: Any) -> str:
+    """One plain sentence for one pydantic error, never echoing the value (it may be a secret)."""
+    message = _PLAIN_MESSAGES.get(error["type"])
+    if message:
+        return message.format(**error.get("ctx", {}))
+    text = str(error["msg"])
+    return text.removeprefix("Value error, ")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, or raise :class:`ConfigError` with one line naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "configuration"
+            problems.append(f"{name}: {_describe(error)}")
+        raise ConfigError("bad configuration: " + "; ".join(problems)) from None
