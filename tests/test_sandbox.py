@@ -413,7 +413,7 @@ async def test_calls_and_counters_record_what_reached_the_sandbox(
     await days_code(api, 163, 4)
     await api.get("/oves/assignedItemsList/0/1")
     await api.get("/_sandbox/state")
-    assert erm_sandbox.calls == [
+    assert list(erm_sandbox.calls) == [
         ("POST", "/user/login", {"username": "test@example.com", "password": "***"}),
         ("POST", DAYS, {"productId": 163, "days": 4}),
         ("GET", "/oves/assignedItemsList/0/1", None),

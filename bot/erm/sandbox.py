@@ -19,6 +19,7 @@ import hmac
 import json
 import math
 import secrets
+import signal
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ UNLOCK_DAYS = 1096
 
 MAX_PAGE = 100
 """``assignedItemsList`` returns at most this many items (documented "up to 100")."""
+
+MAX_RECORDED_CALLS = 100_000
+"""How many requests the sandbox remembers for tests to inspect (a served sandbox runs for days)."""
 
 EXAMPLE_USER = ("test@example.com", "test1234")
 
@@ -336,7 +340,7 @@ class ErmSandbox:
         self.token_lifetime = token_lifetime
         self.min_gap_seconds = min_gap_seconds
         self.daily_limit = daily_limit
-        self.calls: list[Call] = []
+        self.calls: deque[Call] = deque(maxlen=MAX_RECORDED_CALLS)
         """Every ERM request received, in order (``/_sandbox`` ones excluded)."""
         self.logins = 0
         """Login requests received, whatever their outcome."""
@@ -507,7 +511,7 @@ class ErmSandbox:
             "now": _wire_time(now),
             "logins": self.logins,
             "generations": self.generations,
-            "calls": [call._asdict() for call in self.calls],
+            "calls": [call._asdict() for call in list(self.calls)[-1000:]],
             "pendingFailures": len(self._failures),
             "pendingLate": len(self._late),
             "latency": self.latency,
@@ -707,8 +711,16 @@ def _config(sandbox: ErmSandbox, host: str, port: int, **kwargs: Any) -> uvicorn
 
 
 async def serve(sandbox: ErmSandbox, host: str = "127.0.0.1", port: int = 8090) -> None:
-    """Serve the sandbox until interrupted (``paygbot sandbox``)."""
-    await uvicorn.Server(_config(sandbox, host, port)).serve()
+    """Serve the sandbox until SIGINT or SIGTERM, then return normally (``paygbot sandbox``)."""
+    server = _InProcessServer(_config(sandbox, host, port))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, setattr, server, "should_exit", True)
+    try:
+        await server.serve()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 class _InProcessServer(uvicorn.Server):

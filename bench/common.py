@@ -1,0 +1,49 @@
+"""What the benchmarks share: the ERM sandbox run as its own process, as ``paygbot sandbox``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+
+_SCRIPT = Path(sys.executable).with_name("paygbot")
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def sandbox_process(devices: int = 48, latency: float = 0.0) -> AsyncIterator[tuple[str, list[str]]]:
+    """``paygbot sandbox`` on a free port; yields its URL and the OEM ids of its generated devices."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND, "sandbox", "--port", str(port), "--devices", str(devices), "--latency", str(latency),
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url) as probe:
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:
+                try:
+                    state = (await probe.get("/_sandbox/state")).json()
+                    break
+                except httpx.ConnectError:
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise RuntimeError("the sandbox did not start") from None
+                    await asyncio.sleep(0.05)
+        ids = [device["oemItemID"] for device in state["devices"] if device["oemItemID"].startswith("SBX")]
+        yield url, ids
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()

@@ -1,0 +1,115 @@
+"""``paygbot erm …`` and ``paygbot sandbox`` run as a person runs them: exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import socket
+from pathlib import Path
+
+import httpx
+
+from bot.erm.client import ErmClient
+from bot.erm.sandbox import ErmSandbox
+from tests.cli import COMMAND, arun, environment, run
+
+KEYPAD = re.compile(r"^\*\d{3}( \d{3}){6}#$")
+
+
+def creds(url: str, password: str = "test1234") -> dict[str, str]:
+    return {"ERM_BASE_URL": url, "ERM_USERNAME": "test@example.com", "ERM_PASSWORD": password}
+
+
+def test_without_credentials_it_uses_the_embedded_sandbox_and_says_so(tmp_path: Path) -> None:
+    result = run("erm", "days", "TEST2503000017", "30", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert KEYPAD.match(result.out.strip())
+    assert "using the embedded ERM sandbox" in result.err
+    for action in ("free", "reset"):
+        other = run("erm", action, "SELLER2503000042", cwd=tmp_path)
+        assert other.code == 0 and KEYPAD.match(other.out.strip())
+    login = run("erm", "login", cwd=tmp_path)
+    assert login.code == 0 and "Logged in" in login.out and "DISTRIBUTOR" in login.out
+
+
+def test_bad_arguments_get_one_line_and_exit_2(tmp_path: Path) -> None:
+    for args, words in [
+        (("erm", "days", "TEST2503000017", "abc"), "'abc': days must be a whole number from 1 to 1095"),
+        (("erm", "days", "TEST2503000017", "0"), "'0': days must be a whole number from 1 to 1095"),
+        (("erm", "days", "TEST2503000017", "1096"), "from 1 to 1095"),
+        (("erm", "days", "'; DROP TABLE device;--", "5"), "a device id is 1 to 64"),
+        (("erm", "days", "TEST2503000017"), "required: days"),
+        (("erm", "launch"), "invalid choice"),
+    ]:
+        result = run(*args, cwd=tmp_path)
+        assert result.code == 2, args
+        assert len(result.err.strip().splitlines()) == 1 and words in result.err, result.err
+        assert "Traceback" not in result.err and result.out == ""
+
+
+async def test_with_credentials_it_talks_to_the_erm_it_is_given(tmp_path: Path, erm_url: str, erm_sandbox: ErmSandbox) -> None:
+    result = await arun("erm", "days", "64ba2e1eaa6c7f107d7a8918", "5", cwd=tmp_path, env=creds(erm_url))
+    assert result.code == 0, result.err
+    assert "sandbox" not in result.err
+    committed = erm_sandbox.device("TEST2503000017").codes
+    assert [record.keypad for record in committed] == [result.out.strip()]
+    history = await arun("erm", "history", "TEST2503000017", cwd=tmp_path, env=creds(erm_url))
+    assert history.code == 0 and result.out.strip() in history.out and "DAYSCODE" in history.out
+
+
+async def test_failures_are_one_line_without_secrets(tmp_path: Path, erm_url: str, erm_sandbox: ErmSandbox) -> None:
+    wrong = await arun("erm", "days", "TEST2503000017", "5", cwd=tmp_path, env=creds(erm_url, "hunter2-not-it"))
+    assert wrong.code == 1
+    assert wrong.err.strip().splitlines() == [
+        "paygbot: ERM login failed: the ERM refused the username or password for test@example.com. "
+        "Check ERM_USERNAME and ERM_PASSWORD."
+    ]
+    assert "hunter2" not in wrong.err + wrong.out
+    unknown = await arun("erm", "days", "NOSUCHDEVICE", "5", cwd=tmp_path, env=creds(erm_url))
+    assert unknown.code == 1 and unknown.err.strip() == "paygbot: the ERM refused: Product NOSUCHDEVICE not found"
+    erm_sandbox.fail_next(1, status=500)
+    broken = await arun("erm", "free", "TEST2503000017", cwd=tmp_path, env=creds(erm_url))
+    assert broken.code == 1 and "Nothing was generated; try again later." in broken.err
+    assert len(broken.err.strip().splitlines()) == 1
+    assert erm_sandbox.device("TEST2503000017").codes == []
+
+
+def test_unreachable_erm(tmp_path: Path) -> None:
+    result = run("erm", "login", cwd=tmp_path, env=creds("http://127.0.0.1:9"))
+    assert result.code == 1
+    assert "could not be reached" in result.err and "Traceback" not in result.err
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_sandbox_command_serves_the_documented_api(tmp_path: Path) -> None:
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND, "sandbox", "--port", str(port), cwd=tmp_path, env=environment(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = asyncio.get_running_loop().time() + 20
+        async with httpx.AsyncClient() as probe:
+            while True:
+                try:
+                    await probe.get(f"{url}/_sandbox/state")
+                    break
+                except httpx.ConnectError:
+                    assert asyncio.get_running_loop().time() < deadline, "the sandbox did not start"
+                    await asyncio.sleep(0.05)
+        async with ErmClient(url, "test@example.com", "test1234") as client:
+            code = await client.days_code("TEST2503000017", 3)
+            page = await client.code_history("SELLER2503000042")
+        assert page.events[0].code_dec_string == code.code
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0
+    assert f"ERM sandbox on http://127.0.0.1:{port}" in err.decode()
