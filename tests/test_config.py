@@ -119,3 +119,12 @@ def test_settings_class_knows_every_product_variable() -> None:
 def test_environment_helper_drops_our_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ERM_USERNAME", "someone")
     assert "ERM_USERNAME" not in environment(tmp_path)
+
+
+def test_env_example_lists_every_variable_with_its_default(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "deploy" / "env.example"
+    lines = [line for line in example.read_text().splitlines() if line and not line.startswith("#")]
+    assigned = dict(line.split("=", 1) for line in lines)
+    assert set(assigned) == set(_VARIABLES)
+    (tmp_path / ".env").write_text(example.read_text())
+    assert load_settings() == load_settings(_env_file=None)  # the example's values are the defaults
