@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot import texts
 from bot.config import ConfigError, Settings, load_settings
 from bot.erm.client import check_days, check_product_id
@@ -102,6 +104,50 @@ async def _sandbox(settings: Settings, args: argparse.Namespace) -> None:
     await serve(sandbox, host=args.host, port=args.port)
 
 
+async def _db(settings: Settings, args: argparse.Namespace) -> None:
+    from storage.migrate import current_revision, upgrade
+
+    await upgrade(settings.database_url)
+    print(texts.cli_db_upgraded(await current_revision(settings.database_url)))
+
+
+async def _users(settings: Settings, args: argparse.Namespace) -> None:
+    from bot.clock import SystemClock
+    from storage import ledger
+    from storage.db import Database
+    from storage.migrate import upgrade
+    from storage.models import Role
+
+    await upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        if args.action == "add":
+            async with db.write() as session:
+                person = await ledger.put_person(
+                    session=session, telegram_id=args.telegram_id, role=Role(args.role), name=args.name,
+                    now=SystemClock().now(),
+                )
+            print(texts.cli_user_added(person))
+        else:
+            async with db.read() as session:
+                people = await ledger.list_people(session=session)
+            print(texts.cli_user_list(people))
+    finally:
+        await db.dispose()
+
+
+def _telegram_id(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 2**63:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a numeric Telegram user id")
+    return int(value)
+
+
+def _name(value: str) -> str:
+    if not value.strip() or len(value) > 200:
+        raise argparse.ArgumentTypeError("a name has 1 to 200 characters")
+    return value.strip()
+
+
 Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]]
 
 
@@ -132,6 +178,20 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--offset", type=int, default=0)
     history.add_argument("--limit", type=int, default=10)
     erm.set_defaults(handler=_erm)
+
+    users = commands.add_parser("users", help="managers and agents")
+    user_actions = users.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    add = user_actions.add_parser("add", help="give a Telegram user a role")
+    add.add_argument("--telegram-id", type=_telegram_id, required=True)
+    add.add_argument("--role", choices=["agent", "manager"], required=True)
+    add.add_argument("--name", type=_name)
+    user_actions.add_parser("list", help="everyone with a role")
+    users.set_defaults(handler=_users)
+
+    db = commands.add_parser("db", help="the ledger")
+    db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    db_actions.add_parser("upgrade", help="apply migrations (also done at start)")
+    db.set_defaults(handler=_db)
     return parser
 
 
@@ -159,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except CommandError as exc:
         print(f"paygbot: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"paygbot: {texts.cli_database_failure(exc)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

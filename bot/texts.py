@@ -18,8 +18,11 @@ from bot.erm.errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from bot.erm.models import CodeEvent
     from bot.erm.sandbox import ErmSandbox
+    from storage.models import Person
 
 # -- command line -----------------------------------------------------------------------------
 
@@ -67,3 +70,27 @@ def cli_erm_failure(exc: ErmError) -> str:
     if isinstance(exc, ErmOutcomeUnknown):
         return f"{exc.message}. A code may have been generated: check `paygbot erm history` before trying again."
     return exc.message
+
+
+def cli_db_upgraded(revision: str | None) -> str:
+    return f"The ledger is at schema revision {revision}."
+
+
+def cli_user_added(person: Person) -> str:
+    name = f" ({person.name})" if person.name else ""
+    return f"{person.telegram_id}{name} is now {'a manager' if person.role == 'manager' else 'an agent'}."
+
+
+def cli_user_list(people: Sequence[Person]) -> str:
+    if not people:
+        return "No managers or agents yet. Add one with: paygbot users add --telegram-id N --role manager"
+    rows = [f"{'telegram id':<14} {'role':<8} {'active':<7} name"]
+    rows += [f"{p.telegram_id:<14} {p.role:<8} {'yes' if p.active else 'no':<7} {p.name}" for p in people]
+    return "\n".join(rows)
+
+
+def cli_database_failure(exc: Exception) -> str:
+    """A database or file problem in one line, without the SQL or the URL (it may hold a password)."""
+    reason = getattr(exc, "orig", None) or exc
+    text = str(reason).splitlines()[0] if str(reason) else type(reason).__name__
+    return f"the ledger could not be used: {text}. Check DATABASE_URL."

@@ -1,0 +1,624 @@
+"""A request becomes a code: validate, enqueue, dispatch, record, hand on for delivery.
+
+The ledger is the source of truth; this engine only pumps it. A request is written
+QUEUED before anything else; :meth:`IssuingEngine.pump` claims due requests (SENDING,
+committed before the ERM is called), one device at a time and many devices at once, and
+records the outcome. Generation is exactly-once: a request whose outcome is unknown (a
+timeout, or a crash while SENDING) is settled from the ERM's code history and sent again
+only if no code was committed. Delivery is at-least-once and may be retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from bot import limits
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.erm.client import ErmClient, check_product_id
+from bot.erm.errors import (
+    ErmAuthError,
+    ErmError,
+    ErmOutcomeUnknown,
+    ErmRateLimited,
+    ErmRefused,
+    ErmUnavailable,
+)
+from bot.erm.models import CodeEvent, CodeType, GeneratedCode
+from storage import ledger
+from storage.db import Database
+from storage.models import CodeKind, CodeRequest, Device, Payment, PaymentStatus, Source, Status
+
+log = logging.getLogger("paygbot.issuing")
+
+Notifier = Callable[[CodeRequest], Awaitable[None]]
+"""Tells people the outcome of a finished request (issued, refused, failed); raises if it could not."""
+
+_ERM_TYPE = {CodeKind.DAYS: CodeType.DAYS, CodeKind.FREE: CodeType.FREE, CodeKind.RESET: CodeType.RESET}
+_HISTORY_DAYS = {CodeKind.FREE: 1096, CodeKind.RESET: 2192}
+CLOCK_SKEW = timedelta(minutes=10)
+SETTLE_GRACE = timedelta(seconds=5)
+GIVE_UP_AFTER = timedelta(days=1)
+PREPAID_BATCH_DAYS = 30
+PREPAID_CHECK_EVERY = timedelta(minutes=1)
+
+
+class Reason(StrEnum):
+    """Why a request was refused before it reached the ERM (or by the ERM itself)."""
+
+    BAD_DEVICE = "bad_device"
+    BAD_DAYS = "bad_days"
+    UNKNOWN_DEVICE = "unknown_device"
+    DAILY_LIMIT = "daily_limit"
+    STACKING = "stacking"
+    UNLOCKED = "unlocked"
+    ERM_REFUSED = "erm_refused"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """Queued: the code follows in about ``eta``."""
+
+    request_id: int
+    device_ref: str
+    kind: CodeKind
+    days: int | None
+    eta: timedelta
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Not queued; what is possible instead: ``fits`` days now, or a code at ``possible_at``."""
+
+    reason: Reason
+    device_ref: str
+    fits: int | None = None
+    possible_at: datetime | None = None
+    words: str | None = None
+
+
+@dataclass(frozen=True)
+class PaidOutcome:
+    """What a payment turned into. ``duplicate``: the reference was seen before; nothing changed."""
+
+    payment_id: int
+    duplicate: bool
+    request_id: int | None
+    days_now: int
+    prepaid_days: int
+    not_before: datetime | None
+
+
+def backoff(attempts: int, base: float = 5.0, cap: float = 300.0) -> timedelta:
+    """5 s, 10 s, 20 s … up to 5 minutes."""
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+class IssuingEngine:
+    """Holds every device to the limits and every request to exactly one code."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        erm: ErmClient,
+        settings: Settings,
+        clock: Clock | None = None,
+        notify: Notifier | None = None,
+        max_concurrency: int = 64,
+    ) -> None:
+        self.db, self.erm, self.clock = db, erm, clock or SystemClock()
+        self.notify = notify
+        self.limits = limits.Limits(
+            min_gap=timedelta(seconds=settings.min_gap_seconds),
+            daily_limit=settings.daily_code_limit,
+            max_stacked_days=settings.max_stacked_days,
+            tz=settings.tz,
+        )
+        self.settle_delay = timedelta(seconds=settings.erm_timeout_seconds) + SETTLE_GRACE
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._busy: set[int] = set()
+        self._delivering: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pump_lock = asyncio.Lock()
+        self._kick_pending = False
+        self._prepaid_checked: datetime | None = None
+        self._closed = False
+
+    # -- asking for codes -------------------------------------------------------------------
+
+    async def request(
+        self,
+        device_ref: str,
+        kind: CodeKind,
+        days: int | None = None,
+        *,
+        requested_by: int | None = None,
+        chat_id: int | None = None,
+        source: Source = Source.CHAT,
+    ) -> Accepted | Refused:
+        """Validate a request against every limit and queue it, or say why not and what is possible."""
+        try:
+            check_product_id(device_ref)
+        except ValueError:
+            return Refused(Reason.BAD_DEVICE, device_ref)
+        if kind is CodeKind.DAYS and (days is None or not limits.valid_days(days)):
+            return Refused(Reason.BAD_DAYS, device_ref, fits=None)
+        if kind is not CodeKind.DAYS:
+            days = None
+        device_id = await self._known_device(device_ref)
+        if isinstance(device_id, Refused):
+            return device_id
+        now = self.clock.now()
+        async with self.db.write() as session:
+            device = await ledger.lock_device(session=session, device_id=device_id)
+            refusal = await self._check(session, device, device_ref, kind, days, now)
+            if refusal is not None:
+                await ledger.add_request(session=session, request=_refused_row(device, device_ref, kind, days,
+                                                                                refusal, requested_by, source, now))
+                return refusal
+            request = await ledger.add_request(
+                session=session,
+                request=CodeRequest(
+                    device_id=device_id, device_ref=device_ref, kind=kind, days=days, source=source,
+                    requested_by_id=requested_by, chat_id=chat_id, not_before=now, created_at=now,
+                ),
+            )
+            eta = await self._eta(session, device, now)
+        assert request.id is not None
+        log.info("request %s queued: device %s, %s %s", request.id, device_ref, kind, days or "")
+        self.kick()
+        return Accepted(request.id, device_ref, kind, days, eta)
+
+    async def request_paid(
+        self,
+        device_ref: str,
+        days: int,
+        *,
+        provider: str,
+        reference: str,
+        amount: Decimal,
+        currency: str = "",
+        account: str | None = None,
+        phone: str | None = None,
+        paid_at: datetime | None = None,
+        recorded_by: int | None = None,
+        chat_id: int | None = None,
+    ) -> PaidOutcome | Refused:
+        """A paid days code: never refused for the daily limit or stacking, at most one per reference.
+
+        Past the daily limit it waits for the next local day; days that do not fit under the
+        stacking limit are kept as the device's prepaid days and issued when room opens.
+        """
+        try:
+            check_product_id(device_ref)
+        except ValueError:
+            return Refused(Reason.BAD_DEVICE, device_ref)
+        if days < 0:
+            return Refused(Reason.BAD_DAYS, device_ref)
+        device_id = await self._known_device(device_ref)
+        if isinstance(device_id, Refused):
+            return device_id
+        now = self.clock.now()
+        async with self.db.write() as session:
+            payment, new = await ledger.add_payment(
+                session=session,
+                payment=Payment(
+                    provider=provider, reference=reference, amount=amount, currency=currency,
+                    account=account or device_ref, phone=phone, paid_at=paid_at, received_at=now,
+                    device_id=device_id, status=PaymentStatus.MATCHED, days=days, recorded_by_id=recorded_by,
+                ),
+            )
+            assert payment.id is not None
+            if not new:
+                existing = await ledger.request_for_payment(session=session, payment_id=payment.id)
+                return PaidOutcome(payment.id, True, existing.id if existing else None, 0, 0, None)
+            device = await ledger.lock_device(session=session, device_id=device_id)
+            days_now, not_before = await self._fit_paid(session, device, days, now)
+            device.prepaid_days += days - days_now
+            request_id = None
+            if days_now:
+                request = await ledger.add_request(
+                    session=session,
+                    request=CodeRequest(
+                        device_id=device_id, device_ref=device_ref, kind=CodeKind.DAYS, days=days_now,
+                        source=Source.PAYMENT, payment_id=payment.id, payment_reference=reference,
+                        requested_by_id=recorded_by, chat_id=chat_id, not_before=not_before, created_at=now,
+                    ),
+                )
+                request_id = request.id
+            session.add(device)
+        log.info("payment %s/%s: device %s, %s days now, %s prepaid", provider, reference, device_ref,
+                 days_now, days - days_now)
+        self.kick()
+        return PaidOutcome(payment.id, False, request_id, days_now, days - days_now,
+                           not_before if days_now else None)
+
+    async def _known_device(self, device_ref: str) -> int | Refused:
+        """The ledger's device for ``device_ref``; a new id is looked up once at the ERM.
+
+        The ERM's item record names all three ids of a device, so a device typed by another
+        of its ids later is still one device here, with one pacing clock and one credit.
+        """
+        async with self.db.read() as session:
+            device = await ledger.find_device(session=session, ref=device_ref)
+        if device is not None:
+            assert device.id is not None
+            return device.id
+        ids = [device_ref]
+        try:
+            item = await self.erm.assigned_item(device_ref)
+            ids = [*item.ids, device_ref]
+        except ErmAuthError:
+            log.error("the ERM refused our credentials while looking up device %s", device_ref)
+        except ErmRefused:
+            try:
+                await self.erm.code_history(device_ref, 0, 1)
+            except ErmAuthError:
+                log.error("the ERM refused our credentials while looking up device %s", device_ref)
+            except ErmRefused as exc:
+                log.info("device %s unknown to the ERM: %s", device_ref, exc.message)
+                return Refused(Reason.UNKNOWN_DEVICE, device_ref, words=exc.message)
+            except ErmError as exc:
+                log.warning("could not look up device %s (%s); queuing it anyway", device_ref, exc.message)
+        except ErmError as exc:
+            log.warning("could not look up device %s (%s); queuing it anyway", device_ref, exc.message)
+        async with self.db.write() as session:
+            device = await ledger.add_device(session=session, ids=ids, now=self.clock.now())
+        assert device.id is not None
+        return device.id
+
+    async def sync_devices(self, page_size: int = 100) -> int:
+        """Learn every assigned device and its ids from the ERM (``assignedItemsList``), page by page."""
+        learned, offset = 0, 0
+        while True:
+            items = await self.erm.assigned_items(offset, page_size)
+            async with self.db.write() as session:
+                for item in items:
+                    if item.ids:
+                        await ledger.add_device(session=session, ids=item.ids, now=self.clock.now())
+                        learned += 1
+            if len(items) < page_size:
+                return learned
+            offset += len(items)
+
+    async def _check(
+        self, session: ledger.AsyncSession, device: Device, ref: str, kind: CodeKind, days: int | None, now: datetime
+    ) -> Refused | None:
+        assert device.id is not None
+        if kind is CodeKind.DAYS and device.unlocked:
+            return Refused(Reason.UNLOCKED, ref)
+        slot = await self._daily_slot(session, device.id, now)
+        if slot > now:
+            return Refused(Reason.DAILY_LIMIT, ref, possible_at=slot)
+        if kind is CodeKind.DAYS:
+            assert days is not None
+            pending = await ledger.pending_days(session=session, device_id=device.id)
+            fits = limits.headroom(device.credit_until, pending, now, self.limits.max_stacked_days)
+            if days > fits:
+                return Refused(Reason.STACKING, ref, fits=fits)
+        return None
+
+    async def _fit_paid(
+        self, session: ledger.AsyncSession, device: Device, days: int, now: datetime
+    ) -> tuple[int, datetime]:
+        """How many of ``days`` fit now, and the earliest time they may go out (daily limit)."""
+        assert device.id is not None
+        pending = await ledger.pending_days(session=session, device_id=device.id)
+        fits = limits.headroom(device.credit_until, pending, now, self.limits.max_stacked_days)
+        return min(days, fits), await self._daily_slot(session, device.id, now)
+
+    async def _daily_slot(self, session: ledger.AsyncSession, device_id: int, now: datetime) -> datetime:
+        """``now`` if the device has a code left today, else the start of the first local day that has."""
+        day_start, day_end = limits.local_day(now, self.limits.tz)
+        used = await ledger.generated_between(session=session, device_id=device_id, start=day_start, end=day_end)
+        used += await ledger.open_before(session=session, device_id=device_id, end=day_end)
+        if used < self.limits.daily_limit:
+            return now
+        while True:
+            day_start, day_end = limits.local_day(day_end, self.limits.tz)
+            planned = await ledger.open_between(session=session, device_id=device_id, start=day_start, end=day_end)
+            if planned < self.limits.daily_limit:
+                return day_start
+
+    async def _eta(self, session: ledger.AsyncSession, device: Device, now: datetime) -> timedelta:
+        """About how long until the newest request of the device is generated."""
+        assert device.id is not None
+        ahead = len(await ledger.open_requests(session=session, device_id=device.id)) - 1
+        ready = limits.pacing_ready_at(device.last_generation_at, self.limits.min_gap, now)
+        return (ready - now) + ahead * self.limits.min_gap
+
+    # -- the pump ---------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Pump now rather than at the next tick (a new request should not wait for the timer)."""
+        if not self._closed and not self._kick_pending:
+            self._kick_pending = True
+            self._spawn(self.pump())
+
+    async def pump(self) -> None:
+        """Start every piece of work that is due: settlements, generations, deliveries, prepaid days."""
+        if self._closed:
+            return
+        async with self._pump_lock:
+            self._kick_pending = False
+            now = self.clock.now()
+            busy = sorted(self._busy)
+            async with self.db.read() as session:
+                unsettled = await ledger.unsettled(session=session, now=now, exclude=busy)
+            for request in unsettled:
+                if request.device_id not in self._busy:
+                    self._busy.add(request.device_id)
+                    self._spawn(self._settle(request), device_id=request.device_id)
+            await self._release_prepaid(now)
+            async with self.db.read() as session:
+                due = await ledger.due_requests(
+                    session=session, now=now, gap_edge=now - self.limits.min_gap, exclude=sorted(self._busy), limit=500
+                )
+            for request in due:
+                assert request.id is not None
+                async with self.db.write() as session:
+                    claimed = await ledger.claim(
+                        session=session, request_id=request.id, now=now, settle_after=now + self.settle_delay
+                    )
+                if claimed:
+                    self._busy.add(request.device_id)
+                    self._spawn(self._dispatch(request.id), device_id=request.device_id)
+            if self.notify is not None:
+                async with self.db.read() as session:
+                    finished = await ledger.undelivered(session=session, now=now)
+                for request in finished:
+                    if request.id not in self._delivering:
+                        assert request.id is not None
+                        self._delivering.add(request.id)
+                        self._spawn(self._deliver(request.id))
+
+    async def drain(self) -> None:
+        """Wait until every task started so far, and the ones they started, has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop taking work and let what is in hand finish (the ledger keeps the rest)."""
+        self._closed = True
+        await self.drain()
+
+    def _spawn(self, work: Awaitable[None], device_id: int | None = None) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            if device_id is not None:
+                self._busy.discard(device_id)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("issuing task failed", exc_info=finished.exception())
+
+        task.add_done_callback(done)
+
+    # -- one generation -----------------------------------------------------------------------
+
+    async def _dispatch(self, request_id: int) -> None:
+        async with self.db.read() as session:
+            request = await ledger.get_request(session=session, request_id=request_id)
+        assert request is not None and request.status is Status.SENDING
+        try:
+            async with self._slots:
+                code = await self._generate(request)
+        except ErmOutcomeUnknown as exc:
+            log.warning("request %s: outcome unknown (%s); will settle from the code history", request_id, exc.message)
+            await self._outcome_unknown(request_id)
+        except ErmAuthError as exc:
+            log.error("request %s: the ERM refused our credentials: %s", request_id, exc.message)
+            await self._retry_later(request_id, exc.message)
+        except ErmRateLimited as exc:
+            log.warning("request %s: the ERM says not yet: %s", request_id, exc.message)
+            await self._retry_later(request_id, exc.message, at_least=self.limits.min_gap)
+        except ErmRefused as exc:
+            log.info("request %s refused by the ERM: %s", request_id, exc.message)
+            await self._finish(request_id, Status.REFUSED, exc.message)
+        except ErmUnavailable as exc:
+            log.warning("request %s: ERM unavailable (%s); will retry", request_id, exc.message)
+            await self._retry_later(request_id, exc.message)
+        else:
+            await self._issued(request_id, code.code, code.hex, code.otp_count, None)
+
+    async def _generate(self, request: CodeRequest) -> GeneratedCode:
+        if request.kind is CodeKind.DAYS:
+            assert request.days is not None
+            return await self.erm.days_code(request.device_ref, request.days)
+        if request.kind is CodeKind.FREE:
+            return await self.erm.free_code(request.device_ref)
+        return await self.erm.reset_code(request.device_ref)
+
+    async def _issued(
+        self, request_id: int, code: str, hex_code: str, count: int | None, number: int | None
+    ) -> None:
+        """Record the code and what it does to the device's credit, then hand it on."""
+        now = self.clock.now()
+        async with self.db.write() as session:
+            request = await ledger.get_request(session=session, request_id=request_id)
+            assert request is not None
+            if request.status is not Status.SENDING:
+                log.error("request %s was %s when its code arrived; code %s kept in the log only",
+                          request_id, request.status, hex_code)
+                return
+            device = await ledger.lock_device(session=session, device_id=request.device_id)
+            device.last_generation_at = now
+            if request.kind is CodeKind.FREE:
+                device.unlocked = True
+            else:
+                device.unlocked = False
+                device.credit_until = limits.credit_after(request.kind, request.days, device.credit_until, now)
+            request.status, request.code, request.code_hex = Status.ISSUED, code, hex_code
+            request.erm_count, request.erm_code_number = count, number
+            request.issued_at, request.not_before, request.credit_until = now, now, device.credit_until
+            request.reason = None
+            session.add_all([device, request])
+        log.info("request %s issued: device %s", request_id, request.device_ref)
+        self.kick()
+
+    async def _finish(self, request_id: int, status: Status, reason: str) -> None:
+        now = self.clock.now()
+        async with self.db.write() as session:
+            request = await ledger.get_request(session=session, request_id=request_id)
+            assert request is not None
+            request.status, request.reason, request.not_before = status, reason[:500], now
+            session.add(request)
+        self.kick()
+
+    async def _retry_later(self, request_id: int, reason: str, at_least: timedelta = timedelta(0)) -> None:
+        """Nothing was committed: back to the queue after a backoff (unpaid requests give up after a day)."""
+        now = self.clock.now()
+        async with self.db.write() as session:
+            request = await ledger.get_request(session=session, request_id=request_id)
+            assert request is not None
+            if request.source is Source.CHAT and now - request.created_at > GIVE_UP_AFTER:
+                request.status = Status.FAILED
+                request.not_before = now
+            else:
+                request.status = Status.QUEUED
+                request.not_before = now + max(at_least, backoff(request.attempts))
+            request.reason = reason[:500]
+            session.add(request)
+
+    async def _outcome_unknown(self, request_id: int) -> None:
+        """Stay SENDING; settle from the history once the ERM has surely finished with it."""
+        now = self.clock.now()
+        async with self.db.write() as session:
+            request = await ledger.get_request(session=session, request_id=request_id)
+            assert request is not None
+            device = await ledger.lock_device(session=session, device_id=request.device_id)
+            device.last_generation_at = now  # a code may have been committed just now
+            request.not_before = now + SETTLE_GRACE
+            request.reason = "no answer from the ERM; checking its code history"
+            session.add_all([device, request])
+
+    # -- settling unknown outcomes ------------------------------------------------------------
+
+    async def _settle(self, request: CodeRequest) -> None:
+        """A SENDING request whose answer never came: a committed code is the answer, else send again."""
+        assert request.id is not None
+        try:
+            async with self._slots:
+                page = await self.erm.code_history(request.device_ref, 0, 20)
+        except ErmError as exc:
+            log.warning("request %s: cannot read the code history yet (%s)", request.id, exc.message)
+            async with self.db.write() as session:
+                fresh = await ledger.get_request(session=session, request_id=request.id)
+                if fresh is not None and fresh.status is Status.SENDING:
+                    fresh.not_before = self.clock.now() + backoff(fresh.attempts)
+                    session.add(fresh)
+            return
+        async with self.db.read() as session:
+            known = await ledger.known_codes(session=session, device_id=request.device_id)
+        event = self._committed(request, page.events, known)
+        if event is not None:
+            log.info("request %s settled: code %s was committed", request.id, event.code_number)
+            await self._issued(request.id, event.code_dec_string, event.code_hex_string.upper(), None,
+                               event.code_number)
+            return
+        log.info("request %s settled: nothing was committed; it goes out again", request.id)
+        now = self.clock.now()
+        async with self.db.write() as session:
+            fresh = await ledger.get_request(session=session, request_id=request.id)
+            if fresh is not None and fresh.status is Status.SENDING:
+                fresh.status, fresh.not_before = Status.QUEUED, now
+                fresh.reason = "no code was committed; sending again"
+                session.add(fresh)
+        self.kick()
+
+    def _committed(self, request: CodeRequest, events: list[CodeEvent], known: set[str]) -> CodeEvent | None:
+        """The oldest code in the history that this request could have made and no other request holds."""
+        assert request.sent_at is not None
+        days = request.days if request.kind is CodeKind.DAYS else _HISTORY_DAYS[request.kind]
+        for event in reversed(events):
+            if (
+                event.code_type == _ERM_TYPE[request.kind]
+                and event.code_days == days
+                and event.code_hex_string.upper() not in known
+                and event.created_at >= request.sent_at - CLOCK_SKEW
+            ):
+                return event
+        return None
+
+    # -- delivery and prepaid days ---------------------------------------------------------------
+
+    async def _deliver(self, request_id: int) -> None:
+        assert self.notify is not None
+        try:
+            async with self.db.read() as session:
+                request = await ledger.get_request(session=session, request_id=request_id)
+            if request is None or request.delivered_at is not None:
+                return
+            try:
+                await self.notify(request)
+            except Exception as exc:  # the notifier talks to the outside world; any failure is retried
+                log.warning("request %s: delivery failed (%s); will retry", request_id, type(exc).__name__)
+                async with self.db.write() as session:
+                    fresh = await ledger.get_request(session=session, request_id=request_id)
+                    assert fresh is not None
+                    fresh.delivery_attempts += 1
+                    fresh.not_before = self.clock.now() + backoff(fresh.delivery_attempts, base=2, cap=600)
+                    session.add(fresh)
+                return
+            async with self.db.write() as session:
+                fresh = await ledger.get_request(session=session, request_id=request_id)
+                assert fresh is not None
+                fresh.delivered_at = self.clock.now()
+                if fresh.status is Status.ISSUED:
+                    fresh.status = Status.DELIVERED
+                session.add(fresh)
+        finally:
+            self._delivering.discard(request_id)
+
+    async def _release_prepaid(self, now: datetime) -> None:
+        """Queue prepaid days of devices that have room again (in batches, not a code a day)."""
+        if self._prepaid_checked is not None and now - self._prepaid_checked < PREPAID_CHECK_EVERY:
+            return
+        self._prepaid_checked = now
+        async with self.db.read() as session:
+            waiting = await ledger.devices_with_prepaid(session=session)
+        for device_id in waiting:
+            async with self.db.write() as session:
+                device = await ledger.lock_device(session=session, device_id=device_id)
+                if device.prepaid_days <= 0 or device.unlocked:
+                    continue
+                pending = await ledger.pending_days(session=session, device_id=device_id)
+                if pending:
+                    continue
+                fits = limits.headroom(device.credit_until, 0, now, self.limits.max_stacked_days)
+                days = min(device.prepaid_days, fits)
+                if days < min(device.prepaid_days, PREPAID_BATCH_DAYS):
+                    continue
+                not_before = await self._daily_slot(session, device_id, now)
+                await ledger.add_request(
+                    session=session,
+                    request=CodeRequest(
+                        device_id=device_id, device_ref=device.erm_id, kind=CodeKind.DAYS, days=days,
+                        source=Source.PREPAID, not_before=not_before, created_at=now,
+                    ),
+                )
+                device.prepaid_days -= days
+                session.add(device)
+            log.info("device %s: %s prepaid days queued", device.erm_id, days)
+
+
+def _refused_row(
+    device: Device, ref: str, kind: CodeKind, days: int | None, refusal: Refused,
+    requested_by: int | None, source: Source, now: datetime,
+) -> CodeRequest:
+    """A refusal kept for the summary and the export; already told, so never delivered again."""
+    assert device.id is not None
+    detail = {Reason.STACKING: f": {refusal.fits} days fit", Reason.DAILY_LIMIT: f": next at {refusal.possible_at}"}
+    return CodeRequest(
+        device_id=device.id, device_ref=ref, kind=kind, days=days, source=source, requested_by_id=requested_by,
+        status=Status.REFUSED, reason=f"{refusal.reason}{detail.get(refusal.reason, '')}",
+        not_before=now, created_at=now, delivered_at=now,
+    )

@@ -1,0 +1,81 @@
+"""Engines and sessions. The database never blocks the event loop (aiosqlite / asyncpg).
+
+On SQLite every write transaction starts with ``BEGIN IMMEDIATE`` on a single writer
+connection, so a transaction that reads then writes can never be refused half-way with
+"database is locked"; readers use their own connections and, in WAL mode, never wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+BUSY_TIMEOUT_MS = 10_000
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def async_url(url: str) -> URL:
+    """``sqlite:///x.db`` -> ``sqlite+aiosqlite:///x.db`` (and asyncpg for PostgreSQL)."""
+    parsed = make_url(url)
+    driver = _ASYNC_DRIVERS.get(parsed.drivername)
+    return parsed.set(drivername=driver) if driver else parsed
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(str(url) if isinstance(url, URL) else url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """The ledger's connections: ``write()`` and ``read()`` give one transaction each."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        target = async_url(url)
+        if is_sqlite(target):
+            self.writer = create_async_engine(target, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60)
+            self.reader = create_async_engine(target, echo=echo, pool_size=4, max_overflow=4)
+            _sqlite_pragmas(self.writer, immediate=True)
+            _sqlite_pragmas(self.reader, immediate=False)
+        else:
+            self.writer = self.reader = create_async_engine(target, echo=echo, pool_pre_ping=True)
+        self._write_sessions = async_sessionmaker(self.writer, class_=AsyncSession, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(self.reader, class_=AsyncSession, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction: committed on success, rolled back on any exception."""
+        async with self._write_sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """One read-only transaction over a consistent snapshot (rolled back when closed)."""
+        async with self._read_sessions() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()

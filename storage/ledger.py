@@ -1,0 +1,280 @@
+"""Every query and state change of the ledger: the only module that speaks SQL.
+
+Functions take the session as a keyword and run inside the caller's transaction
+(``Database.write()`` / ``Database.read()``), so one unit of work is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    GENERATED_STATUSES,
+    OPEN_STATUSES,
+    CodeKind,
+    CodeRequest,
+    Device,
+    DeviceAlias,
+    Payment,
+    Person,
+    Role,
+    Status,
+)
+
+# -- people -----------------------------------------------------------------------------------
+
+
+async def get_person(*, session: AsyncSession, telegram_id: int) -> Person | None:
+    return (await session.exec(select(Person).where(Person.telegram_id == telegram_id))).first()
+
+
+async def put_person(
+    *, session: AsyncSession, telegram_id: int, role: Role, name: str | None, now: datetime
+) -> Person:
+    """Give ``telegram_id`` the role (creating the person if new) and make them active."""
+    person = await get_person(session=session, telegram_id=telegram_id)
+    if person is None:
+        person = Person(telegram_id=telegram_id, role=role, name=name or "", created_at=now)
+    else:
+        person.role, person.active = role, True
+        if name:
+            person.name = name
+    session.add(person)
+    await session.flush()
+    return person
+
+
+async def list_people(*, session: AsyncSession) -> Sequence[Person]:
+    return (await session.exec(select(Person).order_by(col(Person.role), col(Person.id)))).all()
+
+
+# -- devices ----------------------------------------------------------------------------------
+
+
+async def find_device(*, session: AsyncSession, ref: str) -> Device | None:
+    """The device known by ``ref`` (any of its ids), or None."""
+    query = select(Device).join(DeviceAlias, col(DeviceAlias.device_id) == col(Device.id)).where(
+        DeviceAlias.alias == ref
+    )
+    return (await session.exec(query)).first()
+
+
+async def add_device(*, session: AsyncSession, ids: Sequence[str], now: datetime) -> Device:
+    """Create a device known by ``ids`` (the first is its ERM id), or add ids to the one that exists.
+
+    If the ids name two devices the ledger kept apart, the first found wins and the rest
+    of the ids are attached to it only where they are free.
+    """
+    device = None
+    for ref in ids:
+        device = await find_device(session=session, ref=ref)
+        if device is not None:
+            break
+    if device is None:
+        device = Device(erm_id=ids[0], created_at=now)
+        session.add(device)
+        await session.flush()
+    assert device.id is not None
+    for ref in dict.fromkeys(ids):
+        if await session.get(DeviceAlias, ref) is None:
+            session.add(DeviceAlias(alias=ref, device_id=device.id))
+    await session.flush()
+    return device
+
+
+async def device_aliases(*, session: AsyncSession, device_id: int) -> list[str]:
+    query = select(DeviceAlias.alias).where(DeviceAlias.device_id == device_id).order_by(col(DeviceAlias.alias))
+    return list((await session.exec(query)).all())
+
+
+async def lock_device(*, session: AsyncSession, device_id: int) -> Device:
+    """The device row, fresh, for a read-modify-write (the writer transaction serialises these)."""
+    device = await session.get(Device, device_id, populate_existing=True, with_for_update=True)
+    assert device is not None
+    return device
+
+
+# -- code requests: what the limits need -----------------------------------------------------
+
+
+async def generated_between(*, session: AsyncSession, device_id: int, start: datetime, end: datetime) -> int:
+    """Codes generated for the device in [start, end)."""
+    query = select(func.count()).select_from(CodeRequest).where(
+        CodeRequest.device_id == device_id,
+        col(CodeRequest.status).in_(GENERATED_STATUSES),
+        col(CodeRequest.issued_at) >= start,
+        col(CodeRequest.issued_at) < end,
+    )
+    return (await session.exec(query)).one()
+
+
+async def open_before(*, session: AsyncSession, device_id: int, end: datetime) -> int:
+    """Requests still to be generated for the device whose turn comes before ``end``."""
+    query = select(func.count()).select_from(CodeRequest).where(
+        CodeRequest.device_id == device_id,
+        col(CodeRequest.status).in_(OPEN_STATUSES),
+        col(CodeRequest.not_before) < end,
+    )
+    return (await session.exec(query)).one()
+
+
+async def open_requests(*, session: AsyncSession, device_id: int) -> Sequence[CodeRequest]:
+    query = select(CodeRequest).where(
+        CodeRequest.device_id == device_id, col(CodeRequest.status).in_(OPEN_STATUSES)
+    ).order_by(col(CodeRequest.id))
+    return (await session.exec(query)).all()
+
+
+async def pending_days(*, session: AsyncSession, device_id: int) -> int:
+    """Days already asked for the device but not yet generated."""
+    query = select(func.coalesce(func.sum(CodeRequest.days), 0)).where(
+        CodeRequest.device_id == device_id,
+        CodeRequest.kind == CodeKind.DAYS,
+        col(CodeRequest.status).in_(OPEN_STATUSES),
+    )
+    return int((await session.exec(query)).one())
+
+
+async def add_request(*, session: AsyncSession, request: CodeRequest) -> CodeRequest:
+    session.add(request)
+    await session.flush()
+    return request
+
+
+# -- code requests: the pump -------------------------------------------------------------------
+
+
+async def due_requests(
+    *, session: AsyncSession, now: datetime, gap_edge: datetime, exclude: Sequence[int], limit: int
+) -> Sequence[CodeRequest]:
+    """The next request of each device that may go out now, oldest first.
+
+    A device qualifies when nothing of it is SENDING, its last generation is at least the
+    pacing gap ago (``gap_edge``), and its oldest due request is this one.
+    """
+    sending = select(CodeRequest.device_id).where(CodeRequest.status == Status.SENDING)
+    first_due = (
+        select(func.min(CodeRequest.id))
+        .where(CodeRequest.status == Status.QUEUED, col(CodeRequest.not_before) <= now)
+        .group_by(col(CodeRequest.device_id))
+    )
+    query = (
+        select(CodeRequest)
+        .join(Device, col(Device.id) == col(CodeRequest.device_id))
+        .where(
+            col(CodeRequest.id).in_(first_due),
+            col(CodeRequest.device_id).not_in(sending),
+            or_(col(Device.last_generation_at).is_(None), col(Device.last_generation_at) <= gap_edge),
+        )
+        .order_by(col(CodeRequest.not_before), col(CodeRequest.id))
+        .limit(limit)
+    )
+    if exclude:
+        query = query.where(col(CodeRequest.device_id).not_in(exclude))
+    return (await session.exec(query)).all()
+
+
+async def unsettled(*, session: AsyncSession, now: datetime, exclude: Sequence[int]) -> Sequence[CodeRequest]:
+    """SENDING requests whose answer never came (a timeout, or a crash) and are due to be settled."""
+    query = select(CodeRequest).where(CodeRequest.status == Status.SENDING, col(CodeRequest.not_before) <= now)
+    if exclude:
+        query = query.where(col(CodeRequest.device_id).not_in(exclude))
+    return (await session.exec(query.order_by(col(CodeRequest.id)))).all()
+
+
+async def undelivered(*, session: AsyncSession, now: datetime, limit: int = 100) -> Sequence[CodeRequest]:
+    """Finished requests whose person has not been told yet, due for another try."""
+    query = (
+        select(CodeRequest)
+        .where(
+            col(CodeRequest.status).in_((Status.ISSUED, Status.REFUSED, Status.FAILED)),
+            col(CodeRequest.delivered_at).is_(None),
+            col(CodeRequest.not_before) <= now,
+        )
+        .order_by(col(CodeRequest.id))
+        .limit(limit)
+    )
+    return (await session.exec(query)).all()
+
+
+async def claim(*, session: AsyncSession, request_id: int, now: datetime, settle_after: datetime) -> bool:
+    """QUEUED -> SENDING, once: False if someone else claimed it first."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(CodeRequest)
+        .where(col(CodeRequest.id) == request_id, col(CodeRequest.status) == Status.QUEUED)
+        .values(status=Status.SENDING, sent_at=now, not_before=settle_after, attempts=CodeRequest.attempts + 1)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def get_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
+    return await session.get(CodeRequest, request_id, populate_existing=True)
+
+
+async def known_codes(*, session: AsyncSession, device_id: int) -> set[str]:
+    """Hex forms of every code the ledger already holds for the device."""
+    query = select(CodeRequest.code_hex).where(
+        CodeRequest.device_id == device_id, col(CodeRequest.code_hex).is_not(None)
+    )
+    return {value for value in (await session.exec(query)).all() if value}
+
+
+async def queue_depth(*, session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many requests wait, and since when the oldest has waited."""
+    query = select(func.count(), func.min(CodeRequest.created_at)).where(
+        col(CodeRequest.status).in_(OPEN_STATUSES)
+    )
+    count, oldest = (await session.exec(query)).one()
+    return int(count), oldest
+
+
+# -- payments ---------------------------------------------------------------------------------
+
+
+async def find_payment(*, session: AsyncSession, provider: str, reference: str) -> Payment | None:
+    query = select(Payment).where(Payment.provider == provider, Payment.reference == reference)
+    return (await session.exec(query)).first()
+
+
+async def add_payment(*, session: AsyncSession, payment: Payment) -> tuple[Payment, bool]:
+    """Store a payment once per (provider, reference): returns (the payment, whether it is new)."""
+    existing = await find_payment(session=session, provider=payment.provider, reference=payment.reference)
+    if existing is not None:
+        return existing, False
+    try:
+        async with session.begin_nested():
+            session.add(payment)
+            await session.flush()
+    except IntegrityError:
+        existing = await find_payment(session=session, provider=payment.provider, reference=payment.reference)
+        assert existing is not None
+        return existing, False
+    return payment, True
+
+
+async def request_for_payment(*, session: AsyncSession, payment_id: int) -> CodeRequest | None:
+    query = select(CodeRequest).where(CodeRequest.payment_id == payment_id)
+    return (await session.exec(query)).first()
+
+
+
+async def devices_with_prepaid(*, session: AsyncSession) -> list[int]:
+    query = select(Device.id).where(Device.prepaid_days > 0, col(Device.unlocked).is_(False))
+    return [value for value in (await session.exec(query)).all() if value is not None]
+
+
+async def open_between(*, session: AsyncSession, device_id: int, start: datetime, end: datetime) -> int:
+    """Requests still to be generated for the device whose turn is in [start, end)."""
+    query = select(func.count()).select_from(CodeRequest).where(
+        CodeRequest.device_id == device_id,
+        col(CodeRequest.status).in_(OPEN_STATUSES),
+        col(CodeRequest.not_before) >= start,
+        col(CodeRequest.not_before) < end,
+    )
+    return (await session.exec(query)).one()

@@ -1,0 +1,216 @@
+"""The ledger's tables (SQLModel). Times are aware UTC; money is ``Decimal``.
+
+A code request is the unit of money: it is written before the ERM is asked and walks
+QUEUED -> SENDING -> ISSUED -> DELIVERED, or ends REFUSED / FAILED with a reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import Money, UTCDateTime
+
+
+def _when(**kwargs: object) -> object:
+    return Field(sa_type=UTCDateTime, **kwargs)  # type: ignore[arg-type]
+
+
+class Role(StrEnum):
+    MANAGER = "manager"
+    AGENT = "agent"
+
+
+class CodeKind(StrEnum):
+    DAYS = "days"
+    FREE = "free"
+    RESET = "reset"
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    ISSUED = "issued"
+    DELIVERED = "delivered"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+OPEN_STATUSES = (Status.QUEUED, Status.SENDING)
+GENERATED_STATUSES = (Status.ISSUED, Status.DELIVERED)
+
+
+class Source(StrEnum):
+    """Who or what asked for a code."""
+
+    CHAT = "chat"
+    PAYMENT = "payment"
+    PREPAID = "prepaid"
+    CLI = "cli"
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class PaymentStatus(StrEnum):
+    MATCHED = "matched"
+    UNMATCHED = "unmatched"
+
+
+class Person(SQLModel, table=True):
+    """A manager or an agent, known by the numeric Telegram user id (usernames change)."""
+
+    __tablename__ = "person"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = Field(sa_type=BigInteger, unique=True, index=True)
+    name: str = Field(default="", max_length=200)
+    role: Role
+    active: bool = True
+    language: str | None = Field(default=None, max_length=8)
+    created_at: datetime = _when()
+
+
+class Customer(SQLModel, table=True):
+    """The owner of one or more devices; ``chat_id`` is set once they join the bot."""
+
+    __tablename__ = "customer"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    phone: str = Field(unique=True, index=True, max_length=32)
+    telegram_user_id: int | None = Field(default=None, sa_type=BigInteger, unique=True)
+    chat_id: int | None = Field(default=None, sa_type=BigInteger)
+    registered_by_id: int | None = Field(default=None, foreign_key="person.id")
+    language: str | None = Field(default=None, max_length=8)
+    created_at: datetime = _when()
+
+
+class Device(SQLModel, table=True):
+    """A PAYG device; ``erm_id`` is the first id it was known by, aliases hold the others."""
+
+    __tablename__ = "device"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    erm_id: str = Field(unique=True, index=True, max_length=64)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    daily_price: Decimal | None = Field(default=None, sa_type=Money)
+    currency: str | None = Field(default=None, max_length=8)
+    credit_until: datetime | None = _when(default=None)
+    unlocked: bool = False
+    last_generation_at: datetime | None = _when(default=None)
+    prepaid_days: int = 0
+    credit_money: Decimal = Field(default=Decimal(0), sa_type=Money)
+    reminded_for: datetime | None = _when(default=None)
+    created_at: datetime = _when()
+
+
+class DeviceAlias(SQLModel, table=True):
+    """Another id of a device (OEM item id, seller item id, ERM id), remembered once seen."""
+
+    __tablename__ = "device_alias"  # type: ignore[assignment]
+
+    alias: str = Field(primary_key=True, max_length=64)
+    device_id: int = Field(foreign_key="device.id", index=True)
+
+
+class Payment(SQLModel, table=True):
+    """Money received; the reference is unique per provider, so a repeat changes nothing."""
+
+    __tablename__ = "payment"  # type: ignore[assignment]
+
+    __table_args__ = (UniqueConstraint("provider", "reference", name="uq_payment_provider_reference"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=32)
+    reference: str = Field(max_length=100)
+    amount: Decimal = Field(sa_type=Money)
+    currency: str = Field(default="", max_length=8)
+    account: str = Field(max_length=100)
+    phone: str | None = Field(default=None, max_length=32)
+    paid_at: datetime | None = _when(default=None)
+    received_at: datetime = _when()
+    device_id: int | None = Field(default=None, foreign_key="device.id", index=True)
+    status: PaymentStatus = PaymentStatus.UNMATCHED
+    days: int = 0
+    recorded_by_id: int | None = Field(default=None, foreign_key="person.id")
+
+
+class CodeRequest(SQLModel, table=True):
+    """One code asked of the ERM, from the moment it was asked to the moment it was delivered."""
+
+    __tablename__ = "code_request"  # type: ignore[assignment]
+
+    __table_args__ = (
+        Index("ix_code_request_device_status", "device_id", "status"),
+        Index("ix_code_request_status_not_before", "status", "not_before"),
+        Index("ix_code_request_device_issued", "device_id", "issued_at"),
+        Index("ix_code_request_created", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="device.id")
+    device_ref: str = Field(max_length=64)
+    kind: CodeKind
+    days: int | None = None
+    source: Source = Source.CHAT
+    requested_by_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    chat_id: int | None = Field(default=None, sa_type=BigInteger)
+    payment_id: int | None = Field(default=None, foreign_key="payment.id", unique=True)
+    payment_reference: str | None = Field(default=None, max_length=100)
+    status: Status = Status.QUEUED
+    reason: str | None = Field(default=None, max_length=500)
+    code: str | None = Field(default=None, max_length=40)
+    code_hex: str | None = Field(default=None, max_length=16)
+    erm_count: int | None = None
+    erm_code_number: int | None = None
+    credit_until: datetime | None = _when(default=None)
+    attempts: int = 0
+    not_before: datetime = _when()
+    created_at: datetime = _when()
+    sent_at: datetime | None = _when(default=None)
+    issued_at: datetime | None = _when(default=None)
+    delivered_at: datetime | None = _when(default=None)
+    delivery_attempts: int = 0
+
+
+class Invite(SQLModel, table=True):
+    """A single-use link that gives a role (agent, manager) or links a customer's chat."""
+
+    __tablename__ = "invite"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(unique=True, index=True, max_length=64)
+    role: str = Field(max_length=16)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id")
+    created_by_id: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
+    used_by: int | None = Field(default=None, sa_type=BigInteger)
+    used_at: datetime | None = _when(default=None)
+
+
+class Approval(SQLModel, table=True):
+    """A manager's decision on a risky request (a free code from an agent)."""
+
+    __tablename__ = "approval"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="device.id")
+    kind: CodeKind = CodeKind.FREE
+    requested_by_id: int = Field(foreign_key="person.id")
+    chat_id: int | None = Field(default=None, sa_type=BigInteger)
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    decided_by_id: int | None = Field(default=None, foreign_key="person.id")
+    decided_at: datetime | None = _when(default=None)
+    code_request_id: int | None = Field(default=None, foreign_key="code_request.id")
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
