@@ -22,11 +22,18 @@ def alembic_config() -> Config:
     return config
 
 
-def _ensure_directory(url: str) -> None:
-    """SQLite creates the file but not its folder."""
+def _sqlite_file(url: str) -> Path | None:
     database = async_url(url).database
     if is_sqlite(url) and database and database != ":memory:":
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return Path(database).expanduser()
+    return None
+
+
+def _ensure_directory(url: str) -> None:
+    """SQLite creates the file but not its folder."""
+    path = _sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 async def upgrade(url: str, revision: str = "head") -> None:
@@ -47,7 +54,10 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def current_revision(url: str) -> str | None:
-    """The revision the database is at (None for an empty database)."""
+    """The revision the database is at (None for an empty or missing database)."""
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():
+        return None
     engine = create_async_engine(async_url(url))
     try:
         async with engine.connect() as connection:

@@ -1,0 +1,357 @@
+"""The issuing engine against the ERM sandbox, with a clock moved by hand (no real 6 s waits)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlmodel import select
+
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.erm.client import ErmClient
+from bot.erm.sandbox import ErmSandbox
+from bot.issuing import Accepted, IssuingEngine, PaidOutcome, Reason, Refused
+from storage import ledger
+from storage.db import Database
+from storage.models import CodeKind, CodeRequest, Status
+from tests.conftest import make_settings
+
+DEVICE = "TEST2503000017"
+
+
+async def settle(engine: IssuingEngine) -> None:
+    """Pump until nothing more starts at this moment of the manual clock."""
+    for _ in range(20):
+        await engine.pump()
+        await engine.drain()
+
+
+async def requests(db: Database) -> list[CodeRequest]:
+    async with db.read() as session:
+        return list((await session.exec(select(CodeRequest).order_by(CodeRequest.id))).all())  # type: ignore[arg-type]
+
+
+def committed(sandbox: ErmSandbox, device: str = DEVICE) -> list[str]:
+    return [record.hex for record in sandbox.device(device).codes]
+
+
+async def test_a_days_code_is_issued_and_recorded(engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database,
+                                                  clock: ManualClock) -> None:
+    accepted = await engine.request(DEVICE, CodeKind.DAYS, 30, chat_id=77)
+    assert isinstance(accepted, Accepted) and accepted.eta == timedelta(0)
+    await settle(engine)
+    [row] = await requests(db)
+    record = erm_sandbox.device(DEVICE).codes[0]
+    assert row.status is Status.ISSUED and row.code == record.keypad and row.code_hex == record.hex
+    assert row.issued_at == clock.now() and row.credit_until == clock.now() + timedelta(days=30)
+    assert row.chat_id == 77 and row.attempts == 1
+
+
+@pytest.mark.parametrize("days", [0, -5, 1096, None])
+async def test_bad_days_are_refused_before_the_erm(engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database,
+                                                   days: int | None) -> None:
+    refused = await engine.request(DEVICE, CodeKind.DAYS, days)
+    assert isinstance(refused, Refused) and refused.reason is Reason.BAD_DAYS
+    assert len(erm_sandbox.calls) == 0 and await requests(db) == []
+
+
+@pytest.mark.parametrize("device", ["", "x" * 500, "'; DROP TABLE device;--", "a/b"])
+async def test_bad_device_ids_are_refused_before_the_erm(engine: IssuingEngine, erm_sandbox: ErmSandbox,
+                                                         device: str) -> None:
+    refused = await engine.request(device, CodeKind.DAYS, 5)
+    assert isinstance(refused, Refused) and refused.reason is Reason.BAD_DEVICE
+    assert len(erm_sandbox.calls) == 0
+
+
+async def test_unknown_device_is_refused_with_the_erm_words(engine: IssuingEngine, erm_sandbox: ErmSandbox,
+                                                            db: Database) -> None:
+    refused = await engine.request("NOSUCH0001", CodeKind.DAYS, 5)
+    assert isinstance(refused, Refused) and refused.reason is Reason.UNKNOWN_DEVICE
+    assert refused.words == "Product NOSUCH0001 not found"
+    assert erm_sandbox.generations == 0 and await requests(db) == []
+
+
+async def test_all_ids_of_a_device_share_one_pacing_clock(engine: IssuingEngine, erm_sandbox: ErmSandbox,
+                                                          clock: ManualClock, db: Database) -> None:
+    for ref in ("TEST2503000017", "SELLER2503000042", "64ba2e1eaa6c7f107d7a8918"):
+        assert isinstance(await engine.request(ref, CodeKind.DAYS, 1), Accepted)
+    await settle(engine)
+    assert len(committed(erm_sandbox)) == 1
+    clock.advance(6)
+    await settle(engine)
+    clock.advance(6)
+    await settle(engine)
+    assert len(committed(erm_sandbox)) == 3
+    assert {row.device_id for row in await requests(db)} == {(await requests(db))[0].device_id}
+
+
+async def test_pacing_waits_exactly_the_gap_and_no_longer(engine: IssuingEngine, erm_sandbox: ErmSandbox,
+                                                          clock: ManualClock) -> None:
+    accepted = [await engine.request(DEVICE, CodeKind.DAYS, 2) for _ in range(3)]
+    assert [a.eta for a in accepted if isinstance(a, Accepted)] == [timedelta(0), timedelta(seconds=6), timedelta(seconds=12)]
+    await settle(engine)
+    assert len(committed(erm_sandbox)) == 1
+    clock.advance(5.9)
+    await settle(engine)
+    assert len(committed(erm_sandbox)) == 1
+    clock.advance(0.1)
+    await settle(engine)
+    assert len(committed(erm_sandbox)) == 2
+    times = [record.created_at for record in erm_sandbox.device(DEVICE).codes]
+    assert times[1] - times[0] == timedelta(seconds=6)
+    assert erm_sandbox.generations == 2  # never refused by the ERM for pacing
+
+
+async def test_different_devices_never_wait_for_each_other(engine: IssuingEngine, erm_sandbox: ErmSandbox) -> None:
+    devices = [device.ids[1] for device in erm_sandbox.devices[2:12]]
+    for device in devices:
+        assert isinstance(await engine.request(device, CodeKind.DAYS, 7), Accepted)
+    await settle(engine)
+    assert all(len(erm_sandbox.device(device).codes) == 1 for device in devices)
+
+
+async def test_daily_limit_in_the_local_zone(erm: ErmClient, db: Database, erm_sandbox: ErmSandbox) -> None:
+    clock = ManualClock(datetime(2026, 11, 22, 6, 0, tzinfo=UTC))  # 09:00 in Nairobi
+    erm_sandbox.clock = clock
+    engine = IssuingEngine(db=db, erm=erm, settings=make_settings(PAYGBOT_TIMEZONE="Africa/Nairobi"), clock=clock)
+    for _ in range(10):
+        assert isinstance(await engine.request(DEVICE, CodeKind.DAYS, 1), Accepted)
+    refused = await engine.request(DEVICE, CodeKind.DAYS, 1)
+    assert isinstance(refused, Refused) and refused.reason is Reason.DAILY_LIMIT
+    assert refused.possible_at == datetime(2026, 11, 22, 21, 0, tzinfo=UTC)  # midnight in Nairobi
+    for _ in range(10):
+        await settle(engine)
+        clock.advance(6)
+    assert len(committed(erm_sandbox)) == 10
+    assert isinstance(await engine.request(DEVICE, CodeKind.DAYS, 1), Refused)
+    clock.set(datetime(2026, 11, 22, 21, 0, tzinfo=UTC))
+    assert isinstance(await engine.request(DEVICE, CodeKind.DAYS, 1), Accepted)
+    await engine.close()
+
+
+async def test_stacking_counts_credit_and_queued_days(engine: IssuingEngine, erm_sandbox: ErmSandbox,
+                                                      clock: ManualClock) -> None:
+    assert isinstance(await engine.request(DEVICE, CodeKind.DAYS, 1000), Accepted)
+    refused = await engine.request(DEVICE, CodeKind.DAYS, 100)  # 1000 queued, not yet issued
+    assert isinstance(refused, Refused) and refused.reason is Reason.STACKING and refused.fits == 95
+    await settle(engine)
+    clock.advance(days=10)
+    refused = await engine.request(DEVICE, CodeKind.DAYS, 106)
+    assert isinstance(refused, Refused) and refused.fits == 105
+    assert isinstance(await engine.request(DEVICE, CodeKind.DAYS, 105), Accepted)
+    await settle(engine)
+    assert not erm_sandbox.device(DEVICE).overflowed
+    assert [record.code_days for record in erm_sandbox.device(DEVICE).codes] == [1000, 105]
+
+
+async def test_credit_follows_free_and_reset(engine: IssuingEngine, db: Database, clock: ManualClock) -> None:
+    await engine.request(DEVICE, CodeKind.DAYS, 10)
+    await settle(engine)
+    clock.advance(6)
+    await engine.request(DEVICE, CodeKind.FREE)
+    await settle(engine)
+    refused = await engine.request(DEVICE, CodeKind.DAYS, 10)
+    assert isinstance(refused, Refused) and refused.reason is Reason.UNLOCKED
+    clock.advance(6)
+    await engine.request(DEVICE, CodeKind.RESET)
+    await settle(engine)
+    async with db.read() as session:
+        device = await ledger.find_device(session=session, ref=DEVICE)
+    assert device is not None and not device.unlocked and device.credit_until == clock.now()
+    clock.advance(6)
+    assert isinstance(await engine.request(DEVICE, CodeKind.DAYS, 1095), Accepted)
+
+
+async def test_an_erm_refusal_ends_the_request_with_its_words(engine: IssuingEngine, erm_sandbox: ErmSandbox,
+                                                              db: Database, clock: ManualClock) -> None:
+    await engine.request(DEVICE, CodeKind.DAYS, 5)  # the device becomes known
+    await settle(engine)
+    erm_sandbox.fail_next(1, status=403, body={"message": "Product is not assigned to you"})
+    clock.advance(6)
+    await engine.request(DEVICE, CodeKind.DAYS, 5)
+    await settle(engine)
+    rows = await requests(db)
+    assert rows[-1].status is Status.REFUSED and rows[-1].reason == "Product is not assigned to you"
+    assert len(committed(erm_sandbox)) == 1
+
+
+async def test_unreachable_erm_is_retried_with_backoff(engine: IssuingEngine, erm_sandbox: ErmSandbox,
+                                                       db: Database, clock: ManualClock) -> None:
+    await engine.request(DEVICE, CodeKind.DAYS, 5)
+    erm_sandbox.fail_next(2, status=503, paths=["/otp/daysCode"])
+    await settle(engine)
+    [row] = await requests(db)
+    assert row.status is Status.QUEUED and row.not_before == clock.now() + timedelta(seconds=5)
+    clock.advance(4.9)
+    await settle(engine)
+    assert (await requests(db))[0].attempts == 1
+    clock.advance(0.1)
+    await settle(engine)
+    [row] = await requests(db)
+    assert row.attempts == 2 and row.not_before == clock.now() + timedelta(seconds=10)
+    clock.advance(10)
+    await settle(engine)
+    [row] = await requests(db)
+    assert row.status is Status.ISSUED and row.attempts == 3 and len(committed(erm_sandbox)) == 1
+
+
+async def test_a_timeout_is_settled_from_the_history_not_asked_again(
+    db: Database, erm_url: str, erm_sandbox: ErmSandbox, clock: ManualClock
+) -> None:
+    settings = make_settings(ERM_TIMEOUT_SECONDS=0.3)
+    async with ErmClient(erm_url, "test@example.com", "test1234", timeout=0.3) as erm:
+        engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock)
+        await engine.request(DEVICE, CodeKind.DAYS, 9)
+        erm_sandbox.late_next(1, delay=1.0)
+        await settle(engine)
+        [row] = await requests(db)
+        assert row.status is Status.SENDING and len(committed(erm_sandbox)) == 1
+        clock.advance(5.3)  # the request's time limit and a grace period
+        await settle(engine)
+        [row] = await requests(db)
+        assert row.status is Status.ISSUED and row.code_hex == committed(erm_sandbox)[0]
+        assert row.credit_until == row.issued_at + timedelta(days=9)  # type: ignore[operator]
+        assert erm_sandbox.generations == 1
+        await engine.close()
+
+
+async def _crashed_while_sending(engine: IssuingEngine, db: Database, clock: ManualClock) -> int:
+    """Queue a request and claim it as a dying process would, without asking the ERM."""
+    accepted = await engine.request(DEVICE, CodeKind.DAYS, 4)
+    assert isinstance(accepted, Accepted)
+    async with db.write() as session:
+        assert await ledger.claim(session=session, request_id=accepted.request_id, now=clock.now(),
+                                  settle_after=clock.now() + engine.settle_delay)
+    return accepted.request_id
+
+
+@pytest.fixture
+async def crashed(db: Database, erm: ErmClient, settings: Settings, clock: ManualClock) -> AsyncIterator[int]:
+    """A request left SENDING by an engine that died (its pump never ran)."""
+    dead = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock)
+    dead.kick = lambda: None  # type: ignore[method-assign]
+    yield await _crashed_while_sending(dead, db, clock)
+
+
+async def test_crash_before_the_erm_committed_sends_again(
+    crashed: int, db: Database, erm: ErmClient, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
+) -> None:
+    restarted = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock)
+    await settle(restarted)
+    assert erm_sandbox.generations == 0  # not before the settle time
+    clock.advance(7)
+    await settle(restarted)
+    [row] = await requests(db)
+    assert row.status is Status.ISSUED and len(committed(erm_sandbox)) == 1 and row.attempts == 2
+    await restarted.close()
+
+
+async def test_crash_after_the_erm_committed_takes_the_committed_code(
+    crashed: int, db: Database, erm: ErmClient, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
+) -> None:
+    from bot.erm.models import CodeType
+
+    record = erm_sandbox.generate(DEVICE, CodeType.DAYS, 4)  # the ERM committed; the answer was lost
+    restarted = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock)
+    clock.advance(7)
+    await settle(restarted)
+    [row] = await requests(db)
+    assert row.status is Status.ISSUED and row.code_hex == record.hex and row.erm_code_number == record.number
+    assert erm_sandbox.generations == 0 and len(committed(erm_sandbox)) == 1
+    await restarted.close()
+
+
+async def test_one_payment_reference_one_code(engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database) -> None:
+    async def pay() -> PaidOutcome | Refused:
+        return await engine.request_paid(DEVICE, 30, provider="webhook", reference="PAY-1", amount=Decimal("300"),
+                                         currency="KES")
+
+    outcomes = await asyncio.gather(*(pay() for _ in range(5)))
+    assert sorted(o.duplicate for o in outcomes if isinstance(o, PaidOutcome)) == [False, True, True, True, True]
+    await settle(engine)
+    again = await pay()
+    assert isinstance(again, PaidOutcome) and again.duplicate
+    await settle(engine)
+    assert len(committed(erm_sandbox)) == 1 and len(await requests(db)) == 1
+
+
+async def test_a_paid_request_past_the_daily_limit_waits_for_the_next_day(
+    engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database, clock: ManualClock
+) -> None:
+    for _ in range(10):
+        await engine.request(DEVICE, CodeKind.DAYS, 1)
+        await settle(engine)
+        clock.advance(6)
+    paid = await engine.request_paid(DEVICE, 10, provider="cash", reference="C-9", amount=Decimal(100))
+    midnight = datetime(2026, 11, 23, tzinfo=UTC)
+    assert isinstance(paid, PaidOutcome) and paid.days_now == 10 and paid.not_before == midnight
+    clock.set(midnight - timedelta(seconds=1))
+    await settle(engine)
+    assert len(committed(erm_sandbox)) == 10
+    clock.set(midnight)
+    await settle(engine)
+    assert len(committed(erm_sandbox)) == 11 and (await requests(db))[-1].status is Status.ISSUED
+
+
+async def test_days_that_do_not_fit_are_kept_as_prepaid(
+    engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database, clock: ManualClock
+) -> None:
+    await engine.request(DEVICE, CodeKind.DAYS, 1000)
+    await settle(engine)
+    clock.advance(6)
+    paid = await engine.request_paid(DEVICE, 200, provider="cash", reference="C-1", amount=Decimal(2000))
+    assert isinstance(paid, PaidOutcome) and (paid.days_now, paid.prepaid_days) == (95, 105)
+    await settle(engine)
+    assert [record.code_days for record in erm_sandbox.device(DEVICE).codes] == [1000, 95]
+    clock.advance(days=29)
+    await settle(engine)
+    assert len(committed(erm_sandbox)) == 2  # 29 days of room: not yet a batch worth a code
+    clock.advance(days=1)
+    await settle(engine)
+    assert [record.code_days for record in erm_sandbox.device(DEVICE).codes] == [1000, 95, 30]
+    clock.advance(days=80)
+    await settle(engine)
+    assert [record.code_days for record in erm_sandbox.device(DEVICE).codes] == [1000, 95, 30, 75]
+    async with db.read() as session:
+        device = await ledger.find_device(session=session, ref=DEVICE)
+    assert device is not None and device.prepaid_days == 0 and not erm_sandbox.device(DEVICE).overflowed
+
+
+async def test_delivery_is_retried_and_generation_is_not(
+    db: Database, erm: ErmClient, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
+) -> None:
+    told: list[int] = []
+    failures = 2
+
+    async def notify(request: CodeRequest) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("Telegram is down")
+        assert request.id is not None
+        told.append(request.id)
+
+    engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock, notify=notify)
+    accepted = await engine.request(DEVICE, CodeKind.DAYS, 3)
+    assert isinstance(accepted, Accepted)
+    await settle(engine)
+    assert told == [] and (await requests(db))[0].status is Status.ISSUED
+    for _ in range(2):
+        clock.advance(5)
+        await settle(engine)
+    [row] = await requests(db)
+    assert told == [accepted.request_id] and row.status is Status.DELIVERED and row.delivery_attempts == 2
+    assert len(committed(erm_sandbox)) == 1
+    await engine.close()
+
+
+async def test_refusals_are_kept_in_the_ledger(engine: IssuingEngine, db: Database) -> None:
+    await engine.request(DEVICE, CodeKind.DAYS, 1000)
+    await engine.request(DEVICE, CodeKind.DAYS, 500)
+    rows = await requests(db)
+    assert [row.status for row in rows] == [Status.QUEUED, Status.REFUSED]
+    assert rows[1].reason == "stacking: 95 days fit" and rows[1].delivered_at is not None

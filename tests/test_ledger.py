@@ -1,0 +1,179 @@
+"""The ledger: migrations, SQLite settings, exact money and UTC times, uniqueness, aliases, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import StatementError
+
+from storage import ledger
+from storage.db import Database
+from storage.migrate import current_revision, head_revision, upgrade
+from storage.models import CodeKind, CodeRequest, Payment, Role, Status
+from tests.cli import run
+
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+async def test_migrations_create_every_table_and_reach_head(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/new/ledger.db"
+    assert await current_revision(url) is None
+    await upgrade(url)
+    await upgrade(url)  # twice is harmless
+    assert await current_revision(url) == head_revision() == "0001"
+    database = Database(url)
+    async with database.read() as session:
+        names = {row[0] for row in (await session.exec(text("SELECT name FROM sqlite_master WHERE type='table'")))}
+    await database.dispose()
+    assert {"person", "customer", "device", "device_alias", "payment", "code_request", "invite", "approval"} <= names
+
+
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(db: Database) -> None:
+    async with db.write() as session:
+        mode = (await session.exec(text("PRAGMA journal_mode"))).one()[0]
+        timeout = (await session.exec(text("PRAGMA busy_timeout"))).one()[0]
+        foreign = (await session.exec(text("PRAGMA foreign_keys"))).one()[0]
+    assert (mode, timeout, foreign) == ("wal", 10000, 1)
+
+
+async def test_money_is_exact_and_times_are_utc(db: Database) -> None:
+    nairobi = datetime(2026, 11, 22, 12, 0, tzinfo=UTC).astimezone(__import__("zoneinfo").ZoneInfo("Africa/Nairobi"))
+    async with db.write() as session:
+        payment, new = await ledger.add_payment(session=session, payment=Payment(
+            provider="mpesa", reference="QK71ABC123", amount=Decimal("250.10"), currency="KES", account="X1",
+            received_at=nairobi,
+        ))
+    assert new
+    async with db.read() as session:
+        stored = await ledger.find_payment(session=session, provider="mpesa", reference="QK71ABC123")
+        raw = (await session.exec(text("SELECT amount, received_at FROM payment"))).one()
+    assert stored is not None and stored.amount == Decimal("250.10") and isinstance(stored.amount, Decimal)
+    assert stored.received_at == datetime(2026, 11, 22, 12, 0, tzinfo=UTC) and stored.received_at.tzinfo is UTC
+    assert raw[0] == "250.10" and str(raw[1]).startswith("2026-11-22 12:00:00")
+
+
+async def test_naive_times_are_refused(db: Database) -> None:
+    with pytest.raises(StatementError, match="timezone-aware"):
+        async with db.write() as session:
+            await ledger.put_person(session=session, telegram_id=1, role=Role.AGENT, name="x",
+                                    now=datetime(2026, 1, 1))
+
+
+async def test_a_payment_reference_is_stored_once_per_provider(db: Database) -> None:
+    def payment(provider: str) -> Payment:
+        return Payment(provider=provider, reference="R1", amount=Decimal(100), account="X1", received_at=NOW)
+
+    async with db.write() as session:
+        first, new_first = await ledger.add_payment(session=session, payment=payment("webhook"))
+        again, new_again = await ledger.add_payment(session=session, payment=payment("webhook"))
+        other, new_other = await ledger.add_payment(session=session, payment=payment("cash"))
+    assert (new_first, new_again, new_other) == (True, False, True)
+    assert again.id == first.id and other.id != first.id
+
+
+async def test_concurrent_duplicate_payments_make_one_row(db: Database) -> None:
+    async def store() -> bool:
+        async with db.write() as session:
+            _, new = await ledger.add_payment(session=session, payment=Payment(
+                provider="webhook", reference="SAME", amount=Decimal(5), account="X", received_at=NOW))
+        return new
+
+    results = await asyncio.gather(*(store() for _ in range(5)))
+    assert sorted(results) == [False, False, False, False, True]
+    async with db.read() as session:
+        assert (await session.exec(text("SELECT count(*) FROM payment"))).one()[0] == 1
+
+
+async def test_a_device_is_one_device_under_all_its_ids(db: Database) -> None:
+    async with db.write() as session:
+        first = await ledger.add_device(session=session, ids=["TEST2503000017"], now=NOW)
+        merged = await ledger.add_device(
+            session=session, ids=["64ba2e1eaa6c7f107d7a8918", "TEST2503000017", "SELLER2503000042"], now=NOW
+        )
+    assert merged.id == first.id
+    async with db.read() as session:
+        by_seller = await ledger.find_device(session=session, ref="SELLER2503000042")
+        aliases = await ledger.device_aliases(session=session, device_id=first.id or 0)
+        unknown = await ledger.find_device(session=session, ref="NOPE")
+    assert by_seller is not None and by_seller.id == first.id and unknown is None
+    assert aliases == ["64ba2e1eaa6c7f107d7a8918", "SELLER2503000042", "TEST2503000017"]
+
+
+async def test_one_payment_one_code_request(db: Database) -> None:
+    async with db.write() as session:
+        device = await ledger.add_device(session=session, ids=["D1"], now=NOW)
+        payment, _ = await ledger.add_payment(session=session, payment=Payment(
+            provider="cash", reference="C1", amount=Decimal(1), account="D1", received_at=NOW))
+        assert device.id is not None and payment.id is not None
+        await ledger.add_request(session=session, request=CodeRequest(
+            device_id=device.id, device_ref="D1", kind=CodeKind.DAYS, days=1, payment_id=payment.id,
+            not_before=NOW, created_at=NOW))
+    with pytest.raises(Exception, match="UNIQUE"):
+        async with db.write() as session:
+            await ledger.add_request(session=session, request=CodeRequest(
+                device_id=device.id, device_ref="D1", kind=CodeKind.DAYS, days=1, payment_id=payment.id,
+                not_before=NOW, created_at=NOW))
+
+
+async def test_claim_happens_once(db: Database) -> None:
+    async with db.write() as session:
+        device = await ledger.add_device(session=session, ids=["D1"], now=NOW)
+        assert device.id is not None
+        request = await ledger.add_request(session=session, request=CodeRequest(
+            device_id=device.id, device_ref="D1", kind=CodeKind.FREE, not_before=NOW, created_at=NOW))
+    assert request.id is not None
+    claims = []
+    for _ in range(2):
+        async with db.write() as session:
+            claims.append(await ledger.claim(session=session, request_id=request.id, now=NOW,
+                                             settle_after=NOW + timedelta(seconds=35)))
+    assert claims == [True, False]
+    async with db.read() as session:
+        stored = await ledger.get_request(session=session, request_id=request.id)
+    assert stored is not None and stored.status is Status.SENDING and stored.attempts == 1 and stored.sent_at == NOW
+
+
+def test_users_add_and_list(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db"}
+    empty = run("users", "list", cwd=tmp_path, env=env)
+    assert empty.code == 0 and "No managers or agents yet" in empty.out
+    added = run("users", "add", "--telegram-id", "1001", "--role", "manager", "--name", "Ann Mwangi", cwd=tmp_path, env=env)
+    assert added.code == 0 and added.out.strip() == "1001 (Ann Mwangi) is now a manager."
+    assert run("users", "add", "--telegram-id", "1002", "--role", "agent", cwd=tmp_path, env=env).code == 0
+    promoted = run("users", "add", "--telegram-id", "1002", "--role", "manager", cwd=tmp_path, env=env)
+    assert promoted.out.strip() == "1002 is now a manager."
+    listing = run("users", "list", cwd=tmp_path, env=env)
+    rows = listing.out.strip().splitlines()
+    assert rows[0].split() == ["telegram", "id", "role", "active", "name"]
+    assert sorted(row.split()[:2] for row in rows[1:]) == [["1001", "manager"], ["1002", "manager"]]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("users", "add", "--telegram-id", "abc", "--role", "agent"), "'abc' is not a numeric Telegram user id"),
+        (("users", "add", "--telegram-id", "5", "--role", "boss"), "invalid choice: 'boss'"),
+        (("users", "add", "--role", "agent"), "required: --telegram-id"),
+    ],
+)
+def test_users_bad_input(tmp_path: Path, args: tuple[str, ...], words: str) -> None:
+    result = run(*args, cwd=tmp_path, env={"DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db"})
+    assert result.code == 2 and words in result.err and len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "ledger.db").exists()  # nothing was written
+
+
+def test_db_upgrade_command(tmp_path: Path) -> None:
+    result = run("db", "upgrade", cwd=tmp_path, env={"DATABASE_URL": f"sqlite:///{tmp_path}/data/ledger.db"})
+    assert result.code == 0 and result.out.strip() == "The ledger is at schema revision 0001."
+    assert (tmp_path / "data" / "ledger.db").exists()
+
+
+def test_db_upgrade_on_an_unusable_path(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    result = run("db", "upgrade", cwd=tmp_path, env={"DATABASE_URL": f"sqlite:///{tmp_path}/file/ledger.db"})
+    assert result.code == 1 and "the ledger could not be used" in result.err and "Traceback" not in result.err
