@@ -1,0 +1,655 @@
+"""The local Bot API stand-in (``bot.botapi``) with real python-telegram-bot against it: long
+polling, handlers, the AIORateLimiter, files; and the wire format, checked with plain httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import struct
+import zlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+
+from bot.botapi import FakeBotApi, HtmlError, TelegramUser, WaitTimeout, parse_html, running
+
+App = Application[Any, Any, Any, Any, Any, Any]
+TOKEN = "123456789:AAH-test-token"
+AMINA = TelegramUser(42, "Amina", "Otieno", username="amina_o", language_code="en")
+BARAKA = TelegramUser(43, "Baraka")
+GROUP = -1001234567890
+
+
+def png(width: int, height: int) -> bytes:
+    """A real PNG picture (red), made without Pillow."""
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PICTURE = png(40, 30)
+# Every byte value, CRLFs and something that looks like a multipart boundary.
+PAYLOAD = bytes(range(256)) * 3 + b"\r\n\r\n--boundary\r\nContent-Disposition: x\r\n\r\n" + "é,ü\n".encode()
+
+
+def keyboard(data: str, label: str = "x") -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)]])
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Poll ``condition`` until it holds, with a deadline (no fixed sleeps)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.005)
+
+
+# -- the bot under test ----------------------------------------------------------------------
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.effective_message and update.effective_user
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Approve", callback_data="approve:7"),
+                InlineKeyboardButton("Reject", callback_data="reject:7"),
+            ]
+        ]
+    )
+    name = html.escape(update.effective_user.first_name)
+    await update.effective_message.reply_text(
+        f"Welcome, <b>{name}</b>! args={' '.join(context.args or [])}", reply_markup=keyboard
+    )
+
+
+async def tapped(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query and query.data and query.message
+    await query.answer(f"Noted: {query.data}")
+    chosen = html.escape(query.data)
+    await query.edit_message_text(f"You chose <code>{chosen}</code> on message {query.message.message_id}")
+
+
+async def contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    assert message and message.contact and update.effective_user
+    own = message.contact.user_id == update.effective_user.id
+    await message.reply_text(f"Thanks, {message.contact.phone_number} ({'yours' if own else 'not yours'})")
+
+
+async def forwarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    assert message and message.forward_origin
+    origin = getattr(message.forward_origin, "sender_user", None)
+    who = origin.first_name if origin else "?"
+    await message.reply_text(f"Forwarded from {who}: {html.escape(message.text or '')}")
+
+
+async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.effective_message
+    await update.effective_message.reply_photo(PICTURE, caption="<b>QR</b> for you", filename="qr.png")
+
+
+async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.effective_message
+    await update.effective_message.reply_document(PAYLOAD, filename="ledger.csv", caption="The ledger")
+
+
+def build(url: str, api: FakeBotApi) -> App:
+    application = (
+        ApplicationBuilder()
+        .token(TOKEN)
+        .base_url(url)
+        .base_file_url(api.base_file_url)
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .defaults(Defaults(parse_mode=ParseMode.HTML))
+        .build()
+    )
+    application.add_handler(CommandHandler("start", start))
+    application.add_handler(CommandHandler("photo", photo))
+    application.add_handler(CommandHandler("export", export))
+    application.add_handler(CallbackQueryHandler(tapped))
+    application.add_handler(MessageHandler(filters.CONTACT, contact))
+    application.add_handler(MessageHandler(filters.FORWARDED & filters.TEXT, forwarded))
+    return application
+
+
+@pytest.fixture(autouse=True)
+def ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PTB 22 warns (PTBDeprecationWarning, an error here) each time it builds a RetryAfter, unless
+    ``PTB_TIMEDELTA`` opts in to ``retry_after`` being a ``timedelta``."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    fake = FakeBotApi(TOKEN)
+    yield fake
+    assert fake.errors == [], "the stand-in itself failed"
+
+
+@pytest.fixture
+async def url(api: FakeBotApi) -> AsyncIterator[str]:
+    async with running(api) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+async def app(api: FakeBotApi, url: str) -> AsyncIterator[App]:
+    """The bot, long polling the stand-in."""
+    application = build(url, api)
+    async with application:
+        await application.start()
+        assert application.updater
+        await application.updater.start_polling(poll_interval=0, timeout=1)
+        try:
+            yield application
+        finally:
+            await application.updater.stop()
+            await application.stop()
+
+
+@pytest.fixture
+async def http(url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=url.removesuffix("/bot")) as client:
+        yield client
+
+
+@pytest.fixture
+async def bot(api: FakeBotApi, url: str) -> AsyncIterator[Bot]:
+    """A plain PTB Bot (no rate limiter, no polling) for direct calls."""
+    async with Bot(TOKEN, base_url=url) as plain:
+        yield plain
+
+
+# -- round trips through real PTB ------------------------------------------------------------
+
+
+async def test_command_round_trip(api: FakeBotApi, app: App) -> None:
+    said = await api.user_says(AMINA, "/start tok123")
+    assert said["entities"] == [{"offset": 0, "length": 6, "type": "bot_command"}]
+
+    reply = await api.wait_for(AMINA)
+    assert reply.method == "sendMessage"
+    assert reply.chat_id == AMINA.id
+    assert reply.text == "Welcome, <b>Amina</b>! args=tok123"
+    assert reply.rendered == "Welcome, Amina! args=tok123"
+    assert reply.entities == [{"offset": 9, "length": 5, "type": "bold"}]
+    assert [b["callback_data"] for b in reply.buttons] == ["approve:7", "reject:7"]
+    bot_user = {"id": 123456789, "is_bot": True, "first_name": "PAYG Bot", "username": "paygbot_demo_bot"}
+    assert reply.message["from"] == bot_user
+    assert reply.message["message_id"] == said["message_id"] + 1
+    assert app.bot.username == "paygbot_demo_bot"  # getMe answered
+
+
+async def test_command_addressed_to_the_bot_in_a_group(api: FakeBotApi, app: App) -> None:
+    said = await api.user_says(BARAKA, "/start@paygbot_demo_bot", chat=GROUP)
+    assert said["chat"]["type"] == "supergroup"
+    assert said["entities"][0]["length"] == len("/start@paygbot_demo_bot")
+    reply = await api.wait_for(GROUP)
+    assert reply.rendered == "Welcome, Baraka! args="
+
+
+async def test_button_tap_round_trip(api: FakeBotApi, app: App) -> None:
+    await api.user_says(AMINA, "/start")
+    menu = await api.wait_for(AMINA)
+
+    query = await api.user_taps(AMINA, menu, "Reject")  # by label: sends that button's callback_data
+    assert query["data"] == "reject:7"
+    edited = await api.wait_for(AMINA, methods={"editMessageText"})
+    assert edited.message_id == menu.message_id
+    assert edited.rendered == f"You chose reject:7 on message {menu.message_id}"
+    assert edited.entities == [{"offset": 10, "length": 8, "type": "code"}]
+    # Editing the text without reply_markup takes the keyboard away, as Telegram does.
+    assert edited.buttons == [] and "reply_markup" not in edited.message
+    answer = api.answered(query)
+    assert answer is not None and answer.text == "Noted: reject:7" and not answer.show_alert
+
+    with pytest.raises(ValueError, match="no button"):
+        await api.user_taps(AMINA, menu, "maybe")
+    assert api.transcript(AMINA) == [
+        "Amina Otieno: /start",
+        "@paygbot_demo_bot: Welcome, Amina! args= [Approve] [Reject]",
+        "Amina Otieno: (taps [Reject])",
+        "@paygbot_demo_bot: (notice) Noted: reject:7",
+        f"@paygbot_demo_bot: (editMessageText) You chose reject:7 on message {menu.message_id}",
+    ]
+
+
+async def test_contact_shared(api: FakeBotApi, app: App) -> None:
+    message = await api.user_shares_contact(AMINA, "254712345678")
+    assert message["contact"] == {
+        "phone_number": "254712345678",
+        "first_name": "Amina",
+        "last_name": "Otieno",
+        "user_id": AMINA.id,
+    }
+    assert (await api.wait_for(AMINA)).rendered == "Thanks, 254712345678 (yours)"
+
+    await api.user_shares_contact(AMINA, "+254700000000", BARAKA.id, first_name="Baraka")
+    assert (await api.wait_for(AMINA)).rendered == "Thanks, +254700000000 (not yours)"
+    await api.wait_updates_consumed()
+    assert api.pending_updates == 0
+
+
+async def test_forwarded_text(api: FakeBotApi, app: App) -> None:
+    await api.user_forwards(AMINA, "*024 413 975#", origin=BARAKA)
+    assert (await api.wait_for(AMINA)).rendered == "Forwarded from Baraka: *024 413 975#"
+
+
+async def test_photo_bytes_arrive_intact(api: FakeBotApi, app: App) -> None:
+    await api.user_says(AMINA, "/photo")
+    sent = await api.wait_for(AMINA)
+    assert sent.method == "sendPhoto"
+    assert sent.photo == PICTURE
+    assert sent.filename == "qr.png"
+    assert sent.rendered == "QR for you" and sent.entities == [{"offset": 0, "length": 2, "type": "bold"}]
+    sizes = sent.message["photo"]
+    assert (sizes[-1]["width"], sizes[-1]["height"]) == (40, 30)
+    assert sizes[-1]["file_size"] == len(PICTURE)
+
+    # PTB reads it back as a Message, and can download the file again.
+    message = Message.de_json(sent.message, app.bot)
+    assert message.caption == "QR for you"
+    downloaded = await (await app.bot.get_file(message.photo[-1].file_id)).download_as_bytearray()
+    assert bytes(downloaded) == PICTURE
+
+
+async def test_document(api: FakeBotApi, app: App) -> None:
+    await api.user_says(AMINA, "/export")
+    sent = await api.wait_for(AMINA)
+    assert sent.method == "sendDocument"
+    assert sent.document == PAYLOAD
+    assert (sent.filename, sent.mime_type, sent.rendered) == ("ledger.csv", "text/csv", "The ledger")
+    document = sent.message["document"]
+    assert document["file_name"] == "ledger.csv"
+    assert (document["mime_type"], document["file_size"]) == ("text/csv", len(PAYLOAD))
+
+    # The same file again by its file_id: no upload, same bytes.
+    again = await app.bot.send_document(AMINA.id, document["file_id"])
+    assert again.document and again.document.file_name == "ledger.csv"
+    assert api.sent[-1].document == PAYLOAD
+
+
+async def test_bad_html_is_refused_and_not_delivered(api: FakeBotApi, app: App) -> None:
+    api.meet(AMINA)
+    unbalanced = r"(?i)can't parse entities: can't find end tag corresponding to start tag \"b\""
+    with pytest.raises(BadRequest, match=unbalanced):
+        await app.bot.send_message(AMINA.id, "<b>code *024#")
+    with pytest.raises(BadRequest, match=r'(?i)unsupported start tag "br" at byte offset 4'):
+        await app.bot.send_message(AMINA.id, "line<br>next")
+    with pytest.raises(BadRequest, match=r'(?i)character "&" must be escaped'):
+        await app.bot.send_message(AMINA.id, "Kamau & Sons")
+    assert api.sent == []
+    # Escaped, it goes through; without parse_mode nothing is parsed at all.
+    ok = await app.bot.send_message(AMINA.id, html.escape("Kamau & Sons <ltd>"))
+    assert ok.text == "Kamau & Sons <ltd>"
+    plain = await app.bot.send_message(AMINA.id, "<b>as typed</b>", parse_mode=None)
+    assert plain.text == "<b>as typed</b>" and not plain.entities
+
+
+async def test_429_is_retried_by_the_aioratelimiter(api: FakeBotApi, app: App) -> None:
+    api.meet(AMINA)
+    api.fail_next(1, retry_after=1)
+    message = await app.bot.send_message(AMINA.id, "your code: <code>*024 413 975#</code>")
+    assert message.text == "your code: *024 413 975#"
+    assert [sent.rendered for sent in api.sent_to(AMINA)] == ["your code: *024 413 975#"]
+    assert api.rate_limited == 1
+    assert [call.method for call in api.calls].count("sendMessage") == 2
+
+
+async def test_polling_stops_cleanly_and_confirms_updates(api: FakeBotApi) -> None:
+    loop = asyncio.get_running_loop()
+    async with running(api) as url:
+        application = build(url, api)
+        async with application:
+            await application.start()
+            assert application.updater
+            await application.updater.start_polling(poll_interval=0, timeout=30)
+            await api.user_says(AMINA, "/start")
+            await api.wait_for(AMINA)
+            await until(lambda: api.waiting_polls == 1, "the next long poll")
+            started = loop.time()
+            await application.updater.stop()
+            await application.stop()
+        assert api.pending_updates == 0  # the last getUpdates confirmed what was fetched
+    # A 30 s long poll did not hold up the updater or the server.
+    assert loop.time() - started < 5
+
+
+# -- what Telegram refuses, through PTB ------------------------------------------------------
+
+
+async def test_validation(api: FakeBotApi, bot: Bot) -> None:
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await bot.send_message(999, "hello")
+    api.meet(AMINA)
+    with pytest.raises(BadRequest, match="Message text is empty"):
+        await bot.send_message(AMINA.id, "  ")
+    with pytest.raises(BadRequest, match="Message text is empty"):
+        await bot.send_message(AMINA.id, "<b></b>", parse_mode=ParseMode.HTML)
+    with pytest.raises(BadRequest, match="Message is too long"):
+        await bot.send_message(AMINA.id, "x" * 4097)
+    with pytest.raises(BadRequest, match="Message caption is too long"):
+        await bot.send_photo(AMINA.id, PICTURE, caption="x" * 1025)
+    with pytest.raises(BadRequest, match="(?i)button_data_invalid"):
+        await bot.send_message(AMINA.id, "pick", reply_markup=keyboard("d" * 65))
+    with pytest.raises(BadRequest, match="(?i)image_process_failed"):
+        await bot.send_photo(AMINA.id, b"not a picture")
+    assert api.sent == []
+
+    # At the limits it is fine: 4096 characters (after parsing), 64 bytes of callback_data.
+    await bot.send_message(AMINA.id, "<i>" + "é" * 4096 + "</i>", parse_mode=ParseMode.HTML)
+    await bot.send_message(AMINA.id, "pick", reply_markup=keyboard("d" * 64))
+    assert len(api.sent) == 2
+
+    api.block(AMINA)
+    with pytest.raises(Forbidden, match="blocked by the user"):
+        await bot.send_message(AMINA.id, "hello")
+
+
+async def test_edits_deletes_and_answers(api: FakeBotApi, bot: Bot) -> None:
+    api.meet(AMINA)
+    yes = keyboard("yes", "Yes")
+    sent = await bot.send_message(AMINA.id, "Approve?", reply_markup=yes)
+    with pytest.raises(BadRequest, match="Message is not modified"):
+        await bot.edit_message_text("Approve?", AMINA.id, sent.message_id, reply_markup=yes)
+    edited = await bot.edit_message_reply_markup(AMINA.id, sent.message_id, reply_markup=None)
+    assert isinstance(edited, Message) and edited.reply_markup is None and edited.text == "Approve?"
+    with pytest.raises(BadRequest, match="Message is not modified"):
+        await bot.edit_message_reply_markup(AMINA.id, sent.message_id, reply_markup=None)
+
+    user_message = await api.user_says(AMINA, "hi")
+    with pytest.raises(BadRequest, match="Message can't be edited"):
+        await bot.edit_message_text("changed", AMINA.id, user_message["message_id"])
+
+    query = await api.user_taps(AMINA, api.sent[0], "yes")  # as she saw it, before the keyboard went
+    assert await bot.answer_callback_query(query["id"], "Done", show_alert=True)
+    with pytest.raises(BadRequest, match="Query is too old"):
+        await bot.answer_callback_query(query["id"])
+    assert api.answered(query) is not None and api.answered(query).show_alert  # type: ignore[union-attr]
+
+    assert await bot.delete_message(AMINA.id, sent.message_id)
+    assert api.deleted == [(AMINA.id, sent.message_id)]
+    with pytest.raises(BadRequest, match="Message to delete not found"):
+        await bot.delete_message(AMINA.id, sent.message_id)
+    with pytest.raises(BadRequest, match="Message to edit not found"):
+        await bot.edit_message_text("gone", AMINA.id, sent.message_id)
+
+    assert await bot.send_chat_action(AMINA.id, "typing")
+    assert api.chat_actions == [(AMINA.id, "typing")]
+
+
+async def test_commands_and_menu(api: FakeBotApi, bot: Bot) -> None:
+    from telegram import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat, MenuButtonCommands
+
+    assert await bot.set_my_commands([BotCommand("days", "A days code"), BotCommand("help", "Help")])
+    private = BotCommandScopeAllPrivateChats()
+    assert await bot.set_my_commands([BotCommand("balance", "Days left")], scope=private, language_code="sw")
+    assert api.commands == [
+        {"command": "days", "description": "A days code"},
+        {"command": "help", "description": "Help"},
+    ]
+    assert api.commands_for({"type": "all_private_chats"}, "sw") == [{"command": "balance", "description": "Days left"}]
+    assert [c.command for c in await bot.get_my_commands()] == ["days", "help"]
+    assert await bot.get_my_commands(scope=BotCommandScopeAllPrivateChats()) == ()
+    with pytest.raises(BadRequest, match="(?i)bot_command_invalid"):
+        await bot.set_my_commands([BotCommand("Days-Code", "bad name")])
+    # A scope naming a chat that never talked to the bot is refused, as Telegram does.
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await bot.set_my_commands([BotCommand("days", "A days code")], scope=BotCommandScopeChat(AMINA.id))
+    api.meet(AMINA)
+    assert await bot.set_my_commands([BotCommand("days", "A days code")], scope=BotCommandScopeChat(AMINA.id))
+    assert [c["command"] for c in api.commands_for({"type": "chat", "chat_id": AMINA.id})] == ["days"]
+    assert await bot.delete_my_commands()
+    assert api.commands == []
+    assert await bot.set_chat_menu_button(menu_button=MenuButtonCommands())
+    assert api.menu_buttons[None] == {"type": "commands"}
+
+
+async def test_flood_limits() -> None:
+    api = FakeBotApi(TOKEN, per_chat_per_second=1, messages_per_second=2)
+    async with running(api) as base_url, Bot(TOKEN, base_url=base_url) as plain:
+        api.meet(AMINA)
+        api.meet(BARAKA)
+        await plain.send_message(AMINA.id, "one")
+        with pytest.raises(RetryAfter) as refused:
+            await plain.send_message(AMINA.id, "two, too soon for this chat")
+        assert refused.value.retry_after.total_seconds() == 1
+        await plain.send_message(BARAKA.id, "another chat is fine")
+        with pytest.raises(RetryAfter):
+            api.meet(TelegramUser(44, "Chebet"))
+            await plain.send_message(44, "third in a second: over the global limit")
+    assert [sent.rendered for sent in api.sent] == ["one", "another chat is fine"]
+    assert api.rate_limited == 2
+
+
+async def test_wait_for_says_what_was_sent(api: FakeBotApi, bot: Bot) -> None:
+    api.meet(AMINA)
+    await bot.send_message(AMINA.id, "first")
+    with pytest.raises(WaitTimeout, match=r"(?s)no message to chat 42 from position #1 .*#0 sendMessage -> 42 .*first"):
+        await api.wait_for(AMINA, after=1, timeout=0.05)
+    with pytest.raises(AssertionError, match="Nothing was sent to chat 43"):
+        await api.wait_for(BARAKA.id, timeout=0.01)
+    assert (await api.wait_for(lambda sent: sent.rendered == "first", after=0)).index == 0
+
+
+async def test_waits_in_a_row_give_the_next_messages(api: FakeBotApi, bot: Bot) -> None:
+    await api.user_says(AMINA, "/pay")
+    await bot.send_message(AMINA.id, "queued, about 6 s")
+    await bot.send_message(AMINA.id, "your code")
+    assert (await api.wait_for(AMINA)).rendered == "queued, about 6 s"
+    assert (await api.wait_for(AMINA)).rendered == "your code"
+    await api.user_says(AMINA, "/code")  # a new action: waits start after it
+    with pytest.raises(WaitTimeout):
+        await api.wait_for(AMINA, timeout=0.01)
+
+
+# -- the wire format, with plain httpx -------------------------------------------------------
+
+
+async def test_wrong_token_and_unknown_method(api: FakeBotApi, url: str, http: httpx.AsyncClient) -> None:
+    response = await http.post("/bot123:wrong/getMe")
+    assert response.status_code == 401
+    assert response.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    response = await http.post(f"/bot{TOKEN}/sendTelepathy")
+    assert response.status_code == 404
+    assert response.json() == {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
+    response = await http.get(f"/bot{TOKEN}/GETME")  # method names are case-insensitive
+    assert response.json()["result"]["username"] == "paygbot_demo_bot"
+
+    with pytest.raises(InvalidToken, match="rejected by the server"):
+        async with Bot("123:wrong", base_url=url):
+            pass
+
+
+async def test_get_updates_offset_semantics(api: FakeBotApi, http: httpx.AsyncClient) -> None:
+    async def get_updates(**params: Any) -> list[dict[str, Any]]:
+        response = await http.post(f"/bot{TOKEN}/getUpdates", data={k: json.dumps(v) for k, v in params.items()})
+        body = response.json()
+        assert body["ok"], body
+        return body["result"]
+
+    await api.user_says(AMINA, "one")
+    await api.user_says(AMINA, "two")
+    await api.user_says(AMINA, "three")
+    updates = await get_updates()
+    first, second, third = (update["update_id"] for update in updates)
+    assert (second, third) == (first + 1, first + 2)
+    assert [u["message"]["text"] for u in updates] == ["one", "two", "three"]
+
+    assert [u["update_id"] for u in await get_updates(offset=second, limit=1)] == [second]
+    assert api.pending_updates == 2  # the first one is confirmed and gone
+    assert [u["update_id"] for u in await get_updates(offset=first)] == [second, third]
+    assert [u["update_id"] for u in await get_updates(offset=-1)] == [third]
+    assert await get_updates(offset=third + 1) == []
+    assert api.pending_updates == 0
+
+    # allowed_updates filters, and the choice persists.
+    await api.user_says(AMINA, "/start")
+    assert await get_updates(allowed_updates=["callback_query"]) == []
+    assert await get_updates() == []
+    assert len(await get_updates(allowed_updates=[])) == 1
+
+
+async def test_long_poll_waits_and_wakes(api: FakeBotApi, http: httpx.AsyncClient) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert (await http.post(f"/bot{TOKEN}/getUpdates", data={"timeout": "0"})).json()["result"] == []
+
+    poll = asyncio.create_task(http.post(f"/bot{TOKEN}/getUpdates", data={"timeout": "20"}, timeout=30))
+    await until(lambda: api.waiting_polls == 1, "the long poll to wait")
+    assert not poll.done()
+    await api.user_says(AMINA, "wake up")
+    response = await asyncio.wait_for(poll, 5)
+    assert [u["message"]["text"] for u in response.json()["result"]] == ["wake up"]
+    assert loop.time() - started < 5  # it answered when the update came, not after 20 s
+
+    # A second getUpdates ends the first with 409, as Telegram does.
+    params = {"offset": "999", "timeout": "20"}
+    first = asyncio.create_task(http.post(f"/bot{TOKEN}/getUpdates", data=params, timeout=30))
+    await until(lambda: api.waiting_polls == 1, "the first long poll")
+    second = await http.post(f"/bot{TOKEN}/getUpdates", data={"offset": "999", "timeout": "0"})
+    assert second.json() == {"ok": True, "result": []}
+    conflict = await asyncio.wait_for(first, 5)
+    assert conflict.status_code == 409
+    assert conflict.json()["description"].startswith("Conflict: terminated by other getUpdates request")
+
+
+async def test_parameter_encodings(api: FakeBotApi, http: httpx.AsyncClient) -> None:
+    api.meet(AMINA)
+    markup = {"inline_keyboard": [[{"text": "Go", "callback_data": "go"}]]}
+    # form-urlencoded, non-string values JSON-encoded; a text that looks like JSON stays text
+    form = await http.post(
+        f"/bot{TOKEN}/sendMessage", data={"chat_id": "42", "text": "123", "reply_markup": json.dumps(markup)}
+    )
+    assert form.json()["result"]["text"] == "123"
+    assert form.json()["result"]["reply_markup"] == markup
+    assert api.sent[-1].reply_markup == markup
+    # a JSON body
+    body = await http.post(f"/bot{TOKEN}/sendMessage", json={"chat_id": 42, "text": "true", "parse_mode": "HTML"})
+    assert body.json()["result"]["text"] == "true"
+    # query string parameters, GET
+    query = await http.get(f"/bot{TOKEN}/sendMessage", params={"chat_id": "42", "text": "via GET"})
+    assert query.json()["result"]["text"] == "via GET"
+    # multipart: a file part plus fields
+    upload = await http.post(
+        f"/bot{TOKEN}/sendDocument",
+        data={"chat_id": "42", "caption": 'a "quoted" caption'},
+        files={"document": ('name "with" quotes.bin', PAYLOAD, "application/octet-stream")},
+    )
+    result = upload.json()["result"]
+    assert result["caption"] == 'a "quoted" caption'
+    assert result["document"]["file_name"] == 'name "with" quotes.bin'
+    assert api.sent[-1].document == PAYLOAD
+    assert [sent.message_id for sent in api.sent] == [1, 2, 3, 4]  # one sequence per chat
+
+
+async def test_shapes_parse_in_ptb_without_leftovers(api: FakeBotApi, bot: Bot) -> None:
+    """PTB puts fields it does not know into ``api_kwargs``: none there means the shapes are right."""
+    api.meet(AMINA)
+    sent = await bot.send_message(AMINA.id, "pick", reply_markup=keyboard("a"))
+    await api.user_says(AMINA, "/start x", reply_to=api.sent[0])
+    await api.user_taps(AMINA, api.sent[0], "a")
+    await api.user_shares_contact(AMINA, "254700000001")
+    await api.user_forwards(AMINA, "hello", origin="Someone")
+    updates = await bot.get_updates(timeout=0)
+    assert len(updates) == 4
+
+    def leftovers(obj: Any) -> list[str]:
+        """Unknown fields of ``obj`` and of every Telegram object inside it."""
+        found = [f"{type(obj).__name__}: {sorted(obj.api_kwargs)}"] if obj.api_kwargs else []
+        slots = {slot for cls in type(obj).__mro__ for slot in getattr(cls, "__slots__", ())}
+        for slot in slots - {"api_kwargs", "_bot", "_frozen", "_id_attrs"}:
+            value = getattr(obj, slot, None)
+            for item in value if isinstance(value, tuple) else (value,):
+                if hasattr(item, "api_kwargs"):
+                    found += leftovers(item)
+        return found
+
+    for update in updates:
+        assert leftovers(update) == [], update.to_dict()
+    command, tap, shared, forward = updates
+    assert command.message and command.message.reply_to_message
+    assert command.message.reply_to_message.message_id == sent.message_id
+    assert tap.callback_query and tap.callback_query.message
+    assert tap.callback_query.message.message_id == sent.message_id
+    assert shared.message and shared.message.contact and shared.message.contact.user_id == AMINA.id
+    assert forward.message and forward.message.forward_origin and forward.message.forward_origin.type == "hidden_user"
+    assert leftovers(sent) == []
+
+
+# -- HTML as Telegram parses it --------------------------------------------------------------
+
+
+def test_parse_html_entities_use_utf16_offsets() -> None:
+    text, entities = parse_html(
+        '☀️ <b>Code</b> 🔋 <code>*024#</code> <a href="https://t.me/x?a=1&amp;b=2">link</a>'
+    )
+    assert text == "☀️ Code 🔋 *024# link"
+    assert entities == [
+        {"offset": 3, "length": 4, "type": "bold"},
+        {"offset": 11, "length": 5, "type": "code"},  # 🔋 is two UTF-16 units
+        {"offset": 17, "length": 4, "type": "text_link", "url": "https://t.me/x?a=1&b=2"},
+    ]
+
+
+def test_parse_html_supported_tags() -> None:
+    text, entities = parse_html(
+        '<pre><code class="language-python">x = 1</code></pre><span class="tg-spoiler">s</span>'
+        "<tg-spoiler>t</tg-spoiler><blockquote>q</blockquote><i><u>iu</u></i>&lt;&gt;&quot;&#x27;&#39;"
+    )
+    assert text == "x = 1stqiu<>\"''"
+    assert {"offset": 0, "length": 5, "type": "pre", "language": "python"} in entities
+    assert [e["type"] for e in entities] == ["pre", "spoiler", "spoiler", "blockquote", "italic", "underline"]
+
+
+@pytest.mark.parametrize(
+    ("markup", "error"),
+    [
+        ("<b>open", 'Can\'t find end tag corresponding to start tag "b"'),
+        ("<b><i>x</b></i>", 'Unmatched end tag at byte offset 7, expected "</i>", found "</b>"'),
+        ("x</b>", "Unexpected end tag at byte offset 1"),
+        ("a < b", 'Unsupported start tag "" at byte offset 2'),
+        ("<p>para</p>", 'Unsupported start tag "p" at byte offset 0'),
+        ("é<div>", 'Unsupported start tag "div" at byte offset 2'),
+        ("<b", "Unclosed start tag at byte offset 0"),
+        ('<span class="red">x</span>', 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
+        ("<a href=x y>t</a>", 'Expected equal sign in declaration of an attribute of the tag "a" at byte offset 0'),
+        ("1 > 0", 'Character ">" must be escaped'),
+        ("R&D", 'Character "&" must be escaped'),
+    ],
+)
+def test_parse_html_refuses_what_telegram_refuses(markup: str, error: str) -> None:
+    with pytest.raises(HtmlError) as refused:
+        parse_html(markup)
+    assert str(refused.value).startswith(error)
+
+
+def test_parse_html_lenient_mode_lets_through_what_telegram_lets_through() -> None:
+    assert parse_html("R&D 1 > 0 &nbsp;", strict=False) == ("R&D 1 > 0 &nbsp;", [])
+    with pytest.raises(HtmlError):
+        parse_html("1 < 2", strict=False)
