@@ -9,16 +9,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from telegram.error import InvalidToken, NetworkError
 
 from bot import texts
 from bot.config import ConfigError, Settings, load_settings
 from bot.erm.client import check_days, check_product_id
 from bot.erm.errors import ErmError
+from bot.logs import configure_logging
 
 EXIT_FAILURE, EXIT_USAGE = 1, 2
 
@@ -65,6 +68,12 @@ def _non_negative(value: str) -> float:
     return number
 
 
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number from 1 up")
+    return int(value)
+
+
 # -- commands ---------------------------------------------------------------------------------
 
 
@@ -96,10 +105,33 @@ async def _erm(settings: Settings, args: argparse.Namespace) -> None:
                 print(texts.cli_history_line(event))
 
 
+async def _run(settings: Settings, args: argparse.Namespace) -> None:
+    """The bot, long polling, until SIGINT or SIGTERM."""
+    from bot.app import running_bot
+
+    if settings.telegram_bot_token is None:
+        raise CommandError(texts.CLI_NO_TOKEN)
+    if settings.uses_sandbox:
+        print(texts.CLI_USING_SANDBOX, file=sys.stderr)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with running_bot(settings):
+            await stop.wait()
+    except InvalidToken:
+        raise CommandError(texts.CLI_TOKEN_REFUSED) from None
+    except NetworkError as exc:
+        raise CommandError(texts.cli_telegram_unreachable(settings.telegram_base_url, exc.message)) from None
+
+
 async def _sandbox(settings: Settings, args: argparse.Namespace) -> None:
     from bot.erm.sandbox import ErmSandbox, serve
 
-    sandbox = ErmSandbox(latency=args.latency, device_count=args.devices)
+    sandbox = ErmSandbox(
+        latency=args.latency, device_count=args.devices, min_gap_seconds=args.min_gap, daily_limit=args.daily_limit
+    )
     print(texts.cli_sandbox_serving(args.host, args.port, sandbox), file=sys.stderr)
     await serve(sandbox, host=args.host, port=args.port)
 
@@ -157,11 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
+    run = commands.add_parser("run", help="the bot (long polling)")
+    run.set_defaults(handler=_run)
+
     sandbox = commands.add_parser("sandbox", help="serve the ERM sandbox over HTTP")
     sandbox.add_argument("--port", type=_port, default=8090)
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--latency", type=_non_negative, default=0.0, help="seconds added to every answer")
     sandbox.add_argument("--devices", type=int, default=48, help="how many generated devices it holds")
+    sandbox.add_argument("--min-gap", type=_non_negative, default=6.0, help="seconds between two codes of a device")
+    sandbox.add_argument("--daily-limit", type=_positive, default=10, help="codes per device per UTC day")
     sandbox.set_defaults(handler=_sandbox)
 
     erm = commands.add_parser("erm", help="use the ERM client by hand")
@@ -195,21 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit status."""
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
     handler: Handler = args.handler
     try:
         settings = load_settings()
+        level = logging.DEBUG if args.verbose else logging.INFO if args.command == "run" else logging.WARNING
+        configure_logging(settings, level=level)
         asyncio.run(handler(settings, args))
     except ConfigError as exc:
         print(f"paygbot: {exc}", file=sys.stderr)

@@ -33,7 +33,7 @@ from bot.erm.errors import (
 from bot.erm.models import CodeEvent, CodeType, GeneratedCode
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeKind, CodeRequest, Device, Payment, PaymentStatus, Source, Status
+from storage.models import CodeKind, CodeRequest, Customer, Device, Payment, PaymentStatus, Source, Status
 
 log = logging.getLogger("paygbot.issuing")
 
@@ -59,6 +59,7 @@ class Reason(StrEnum):
     STACKING = "stacking"
     UNLOCKED = "unlocked"
     ERM_REFUSED = "erm_refused"
+    ERM_UNAVAILABLE = "erm_unavailable"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,21 @@ class Refused:
     fits: int | None = None
     possible_at: datetime | None = None
     words: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """What an agent sees of a device: credit, today's codes, when the next code can go out."""
+
+    device: Device
+    aliases: list[str]
+    customer: Customer | None
+    days_left: int
+    codes_today: int
+    daily_limit: int
+    next_code_at: datetime
+    queued: int
+    last_codes: list[CodeRequest]
 
 
 @dataclass(frozen=True)
@@ -125,6 +141,7 @@ class IssuingEngine:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._busy: set[int] = set()
         self._delivering: set[int] = set()
+        self._told: dict[int, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._pump_lock = asyncio.Lock()
         self._kick_pending = False
@@ -152,7 +169,7 @@ class IssuingEngine:
             return Refused(Reason.BAD_DAYS, device_ref, fits=None)
         if kind is not CodeKind.DAYS:
             days = None
-        device_id = await self._known_device(device_ref)
+        device_id = await self.resolve_device(device_ref)
         if isinstance(device_id, Refused):
             return device_id
         now = self.clock.now()
@@ -202,7 +219,7 @@ class IssuingEngine:
             return Refused(Reason.BAD_DEVICE, device_ref)
         if days < 0:
             return Refused(Reason.BAD_DAYS, device_ref)
-        device_id = await self._known_device(device_ref)
+        device_id = await self.resolve_device(device_ref)
         if isinstance(device_id, Refused):
             return device_id
         now = self.clock.now()
@@ -240,7 +257,7 @@ class IssuingEngine:
         return PaidOutcome(payment.id, False, request_id, days_now, days - days_now,
                            not_before if days_now else None)
 
-    async def _known_device(self, device_ref: str) -> int | Refused:
+    async def resolve_device(self, device_ref: str) -> int | Refused:
         """The ledger's device for ``device_ref``; a new id is looked up once at the ERM.
 
         The ERM's item record names all three ids of a device, so a device typed by another
@@ -251,28 +268,76 @@ class IssuingEngine:
         if device is not None:
             assert device.id is not None
             return device.id
-        ids = [device_ref]
         try:
-            item = await self.erm.assigned_item(device_ref)
-            ids = [*item.ids, device_ref]
-        except ErmAuthError:
-            log.error("the ERM refused our credentials while looking up device %s", device_ref)
-        except ErmRefused:
-            try:
-                await self.erm.code_history(device_ref, 0, 1)
-            except ErmAuthError:
-                log.error("the ERM refused our credentials while looking up device %s", device_ref)
-            except ErmRefused as exc:
-                log.info("device %s unknown to the ERM: %s", device_ref, exc.message)
-                return Refused(Reason.UNKNOWN_DEVICE, device_ref, words=exc.message)
-            except ErmError as exc:
-                log.warning("could not look up device %s (%s); queuing it anyway", device_ref, exc.message)
+            ids = await self._erm_ids(device_ref)
+        except ErmAuthError as exc:
+            log.error("the ERM refused our credentials while looking up device %s: %s", device_ref, exc.message)
+            return Refused(Reason.ERM_UNAVAILABLE, device_ref, words=exc.message)
+        except ErmRefused as exc:
+            log.info("device %s unknown to the ERM: %s", device_ref, exc.message)
+            return Refused(Reason.UNKNOWN_DEVICE, device_ref, words=exc.message)
         except ErmError as exc:
-            log.warning("could not look up device %s (%s); queuing it anyway", device_ref, exc.message)
+            # Not guessed: an unverified id could be a second name of a known device, and two
+            # ledger rows for one device would break its pacing and stacking.
+            log.warning("could not look up device %s (%s)", device_ref, exc.message)
+            return Refused(Reason.ERM_UNAVAILABLE, device_ref, words=exc.message)
         async with self.db.write() as session:
             device = await ledger.add_device(session=session, ids=ids, now=self.clock.now())
         assert device.id is not None
         return device.id
+
+    async def customer_view(self, customer_id: int) -> list[tuple[Device, int, CodeRequest | None]]:
+        """A customer's devices with their days left and their last code, for /balance and /code."""
+        now = self.clock.now()
+        async with self.db.read() as session:
+            devices = await ledger.customer_devices(session=session, customer_id=customer_id)
+            view = []
+            for device in devices:
+                assert device.id is not None
+                last = await ledger.last_codes(session=session, device_id=device.id, limit=1)
+                view.append((device, limits.days_left(device.credit_until, now), last[0] if last else None))
+            return view
+
+    async def device(self, device_id: int) -> Device | None:
+        async with self.db.read() as session:
+            return await ledger.get_device(session=session, device_id=device_id)
+
+    async def status(self, device_id: int, last: int = 3) -> DeviceStatus:
+        """The device's figures as the limits see them now."""
+        now = self.clock.now()
+        async with self.db.read() as session:
+            device = await ledger.get_device(session=session, device_id=device_id)
+            assert device is not None
+            start, end = limits.local_day(now, self.limits.tz)
+            today = await ledger.generated_between(session=session, device_id=device_id, start=start, end=end)
+            queued = len(await ledger.open_requests(session=session, device_id=device_id))
+            slot = await self._daily_slot(session, device_id, now)
+            customer = None
+            if device.customer_id is not None:
+                customer = await ledger.get_customer(session=session, customer_id=device.customer_id)
+            return DeviceStatus(
+                device=device,
+                aliases=await ledger.device_aliases(session=session, device_id=device_id),
+                customer=customer,
+                days_left=limits.days_left(device.credit_until, now),
+                codes_today=today,
+                daily_limit=self.limits.daily_limit,
+                next_code_at=max(slot, limits.pacing_ready_at(device.last_generation_at, self.limits.min_gap, now)),
+                queued=queued,
+                last_codes=list(await ledger.last_codes(session=session, device_id=device_id, limit=last)),
+            )
+
+    async def _erm_ids(self, device_ref: str) -> list[str]:
+        """Every id of the device as the ERM knows it (its item record), or just ``device_ref`` if the
+        item record cannot be had but the ERM does know the device (its code history answers)."""
+        try:
+            item = await self.erm.assigned_item(device_ref)
+        except ErmRefused as exc:
+            if isinstance(exc, ErmAuthError):
+                raise
+            await self.erm.code_history(device_ref, 0, 1)
+            return [device_ref]
+        return [*item.ids, device_ref]
 
     async def sync_devices(self, page_size: int = 100) -> int:
         """Learn every assigned device and its ids from the ERM (``assignedItemsList``), page by page."""
@@ -378,6 +443,21 @@ class IssuingEngine:
                         assert request.id is not None
                         self._delivering.add(request.id)
                         self._spawn(self._deliver(request.id))
+
+    async def wait_told(self, request_id: int, timeout: float) -> bool:
+        """Wait until the people of a request have been told its outcome; False on timeout."""
+        event = self._told.setdefault(request_id, asyncio.Event())
+        try:
+            async with self.db.read() as session:
+                request = await ledger.get_request(session=session, request_id=request_id)
+            if request is not None and request.delivered_at is not None:
+                return True
+            await asyncio.wait_for(event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._told.pop(request_id, None)
 
     async def drain(self) -> None:
         """Wait until every task started so far, and the ones they started, has finished."""
@@ -575,6 +655,8 @@ class IssuingEngine:
                 if fresh.status is Status.ISSUED:
                     fresh.status = Status.DELIVERED
                 session.add(fresh)
+            if request_id in self._told:
+                self._told[request_id].set()
         finally:
             self._delivering.discard(request_id)
 

@@ -1,4 +1,4 @@
-"""Work the scheduler (PTB's JobQueue on APScheduler) runs: the issuing pump.
+"""Work the scheduler (PTB's JobQueue on APScheduler) runs: the issuing pump, reminders, device sync.
 
 The jobs only pump the ledger; nothing important lives in a job. The pump ticks often
 enough that a request goes out within ``PUMP_INTERVAL`` (well under 0.5 s) of being allowed,
@@ -8,11 +8,20 @@ and a new request does not even wait for the tick (:meth:`IssuingEngine.kick`).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
+from telegram import Bot
+from telegram.error import BadRequest, Forbidden
 from telegram.ext import CallbackContext, JobQueue
 
+from bot import limits, texts
+from bot.erm.errors import ErmError
 from bot.issuing import IssuingEngine
+from storage import ledger
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger("paygbot.jobs")
 
@@ -33,3 +42,61 @@ def schedule_pump(job_queue: JobQueue[Any], engine: IssuingEngine, interval: flo
         _pump, interval=interval, first=0, name=PUMP_JOB, data=engine,
         job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
     )
+
+
+REMINDER_JOB = "reminders"
+REMINDER_INTERVAL = 30 * 60
+
+
+async def send_reminders(services: Services, bot: Bot) -> int:
+    """Tell customers whose credit ends within ``PAYGBOT_REMINDER_DAYS``, once per expiry date."""
+    settings = services.settings
+    if settings.reminder_days <= 0:
+        return 0
+    now = services.clock.now()
+    sent = 0
+    async with services.db.read() as session:
+        due = await ledger.reminders_due(session=session, now=now, horizon=now + timedelta(days=settings.reminder_days))
+    for device, customer in due:
+        assert device.id is not None and device.credit_until is not None and customer.chat_id is not None
+        text = texts.reminder(device.erm_id, device.credit_until, limits.days_left(device.credit_until, now), settings.tz)
+        try:
+            await bot.send_message(customer.chat_id, texts.with_sandbox_note(text, services.sandbox))
+        except (Forbidden, BadRequest) as exc:
+            log.warning("device %s: reminder not delivered to chat %s (%s)", device.erm_id, customer.chat_id, exc.message)
+        async with services.db.write() as session:
+            await ledger.mark_reminded(session=session, device_id=device.id, credit_until=device.credit_until)
+        sent += 1
+    return sent
+
+
+async def _reminders(context: CallbackContext[Any, Any, Any, Any]) -> None:
+    assert context.job is not None
+    services: Services = context.job.data  # type: ignore[assignment]
+    await send_reminders(services, context.bot)
+
+
+def schedule_reminders(job_queue: JobQueue[Any], services: Services, interval: float = REMINDER_INTERVAL) -> None:
+    job_queue.run_repeating(_reminders, interval=interval, first=5, name=REMINDER_JOB, data=services,
+                            job_kwargs={"max_instances": 1, "coalesce": True})
+
+
+SYNC_JOB = "device-sync"
+SYNC_INTERVAL = 6 * 3600
+
+
+async def _sync_devices(context: CallbackContext[Any, Any, Any, Any]) -> None:
+    """Learn every assigned device with all its ids, so that any id an agent types is one device."""
+    assert context.job is not None
+    engine: IssuingEngine = context.job.data  # type: ignore[assignment]
+    try:
+        learned = await engine.sync_devices()
+    except ErmError as exc:
+        log.warning("device sync with the ERM failed (%s); will try again", exc.message)
+        return
+    log.info("device sync: %s devices known to the ERM", learned)
+
+
+def schedule_device_sync(job_queue: JobQueue[Any], engine: IssuingEngine, interval: float = SYNC_INTERVAL) -> None:
+    job_queue.run_repeating(_sync_devices, interval=interval, first=1, name=SYNC_JOB, data=engine,
+                            job_kwargs={"max_instances": 1, "coalesce": True})

@@ -1,0 +1,40 @@
+"""Every handler of the bot, in one visible list, in the order PTB tries them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
+
+from handlers import access, agent, common, customer, manager
+
+GATE, MAIN = -1, 0
+
+
+def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Add every handler. Group -1 (the access gate) runs first for every update and may stop it."""
+    application.add_handler(TypeHandler(Update, access.gate), group=GATE)
+    application.add_handlers(
+        [
+            # dialogues first: while one is open, its typed answers and buttons belong to it
+            agent.days_dialogue(),
+            agent.customer_dialogue(),
+            CommandHandler("start", common.start),
+            CommandHandler("help", common.help_command),
+            CommandHandler("cancel", common.cancel_outside),
+            CommandHandler("device", agent.device_command),
+            CommandHandler("history", agent.history_command),
+            CallbackQueryHandler(agent.history_tapped, pattern=r"^hist:\d+:\d+$"),
+            CommandHandler("invite", manager.invite),
+            CommandHandler("balance", customer.balance),
+            CommandHandler("code", customer.last_code),
+            MessageHandler(filters.CONTACT, customer.contact_shared),
+            # last: whatever nothing above understood
+            MessageHandler(filters.COMMAND, common.unknown_command),
+            CallbackQueryHandler(common.stale_button),
+            MessageHandler(filters.ALL, common.other_text),
+        ],
+        group=MAIN,
+    )
+    application.add_error_handler(common.on_error)  # type: ignore[arg-type]

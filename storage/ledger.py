@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, or_, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,8 +19,10 @@ from storage.models import (
     OPEN_STATUSES,
     CodeKind,
     CodeRequest,
+    Customer,
     Device,
     DeviceAlias,
+    Invite,
     Payment,
     Person,
     Role,
@@ -91,6 +93,10 @@ async def add_device(*, session: AsyncSession, ids: Sequence[str], now: datetime
 async def device_aliases(*, session: AsyncSession, device_id: int) -> list[str]:
     query = select(DeviceAlias.alias).where(DeviceAlias.device_id == device_id).order_by(col(DeviceAlias.alias))
     return list((await session.exec(query)).all())
+
+
+async def get_device(*, session: AsyncSession, device_id: int) -> Device | None:
+    return await session.get(Device, device_id, populate_existing=True)
 
 
 async def lock_device(*, session: AsyncSession, device_id: int) -> Device:
@@ -278,3 +284,145 @@ async def open_between(*, session: AsyncSession, device_id: int, start: datetime
         col(CodeRequest.not_before) < end,
     )
     return (await session.exec(query)).one()
+
+
+# -- customers ----------------------------------------------------------------------------------
+
+
+async def customer_by_phone(*, session: AsyncSession, phone: str) -> Customer | None:
+    """The customer whose number ends like ``phone`` (the last 9 digits: 0712… and 254712… match)."""
+    tail = phone[-9:]
+    query = select(Customer).where(col(Customer.phone).endswith(tail)).order_by(col(Customer.id))
+    for customer in (await session.exec(query)).all():
+        if customer.phone[-9:] == tail:
+            return customer
+    return None
+
+
+async def customer_by_user(*, session: AsyncSession, telegram_user_id: int) -> Customer | None:
+    query = select(Customer).where(Customer.telegram_user_id == telegram_user_id)
+    return (await session.exec(query)).first()
+
+
+async def get_customer(*, session: AsyncSession, customer_id: int) -> Customer | None:
+    return await session.get(Customer, customer_id, populate_existing=True)
+
+
+async def put_customer(
+    *, session: AsyncSession, device: Device, phone: str, name: str, registered_by_id: int | None, now: datetime
+) -> Customer:
+    """Register (or update) the customer with this phone and make them the device's customer."""
+    customer = await customer_by_phone(session=session, phone=phone)
+    if customer is None:
+        customer = Customer(name=name, phone=phone, registered_by_id=registered_by_id, created_at=now)
+    else:
+        customer.name, customer.phone = name, phone
+        customer.registered_by_id = registered_by_id or customer.registered_by_id
+    session.add(customer)
+    await session.flush()
+    device.customer_id = customer.id
+    session.add(device)
+    await session.flush()
+    return customer
+
+
+async def link_customer_chat(
+    *, session: AsyncSession, customer: Customer, telegram_user_id: int, chat_id: int, language: str | None
+) -> Customer:
+    """Tie a customer to a Telegram account (a chat moves with the person, never to another one)."""
+    previous = await customer_by_user(session=session, telegram_user_id=telegram_user_id)
+    if previous is not None and previous.id != customer.id:
+        previous.telegram_user_id, previous.chat_id = None, None
+        session.add(previous)
+        await session.flush()
+    customer.telegram_user_id, customer.chat_id = telegram_user_id, chat_id
+    customer.language = customer.language or language
+    session.add(customer)
+    await session.flush()
+    return customer
+
+
+async def customer_devices(*, session: AsyncSession, customer_id: int) -> Sequence[Device]:
+    query = select(Device).where(Device.customer_id == customer_id).order_by(col(Device.id))
+    return (await session.exec(query)).all()
+
+
+# -- what people see of devices ----------------------------------------------------------------
+
+
+async def last_codes(*, session: AsyncSession, device_id: int, limit: int = 3) -> Sequence[CodeRequest]:
+    """The device's most recent codes the ledger holds, newest first."""
+    query = (
+        select(CodeRequest)
+        .where(CodeRequest.device_id == device_id, col(CodeRequest.status).in_(GENERATED_STATUSES))
+        .order_by(col(CodeRequest.issued_at).desc(), col(CodeRequest.id).desc())
+        .limit(limit)
+    )
+    return (await session.exec(query)).all()
+
+
+async def recent_devices(*, session: AsyncSession, person_id: int, limit: int = 4) -> list[str]:
+    """The device ids a person asked codes for most recently, as they typed them."""
+    query = (
+        select(CodeRequest.device_ref, func.max(CodeRequest.id).label("latest"))
+        .where(CodeRequest.requested_by_id == person_id)
+        .group_by(col(CodeRequest.device_ref))
+        .order_by(text("latest DESC"))
+        .limit(limit)
+    )
+    return [ref for ref, _ in (await session.exec(query)).all()]
+
+
+async def reminders_due(
+    *, session: AsyncSession, now: datetime, horizon: datetime
+) -> Sequence[tuple[Device, Customer]]:
+    """Devices whose credit ends before ``horizon``, whose customer has a chat and was not yet reminded."""
+    query = (
+        select(Device, Customer)
+        .join(Customer, col(Customer.id) == col(Device.customer_id))
+        .where(
+            col(Device.credit_until) > now,
+            col(Device.credit_until) <= horizon,
+            col(Device.unlocked).is_(False),
+            col(Customer.chat_id).is_not(None),
+            or_(col(Device.reminded_for).is_(None), col(Device.reminded_for) != col(Device.credit_until)),
+        )
+    )
+    return (await session.exec(query)).all()
+
+
+async def mark_reminded(*, session: AsyncSession, device_id: int, credit_until: datetime) -> None:
+    device = await lock_device(session=session, device_id=device_id)
+    device.reminded_for = credit_until
+    session.add(device)
+
+
+# -- invites ------------------------------------------------------------------------------------
+
+
+async def add_invite(*, session: AsyncSession, invite: Invite) -> Invite:
+    session.add(invite)
+    await session.flush()
+    return invite
+
+
+async def invite_by_token(*, session: AsyncSession, token: str) -> Invite | None:
+    return (await session.exec(select(Invite).where(Invite.token == token))).first()
+
+
+async def use_invite(*, session: AsyncSession, invite_id: int, telegram_id: int, now: datetime) -> bool:
+    """Mark the invite used by ``telegram_id``, once: False if it was used meanwhile."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Invite)
+        .where(col(Invite.id) == invite_id, col(Invite.used_at).is_(None))
+        .values(used_by=telegram_id, used_at=now)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def active_people(*, session: AsyncSession) -> Sequence[Person]:
+    return (await session.exec(select(Person).where(col(Person.active).is_(True)))).all()
+
+
+async def linked_customers(*, session: AsyncSession) -> Sequence[Customer]:
+    return (await session.exec(select(Customer).where(col(Customer.chat_id).is_not(None)))).all()

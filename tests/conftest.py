@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,8 @@ from bot.erm.sandbox import ErmSandbox, running
 from bot.issuing import IssuingEngine
 from storage.db import Database
 from storage.migrate import upgrade
+
+os.environ.setdefault("PTB_TIMEDELTA", "true")  # PTB 22 warns on every RetryAfter without it
 
 
 @pytest.fixture

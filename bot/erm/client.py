@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr, ValidationError
 
+from bot.logs import register_secret
 from bot.erm.errors import (
     ErmAuthError,
     ErmError,
@@ -81,6 +82,7 @@ class ErmClient:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self._password = password if isinstance(password, SecretStr) else SecretStr(password)
+        register_secret(self._password.get_secret_value())
         self.timeout = timeout
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -118,6 +120,7 @@ class ErmClient:
         except ValidationError:
             raise ErmInvalidResponse("the ERM's login answer has no access token") from None
         self._token = SecretStr(result.access_token)
+        register_secret(result.access_token)
         self.logins += 1
         log.info("logged in to the ERM as %s", self.username)
         return result

@@ -1,0 +1,111 @@
+"""The composition root: the PTB Application, its handlers, the engine, the jobs and the HTTP side.
+
+``running_bot(settings)`` starts everything in order and stops it in reverse: polling stops
+first, the update in hand finishes, then the jobs, the HTTP side and the engine (which lets
+what is in flight finish; the ledger keeps everything else for the next start).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
+
+import handlers
+from bot import commands, texts
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.delivery import Delivery
+from bot.erm.connect import open_erm
+from bot.http import build_http_app, serving
+from bot.issuing import IssuingEngine
+from bot.jobs import schedule_device_sync, schedule_pump, schedule_reminders
+from bot.people import People
+from bot.services import SERVICES, BotContext, Services
+from storage.db import Database
+from storage.migrate import upgrade
+
+log = logging.getLogger("paygbot.app")
+
+# PTB 22 warns on every flood-control answer until durations are opted in as timedelta.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+RATE_LIMIT_RETRIES = 10
+"""A 429 from Telegram delays a message (by its retry_after), it never drops it."""
+
+
+class MissingToken(Exception):
+    """``paygbot run`` needs TELEGRAM_BOT_TOKEN."""
+
+
+def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:
+    """The PTB Application with every handler registered, not yet started."""
+    if settings.telegram_bot_token is None:
+        raise MissingToken(texts.CLI_NO_TOKEN)
+    application = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_base_url)
+        .context_types(ContextTypes(context=BotContext))
+        .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz))
+        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .concurrent_updates(True)
+        .build()
+    )
+    handlers.register(application)
+    return application
+
+
+@dataclass
+class RunningBot:
+    application: Application[Any, Any, Any, Any, Any, Any]
+    services: Services
+    http_port: int | None
+
+
+@asynccontextmanager
+async def running_bot(
+    settings: Settings, *, clock: Clock | None = None, poll_interval: float = 0.0, http_host: str = "0.0.0.0"  # noqa: S104
+) -> AsyncIterator[RunningBot]:
+    """The whole bot, polling, for the duration of the block."""
+    clock = clock or SystemClock()
+    application = build_application(settings)
+    async with AsyncExitStack() as stack:
+        await upgrade(settings.database_url)
+        db = Database(settings.database_url)
+        stack.push_async_callback(db.dispose)
+        erm = await stack.enter_async_context(open_erm(settings))
+        await stack.enter_async_context(application)  # initialize (getMe) ... shutdown
+        people = People(db, clock)
+        await people.ensure_managers(settings.managers)
+        engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock,
+                               notify=Delivery(application.bot, db, settings))
+        stack.push_async_callback(engine.close)
+        services = Services(settings=settings, clock=clock, db=db, erm=erm, engine=engine, people=people,
+                            bot_username=application.bot.username, sandbox=settings.uses_sandbox)
+        application.bot_data[SERVICES] = services
+        http_port = None
+        if settings.http_port:
+            http_port = await stack.enter_async_context(
+                serving(build_http_app(services), settings.http_port, host=http_host))
+        assert application.job_queue is not None and application.updater is not None
+        schedule_pump(application.job_queue, engine)
+        schedule_reminders(application.job_queue, services)
+        schedule_device_sync(application.job_queue, engine)
+        await application.start()
+        stack.push_async_callback(application.stop)
+        await application.updater.start_polling(poll_interval=poll_interval, allowed_updates=Update.ALL_TYPES,
+                                                drop_pending_updates=False)
+        stack.push_async_callback(application.updater.stop)
+        application.create_task(commands.register_all(application.bot, people), name="register-commands")
+        log.info("paygbot started as @%s%s; HTTP on %s", services.bot_username,
+                 " on the ERM sandbox" if services.sandbox else "", http_port or "off")
+        yield RunningBot(application, services, http_port)
+        log.info("paygbot stopping")

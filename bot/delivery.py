@@ -1,0 +1,59 @@
+"""Hand an issued code to the people it is for; tell the requester of a refusal.
+
+The engine calls :class:`Delivery` for every finished request until it succeeds, so it
+raises on a failure worth retrying (the network, Telegram's flood control) and returns
+quietly when retrying cannot help (the person blocked the bot, the chat is gone).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import Bot
+from telegram.error import BadRequest, Forbidden
+
+from bot import texts
+from bot.config import Settings
+from storage import ledger
+from storage.db import Database
+from storage.models import CodeRequest, Status
+
+log = logging.getLogger("paygbot.delivery")
+
+
+class Delivery:
+    """The engine's notifier, sending through the bot."""
+
+    def __init__(self, bot: Bot, db: Database, settings: Settings) -> None:
+        self.bot, self.db, self.settings = bot, db, settings
+
+    async def __call__(self, request: CodeRequest) -> None:
+        if request.status in (Status.ISSUED, Status.DELIVERED):
+            await self._issued(request)
+        elif request.chat_id is not None:
+            text = texts.failed(request.device_ref, request.reason) if request.status is Status.FAILED else \
+                texts.refused("erm_refused", request.device_ref, words=request.reason, tz=self.settings.tz)
+            await self._send(request.chat_id, text, request)
+
+    async def _issued(self, request: CodeRequest) -> None:
+        assert request.code is not None
+        details: dict[str, Any] = {
+            "device": request.device_ref, "kind": request.kind.value, "days": request.days, "code": request.code,
+            "credit_until": request.credit_until, "tz": self.settings.tz,
+        }
+        async with self.db.read() as session:
+            device = await ledger.get_device(session=session, device_id=request.device_id)
+            customer = None
+            if device is not None and device.customer_id is not None:
+                customer = await ledger.get_customer(session=session, customer_id=device.customer_id)
+        if request.chat_id is not None:
+            await self._send(request.chat_id, texts.code_issued(**details), request)
+        if customer is not None and customer.chat_id is not None and customer.chat_id != request.chat_id:
+            await self._send(customer.chat_id, texts.customer_code(**details), request)
+
+    async def _send(self, chat_id: int, text: str, request: CodeRequest) -> None:
+        try:
+            await self.bot.send_message(chat_id, texts.with_sandbox_note(text, self.settings.uses_sandbox))
+        except (Forbidden, BadRequest) as exc:
+            log.warning("request %s: chat %s cannot be reached (%s); not retrying", request.id, chat_id, exc.message)

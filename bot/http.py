@@ -1,0 +1,93 @@
+"""The HTTP side, in the bot's own process and event loop (starlette + uvicorn): ``/healthz``.
+
+As in PTB's ``customwebhookbot`` example, uvicorn runs as a task beside the bot and stops with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bot.services import Services
+from storage import ledger
+
+log = logging.getLogger("paygbot.http")
+
+
+def build_http_app(services: Services, routes: list[Route] | None = None) -> Starlette:
+    """The HTTP routes: ``GET /healthz`` and whatever else the bot serves (payments)."""
+
+    async def healthz(request: Request) -> JSONResponse:
+        """The bot, the database and the queue, for a load balancer or a HEALTHCHECK."""
+        now = services.clock.now()
+        try:
+            async with services.db.read() as session:
+                depth, oldest = await ledger.queue_depth(session=session)
+        except SQLAlchemyError as exc:
+            log.error("healthz: the database cannot be read (%s)", type(exc).__name__)
+            return JSONResponse({"status": "error", "database": "unavailable"}, status_code=503)
+        return JSONResponse({
+            "status": "ok",
+            "bot": services.bot_username,
+            "database": "ok",
+            "erm": "sandbox" if services.sandbox else "configured",
+            "queue": {
+                "depth": depth,
+                "oldest_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
+            },
+        })
+
+    return Starlette(routes=[Route("/healthz", healthz), *(routes or [])])
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the bot decides when to stop."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Starlette, port: int, host: str = "0.0.0.0") -> AsyncIterator[int]:  # noqa: S104
+    """Serve ``app`` until the block ends; yields the port actually bound (``port=0`` picks one).
+
+    The socket is bound here, so a port in use is an ``OSError`` the caller can report
+    (uvicorn itself would exit the process).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    config = uvicorn.Config(app, log_level="warning", log_config=None, ws="none", lifespan="off")
+    server = _EmbeddedServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError(f"the HTTP side could not start on port {port}")
+        if loop.time() > deadline:
+            raise RuntimeError(f"the HTTP side did not start on port {port}")
+        await asyncio.sleep(0.01)
+    bound: Any = server.servers[0].sockets[0].getsockname()
+    try:
+        yield int(bound[1])
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -1,0 +1,175 @@
+"""Who someone is to the bot (manager, agent, customer, stranger), invitations, and customers.
+
+Roles are kept by numeric Telegram user id. Invitations are single-use tokens that expire;
+redeeming one is a compare-and-set in the ledger, so a link used twice at once gives one role.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from bot.clock import Clock
+from storage import ledger
+from storage.db import Database
+from storage.models import Customer, Device, Invite, Person, Role
+
+INVITE_LIFETIME = timedelta(hours=24)
+CUSTOMER_ROLE = "customer"
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{6,20}$")
+_NAME = re.compile(r"^[^\x00-\x1f<>]{1,100}$")
+
+
+class Kind(StrEnum):
+    MANAGER = "manager"
+    AGENT = "agent"
+    CUSTOMER = "customer"
+    STRANGER = "stranger"
+
+
+@dataclass(frozen=True)
+class Who:
+    """What the bot knows of a Telegram user, looked up once per update."""
+
+    kind: Kind
+    person: Person | None = None
+    customer: Customer | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        """Managers can do all an agent can."""
+        return self.kind in (Kind.MANAGER, Kind.AGENT)
+
+
+class InviteProblem(StrEnum):
+    UNKNOWN = "unknown"
+    USED = "used"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Joined:
+    """An invite redeemed: the role given, or the customer linked."""
+
+    role: str
+    customer: Customer | None = None
+
+
+def normalise_phone(text: str) -> str | None:
+    """Digits only (a leading + dropped); None if it does not look like a phone number."""
+    if not _PHONE.match(text.strip()):
+        return None
+    digits = re.sub(r"\D", "", text)
+    return digits if 7 <= len(digits) <= 15 else None
+
+
+def valid_name(text: str) -> str | None:
+    name = " ".join(text.split())
+    return name if _NAME.match(name) else None
+
+
+class People:
+    """Roles, invitations and customers over the ledger."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db, self.clock = db, clock
+
+    async def who(self, telegram_id: int) -> Who:
+        async with self.db.read() as session:
+            person = await ledger.get_person(session=session, telegram_id=telegram_id)
+            if person is not None and person.active:
+                return Who(Kind(person.role.value), person=person)
+            customer = await ledger.customer_by_user(session=session, telegram_user_id=telegram_id)
+        if customer is not None:
+            return Who(Kind.CUSTOMER, customer=customer)
+        return Who(Kind.STRANGER)
+
+    async def ensure_managers(self, telegram_ids: list[int]) -> None:
+        """``PAYGBOT_MANAGERS`` are managers at every start."""
+        async with self.db.write() as session:
+            for telegram_id in telegram_ids:
+                person = await ledger.get_person(session=session, telegram_id=telegram_id)
+                if person is None or person.role is not Role.MANAGER or not person.active:
+                    await ledger.put_person(session=session, telegram_id=telegram_id, role=Role.MANAGER,
+                                            name=None, now=self.clock.now())
+
+    async def invite(self, role: str, created_by: Person | None, customer: Customer | None = None) -> Invite:
+        """A single-use invitation, valid for 24 hours."""
+        now = self.clock.now()
+        async with self.db.write() as session:
+            return await ledger.add_invite(session=session, invite=Invite(
+                token=secrets.token_urlsafe(16), role=role, customer_id=customer.id if customer else None,
+                created_by_id=created_by.id if created_by else None, created_at=now,
+                expires_at=now + INVITE_LIFETIME,
+            ))
+
+    async def redeem(
+        self, token: str, *, telegram_id: int, chat_id: int, name: str, language: str | None
+    ) -> Joined | InviteProblem:
+        """Give the invite's role to this user (or link the customer's chat), once."""
+        if not _TOKEN.match(token):
+            return InviteProblem.UNKNOWN
+        now = self.clock.now()
+        async with self.db.write() as session:
+            invite = await ledger.invite_by_token(session=session, token=token)
+            if invite is None:
+                return InviteProblem.UNKNOWN
+            if invite.used_at is not None:
+                return InviteProblem.USED
+            if invite.expires_at <= now:
+                return InviteProblem.EXPIRED
+            assert invite.id is not None
+            if not await ledger.use_invite(session=session, invite_id=invite.id, telegram_id=telegram_id, now=now):
+                return InviteProblem.USED
+            if invite.role == CUSTOMER_ROLE:
+                assert invite.customer_id is not None
+                customer = await ledger.get_customer(session=session, customer_id=invite.customer_id)
+                assert customer is not None
+                await ledger.link_customer_chat(session=session, customer=customer, telegram_user_id=telegram_id,
+                                                chat_id=chat_id, language=language)
+                return Joined(CUSTOMER_ROLE, customer)
+            await ledger.put_person(session=session, telegram_id=telegram_id, role=Role(invite.role), name=name,
+                                    now=now)
+            return Joined(invite.role)
+
+    async def link_by_contact(
+        self, *, phone: str, telegram_id: int, chat_id: int, language: str | None
+    ) -> Customer | None:
+        """A customer who shares their own number, when it is on file, is linked to this chat."""
+        digits = normalise_phone(phone)
+        if digits is None:
+            return None
+        async with self.db.write() as session:
+            customer = await ledger.customer_by_phone(session=session, phone=digits)
+            if customer is None:
+                return None
+            return await ledger.link_customer_chat(session=session, customer=customer, telegram_user_id=telegram_id,
+                                                   chat_id=chat_id, language=language)
+
+    async def register_customer(
+        self, *, device_id: int, phone: str, name: str, agent: Person | None
+    ) -> tuple[Customer, Device]:
+        """Register or update the device's customer."""
+        async with self.db.write() as session:
+            device = await ledger.lock_device(session=session, device_id=device_id)
+            customer = await ledger.put_customer(session=session, device=device, phone=phone, name=name,
+                                                 registered_by_id=agent.id if agent else None, now=self.clock.now())
+            return customer, device
+
+    async def staff(self) -> list[Person]:
+        async with self.db.read() as session:
+            return list(await ledger.active_people(session=session))
+
+    async def customers_with_chat(self) -> list[Customer]:
+        async with self.db.read() as session:
+            return list(await ledger.linked_customers(session=session))
+
+    async def recent_devices(self, person: Person) -> list[str]:
+        assert person.id is not None
+        async with self.db.read() as session:
+            return await ledger.recent_devices(session=session, person_id=person.id)
+

@@ -1,0 +1,49 @@
+"""What the handlers reach through ``context``: one object made at start, closed at stop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram.ext import Application, CallbackContext, ExtBot
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.erm.client import ErmClient
+from bot.issuing import IssuingEngine
+from bot.people import People, Who
+from storage.db import Database
+
+SERVICES = "services"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    db: Database
+    erm: ErmClient
+    engine: IssuingEngine
+    people: People
+    bot_username: str
+    sandbox: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def start_link(self, token: str) -> str:
+        """The deep link that opens the bot with ``/start <token>``."""
+        return f"https://t.me/{self.bot_username}?start={token}"
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """PTB's context, carrying who sent the update (set once by the access gate)."""
+
+    who: Who
+
+    def __init__(self, application: Application[Any, Any, Any, Any, Any, Any], chat_id: int | None = None,
+                 user_id: int | None = None) -> None:
+        super().__init__(application=application, chat_id=chat_id, user_id=user_id)
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.application.bot_data[SERVICES]
+        return services

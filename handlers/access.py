@@ -1,0 +1,63 @@
+"""The access gate: runs first for every update, finds who sent it, and stops what they may not do.
+
+Strangers may only /start and /help (and share their own number); customers their own
+commands; managers-only commands are refused to agents. A refused update touches neither
+the ERM nor the ledger beyond the one read that tells who the person is.
+"""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import ApplicationHandlerStop
+
+from bot import texts
+from bot.people import Kind
+from bot.services import BotContext
+from handlers.common import reply
+
+PUBLIC = {"start", "help"}
+CUSTOMER = {*PUBLIC, "balance", "code", "cancel"}
+MANAGERS_ONLY = {"invite", "agents", "revoke", "price", "summary", "export"}
+
+
+def command_of(update: Update) -> str | None:
+    """The command a message starts with, without the slash and any @botname."""
+    message = update.effective_message
+    if message is None or not message.text or not message.text.startswith("/"):
+        return None
+    return message.text.split()[0][1:].split("@")[0].lower()
+
+
+async def gate(update: Update, context: BotContext) -> None:
+    """Look up the sender once; refuse, with a plain answer, what their role does not allow."""
+    user = update.effective_user
+    if user is None or update.effective_chat is None:
+        raise ApplicationHandlerStop
+    who = await context.services.people.who(user.id)
+    context.who = who
+    command = command_of(update)
+    if who.kind is Kind.STRANGER:
+        if command in PUBLIC or _shares_contact(update):
+            return
+        await _refuse(update, context, texts.STRANGER_REFUSED)
+    if who.kind is Kind.CUSTOMER:
+        if command is None and update.callback_query is None:
+            return
+        if command in CUSTOMER:
+            return
+        await _refuse(update, context, texts.STAFF_ONLY)
+    if who.kind is Kind.AGENT and command in MANAGERS_ONLY:
+        await _refuse(update, context, texts.MANAGERS_ONLY)
+
+
+def _shares_contact(update: Update) -> bool:
+    message = update.effective_message
+    return message is not None and message.contact is not None
+
+
+async def _refuse(update: Update, context: BotContext, text: str) -> None:
+    if update.callback_query is not None:
+        await update.callback_query.answer(text[:190], show_alert=True)
+    else:
+        await reply(update, context, text)
+    raise ApplicationHandlerStop

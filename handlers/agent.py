@@ -1,0 +1,433 @@
+"""Agents (and managers): /days, /device, /history, /customer.
+
+Typed in full, a command acts at once. Sent bare, /days and /customer become a short
+dialogue with buttons (recent devices, common day counts) and a confirmation before anything
+is issued or changed; /cancel or five minutes of silence end it.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from typing import Any
+
+from telegram import ReplyKeyboardRemove, Update
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from bot import texts
+from bot.erm.client import check_product_id
+from bot.erm.errors import ErmError, ErmRefused
+from bot.issuing import Accepted, Refused
+from bot.people import normalise_phone, valid_name
+from bot.services import BotContext
+from handlers.common import arguments, buttons, cancel, reply, reply_qr, timed_out, too_long
+from storage.models import CodeKind
+
+DIALOGUE_TIMEOUT = 300
+COMMON_DAYS = (7, 14, 30)
+HISTORY_PAGE = 5
+ASK_DEVICE, ASK_DAYS, CONFIRM_DAYS = range(3)
+ASK_CUSTOMER_DEVICE, ASK_PHONE, ASK_NAME, CONFIRM_CUSTOMER = range(3, 7)
+TEXT = filters.TEXT & ~filters.COMMAND
+PHONE_PART = re.compile(r"^\+?[0-9()-]+$")
+
+
+def parse_days(text: str) -> int | None:
+    text = text.strip()
+    if not text.isdigit() or len(text) > 4:
+        return None
+    days = int(text)
+    return days if 1 <= days <= 1095 else None
+
+
+def valid_device(text: str) -> str | None:
+    try:
+        check_product_id(text.strip())
+    except ValueError:
+        return None
+    return text.strip()
+
+
+def _state(context: BotContext, key: str) -> dict[str, Any]:
+    assert context.user_data is not None
+    return context.user_data.setdefault(key, {})
+
+
+async def _answer_button(update: Update) -> str:
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    await query.edit_message_reply_markup(None)
+    return query.data
+
+
+async def _device_buttons(context: BotContext, key: str) -> Any:
+    person = context.who.person
+    assert person is not None
+    recent = await context.services.people.recent_devices(person)
+    _state(context, key)["recent"] = recent
+    return buttons([[(ref, f"dev:{index}")] for index, ref in enumerate(recent)]) if recent else None
+
+
+# -- issuing days codes -----------------------------------------------------------------------
+
+
+async def issue_days(update: Update, context: BotContext, device: str, days: int) -> None:
+    """Ask the engine, then answer at once: the code follows, or why not and what is possible."""
+    services = context.services
+    person, chat = context.who.person, update.effective_chat
+    assert person is not None and chat is not None
+    outcome = await services.engine.request(device, CodeKind.DAYS, days, requested_by=person.id, chat_id=chat.id)
+    await answer_outcome(update, context, outcome)
+
+
+async def answer_outcome(update: Update, context: BotContext, outcome: Accepted | Refused) -> None:
+    """A refusal with what is possible; a queue time; or nothing, when the code message itself is on its way."""
+    services = context.services
+    if isinstance(outcome, Refused):
+        await reply(update, context, texts.refused(
+            outcome.reason.value, outcome.device_ref, fits=outcome.fits, possible_at=outcome.possible_at,
+            words=outcome.words, tz=services.settings.tz,
+        ))
+        return
+    if outcome.eta.total_seconds() >= 1:
+        await reply(update, context, texts.queued(outcome.device_ref, outcome.eta.total_seconds()))
+        return
+    if not await services.engine.wait_told(outcome.request_id, timeout=3):
+        await reply(update, context, texts.on_its_way(outcome.device_ref))
+
+
+async def days_command(update: Update, context: BotContext) -> int:
+    """/days device days — or bare /days for the dialogue."""
+    args = arguments(context)
+    if not args:
+        markup = await _device_buttons(context, "days")
+        await reply(update, context, texts.ASK_DEVICE, markup)
+        return ASK_DEVICE
+    if len(args) != 2 or too_long(args):
+        await reply(update, context, texts.usage("days"))
+        return ConversationHandler.END
+    device, days = valid_device(args[0]), parse_days(args[1])
+    if device is None:
+        await reply(update, context, texts.BAD_DEVICE)
+    elif days is None:
+        await reply(update, context, texts.BAD_DAYS + "\n" + texts.usage("days"))
+    else:
+        await issue_days(update, context, device, days)
+    return ConversationHandler.END
+
+
+async def _ask_days(update: Update, context: BotContext, device: str) -> int:
+    _state(context, "days")["device"] = device
+    rows = [[(str(days), f"days:{days}") for days in COMMON_DAYS] + [(texts.OTHER, "days:other")]]
+    await reply(update, context, texts.ASK_DAYS.format(device=texts.esc(device)), buttons(rows))
+    return ASK_DAYS
+
+
+async def days_device_typed(update: Update, context: BotContext) -> int:
+    assert update.message is not None and update.message.text is not None
+    device = valid_device(update.message.text)
+    if device is None:
+        await reply(update, context, texts.BAD_DEVICE)
+        return ASK_DEVICE
+    return await _ask_days(update, context, device)
+
+
+async def days_device_tapped(update: Update, context: BotContext) -> int:
+    data = await _answer_button(update)
+    recent = _state(context, "days").get("recent", [])
+    index = int(data.split(":")[1])
+    if index >= len(recent):
+        await reply(update, context, texts.ASK_DEVICE)
+        return ASK_DEVICE
+    return await _ask_days(update, context, recent[index])
+
+
+async def _confirm_days(update: Update, context: BotContext, days: int) -> int:
+    state = _state(context, "days")
+    state["days"] = days
+    await reply(update, context, texts.confirm_days(state["device"], days),
+                buttons([[(texts.CONFIRM, "ok:yes"), (texts.CANCEL, "ok:no")]]))
+    return CONFIRM_DAYS
+
+
+async def days_tapped(update: Update, context: BotContext) -> int:
+    data = await _answer_button(update)
+    if data == "days:other":
+        await reply(update, context, texts.ASK_OTHER_DAYS)
+        return ASK_DAYS
+    days = parse_days(data.split(":")[1])
+    assert days is not None
+    return await _confirm_days(update, context, days)
+
+
+async def days_typed(update: Update, context: BotContext) -> int:
+    assert update.message is not None and update.message.text is not None
+    days = parse_days(update.message.text)
+    if days is None:
+        await reply(update, context, texts.BAD_DAYS)
+        return ASK_DAYS
+    return await _confirm_days(update, context, days)
+
+
+async def days_confirmed(update: Update, context: BotContext) -> int:
+    data = await _answer_button(update)
+    state = _state(context, "days")
+    assert context.user_data is not None
+    context.user_data.pop("days", None)
+    if data != "ok:yes":
+        await reply(update, context, texts.CANCELLED)
+        return ConversationHandler.END
+    await issue_days(update, context, state["device"], state["days"])
+    return ConversationHandler.END
+
+
+# -- /device and /history ------------------------------------------------------------------------
+
+
+async def _resolve(update: Update, context: BotContext, ref: str) -> int | None:
+    """The ledger's device for ``ref``, or a reply saying why there is none."""
+    outcome = await context.services.engine.resolve_device(ref)
+    if isinstance(outcome, Refused):
+        await reply(update, context, texts.refused(outcome.reason.value, ref, words=outcome.words,
+                                                   tz=context.services.settings.tz))
+        return None
+    return outcome
+
+
+async def device_command(update: Update, context: BotContext) -> None:
+    """/device device: customer, price, credit, today's codes, next possible code, last codes."""
+    args = arguments(context)
+    if len(args) != 1 or too_long(args):
+        await reply(update, context, texts.usage("device"))
+        return
+    device = valid_device(args[0])
+    if device is None:
+        await reply(update, context, texts.BAD_DEVICE)
+        return
+    device_id = await _resolve(update, context, device)
+    if device_id is None:
+        return
+    services = context.services
+    status = await services.engine.status(device_id)
+    await reply(update, context, texts.device_view(status, services.settings.tz, services.clock.now()))
+
+
+async def history_command(update: Update, context: BotContext) -> None:
+    """/history device: the ERM's committed codes, newest first, paged with buttons."""
+    args = arguments(context)
+    if len(args) != 1 or too_long(args):
+        await reply(update, context, texts.usage("history"))
+        return
+    device = valid_device(args[0])
+    if device is None:
+        await reply(update, context, texts.BAD_DEVICE)
+        return
+    device_id = await _resolve(update, context, device)
+    if device_id is not None:
+        await _history_page(update, context, device_id, device, 0, edit=False)
+
+
+async def history_tapped(update: Update, context: BotContext) -> None:
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    _, device_id, offset = query.data.split(":")
+    device = await context.services.engine.device(int(device_id))
+    await query.answer()
+    if device is None:
+        return
+    await _history_page(update, context, int(device_id), device.erm_id, int(offset), edit=True)
+
+
+async def _history_page(update: Update, context: BotContext, device_id: int, ref: str, offset: int, *,
+                        edit: bool) -> None:
+    services = context.services
+    try:
+        page = await services.erm.code_history(ref, offset, HISTORY_PAGE)
+    except ErmRefused as exc:
+        await reply(update, context, texts.refused("erm_refused", ref, words=exc.message, tz=services.settings.tz))
+        return
+    except ErmError:
+        await reply(update, context, texts.erm_unavailable())
+        return
+    text = texts.history_page(ref, page.events, page.count, offset, services.settings.tz)
+    row = []
+    if offset > 0:
+        row.append((texts.NEWER, f"hist:{device_id}:{max(0, offset - HISTORY_PAGE)}"))
+    if offset + len(page.events) < page.count:
+        row.append((texts.OLDER, f"hist:{device_id}:{offset + HISTORY_PAGE}"))
+    markup = buttons([row]) if row else None
+    if edit and update.callback_query is not None:
+        await update.callback_query.edit_message_text(texts.with_sandbox_note(text, services.sandbox),
+                                                      reply_markup=markup)
+    else:
+        await reply(update, context, text, markup)
+
+
+# -- /customer --------------------------------------------------------------------------------
+
+
+async def register_customer(update: Update, context: BotContext, device: str, phone: str, name: str) -> None:
+    """Register or update the device's customer, then give their invite link and its QR picture."""
+    services = context.services
+    device_id = await _resolve(update, context, device)
+    if device_id is None:
+        return
+    customer, _ = await services.people.register_customer(device_id=device_id, phone=phone, name=name,
+                                                          agent=context.who.person)
+    invite = await services.people.invite("customer", context.who.person, customer)
+    link = services.start_link(invite.token)
+    await reply_qr(update, context, link, texts.customer_registered(name, device, link))
+
+
+async def customer_command(update: Update, context: BotContext) -> int:
+    """/customer device phone name… — or bare /customer for the dialogue."""
+    args = arguments(context)
+    if not args:
+        markup = await _device_buttons(context, "customer")
+        await reply(update, context, texts.ASK_DEVICE, markup)
+        return ASK_CUSTOMER_DEVICE
+    phone_parts = _phone_parts(args[1:])
+    if len(args) < 3 or not phone_parts or len(args) == 1 + len(phone_parts) or too_long(args[:1]):
+        await reply(update, context, texts.usage("customer"))
+        return ConversationHandler.END
+    device = valid_device(args[0])
+    phone = normalise_phone(" ".join(phone_parts))
+    name = valid_name(" ".join(args[1 + len(phone_parts):]))
+    if device is None:
+        await reply(update, context, texts.BAD_DEVICE)
+    elif phone is None:
+        await reply(update, context, texts.BAD_PHONE)
+    elif name is None:
+        await reply(update, context, texts.BAD_NAME)
+    else:
+        await register_customer(update, context, device, phone, name)
+    return ConversationHandler.END
+
+
+def _phone_parts(words: list[str]) -> list[str]:
+    """The leading words that belong to a phone number typed with spaces (+254 712 345678)."""
+    parts = []
+    for word in words:
+        if not PHONE_PART.match(word):
+            break
+        parts.append(word)
+    return parts or words[:1]
+
+
+async def _ask_phone(update: Update, context: BotContext, device: str) -> int:
+    _state(context, "customer")["device"] = device
+    await reply(update, context, texts.ASK_PHONE)
+    return ASK_PHONE
+
+
+async def customer_device_typed(update: Update, context: BotContext) -> int:
+    assert update.message is not None and update.message.text is not None
+    device = valid_device(update.message.text)
+    if device is None:
+        await reply(update, context, texts.BAD_DEVICE)
+        return ASK_CUSTOMER_DEVICE
+    return await _ask_phone(update, context, device)
+
+
+async def customer_device_tapped(update: Update, context: BotContext) -> int:
+    data = await _answer_button(update)
+    recent = _state(context, "customer").get("recent", [])
+    index = int(data.split(":")[1])
+    if index >= len(recent):
+        await reply(update, context, texts.ASK_DEVICE)
+        return ASK_CUSTOMER_DEVICE
+    return await _ask_phone(update, context, recent[index])
+
+
+async def customer_phone(update: Update, context: BotContext) -> int:
+    message = update.message
+    assert message is not None
+    state = _state(context, "customer")
+    if message.contact is not None:
+        phone = normalise_phone(message.contact.phone_number)
+        contact_name = " ".join(filter(None, [message.contact.first_name, message.contact.last_name]))
+        state["suggested_name"] = valid_name(contact_name) if contact_name else None
+    else:
+        phone = normalise_phone(message.text or "")
+    if phone is None:
+        await reply(update, context, texts.BAD_PHONE)
+        return ASK_PHONE
+    state["phone"] = phone
+    suggested = state.get("suggested_name")
+    if suggested:
+        state["name"] = suggested
+        return await _confirm_customer(update, context)
+    await reply(update, context, texts.ASK_NAME)
+    return ASK_NAME
+
+
+async def customer_name(update: Update, context: BotContext) -> int:
+    assert update.message is not None
+    name = valid_name(update.message.text or "")
+    if name is None:
+        await reply(update, context, texts.BAD_NAME)
+        return ASK_NAME
+    _state(context, "customer")["name"] = name
+    return await _confirm_customer(update, context)
+
+
+async def _confirm_customer(update: Update, context: BotContext) -> int:
+    state = _state(context, "customer")
+    await reply(update, context, texts.confirm_customer(state["device"], state["phone"], state["name"]),
+                buttons([[(texts.CONFIRM, "ok:yes"), (texts.CANCEL, "ok:no")]]))
+    return CONFIRM_CUSTOMER
+
+
+async def customer_confirmed(update: Update, context: BotContext) -> int:
+    data = await _answer_button(update)
+    assert context.user_data is not None
+    state = context.user_data.pop("customer", {})
+    if data != "ok:yes":
+        await reply(update, context, texts.CANCELLED, ReplyKeyboardRemove())
+        return ConversationHandler.END
+    await register_customer(update, context, state["device"], state["phone"], state["name"])
+    return ConversationHandler.END
+
+
+# -- the handlers, for handlers.register ---------------------------------------------------------
+
+
+def _dialogue(name: str, entry: CommandHandler[Any, Any], states: dict[object, list[Any]]) -> ConversationHandler[Any]:
+    with warnings.catch_warnings():
+        # Our dialogues mix buttons and typed answers on purpose; PTB warns about that combination.
+        warnings.filterwarnings("ignore", message="If 'per_message=False'", category=PTBUserWarning)
+        return ConversationHandler(
+            entry_points=[entry],
+            states={**states, ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)]},
+            fallbacks=[CommandHandler("cancel", cancel)],
+            conversation_timeout=DIALOGUE_TIMEOUT,
+            name=name,
+            allow_reentry=True,
+        )
+
+
+def days_dialogue() -> ConversationHandler[Any]:
+    return _dialogue("days", CommandHandler("days", days_command), {
+        ASK_DEVICE: [MessageHandler(TEXT, days_device_typed), CallbackQueryHandler(days_device_tapped, "^dev:")],
+        ASK_DAYS: [MessageHandler(TEXT, days_typed), CallbackQueryHandler(days_tapped, "^days:")],
+        CONFIRM_DAYS: [CallbackQueryHandler(days_confirmed, "^ok:")],
+    })
+
+
+def customer_dialogue() -> ConversationHandler[Any]:
+    return _dialogue("customer", CommandHandler("customer", customer_command), {
+        ASK_CUSTOMER_DEVICE: [MessageHandler(TEXT, customer_device_typed),
+                              CallbackQueryHandler(customer_device_tapped, "^dev:")],
+        ASK_PHONE: [MessageHandler(TEXT | filters.CONTACT, customer_phone)],
+        ASK_NAME: [MessageHandler(TEXT, customer_name)],
+        CONFIRM_CUSTOMER: [CallbackQueryHandler(customer_confirmed, "^ok:")],
+    })

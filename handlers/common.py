@@ -1,0 +1,143 @@
+"""What every handler shares: replying (with the sandbox note), reading arguments, /start, /help,
+/cancel, unknown commands, and the error handler."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import segno
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.ext import ConversationHandler
+
+from bot import commands, texts
+from bot.people import InviteProblem, Kind
+from bot.services import BotContext
+
+log = logging.getLogger("paygbot.handlers")
+
+MAX_ARGUMENT = 64
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
+
+
+async def reply(update: Update, context: BotContext, text: str, markup: Markup = None) -> None:
+    """Answer in the update's chat; in sandbox mode every reply says so."""
+    chat = update.effective_chat
+    assert chat is not None
+    await context.bot.send_message(
+        chat.id, texts.with_sandbox_note(text, context.services.sandbox), reply_markup=markup,
+        disable_web_page_preview=True,
+    )
+
+
+async def reply_qr(update: Update, context: BotContext, link: str, caption: str) -> None:
+    """The link as a QR picture to scan from the other person's phone, with the link in the caption."""
+    chat = update.effective_chat
+    assert chat is not None
+    picture = io.BytesIO()
+    segno.make(link, error="m").save(picture, kind="png", scale=8, border=2)
+    await context.bot.send_photo(
+        chat.id, picture.getvalue(), caption=texts.with_sandbox_note(caption, context.services.sandbox),
+    )
+
+
+def buttons(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row]
+                                 for row in rows])
+
+
+def arguments(context: BotContext) -> list[str]:
+    return list(context.args or [])
+
+
+def too_long(values: list[str]) -> bool:
+    return any(len(value) > MAX_ARGUMENT for value in values)
+
+
+# -- /start, /help, /cancel -------------------------------------------------------------------
+
+
+async def start(update: Update, context: BotContext) -> None:
+    """/start [token]: join with an invite, or be greeted for who you are."""
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    args = arguments(context)
+    who = context.who
+    if args:
+        joined = await context.services.people.redeem(
+            args[0], telegram_id=user.id, chat_id=chat.id, name=user.full_name, language=user.language_code,
+        )
+        if isinstance(joined, InviteProblem):
+            await reply(update, context, texts.invite_problem(joined.value),
+                        None if who.kind is not Kind.STRANGER else share_number_keyboard())
+            return
+        await commands.register_for(context.bot, chat.id, joined.role)
+        await reply(update, context, texts.welcome(joined.role, user.first_name), ReplyKeyboardRemove())
+        return
+    if who.kind is Kind.STRANGER:
+        await reply(update, context, texts.STRANGER, share_number_keyboard())
+        return
+    await reply(update, context, texts.welcome_back(who.kind.value, user.first_name))
+
+
+def share_number_keyboard() -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup([[KeyboardButton(texts.SHARE_MY_NUMBER, request_contact=True)]],
+                               resize_keyboard=True, one_time_keyboard=True)
+
+
+async def help_command(update: Update, context: BotContext) -> None:
+    """/help: what this person can do."""
+    who = context.who
+    markup = share_number_keyboard() if who.kind is Kind.STRANGER else None
+    await reply(update, context, texts.help_for(who.kind.value), markup)
+
+
+async def cancel_outside(update: Update, context: BotContext) -> None:
+    """/cancel when no dialogue is open."""
+    await reply(update, context, texts.NOTHING_TO_CANCEL, ReplyKeyboardRemove())
+
+
+async def cancel(update: Update, context: BotContext) -> int:
+    """/cancel inside a dialogue: nothing was done."""
+    if context.user_data is not None:
+        context.user_data.clear()
+    await reply(update, context, texts.CANCELLED, ReplyKeyboardRemove())
+    return ConversationHandler.END
+
+
+async def timed_out(update: Update, context: BotContext) -> None:
+    """Five minutes of silence end a dialogue."""
+    if update.effective_chat is not None:
+        await reply(update, context, texts.TIMED_OUT, ReplyKeyboardRemove())
+
+
+async def unknown_command(update: Update, context: BotContext) -> None:
+    await reply(update, context, texts.UNKNOWN_COMMAND)
+
+
+async def other_text(update: Update, context: BotContext) -> None:
+    await reply(update, context, texts.NOT_UNDERSTOOD)
+
+
+async def stale_button(update: Update, context: BotContext) -> None:
+    """A button from a finished dialogue or an old message."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer(texts.STALE_BUTTON)
+
+
+async def on_error(update: object, context: BotContext) -> None:
+    """Log the problem first, then tell the person in one plain sentence."""
+    log.error("update %s failed", getattr(update, "update_id", "?"), exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            await context.bot.send_message(update.effective_chat.id, texts.SOMETHING_WENT_WRONG)
+        except Exception as exc:  # the error handler must not raise: PTB would only log it again
+            log.warning("could not tell chat %s about the error (%s)", update.effective_chat.id, type(exc).__name__)
