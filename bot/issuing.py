@@ -282,7 +282,7 @@ class IssuingEngine:
             log.warning("could not look up device %s (%s)", device_ref, exc.message)
             return Refused(Reason.ERM_UNAVAILABLE, device_ref, words=exc.message)
         async with self.db.write() as session:
-            device = await ledger.add_device(session=session, ids=ids, now=self.clock.now())
+            device = await ledger.add_device(session=session, ids=ids, now=self.clock.now(), label=device_ref)
         assert device.id is not None
         return device.id
 
@@ -347,7 +347,8 @@ class IssuingEngine:
             async with self.db.write() as session:
                 for item in items:
                     if item.ids:
-                        await ledger.add_device(session=session, ids=item.ids, now=self.clock.now())
+                        await ledger.add_device(session=session, ids=item.ids, now=self.clock.now(),
+                                                label=item.oem_item_id or item.ids[0])
                         learned += 1
             if len(items) < page_size:
                 return learned
@@ -683,13 +684,13 @@ class IssuingEngine:
                 await ledger.add_request(
                     session=session,
                     request=CodeRequest(
-                        device_id=device_id, device_ref=device.erm_id, kind=CodeKind.DAYS, days=days,
+                        device_id=device_id, device_ref=device.label, kind=CodeKind.DAYS, days=days,
                         source=Source.PREPAID, not_before=not_before, created_at=now,
                     ),
                 )
                 device.prepaid_days -= days
                 session.add(device)
-            log.info("device %s: %s prepaid days queued", device.erm_id, days)
+            log.info("device %s: %s prepaid days queued", device.label, days)
 
 
 def _refused_row(

@@ -59,11 +59,11 @@ async def send_reminders(services: Services, bot: Bot) -> int:
         due = await ledger.reminders_due(session=session, now=now, horizon=now + timedelta(days=settings.reminder_days))
     for device, customer in due:
         assert device.id is not None and device.credit_until is not None and customer.chat_id is not None
-        text = texts.reminder(device.erm_id, device.credit_until, limits.days_left(device.credit_until, now), settings.tz)
+        text = texts.reminder(device.label, device.credit_until, limits.days_left(device.credit_until, now), settings.tz)
         try:
             await bot.send_message(customer.chat_id, texts.with_sandbox_note(text, services.sandbox))
         except (Forbidden, BadRequest) as exc:
-            log.warning("device %s: reminder not delivered to chat %s (%s)", device.erm_id, customer.chat_id, exc.message)
+            log.warning("device %s: reminder not delivered to chat %s (%s)", device.label, customer.chat_id, exc.message)
         async with services.db.write() as session:
             await ledger.mark_reminded(session=session, device_id=device.id, credit_until=device.credit_until)
         sent += 1

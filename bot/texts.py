@@ -324,8 +324,8 @@ def device_view(status: object, tz: ZoneInfo, now: _datetime) -> str:
 
     assert isinstance(status, DeviceStatus)
     device = status.device
-    lines = [f"<b>{esc(device.erm_id)}</b>"]
-    others = [alias for alias in status.aliases if alias != device.erm_id]
+    lines = [f"<b>{esc(device.label)}</b>"]
+    others = [alias for alias in status.aliases if alias != device.label]
     if others:
         lines.append("Also known as: " + ", ".join(esc(alias) for alias in others))
     if status.customer is not None:

@@ -244,7 +244,7 @@ async def history_tapped(update: Update, context: BotContext) -> None:
     await query.answer()
     if device is None:
         return
-    await _history_page(update, context, int(device_id), device.erm_id, int(offset), edit=True)
+    await _history_page(update, context, int(device_id), device.label, int(offset), edit=True)
 
 
 async def _history_page(update: Update, context: BotContext, device_id: int, ref: str, offset: int, *,

@@ -38,7 +38,7 @@ async def balance(update: Update, context: BotContext) -> None:
         return
     services = context.services
     view = await services.engine.customer_view(customer.id)
-    rows = [(device.erm_id, device.credit_until, device.unlocked, left) for device, left, _ in view]
+    rows = [(device.label, device.credit_until, device.unlocked, left) for device, left, _ in view]
     await reply(update, context, texts.balance(rows, services.settings.tz))
 
 

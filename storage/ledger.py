@@ -67,7 +67,7 @@ async def find_device(*, session: AsyncSession, ref: str) -> Device | None:
     return (await session.exec(query)).first()
 
 
-async def add_device(*, session: AsyncSession, ids: Sequence[str], now: datetime) -> Device:
+async def add_device(*, session: AsyncSession, ids: Sequence[str], now: datetime, label: str | None = None) -> Device:
     """Create a device known by ``ids`` (the first is its ERM id), or add ids to the one that exists.
 
     If the ids name two devices the ledger kept apart, the first found wins and the rest
@@ -79,7 +79,7 @@ async def add_device(*, session: AsyncSession, ids: Sequence[str], now: datetime
         if device is not None:
             break
     if device is None:
-        device = Device(erm_id=ids[0], created_at=now)
+        device = Device(erm_id=ids[0], label=label or ids[0], created_at=now)
         session.add(device)
         await session.flush()
     assert device.id is not None

@@ -95,12 +95,14 @@ class Customer(SQLModel, table=True):
 
 
 class Device(SQLModel, table=True):
-    """A PAYG device; ``erm_id`` is the first id it was known by, aliases hold the others."""
+    """A PAYG device: ``erm_id`` as the ERM names it, ``label`` as people first typed it (the id on the
+    device's sticker, shown to customers); aliases hold every id it answers to."""
 
     __tablename__ = "device"  # type: ignore[assignment]
 
     id: int | None = Field(default=None, primary_key=True)
     erm_id: str = Field(unique=True, index=True, max_length=64)
+    label: str = Field(max_length=64)
     customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
     daily_price: Decimal | None = Field(default=None, sa_type=Money)
     currency: str | None = Field(default=None, max_length=8)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import socket
 from pathlib import Path
 
 import httpx
 
 from bot.erm.client import ErmClient
 from bot.erm.sandbox import ErmSandbox
-from tests.cli import COMMAND, arun, environment, run
+from tests.cli import COMMAND, arun, environment, free_port, run
 
 KEYPAD = re.compile(r"^\*\d{3}( \d{3}){6}#$")
 
@@ -81,14 +80,8 @@ def test_unreachable_erm(tmp_path: Path) -> None:
     assert "could not be reached" in result.err and "Traceback" not in result.err
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_sandbox_command_serves_the_documented_api(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         *COMMAND, "sandbox", "--port", str(port), cwd=tmp_path, env=environment(tmp_path),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

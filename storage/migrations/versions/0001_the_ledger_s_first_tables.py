@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 01:44:06.638357
+Create Date: 2026-11-22 02:14:43.337915
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def upgrade() -> None:
     op.create_table('device',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('erm_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('label', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=True),
     sa.Column('daily_price', storage.types.Money(length=40), nullable=True),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),

@@ -1,0 +1,168 @@
+"""The running bot around the chat: reminders, /healthz, the error handler, command lists, and
+``paygbot run`` as a process that stops cleanly on SIGTERM without losing what is queued."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import select
+from telegram import Update
+from telegram.ext import ApplicationBuilder, CommandHandler
+
+from bot.botapi import FakeBotApi, running
+from bot.clock import ManualClock
+from bot.erm.sandbox import ErmSandbox
+from bot.erm.sandbox import running as sandbox_running
+from bot.jobs import send_reminders
+from handlers.common import on_error
+from storage.db import Database
+from storage.models import CodeRequest, Role, Status
+from tests.chat import AGENT, CUSTOMER, MANAGER, REPLIES, TOKEN, Chat, chatting
+from tests.cli import COMMAND, environment, free_port, run
+
+DEVICE = "TEST2503000017"
+
+
+@pytest.fixture
+async def chat(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock) -> AsyncIterator[Chat]:
+    async with chatting(erm_sandbox, erm_url, database_url, clock) as running_chat:
+        await running_chat.make(AGENT, Role.AGENT)
+        yield running_chat
+
+
+async def test_a_reminder_comes_once_before_credit_ends(chat: Chat) -> None:
+    link = await chat.say(AGENT, f"/customer {DEVICE} 0712345678 Jane Wanjiru")
+    token = (link.rendered or "").split("start=")[1].split()[0]
+    await chat.say(CUSTOMER, f"/start {token}")
+    await chat.api.user_says(AGENT, f"/days {DEVICE} 5")
+    await chat.next(CUSTOMER)  # the code
+    services = chat.bot.services
+    assert await send_reminders(services, chat.bot.application.bot) == 0  # 5 days left: too early
+    chat.clock.advance(days=3, hours=1)
+    assert await send_reminders(services, chat.bot.application.bot) == 1
+    reminder = await chat.next(CUSTOMER)
+    assert "ends in 2 days" in (reminder.rendered or "") and DEVICE in (reminder.rendered or "")
+    assert await send_reminders(services, chat.bot.application.bot) == 0  # once per expiry
+    chat.clock.advance(seconds=6)
+    await chat.api.user_says(AGENT, f"/days {DEVICE} 1")  # a new expiry date: a new reminder later
+    await chat.next(CUSTOMER)
+    assert await send_reminders(services, chat.bot.application.bot) == 0  # 3 days left again
+    chat.clock.advance(days=1)
+    assert await send_reminders(services, chat.bot.application.bot) == 1
+
+
+async def test_command_lists_per_role(chat: Chat) -> None:
+    await chat.say(MANAGER, "/start")
+    deadline = asyncio.get_running_loop().time() + 10
+    while not chat.api.commands_for({"type": "chat", "chat_id": MANAGER.id}):
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    manager = [c["command"] for c in chat.api.commands_for({"type": "chat", "chat_id": MANAGER.id})]
+    assert "invite" in manager and "days" in manager
+    assert [c["command"] for c in chat.api.commands_for()] == ["start", "help"]
+
+
+async def test_healthz_reports_the_queue(erm_sandbox: ErmSandbox, erm_url: str, database_url: str,
+                                         clock: ManualClock) -> None:
+    port = free_port()
+    async with chatting(erm_sandbox, erm_url, database_url, clock, PAYGBOT_HTTP_PORT=str(port)) as chat:
+        await chat.make(AGENT, Role.AGENT)
+        await chat.say(AGENT, f"/days {DEVICE} 1")
+        await chat.say(AGENT, f"/days {DEVICE} 1")  # queued for 6 s
+        clock.advance(4)
+        async with httpx.AsyncClient() as client:
+            health = (await client.get(f"http://127.0.0.1:{port}/healthz")).json()
+    assert health["status"] == "ok" and health["database"] == "ok" and health["bot"] == "paygbot_demo_bot"
+    assert health["queue"] == {"depth": 1, "oldest_seconds": 4.0}
+
+
+async def test_the_error_handler_logs_and_tells_the_person(caplog: pytest.LogCaptureFixture) -> None:
+    api = FakeBotApi(TOKEN)
+
+    async def broken(update: Update, context: object) -> None:
+        raise RuntimeError("a bug")
+
+    async with running(api) as base_url:
+        application = ApplicationBuilder().token(TOKEN).base_url(base_url).build()
+        application.add_handler(CommandHandler("boom", broken))
+        application.add_error_handler(on_error)  # type: ignore[arg-type]
+        api.meet(AGENT)
+        async with application:
+            await application.start()
+            assert application.updater is not None
+            await application.updater.start_polling(poll_interval=0)
+            await api.user_says(AGENT, "/boom")
+            told = await api.wait_for(AGENT.id, methods=REPLIES)
+            await application.updater.stop()
+            await application.stop()
+    assert told.rendered == "Sorry, something went wrong on our side. Please try again in a minute."
+    assert "RuntimeError: a bug" in caplog.text and "Traceback" not in (told.rendered or "")
+
+
+def test_run_needs_a_token(tmp_path: Path) -> None:
+    result = run("run", cwd=tmp_path)
+    assert result.code == 1 and "TELEGRAM_BOT_TOKEN is not set" in result.err and "Traceback" not in result.err
+
+
+async def test_run_against_an_unreachable_telegram(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND, "run", cwd=tmp_path,
+        env=environment(tmp_path, TELEGRAM_BOT_TOKEN="1:abc", TELEGRAM_BASE_URL="http://127.0.0.1:9/bot",
+                        PAYGBOT_HTTP_PORT="0"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1 and "Telegram could not be reached" in err.decode()
+    assert "Traceback" not in err.decode() and "1:abc" not in err.decode()
+
+
+async def test_sigterm_stops_cleanly_and_nothing_queued_is_lost(tmp_path: Path) -> None:
+    api = FakeBotApi(TOKEN)
+    sandbox = ErmSandbox(min_gap_seconds=2)
+    database = tmp_path / "ledger.db"
+    assert run("users", "add", "--telegram-id", str(AGENT.id), "--role", "agent", cwd=tmp_path,
+               env={"DATABASE_URL": f"sqlite:///{database}"}).code == 0
+    api.meet(AGENT)
+    async with running(api) as base_url, sandbox_running(sandbox) as erm_url:
+        env = environment(
+            tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=base_url, ERM_BASE_URL=erm_url,
+            ERM_USERNAME="test@example.com", ERM_PASSWORD="test1234", DATABASE_URL=f"sqlite:///{database}",
+            PAYGBOT_HTTP_PORT="0", PAYGBOT_MIN_GAP_SECONDS="2",
+        )
+
+        async def start() -> asyncio.subprocess.Process:
+            return await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env,
+                                                        stderr=asyncio.subprocess.PIPE)
+
+        process = await start()
+        await api.user_says(AGENT, f"/days {DEVICE} 1")
+        first = await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)
+        assert sandbox.device(DEVICE).codes[0].keypad in (first.rendered or "")
+        await api.user_says(AGENT, f"/days {DEVICE} 2")
+        queued = await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)
+        assert "Queued" in (queued.rendered or "")
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, err.decode()
+        assert "paygbot stopping" in err.decode() and "Traceback" not in err.decode()
+        db = Database(f"sqlite:///{database}")
+        async with db.read() as session:
+            statuses = [row.status for row in (await session.exec(select(CodeRequest).order_by(CodeRequest.id))).all()]  # type: ignore[arg-type]
+        await db.dispose()
+        assert statuses[0] in (Status.ISSUED, Status.DELIVERED) and len(statuses) == 2
+        if statuses[1] is Status.QUEUED:  # stopped before its turn: the next start issues it
+            process = await start()
+            follow = await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.communicate(), 30)
+        else:
+            follow = await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)
+        assert "2 days" in (follow.rendered or "") and len(sandbox.device(DEVICE).codes) == 2
+    gap = sandbox.device(DEVICE).codes[1].created_at - sandbox.device(DEVICE).codes[0].created_at
+    assert gap >= timedelta(seconds=2)
