@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -138,6 +138,7 @@ class IssuingEngine:
             tz=settings.tz,
         )
         self.settle_delay = timedelta(seconds=settings.erm_timeout_seconds) + SETTLE_GRACE
+        self.max_concurrency = max_concurrency
         self._slots = asyncio.Semaphore(max_concurrency)
         self._busy: set[int] = set()
         self._delivering: set[int] = set()
@@ -308,10 +309,8 @@ class IssuingEngine:
         async with self.db.read() as session:
             device = await ledger.get_device(session=session, device_id=device_id)
             assert device is not None
-            start, end = limits.local_day(now, self.limits.tz)
-            today = await ledger.generated_between(session=session, device_id=device_id, start=start, end=end)
-            queued = len(await ledger.open_requests(session=session, device_id=device_id))
-            slot = await self._daily_slot(session, device_id, now)
+            load = await self._load(session, device_id, now)
+            slot = await self._daily_slot(session, device_id, now, load)
             customer = None
             if device.customer_id is not None:
                 customer = await ledger.get_customer(session=session, customer_id=device.customer_id)
@@ -320,10 +319,10 @@ class IssuingEngine:
                 aliases=await ledger.device_aliases(session=session, device_id=device_id),
                 customer=customer,
                 days_left=limits.days_left(device.credit_until, now),
-                codes_today=today,
+                codes_today=load.generated_today,
                 daily_limit=self.limits.daily_limit,
                 next_code_at=max(slot, limits.pacing_ready_at(device.last_generation_at, self.limits.min_gap, now)),
-                queued=queued,
+                queued=load.open_count,
                 last_codes=list(await ledger.last_codes(session=session, device_id=device_id, limit=last)),
             )
 
@@ -360,33 +359,37 @@ class IssuingEngine:
         assert device.id is not None
         if kind is CodeKind.DAYS and device.unlocked:
             return Refused(Reason.UNLOCKED, ref)
-        slot = await self._daily_slot(session, device.id, now)
+        load = await self._load(session, device.id, now)
+        slot = await self._daily_slot(session, device.id, now, load)
         if slot > now:
             return Refused(Reason.DAILY_LIMIT, ref, possible_at=slot)
         if kind is CodeKind.DAYS:
             assert days is not None
-            pending = await ledger.pending_days(session=session, device_id=device.id)
-            fits = limits.headroom(device.credit_until, pending, now, self.limits.max_stacked_days)
+            fits = limits.headroom(device.credit_until, load.pending_days, now, self.limits.max_stacked_days)
             if days > fits:
                 return Refused(Reason.STACKING, ref, fits=fits)
         return None
+
+    async def _load(self, session: ledger.AsyncSession, device_id: int, now: datetime) -> ledger.DeviceLoad:
+        day_start, day_end = limits.local_day(now, self.limits.tz)
+        return await ledger.device_load(session=session, device_id=device_id, day_start=day_start, day_end=day_end)
 
     async def _fit_paid(
         self, session: ledger.AsyncSession, device: Device, days: int, now: datetime
     ) -> tuple[int, datetime]:
         """How many of ``days`` fit now, and the earliest time they may go out (daily limit)."""
         assert device.id is not None
-        pending = await ledger.pending_days(session=session, device_id=device.id)
-        fits = limits.headroom(device.credit_until, pending, now, self.limits.max_stacked_days)
-        return min(days, fits), await self._daily_slot(session, device.id, now)
+        load = await self._load(session, device.id, now)
+        fits = limits.headroom(device.credit_until, load.pending_days, now, self.limits.max_stacked_days)
+        return min(days, fits), await self._daily_slot(session, device.id, now, load)
 
-    async def _daily_slot(self, session: ledger.AsyncSession, device_id: int, now: datetime) -> datetime:
+    async def _daily_slot(
+        self, session: ledger.AsyncSession, device_id: int, now: datetime, load: ledger.DeviceLoad
+    ) -> datetime:
         """``now`` if the device has a code left today, else the start of the first local day that has."""
-        day_start, day_end = limits.local_day(now, self.limits.tz)
-        used = await ledger.generated_between(session=session, device_id=device_id, start=day_start, end=day_end)
-        used += await ledger.open_before(session=session, device_id=device_id, end=day_end)
-        if used < self.limits.daily_limit:
+        if load.generated_today + load.open_today < self.limits.daily_limit:
             return now
+        _, day_end = limits.local_day(now, self.limits.tz)
         while True:
             day_start, day_end = limits.local_day(day_end, self.limits.tz)
             planned = await ledger.open_between(session=session, device_id=device_id, start=day_start, end=day_end)
@@ -396,7 +399,7 @@ class IssuingEngine:
     async def _eta(self, session: ledger.AsyncSession, device: Device, now: datetime) -> timedelta:
         """About how long until the newest request of the device is generated."""
         assert device.id is not None
-        ahead = len(await ledger.open_requests(session=session, device_id=device.id)) - 1
+        ahead = (await self._load(session, device.id, now)).open_count - 1
         ready = limits.pacing_ready_at(device.last_generation_at, self.limits.min_gap, now)
         return (ready - now) + ahead * self.limits.min_gap
 
@@ -423,19 +426,28 @@ class IssuingEngine:
                     self._busy.add(request.device_id)
                     self._spawn(self._settle(request), device_id=request.device_id)
             await self._release_prepaid(now)
-            async with self.db.read() as session:
-                due = await ledger.due_requests(
-                    session=session, now=now, gap_edge=now - self.limits.min_gap, exclude=sorted(self._busy), limit=500
-                )
-            for request in due:
-                assert request.id is not None
-                async with self.db.write() as session:
-                    claimed = await ledger.claim(
-                        session=session, request_id=request.id, now=now, settle_after=now + self.settle_delay
+            room = self.max_concurrency - len(self._busy)
+            claimed: list[CodeRequest] = []
+            due: Sequence[CodeRequest] = []
+            if room > 0:
+                async with self.db.read() as session:
+                    due = await ledger.due_requests(
+                        session=session, now=now, gap_edge=now - self.limits.min_gap, exclude=sorted(self._busy),
+                        limit=room,
                     )
-                if claimed:
-                    self._busy.add(request.device_id)
-                    self._spawn(self._dispatch(request.id), device_id=request.device_id)
+            if due:
+                # One transaction claims the whole batch, and only as many as can be sent at once,
+                # so that sent_at is the moment the request really leaves.
+                async with self.db.write() as session:
+                    for request in due:
+                        assert request.id is not None
+                        if await ledger.claim(session=session, request_id=request.id, now=now,
+                                              settle_after=now + self.settle_delay):
+                            claimed.append(request)
+            for request in claimed:
+                assert request.id is not None
+                self._busy.add(request.device_id)
+                self._spawn(self._dispatch(request.id), device_id=request.device_id)
             if self.notify is not None:
                 async with self.db.read() as session:
                     finished = await ledger.undelivered(session=session, now=now)
@@ -673,14 +685,14 @@ class IssuingEngine:
                 device = await ledger.lock_device(session=session, device_id=device_id)
                 if device.prepaid_days <= 0 or device.unlocked:
                     continue
-                pending = await ledger.pending_days(session=session, device_id=device_id)
-                if pending:
+                load = await self._load(session, device_id, now)
+                if load.pending_days:
                     continue
                 fits = limits.headroom(device.credit_until, 0, now, self.limits.max_stacked_days)
                 days = min(device.prepaid_days, fits)
                 if days < min(device.prepaid_days, PREPAID_BATCH_DAYS):
                     continue
-                not_before = await self._daily_slot(session, device_id, now)
+                not_before = await self._daily_slot(session, device_id, now, load)
                 await ledger.add_request(
                     session=session,
                     request=CodeRequest(

@@ -7,9 +7,10 @@ Functions take the session as a keyword and run inside the caller's transaction
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, text, update
+from sqlalchemy import and_, func, or_, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -106,45 +107,51 @@ async def lock_device(*, session: AsyncSession, device_id: int) -> Device:
     return device
 
 
+async def devices_with_prepaid(*, session: AsyncSession) -> list[int]:
+    query = select(Device.id).where(Device.prepaid_days > 0, col(Device.unlocked).is_(False))
+    return [value for value in (await session.exec(query)).all() if value is not None]
+
+
 # -- code requests: what the limits need -----------------------------------------------------
 
 
-async def generated_between(*, session: AsyncSession, device_id: int, start: datetime, end: datetime) -> int:
-    """Codes generated for the device in [start, end)."""
-    query = select(func.count()).select_from(CodeRequest).where(
-        CodeRequest.device_id == device_id,
-        col(CodeRequest.status).in_(GENERATED_STATUSES),
-        col(CodeRequest.issued_at) >= start,
-        col(CodeRequest.issued_at) < end,
-    )
-    return (await session.exec(query)).one()
+@dataclass(frozen=True)
+class DeviceLoad:
+    """A device's figures for the limits, read in one query."""
+
+    generated_today: int
+    """Codes generated in [day_start, day_end)."""
+    open_today: int
+    """Requests still to be generated whose turn comes before day_end."""
+    open_count: int
+    pending_days: int
+    """Days asked for but not yet generated."""
 
 
-async def open_before(*, session: AsyncSession, device_id: int, end: datetime) -> int:
-    """Requests still to be generated for the device whose turn comes before ``end``."""
+async def device_load(*, session: AsyncSession, device_id: int, day_start: datetime, day_end: datetime) -> DeviceLoad:
+    """Everything the limits check needs about one device, in one indexed query."""
+    is_open = col(CodeRequest.status).in_(OPEN_STATUSES)
+    today = and_(col(CodeRequest.status).in_(GENERATED_STATUSES), col(CodeRequest.issued_at) >= day_start,
+                 col(CodeRequest.issued_at) < day_end)
+    query = select(
+        func.count().filter(today),
+        func.count().filter(is_open, col(CodeRequest.not_before) < day_end),
+        func.count().filter(is_open),
+        func.coalesce(func.sum(CodeRequest.days).filter(is_open, CodeRequest.kind == CodeKind.DAYS), 0),
+    ).where(CodeRequest.device_id == device_id, or_(is_open, today))
+    generated, open_today, open_count, pending = (await session.exec(query)).one()
+    return DeviceLoad(int(generated), int(open_today), int(open_count), int(pending))
+
+
+async def open_between(*, session: AsyncSession, device_id: int, start: datetime, end: datetime) -> int:
+    """Requests still to be generated for the device whose turn is in [start, end)."""
     query = select(func.count()).select_from(CodeRequest).where(
         CodeRequest.device_id == device_id,
         col(CodeRequest.status).in_(OPEN_STATUSES),
+        col(CodeRequest.not_before) >= start,
         col(CodeRequest.not_before) < end,
     )
     return (await session.exec(query)).one()
-
-
-async def open_requests(*, session: AsyncSession, device_id: int) -> Sequence[CodeRequest]:
-    query = select(CodeRequest).where(
-        CodeRequest.device_id == device_id, col(CodeRequest.status).in_(OPEN_STATUSES)
-    ).order_by(col(CodeRequest.id))
-    return (await session.exec(query)).all()
-
-
-async def pending_days(*, session: AsyncSession, device_id: int) -> int:
-    """Days already asked for the device but not yet generated."""
-    query = select(func.coalesce(func.sum(CodeRequest.days), 0)).where(
-        CodeRequest.device_id == device_id,
-        CodeRequest.kind == CodeKind.DAYS,
-        col(CodeRequest.status).in_(OPEN_STATUSES),
-    )
-    return int((await session.exec(query)).one())
 
 
 async def add_request(*, session: AsyncSession, request: CodeRequest) -> CodeRequest:
@@ -161,20 +168,23 @@ async def due_requests(
 ) -> Sequence[CodeRequest]:
     """The next request of each device that may go out now, oldest first.
 
-    A device qualifies when nothing of it is SENDING, its last generation is at least the
-    pacing gap ago (``gap_edge``), and its oldest due request is this one.
+    A device's requests go out in the order they were asked (a reset then days must not
+    become days then reset), so a device qualifies only when its oldest QUEUED request is
+    due, nothing of it is SENDING, and its last generation is at least the pacing gap ago
+    (``gap_edge``).
     """
     sending = select(CodeRequest.device_id).where(CodeRequest.status == Status.SENDING)
-    first_due = (
+    oldest = (
         select(func.min(CodeRequest.id))
-        .where(CodeRequest.status == Status.QUEUED, col(CodeRequest.not_before) <= now)
+        .where(CodeRequest.status == Status.QUEUED)
         .group_by(col(CodeRequest.device_id))
     )
     query = (
         select(CodeRequest)
         .join(Device, col(Device.id) == col(CodeRequest.device_id))
         .where(
-            col(CodeRequest.id).in_(first_due),
+            col(CodeRequest.id).in_(oldest),
+            col(CodeRequest.not_before) <= now,
             col(CodeRequest.device_id).not_in(sending),
             or_(col(Device.last_generation_at).is_(None), col(Device.last_generation_at) <= gap_edge),
         )
@@ -268,22 +278,6 @@ async def request_for_payment(*, session: AsyncSession, payment_id: int) -> Code
     query = select(CodeRequest).where(CodeRequest.payment_id == payment_id)
     return (await session.exec(query)).first()
 
-
-
-async def devices_with_prepaid(*, session: AsyncSession) -> list[int]:
-    query = select(Device.id).where(Device.prepaid_days > 0, col(Device.unlocked).is_(False))
-    return [value for value in (await session.exec(query)).all() if value is not None]
-
-
-async def open_between(*, session: AsyncSession, device_id: int, start: datetime, end: datetime) -> int:
-    """Requests still to be generated for the device whose turn is in [start, end)."""
-    query = select(func.count()).select_from(CodeRequest).where(
-        CodeRequest.device_id == device_id,
-        col(CodeRequest.status).in_(OPEN_STATUSES),
-        col(CodeRequest.not_before) >= start,
-        col(CodeRequest.not_before) < end,
-    )
-    return (await session.exec(query)).one()
 
 
 # -- customers ----------------------------------------------------------------------------------

@@ -355,3 +355,40 @@ async def test_refusals_are_kept_in_the_ledger(engine: IssuingEngine, db: Databa
     rows = await requests(db)
     assert [row.status for row in rows] == [Status.QUEUED, Status.REFUSED]
     assert rows[1].reason == "stacking: 95 days fit" and rows[1].delivered_at is not None
+
+
+async def test_a_retried_request_is_not_overtaken_by_later_ones(
+    engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database, clock: ManualClock
+) -> None:
+    await engine.request(DEVICE, CodeKind.DAYS, 1)
+    await settle(engine)
+    clock.advance(6)
+    erm_sandbox.fail_next(1, status=503, paths=["/code/code/resetcode"])
+    await engine.request(DEVICE, CodeKind.RESET)
+    await engine.request(DEVICE, CodeKind.DAYS, 30)
+    for _ in range(4):
+        await settle(engine)
+        clock.advance(6)
+    assert [record.code_type for record in erm_sandbox.device(DEVICE).codes] == ["DAYSCODE", "RESETCODE", "DAYSCODE"]
+    async with db.read() as session:
+        device = await ledger.find_device(session=session, ref=DEVICE)
+    issued_at = (await requests(db))[-1].issued_at
+    assert device is not None and issued_at is not None
+    assert device.credit_until == issued_at + timedelta(days=30)  # the 30 days asked after the reset are there
+
+
+async def test_no_more_are_claimed_than_can_be_sent_at_once(
+    db: Database, erm: ErmClient, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
+) -> None:
+    engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock, max_concurrency=3)
+    engine.kick = lambda: None  # type: ignore[method-assign]
+    for device in erm_sandbox.devices[2:8]:
+        assert isinstance(await engine.request(device.ids[1], CodeKind.DAYS, 1), Accepted)
+    erm_sandbox.latency = 0.3
+    await engine.pump()
+    statuses = [row.status for row in await requests(db)]
+    assert statuses.count(Status.SENDING) == 3 and statuses.count(Status.QUEUED) == 3
+    await engine.drain()
+    await settle(engine)
+    assert all(row.status is Status.ISSUED for row in await requests(db))
+    await engine.close()

@@ -1,0 +1,110 @@
+"""Pacing of one device in real time: 10 days codes queued at once, the default 6 s gap.
+
+The ERM sandbox runs as its own process (``paygbot sandbox``, its own 6 s check and some latency),
+the ledger is a fresh SQLite file, and the real :class:`bot.issuing.IssuingEngine` pumps it on the
+wall clock (its own kicks, plus a tick every 0.1 s as the bot's job would). It prints every gap
+between consecutive generations, by the ERM's committed ``createdAt`` and by the ledger's
+``issued_at``. The target is 6.0 to 6.5 s: never under the gap (the ERM would refuse), and not
+later than needed. It takes about a minute.
+
+    python bench/issuing_one_device_gaps.py [--codes 10] [--latency 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import col, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import sandbox_process  # noqa: E402
+from bot.clock import SystemClock  # noqa: E402
+from bot.config import load_settings  # noqa: E402
+from bot.erm.client import ErmClient  # noqa: E402
+from bot.issuing import Accepted, IssuingEngine  # noqa: E402
+from storage.db import Database  # noqa: E402
+from storage.migrate import upgrade  # noqa: E402
+from storage.models import CodeKind, CodeRequest, Status  # noqa: E402
+
+TICK = 0.1
+TARGET = (6.0, 6.5)
+
+
+async def pump_every(engine: IssuingEngine, tick: float) -> None:
+    """The bot's dispatch job: pump on a timer, on top of the engine's own kicks."""
+    while True:
+        await engine.pump()
+        await asyncio.sleep(tick)
+
+
+def gaps(times: list[datetime]) -> list[float]:
+    return [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:])]
+
+
+def report(label: str, values: list[float]) -> None:
+    inside = sum(TARGET[0] <= value <= TARGET[1] for value in values)
+    print(f"{label}: " + "  ".join(f"{value:.3f}" for value in values))
+    print(f"{' ' * len(label)}  min {min(values):.3f} s  max {max(values):.3f} s  "
+          f"({inside}/{len(values)} within {TARGET[0]:g}-{TARGET[1]:g} s)")
+
+
+async def main(count: int, latency: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="paygbot-bench-") as folder:
+        url = f"sqlite:///{folder}/ledger.db"
+        await upgrade(url)
+        db = Database(url)
+        async with sandbox_process(devices=1, latency=latency) as (erm_url, ids):
+            device = ids[0]
+            settings = load_settings(
+                _env_file=None, DATABASE_URL=url, ERM_BASE_URL=erm_url, ERM_USERNAME="test@example.com",
+                ERM_PASSWORD="test1234",
+            )
+            async with ErmClient(erm_url, "test@example.com", "test1234", timeout=settings.erm_timeout_seconds) as erm:
+                engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=SystemClock())
+                pumping = asyncio.create_task(pump_every(engine, TICK))
+                answers = [await engine.request(device, CodeKind.DAYS, 1) for _ in range(count)]
+                assert all(isinstance(answer, Accepted) for answer in answers), answers
+                eta = [answer.eta.total_seconds() for answer in answers if isinstance(answer, Accepted)]
+                deadline = time.monotonic() + count * (settings.min_gap_seconds + 5) + 30
+                while True:
+                    async with db.read() as session:
+                        rows = (await session.exec(
+                            select(CodeRequest).where(col(CodeRequest.status) == Status.ISSUED).order_by(
+                                col(CodeRequest.issued_at))
+                        )).all()
+                    if len(rows) == count:
+                        break
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"only {len(rows)} of {count} codes issued in time")
+                    await asyncio.sleep(0.1)
+                pumping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pumping
+                await engine.close()
+                history = (await erm.code_history(device, 0, 100)).events[::-1]
+                resent = sum(1 for row in rows if row.attempts > 1)
+        await db.dispose()
+
+    print(f"device {device}: {count} days codes queued at once; min gap {settings.min_gap_seconds:g} s, "
+          f"sandbox latency {latency:g} s, pump tick {TICK:g} s")
+    print("promised eta (s): " + "  ".join(f"{value:.0f}" for value in eta))
+    assert len(history) == count, f"the ERM committed {len(history)} codes, the ledger holds {count}"
+    report("ERM createdAt gaps (s)", gaps([event.created_at for event in history]))
+    report("ledger issued_at gaps (s)", gaps([row.issued_at for row in rows if row.issued_at is not None]))
+    print(f"requests sent more than once (the ERM said not yet, or no answer): {resent}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--codes", type=int, default=10)
+    parser.add_argument("--latency", type=float, default=0.2)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.codes, arguments.latency))
