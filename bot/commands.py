@@ -21,7 +21,8 @@ AGENT = [
     ("cancel", "Stop what you started"),
     ("help", "What you can do"),
 ]
-MANAGER = [*AGENT[:-2], ("invite", "Invite an agent or a manager"), *AGENT[-2:]]
+MANAGER = [*AGENT[:-2], ("invite", "Invite an agent or a manager"), ("price", "Set a device's daily price"),
+           *AGENT[-2:]]
 BY_ROLE = {"customer": CUSTOMER, "agent": AGENT, "manager": MANAGER}
 
 

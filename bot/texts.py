@@ -140,7 +140,11 @@ HELP_AGENT = (
     "/cancel — stop what you started\n\n"
     "A device is its ERM id, OEM item id or seller item id."
 )
-HELP_MANAGER_EXTRA = "\n\n<b>Managers</b>\n/invite agent — or /invite manager: a one-time invite link"
+HELP_MANAGER_EXTRA = (
+    "\n\n<b>Managers</b>\n"
+    "/invite agent — or /invite manager: a one-time invite link\n"
+    "/price <i>device amount</i> [<i>currency</i>] — the daily price that turns payments into days"
+)
 HELP_CUSTOMER = (
     "<b>What you can do</b>\n"
     "/balance — days left on your devices\n"
@@ -154,6 +158,7 @@ USAGE = {
     "history": "Usage: /history <i>device</i> — for example /history TEST2503000017",
     "customer": "Usage: /customer <i>device phone name</i> — for example /customer TEST2503000017 0712345678 Jane Wanjiru",
     "invite": "Usage: /invite agent — or /invite manager",
+    "price": "Usage: /price <i>device price-per-day</i> [<i>currency</i>] — for example /price TEST2503000017 50 KES",
 }
 
 ASK_DEVICE = "Which device? Tap one or type its id."
@@ -172,6 +177,7 @@ BAD_PHONE = "That does not look like a phone number. Type it with digits, for ex
 BAD_NAME = "Please type a name of 1 to 100 characters."
 BAD_DEVICE = "A device id is 1 to 64 letters, digits, '-', '_', '.' or ':'. Please check it."
 STALE_BUTTON = "That button is no longer active."
+BAD_PRICE = "The price must be a positive amount, like 50 or 49.50, and the currency three letters, like KES."
 
 
 def date(when: _datetime, tz: ZoneInfo) -> str:
@@ -396,3 +402,8 @@ def reminder(device: str, credit_until: _datetime, days_left: int, tz: ZoneInfo)
     when = "tomorrow" if days_left <= 1 else f"in {days_left} days"
     return (f"⏰ The credit of <b>{esc(device)}</b> ends {when} ({date(credit_until, tz)}). "
             "Pay to keep it running; your code will arrive here.")
+
+
+def price_set(device: str, amount: object, currency: str | None) -> str:
+    return (f"The daily price of <b>{esc(device)}</b> is now {amount} {esc(currency or '')}".rstrip()
+            + ". Payments for it become days at this price.")

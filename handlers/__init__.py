@@ -27,6 +27,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             CommandHandler("history", agent.history_command),
             CallbackQueryHandler(agent.history_tapped, pattern=r"^hist:\d+:\d+$"),
             CommandHandler("invite", manager.invite),
+            CommandHandler("price", manager.price),
             CommandHandler("balance", customer.balance),
             CommandHandler("code", customer.last_code),
             MessageHandler(filters.CONTACT, customer.contact_shared),
