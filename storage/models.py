@@ -6,7 +6,7 @@ QUEUED -> SENDING -> ISSUED -> DELIVERED, or ends REFUSED / FAILED with a reason
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -216,3 +216,12 @@ class Approval(SQLModel, table=True):
     code_request_id: int | None = Field(default=None, foreign_key="code_request.id")
     created_at: datetime = _when()
     expires_at: datetime = _when()
+
+
+class SummaryPush(SQLModel, table=True):
+    """The daily summary pushed for one local day: its row is claimed before sending, so once only."""
+
+    __tablename__ = "summary_push"  # type: ignore[assignment]
+
+    day: date = Field(primary_key=True)
+    pushed_at: datetime = _when()
