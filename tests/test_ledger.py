@@ -25,7 +25,7 @@ async def test_migrations_create_every_table_and_reach_head(tmp_path: Path) -> N
     assert await current_revision(url) is None
     await upgrade(url)
     await upgrade(url)  # twice is harmless
-    assert await current_revision(url) == head_revision() == "0002"
+    assert await current_revision(url) == head_revision() is not None
     database = Database(url)
     async with database.read() as session:
         names = {row[0] for row in (await session.exec(text("SELECT name FROM sqlite_master WHERE type='table'")))}
@@ -169,7 +169,7 @@ def test_users_bad_input(tmp_path: Path, args: tuple[str, ...], words: str) -> N
 
 def test_db_upgrade_command(tmp_path: Path) -> None:
     result = run("db", "upgrade", cwd=tmp_path, env={"DATABASE_URL": f"sqlite:///{tmp_path}/data/ledger.db"})
-    assert result.code == 0 and result.out.strip() == "The ledger is at schema revision 0002."
+    assert result.code == 0 and result.out.strip() == f"The ledger is at schema revision {head_revision()}."
     assert (tmp_path / "data" / "ledger.db").exists()
 
 
