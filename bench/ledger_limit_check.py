@@ -80,7 +80,7 @@ def load(path: Path, rows: int, devices: int, now: datetime) -> None:
     kinds = [CodeKind.DAYS] * 96 + [CodeKind.RESET] * 3 + [CodeKind.FREE]
     with engine.begin() as connection:
         connection.execute(insert(Device.__table__), [  # type: ignore[arg-type]
-            {"id": n, "erm_id": f"BENCH{n:09d}", "credit_until": now + timedelta(days=rng.randint(0, 60)),
+            {"id": n, "erm_id": f"BENCH{n:09d}", "label": f"BENCH{n:09d}", "credit_until": now + timedelta(days=rng.randint(0, 60)),
              "unlocked": False, "last_generation_at": now - timedelta(hours=1), "prepaid_days": 0,
              "credit_money": "0", "created_at": start}
             for n in range(1, devices + 1)

@@ -26,8 +26,10 @@ from bot.delivery import Delivery
 from bot.erm.connect import open_erm
 from bot.http import build_http_app, serving
 from bot.issuing import IssuingEngine
-from bot.jobs import schedule_device_sync, schedule_pump, schedule_reminders
-from bot.people import People
+from bot.payments import ChatNotices, Payments, payment_routes, schedule_payment_sweep
+from bot.jobs import schedule_device_sync, schedule_managers_jobs, schedule_pump, schedule_reminders
+from bot.approvals import Approvals
+from bot.people import People, Team
 from bot.services import SERVICES, BotContext, Services
 from storage.db import Database
 from storage.migrate import upgrade
@@ -81,7 +83,7 @@ async def running_bot(
         await upgrade(settings.database_url)
         db = Database(settings.database_url)
         stack.push_async_callback(db.dispose)
-        erm = await stack.enter_async_context(open_erm(settings))
+        erm = await stack.enter_async_context(open_erm(settings, clock))
         await stack.enter_async_context(application)  # initialize (getMe) ... shutdown
         people = People(db, clock)
         await people.ensure_managers(settings.managers)
@@ -89,16 +91,23 @@ async def running_bot(
                                notify=Delivery(application.bot, db, settings))
         stack.push_async_callback(engine.close)
         services = Services(settings=settings, clock=clock, db=db, erm=erm, engine=engine, people=people,
-                            bot_username=application.bot.username, sandbox=settings.uses_sandbox)
+                            approvals=Approvals(db, clock), team=Team(db), bot_username=application.bot.username,
+                            sandbox=settings.uses_sandbox)
+        services.payments = Payments(db=db, engine=engine, clock=clock,
+                                     notify=ChatNotices(application.bot, db, settings, clock))
+        stack.push_async_callback(services.payments.close)  # before the engine's: it may still queue codes
         application.bot_data[SERVICES] = services
         http_port = None
         if settings.http_port:
-            http_port = await stack.enter_async_context(
-                serving(build_http_app(services), settings.http_port, host=http_host))
+            http_port = await stack.enter_async_context(serving(
+                build_http_app(services, payment_routes(services.payments, settings)), settings.http_port,
+                host=http_host))
         assert application.job_queue is not None and application.updater is not None
         schedule_pump(application.job_queue, engine)
         schedule_reminders(application.job_queue, services)
         schedule_device_sync(application.job_queue, engine)
+        schedule_payment_sweep(application.job_queue, services.payments)
+        schedule_managers_jobs(application.job_queue, services)
         await application.start()
         stack.push_async_callback(application.stop)
         await application.updater.start_polling(poll_interval=poll_interval, allowed_updates=Update.ALL_TYPES,

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -126,6 +127,16 @@ async def _run(settings: Settings, args: argparse.Namespace) -> None:
         raise CommandError(texts.cli_telegram_unreachable(settings.telegram_base_url, exc.message)) from None
 
 
+async def _demo(settings: Settings, args: argparse.Namespace) -> None:
+    """An offline scripted day through the real handlers, printed as a chat transcript."""
+    from bot.demo import DemoFailed, run_demo
+
+    try:
+        await run_demo()
+    except DemoFailed as exc:
+        raise CommandError(f"the demo stopped: {exc}") from None
+
+
 async def _sandbox(settings: Settings, args: argparse.Namespace) -> None:
     from bot.erm.sandbox import ErmSandbox, serve
 
@@ -139,8 +150,22 @@ async def _sandbox(settings: Settings, args: argparse.Namespace) -> None:
 async def _db(settings: Settings, args: argparse.Namespace) -> None:
     from storage.migrate import current_revision, upgrade
 
+    if args.action == "backup":
+        await _db_backup(settings, args)
+        return
     await upgrade(settings.database_url)
     print(texts.cli_db_upgraded(await current_revision(settings.database_url)))
+
+
+async def _db_backup(settings: Settings, args: argparse.Namespace) -> None:
+    """A consistent copy of the live SQLite ledger (never migrates, never creates a ledger)."""
+    from storage.backup import BackupRefused, backup
+
+    try:
+        made = await backup(settings.database_url, args.file, force=args.force)
+    except BackupRefused as exc:
+        raise CommandError(texts.cli_backup_refused(exc.reason, exc.path, exc.detail)) from None
+    print(texts.cli_backup_done(made.source, made.target, made.size, made.revision))
 
 
 async def _users(settings: Settings, args: argparse.Namespace) -> None:
@@ -192,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the bot (long polling)")
     run.set_defaults(handler=_run)
 
+    demo = commands.add_parser("demo", help="a scripted day, offline, printed as a chat transcript")
+    demo.set_defaults(handler=_demo)
+
     sandbox = commands.add_parser("sandbox", help="serve the ERM sandbox over HTTP")
     sandbox.add_argument("--port", type=_port, default=8090)
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -228,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="the ledger")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
     db_actions.add_parser("upgrade", help="apply migrations (also done at start)")
+    db_backup = db_actions.add_parser("backup", help="a consistent copy of the live SQLite ledger")
+    db_backup.add_argument("file", type=Path, help="the copy to write (its folder must exist)")
+    db_backup.add_argument("--force", action="store_true", help="replace the file if it exists")
     db.set_defaults(handler=_db)
     return parser
 
@@ -255,6 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # the last resort: a person gets one line, the log gets the traceback
+        logging.getLogger("paygbot").debug("unexpected failure", exc_info=exc)
+        print(f"paygbot: {texts.cli_unexpected(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
 
 

@@ -15,14 +15,26 @@ STRANGER = [("start", "Join with your invite link"), ("help", "How to get access
 CUSTOMER = [("balance", "Days left on your devices"), ("code", "Your last code again"), ("help", "What you can do")]
 AGENT = [
     ("days", "A days code: /days device days"),
+    ("free", "A free code (needs a manager's approval)"),
+    ("reset", "A reset code (0 days, locked)"),
     ("device", "A device's credit and codes"),
     ("history", "The ERM's code history"),
     ("customer", "Register a customer"),
+    ("pay", "Record a cash payment"),
     ("cancel", "Stop what you started"),
     ("help", "What you can do"),
 ]
-MANAGER = [*AGENT[:-2], ("invite", "Invite an agent or a manager"), ("price", "Set a device's daily price"),
-           *AGENT[-2:]]
+MANAGER = [
+    *AGENT[:-2],
+    ("summary", "The day's summary and chart"),
+    ("export", "The ledger as a spreadsheet (CSV)"),
+    ("price", "Set a device's daily price"),
+    ("assign", "Assign a payment kept for review"),
+    ("agents", "The team"),
+    ("revoke", "Take a person's role away"),
+    ("invite", "Invite an agent or a manager"),
+    *AGENT[-2:],
+]
 BY_ROLE = {"customer": CUSTOMER, "agent": AGENT, "manager": MANAGER}
 
 

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_ERM_BASE_URL = "https://api.omnivoltaic.com"
 MAX_STACKABLE_DAYS = 1095
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 
 def _var(name: str) -> Any:
@@ -56,11 +57,20 @@ class Settings(BaseSettings):
     )
     http_port: int = Field(8080, ge=0, le=65535, validation_alias=_var("PAYGBOT_HTTP_PORT"))
     webhook_secret: SecretStr | None = Field(None, validation_alias=_var("PAYGBOT_WEBHOOK_SECRET"))
+    mpesa_path: SecretStr | None = Field(None, validation_alias=_var("PAYGBOT_MPESA_PATH"))
 
-    @field_validator("telegram_bot_token", "erm_username", "erm_password", "webhook_secret", mode="before")
+    @field_validator("telegram_bot_token", "erm_username", "erm_password", "webhook_secret", "mpesa_path",
+                     mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mpesa_path")
+    @classmethod
+    def _path_segment(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _PATH_SEGMENT.match(value.get_secret_value()):
+            raise ValueError("must be 16 to 128 letters, digits, '-' or '_' (a secret URL path segment)")
+        return value
 
     @field_validator("telegram_base_url", "erm_base_url")
     @classmethod

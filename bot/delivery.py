@@ -1,4 +1,4 @@
-"""Hand an issued code to the people it is for; tell the requester of a refusal.
+"""Hand an issued code to the people it is for; tell the requester of a refusal; send summaries.
 
 The engine calls :class:`Delivery` for every finished request until it succeeds, so it
 raises on a failure worth retrying (the network, Telegram's flood control) and returns
@@ -8,16 +8,20 @@ quietly when retrying cannot help (the person blocked the bot, the chat is gone)
 from __future__ import annotations
 
 import logging
-from typing import Any
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden
 
-from bot import texts
+from bot import reports, texts
 from bot.config import Settings
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeRequest, Status
+from storage.models import CodeRequest, Customer, Status
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger("paygbot.delivery")
 
@@ -47,13 +51,47 @@ class Delivery:
             customer = None
             if device is not None and device.customer_id is not None:
                 customer = await ledger.get_customer(session=session, customer_id=device.customer_id)
+        if request.payment_id is not None:
+            await self._paid(request, details, customer)
+            return
         if request.chat_id is not None:
             await self._send(request.chat_id, texts.code_issued(**details), request)
         if customer is not None and customer.chat_id is not None and customer.chat_id != request.chat_id:
             await self._send(customer.chat_id, texts.customer_code(**details), request)
+
+    async def _paid(self, request: CodeRequest, details: dict[str, Any], customer: Customer | None) -> None:
+        """A payment's code: to the customer, the agent who registered them, and whoever recorded or
+        assigned the payment — each once, with the amount and the new credit-until."""
+        assert request.payment_id is not None
+        async with self.db.read() as session:
+            payment = await ledger.get_payment(session=session, payment_id=request.payment_id)
+            agent = None
+            if customer is not None and customer.registered_by_id is not None:
+                agent = await ledger.person_by_id(session=session, person_id=customer.registered_by_id)
+        assert payment is not None
+        paid = {"reference": payment.reference, "amount": payment.amount, "currency": payment.currency}
+        staff = [request.chat_id, payment.chat_id, agent.telegram_id if agent is not None and agent.active else None]
+        told: set[int] = set()
+        if customer is not None and customer.chat_id is not None:
+            told.add(customer.chat_id)
+            await self._send(customer.chat_id, texts.paid_code(for_customer=True, **paid, **details), request)
+        for chat_id in staff:
+            if chat_id is not None and chat_id not in told:
+                told.add(chat_id)
+                await self._send(chat_id, texts.paid_code(for_customer=False, **paid, **details), request)
 
     async def _send(self, chat_id: int, text: str, request: CodeRequest) -> None:
         try:
             await self.bot.send_message(chat_id, texts.with_sandbox_note(text, self.settings.uses_sandbox))
         except (Forbidden, BadRequest) as exc:
             log.warning("request %s: chat %s cannot be reached (%s); not retrying", request.id, chat_id, exc.message)
+
+
+async def send_summary(bot: Bot, services: Services, chat_id: int, day: date) -> None:
+    """The summary of a local day, then its chart (for /summary and the daily push)."""
+    tz = services.settings.tz
+    figures = await reports.summary(services.db, day, tz, services.clock.now())
+    text = texts.summary_text(figures, tz, services.clock.now())
+    await bot.send_message(chat_id, texts.with_sandbox_note(text, services.sandbox))
+    picture = await reports.chart(services.db, day, tz, texts.CHART_LABELS)
+    await bot.send_photo(chat_id, picture, caption=texts.CHART_LABELS["title"])

@@ -72,7 +72,8 @@ async def serving(app: Starlette, port: int, host: str = "0.0.0.0") -> AsyncIter
     except OSError:
         sock.close()
         raise
-    config = uvicorn.Config(app, log_level="warning", log_config=None, ws="none", lifespan="off")
+    # No access log: a request line can hold a secret (the M-Pesa path).
+    config = uvicorn.Config(app, log_level="warning", log_config=None, ws="none", lifespan="off", access_log=False)
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     loop = asyncio.get_running_loop()
@@ -91,3 +92,10 @@ async def serving(app: Starlette, port: int, host: str = "0.0.0.0") -> AsyncIter
         server.should_exit = True
         await task
         sock.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (for the demo's HTTP side)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

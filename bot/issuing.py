@@ -33,7 +33,17 @@ from bot.erm.errors import (
 from bot.erm.models import CodeEvent, CodeType, GeneratedCode
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeKind, CodeRequest, Customer, Device, Payment, PaymentStatus, Source, Status
+from storage.models import (
+    CodeKind,
+    CodeRequest,
+    Customer,
+    Device,
+    Payment,
+    PaymentNotice,
+    PaymentStatus,
+    Source,
+    Status,
+)
 
 log = logging.getLogger("paygbot.issuing")
 
@@ -109,6 +119,43 @@ class PaidOutcome:
     days_now: int
     prepaid_days: int
     not_before: datetime | None
+
+
+class HoldReason(StrEnum):
+    """Why a stored payment was not turned into days: it waits for a manager."""
+
+    NO_PRICE = "no_price"
+    CURRENCY = "currency"
+    UNLOCKED = "unlocked"
+
+
+@dataclass(frozen=True)
+class PaymentApplied:
+    """A stored payment turned into days for a device (``duplicate``: it had been before; nothing changed).
+
+    ``days`` = (amount + the device's money credit) ÷ daily price, rounded down; ``days_now`` of them
+    are queued (at ``not_before``: later than now past the daily limit), ``prepaid_days`` kept for when
+    room opens under the stacking limit; ``credit_left`` is the money kept toward the next payment.
+    """
+
+    payment_id: int
+    duplicate: bool
+    device_id: int
+    days: int
+    days_now: int
+    prepaid_days: int
+    request_id: int | None
+    not_before: datetime | None
+    credit_left: Decimal
+
+
+@dataclass(frozen=True)
+class PaymentHeld:
+    """A stored payment kept for a manager: the device has no daily price, another currency, or is unlocked."""
+
+    payment_id: int
+    device_id: int
+    reason: HoldReason
 
 
 def backoff(attempts: int, base: float = 5.0, cap: float = 300.0) -> timedelta:
@@ -213,6 +260,7 @@ class IssuingEngine:
 
         Past the daily limit it waits for the next local day; days that do not fit under the
         stacking limit are kept as the device's prepaid days and issued when room opens.
+        (Payments whose days come from the device's price go through :meth:`apply_payment`.)
         """
         try:
             check_product_id(device_ref)
@@ -231,6 +279,7 @@ class IssuingEngine:
                     provider=provider, reference=reference, amount=amount, currency=currency,
                     account=account or device_ref, phone=phone, paid_at=paid_at, received_at=now,
                     device_id=device_id, status=PaymentStatus.MATCHED, days=days, recorded_by_id=recorded_by,
+                    chat_id=chat_id, matched_at=now,
                 ),
             )
             assert payment.id is not None
@@ -238,25 +287,90 @@ class IssuingEngine:
                 existing = await ledger.request_for_payment(session=session, payment_id=payment.id)
                 return PaidOutcome(payment.id, True, existing.id if existing else None, 0, 0, None)
             device = await ledger.lock_device(session=session, device_id=device_id)
-            days_now, not_before = await self._fit_paid(session, device, days, now)
-            device.prepaid_days += days - days_now
-            request_id = None
-            if days_now:
-                request = await ledger.add_request(
-                    session=session,
-                    request=CodeRequest(
-                        device_id=device_id, device_ref=device_ref, kind=CodeKind.DAYS, days=days_now,
-                        source=Source.PAYMENT, payment_id=payment.id, payment_reference=reference,
-                        requested_by_id=recorded_by, chat_id=chat_id, not_before=not_before, created_at=now,
-                    ),
-                )
-                request_id = request.id
-            session.add(device)
+            days_now, request_id, not_before = await self._queue_paid(
+                session, device, payment, days, device_ref, requested_by=recorded_by, chat_id=chat_id, now=now)
         log.info("payment %s/%s: device %s, %s days now, %s prepaid", provider, reference, device_ref,
                  days_now, days - days_now)
         self.kick()
         return PaidOutcome(payment.id, False, request_id, days_now, days - days_now,
                            not_before if days_now else None)
+
+    async def apply_payment(
+        self, payment_id: int, device_id: int, *, assigned_by: int | None = None, chat_id: int | None = None
+    ) -> PaymentApplied | PaymentHeld:
+        """Turn a stored payment into days for the device at its daily price, exactly once.
+
+        One transaction reads the payment and the device and writes the outcome: the days (queued
+        now or for the next local day past the daily limit, the rest kept as prepaid days), the
+        money below one day's price kept as the device's credit, or the reason it is held for a
+        manager. A payment already applied changes nothing (``duplicate``).
+        """
+        now = self.clock.now()
+        async with self.db.write() as session:
+            payment = await ledger.lock_payment(session=session, payment_id=payment_id)
+            if payment.status is PaymentStatus.MATCHED:
+                assert payment.device_id is not None
+                existing = await ledger.request_for_payment(session=session, payment_id=payment_id)
+                return PaymentApplied(payment_id, True, payment.device_id, payment.days,
+                                      payment.days - payment.prepaid_days, payment.prepaid_days,
+                                      existing.id if existing else None, existing.not_before if existing else None,
+                                      payment.credit_left or Decimal(0))
+            device = await ledger.lock_device(session=session, device_id=device_id)
+            payment.device_id = device_id
+            if assigned_by is not None:
+                payment.assigned_by_id = assigned_by
+            if not payment.currency and device.currency:
+                payment.currency = device.currency
+            hold = _hold_reason(payment, device)
+            if hold is not None:
+                payment.status, payment.reason = PaymentStatus.UNMATCHED, hold.value
+                if assigned_by is None:  # found by itself: every manager hears of it (an assigning one is answered)
+                    payment.notice, payment.notified_at = PaymentNotice.MANAGERS, None
+                session.add(payment)
+                log.info("payment %s/%s kept for a manager: device %s, %s", payment.provider, payment.reference,
+                         device.label, hold.value)
+                return PaymentHeld(payment_id, device_id, hold)
+            assert device.daily_price is not None
+            money = payment.amount + device.credit_money
+            days = int(money // device.daily_price)
+            device.credit_money = money - days * device.daily_price
+            days_now, request_id, not_before = await self._queue_paid(
+                session, device, payment, days, device.label,
+                requested_by=payment.recorded_by_id or assigned_by, chat_id=chat_id or payment.chat_id, now=now)
+            payment.status, payment.reason, payment.days = PaymentStatus.MATCHED, None, days
+            payment.prepaid_days, payment.credit_left, payment.matched_at = days - days_now, device.credit_money, now
+            payment.retry_at = None
+            waits = not days_now or not_before > now or days_now < days
+            payment.notice, payment.notified_at = (PaymentNotice.RECEIVED, None) if waits else (None, None)
+            session.add_all([payment, device])
+        log.info("payment %s/%s: device %s, %s days (%s now, %s prepaid), credit %s", payment.provider,
+                 payment.reference, device.label, days, days_now, days - days_now, device.credit_money)
+        self.kick()
+        return PaymentApplied(payment_id, False, device_id, days, days_now, days - days_now, request_id,
+                              not_before if days_now else None, device.credit_money)
+
+    async def _queue_paid(
+        self, session: ledger.AsyncSession, device: Device, payment: Payment, days: int, device_ref: str, *,
+        requested_by: int | None, chat_id: int | None, now: datetime,
+    ) -> tuple[int, int | None, datetime]:
+        """Queue what fits of a payment's days (past the daily limit: for the next local day) and keep
+        the rest as the device's prepaid days; returns (days queued, their request, when they go out)."""
+        assert device.id is not None and payment.id is not None
+        days_now, not_before = await self._fit_paid(session, device, days, now)
+        device.prepaid_days += days - days_now
+        request_id = None
+        if days_now:
+            request = await ledger.add_request(
+                session=session,
+                request=CodeRequest(
+                    device_id=device.id, device_ref=device_ref, kind=CodeKind.DAYS, days=days_now,
+                    source=Source.PAYMENT, payment_id=payment.id, payment_reference=payment.reference,
+                    requested_by_id=requested_by, chat_id=chat_id, not_before=not_before, created_at=now,
+                ),
+            )
+            request_id = request.id
+        session.add(device)
+        return days_now, request_id, not_before
 
     async def resolve_device(self, device_ref: str) -> int | Refused:
         """The ledger's device for ``device_ref``; a new id is looked up once at the ERM.
@@ -458,7 +572,9 @@ class IssuingEngine:
                         self._spawn(self._deliver(request.id))
 
     async def wait_told(self, request_id: int, timeout: float) -> bool:
-        """Wait until the people of a request have been told its outcome; False on timeout."""
+        """Wait until the people of a request have been told its outcome, or at least until the
+        outcome is known (the message is then on its way, held only by Telegram's flood limits).
+        False when the ERM has not answered within ``timeout``."""
         event = self._told.setdefault(request_id, asyncio.Event())
         try:
             async with self.db.read() as session:
@@ -468,7 +584,9 @@ class IssuingEngine:
             await asyncio.wait_for(event.wait(), timeout)
             return True
         except TimeoutError:
-            return False
+            async with self.db.read() as session:
+                request = await ledger.get_request(session=session, request_id=request_id)
+            return request is not None and request.status not in (Status.QUEUED, Status.SENDING)
         finally:
             self._told.pop(request_id, None)
 
@@ -703,6 +821,17 @@ class IssuingEngine:
                 device.prepaid_days -= days
                 session.add(device)
             log.info("device %s: %s prepaid days queued", device.label, days)
+
+
+def _hold_reason(payment: Payment, device: Device) -> HoldReason | None:
+    """Why the payment cannot become days for this device without a manager, if it cannot."""
+    if device.unlocked:
+        return HoldReason.UNLOCKED
+    if device.daily_price is None or device.daily_price <= 0:
+        return HoldReason.NO_PRICE
+    if device.currency and payment.currency and payment.currency.upper() != device.currency.upper():
+        return HoldReason.CURRENCY
+    return None
 
 
 def _refused_row(

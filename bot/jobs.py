@@ -1,4 +1,5 @@
-"""Work the scheduler (PTB's JobQueue on APScheduler) runs: the issuing pump, reminders, device sync.
+"""Work the scheduler (PTB's JobQueue on APScheduler) runs: the issuing pump, reminders, device
+sync, the daily summary and expired approvals.
 
 The jobs only pump the ledger; nothing important lives in a job. The pump ticks often
 enough that a request goes out within ``PUMP_INTERVAL`` (well under 0.5 s) of being allowed,
@@ -16,6 +17,7 @@ from telegram.error import BadRequest, Forbidden
 from telegram.ext import CallbackContext, JobQueue
 
 from bot import limits, texts
+from bot.delivery import send_summary
 from bot.erm.errors import ErmError
 from bot.issuing import IssuingEngine
 from storage import ledger
@@ -99,4 +101,59 @@ async def _sync_devices(context: CallbackContext[Any, Any, Any, Any]) -> None:
 
 def schedule_device_sync(job_queue: JobQueue[Any], engine: IssuingEngine, interval: float = SYNC_INTERVAL) -> None:
     job_queue.run_repeating(_sync_devices, interval=interval, first=1, name=SYNC_JOB, data=engine,
+                            job_kwargs={"max_instances": 1, "coalesce": True})
+
+
+SUMMARY_JOB = "summary-push"
+CHECK_EVERY = 60
+
+
+async def push_summary_if_due(services: Services, bot: Bot) -> bool:
+    """Once a local day, at or after ``PAYGBOT_SUMMARY_TIME``, send every manager the summary.
+
+    The day is claimed in the ledger before anything is sent, so two processes, or a restart
+    near the time, never push it twice.
+    """
+    settings = services.settings
+    now = services.clock.now()
+    local = now.astimezone(settings.tz)
+    if local.time() < settings.summary_time:
+        return False
+    async with services.db.write() as session:
+        if not await ledger.claim_summary_day(session=session, day=local.date(), now=now):
+            return False
+    for manager in await services.team.managers():
+        try:
+            await send_summary(bot, services, manager.telegram_id, local.date())
+        except (Forbidden, BadRequest) as exc:
+            log.warning("summary not delivered to manager %s (%s)", manager.telegram_id, exc.message)
+    log.info("summary for %s pushed", local.date())
+    return True
+
+
+async def expire_approvals(services: Services, bot: Bot) -> int:
+    """Approvals nobody decided in 24 hours expire; their requesters are told."""
+    expired = await services.approvals.expire()
+    for approval in expired:
+        device = await services.engine.device(approval.device_id)
+        if approval.chat_id is None or device is None:
+            continue
+        try:
+            await bot.send_message(approval.chat_id, texts.with_sandbox_note(texts.approval_expired(device.label),
+                                                                             services.sandbox))
+        except (Forbidden, BadRequest) as exc:
+            log.warning("approval %s: requester not told of the expiry (%s)", approval.id, exc.message)
+    return len(expired)
+
+
+async def _managers_jobs(context: CallbackContext[Any, Any, Any, Any]) -> None:
+    assert context.job is not None
+    services: Services = context.job.data  # type: ignore[assignment]
+    await push_summary_if_due(services, context.bot)
+    await expire_approvals(services, context.bot)
+
+
+def schedule_managers_jobs(job_queue: JobQueue[Any], services: Services, interval: float = CHECK_EVERY) -> None:
+    """Every minute: the daily summary when its time has come, and expired approvals."""
+    job_queue.run_repeating(_managers_jobs, interval=interval, first=2, name=SUMMARY_JOB, data=services,
                             job_kwargs={"max_instances": 1, "coalesce": True})

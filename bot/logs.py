@@ -41,7 +41,8 @@ class RedactSecrets(logging.Filter):
 def configure_logging(settings: Settings | None, *, level: int = logging.INFO) -> None:
     """Log to stderr, one line per event, secrets removed; httpx and APScheduler quiet."""
     if settings is not None:
-        for secret in (settings.telegram_bot_token, settings.erm_password, settings.webhook_secret):
+        for secret in (settings.telegram_bot_token, settings.erm_password, settings.webhook_secret,
+                       settings.mpesa_path):
             if secret is not None:
                 register_secret(secret.get_secret_value())
     handler = logging.StreamHandler(sys.stderr)
@@ -54,3 +55,5 @@ def configure_logging(settings: Settings | None, *, level: int = logging.INFO) -
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.Updater", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # "skipped: maximum number of running instances reached": a busy pump tick, by design
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.ERROR)

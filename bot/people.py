@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.clock import Clock
@@ -87,6 +87,13 @@ class People:
         if customer is not None:
             return Who(Kind.CUSTOMER, customer=customer)
         return Who(Kind.STRANGER)
+
+    async def remember_name(self, person: Person, name: str) -> None:
+        """People added by id alone (PAYGBOT_MANAGERS, ``paygbot users add``) get their Telegram name."""
+        async with self.db.write() as session:
+            await ledger.put_person(session=session, telegram_id=person.telegram_id, role=person.role, name=name,
+                                    now=self.clock.now())
+        person.name = name
 
     async def ensure_managers(self, telegram_ids: list[int]) -> None:
         """``PAYGBOT_MANAGERS`` are managers at every start."""
@@ -173,3 +180,23 @@ class People:
         async with self.db.read() as session:
             return await ledger.recent_devices(session=session, person_id=person.id)
 
+
+
+class Team:
+    """The managers' view of their people."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def revoke(self, telegram_id: int) -> Person | None:
+        """Take the role away at once (the gate reads it on every update)."""
+        async with self.db.write() as session:
+            return await ledger.deactivate(session=session, telegram_id=telegram_id)
+
+    async def with_codes(self, start: datetime, end: datetime) -> list[tuple[Person, int]]:
+        async with self.db.read() as session:
+            return await ledger.agents_with_codes(session=session, start=start, end=end)
+
+    async def managers(self) -> list[Person]:
+        async with self.db.read() as session:
+            return list(await ledger.managers(session=session))

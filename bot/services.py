@@ -11,7 +11,9 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.erm.client import ErmClient
 from bot.issuing import IssuingEngine
-from bot.people import People, Who
+from bot.payments import Payments
+from bot.approvals import Approvals
+from bot.people import People, Team, Who
 from storage.db import Database
 
 SERVICES = "services"
@@ -25,9 +27,13 @@ class Services:
     erm: ErmClient
     engine: IssuingEngine
     people: People
+    approvals: Approvals
+    team: Team
     bot_username: str
     sandbox: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    payments: Payments | None = None
+    """Money in (set once the payments service is made; see :mod:`bot.payments`)."""
 
     def start_link(self, token: str) -> str:
         """The deep link that opens the bot with ``/start <token>``."""

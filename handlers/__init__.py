@@ -7,7 +7,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
 
-from handlers import access, agent, common, customer, manager
+from handlers import access, agent, common, customer, manager, payments, special
 
 GATE, MAIN = -1, 0
 
@@ -26,11 +26,25 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             CommandHandler("device", agent.device_command),
             CommandHandler("history", agent.history_command),
             CallbackQueryHandler(agent.history_tapped, pattern=r"^hist:\d+:\d+$"),
+            CommandHandler("free", special.free_command),
+            CommandHandler("reset", special.reset_command),
+            CallbackQueryHandler(special.confirmation_tapped, pattern=r"^c[fx]:[\w-]+$"),
+            CallbackQueryHandler(special.approval_tapped, pattern=r"^ap:\d+:[yn]$"),
             CommandHandler("invite", manager.invite),
             CommandHandler("price", manager.price),
+            CommandHandler("summary", manager.summary),
+            CommandHandler("export", manager.export),
+            CommandHandler("agents", manager.agents),
+            CommandHandler("revoke", manager.revoke),
+            CommandHandler("pay", payments.pay_command),
+            CommandHandler("assign", payments.assign_command),
+            CallbackQueryHandler(payments.confirmation_tapped, pattern=r"^sms:(ok|no):[0-9a-f]+$"),
+            CallbackQueryHandler(payments.assign_tapped, pattern=r"^pay:asg:\d+:\d+$"),
             CommandHandler("balance", customer.balance),
             CommandHandler("code", customer.last_code),
             MessageHandler(filters.CONTACT, customer.contact_shared),
+            # a pasted or forwarded M-Pesa confirmation (other text falls through to the end)
+            MessageHandler(filters.TEXT & payments.CONFIRMATION, payments.confirmation_pasted),
             # last: whatever nothing above understood
             MessageHandler(filters.COMMAND, common.unknown_command),
             CallbackQueryHandler(common.stale_button),

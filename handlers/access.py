@@ -17,7 +17,7 @@ from handlers.common import reply
 
 PUBLIC = {"start", "help"}
 CUSTOMER = {*PUBLIC, "balance", "code", "cancel"}
-MANAGERS_ONLY = {"invite", "agents", "revoke", "price", "summary", "export"}
+MANAGERS_ONLY = {"invite", "agents", "revoke", "price", "summary", "export", "assign"}
 
 
 def command_of(update: Update) -> str | None:
@@ -35,6 +35,8 @@ async def gate(update: Update, context: BotContext) -> None:
         raise ApplicationHandlerStop
     who = await context.services.people.who(user.id)
     context.who = who
+    if who.person is not None and not who.person.name and user.full_name:
+        await context.services.people.remember_name(who.person, user.full_name)
     command = command_of(update)
     if who.kind is Kind.STRANGER:
         if command in PUBLIC or _shares_contact(update):

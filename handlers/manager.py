@@ -1,10 +1,15 @@
-"""Managers: /invite agent|manager, /price."""
+"""Managers: /invite, /price, /summary, /export, /agents, /revoke."""
 
 from __future__ import annotations
 
+import io
+import re
+from datetime import date
+
 from telegram import Update
 
-from bot import devices, texts
+from bot import devices, limits, reports, texts
+from bot.delivery import send_summary
 from bot.issuing import Refused
 from bot.services import BotContext
 from handlers.agent import valid_device
@@ -48,3 +53,89 @@ async def price(update: Update, context: BotContext) -> None:
     await devices.set_price(services.db, outcome, amount, currency)
     status = await services.engine.status(outcome)
     await reply(update, context, texts.price_set(device, amount, status.device.currency))
+
+
+def parse_day(text: str) -> date | None:
+    """A date typed as YYYY-MM-DD that exists (2026-02-30 does not)."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+async def summary(update: Update, context: BotContext) -> None:
+    """/summary [YYYY-MM-DD]: the day's figures and a chart of the last 14 days."""
+    args = arguments(context)
+    services = context.services
+    if len(args) > 1:
+        await reply(update, context, texts.usage("summary"))
+        return
+    day = parse_day(args[0]) if args else services.clock.now().astimezone(services.settings.tz).date()
+    if day is None:
+        await reply(update, context, texts.BAD_DATE + "\n" + texts.usage("summary"))
+        return
+    chat = update.effective_chat
+    assert chat is not None
+    await send_summary(context.bot, services, chat.id, day)
+
+
+async def export(update: Update, context: BotContext) -> None:
+    """/export [from] [to]: the ledger of that period as a CSV document (default: today)."""
+    args = arguments(context)
+    services = context.services
+    if len(args) > 2:
+        await reply(update, context, texts.usage("export"))
+        return
+    today = services.clock.now().astimezone(services.settings.tz).date()
+    days = [parse_day(arg) for arg in args]
+    if any(day is None for day in days):
+        await reply(update, context, texts.BAD_DATE + "\n" + texts.usage("export"))
+        return
+    first = days[0] if days else today
+    last = days[1] if len(days) == 2 else first
+    assert first is not None and last is not None
+    if first > last:
+        await reply(update, context, texts.DATES_REVERSED)
+        return
+    if (last - first).days >= reports.MAX_EXPORT_DAYS:
+        await reply(update, context, texts.EXPORT_TOO_LONG)
+        return
+    document = io.BytesIO()
+    async for piece in reports.export_csv(services.db, first, last, services.settings.tz):
+        document.write(piece.encode("utf-8"))
+    name = f"paygbot-{first}.csv" if first == last else f"paygbot-{first}-to-{last}.csv"
+    chat = update.effective_chat
+    assert chat is not None
+    await context.bot.send_document(
+        chat.id, document.getvalue(), filename=name,
+        caption=texts.with_sandbox_note(texts.export_caption(str(first), str(last)), services.sandbox),
+    )
+
+
+async def agents(update: Update, context: BotContext) -> None:
+    """/agents: the team, with the codes each asked today."""
+    services = context.services
+    start, end = limits.local_day(services.clock.now(), services.settings.tz)
+    rows = [(person.name or "—", person.telegram_id, person.role.value, codes)
+            for person, codes in await services.team.with_codes(start, end)]
+    await reply(update, context, texts.agents_list(rows))
+
+
+async def revoke(update: Update, context: BotContext) -> None:
+    """/revoke telegram-id: the person's next command is refused."""
+    args = arguments(context)
+    if len(args) != 1 or not args[0].isdigit() or len(args[0]) > 20:
+        await reply(update, context, texts.usage("revoke"))
+        return
+    telegram_id = int(args[0])
+    me = context.who.person
+    if me is not None and me.telegram_id == telegram_id:
+        await reply(update, context, texts.REVOKE_SELF)
+        return
+    person = await context.services.team.revoke(telegram_id)
+    if person is None:
+        await reply(update, context, texts.revoke_unknown(telegram_id))
+        return
+    await reply(update, context, texts.revoked(person.name or str(telegram_id), telegram_id))

@@ -6,9 +6,10 @@ Functions take the session as a keyword and run inside the caller's transaction
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 from sqlalchemy import and_, func, or_, text, update
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +19,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import (
     GENERATED_STATUSES,
     OPEN_STATUSES,
+    Approval,
+    ApprovalStatus,
     CodeKind,
     CodeRequest,
     Customer,
@@ -25,9 +28,11 @@ from storage.models import (
     DeviceAlias,
     Invite,
     Payment,
+    PaymentStatus,
     Person,
     Role,
     Status,
+    SummaryPush,
 )
 
 # -- people -----------------------------------------------------------------------------------
@@ -258,9 +263,13 @@ async def find_payment(*, session: AsyncSession, provider: str, reference: str) 
     return (await session.exec(query)).first()
 
 
-async def add_payment(*, session: AsyncSession, payment: Payment) -> tuple[Payment, bool]:
-    """Store a payment once per (provider, reference): returns (the payment, whether it is new)."""
-    existing = await find_payment(session=session, provider=payment.provider, reference=payment.reference)
+async def add_payment(*, session: AsyncSession, payment: Payment, known_new: bool = False) -> tuple[Payment, bool]:
+    """Store a payment once per (provider, reference): returns (the payment, whether it is new).
+
+    ``known_new``: the caller looked already (in this transaction); the unique constraint still decides.
+    """
+    existing = None if known_new else await find_payment(session=session, provider=payment.provider,
+                                                            reference=payment.reference)
     if existing is not None:
         return existing, False
     try:
@@ -277,6 +286,76 @@ async def add_payment(*, session: AsyncSession, payment: Payment) -> tuple[Payme
 async def request_for_payment(*, session: AsyncSession, payment_id: int) -> CodeRequest | None:
     query = select(CodeRequest).where(CodeRequest.payment_id == payment_id)
     return (await session.exec(query)).first()
+
+
+async def payment_by_reference(*, session: AsyncSession, reference: str) -> Payment | None:
+    """The payment stored under ``reference`` whatever its provider (the first, if several)."""
+    query = select(Payment).where(Payment.reference == reference).order_by(col(Payment.id)).limit(1)
+    return (await session.exec(query)).first()
+
+
+async def add_new_payments(*, session: AsyncSession, payments: Sequence[Payment]) -> list[tuple[Payment, bool]]:
+    """Store payments the caller found no reference of (in this transaction) in one flush; if the unique
+    constraint refuses one (another writer got there first), one at a time, the repeats not stored."""
+    try:
+        async with session.begin_nested():
+            session.add_all(payments)
+            await session.flush()
+    except IntegrityError:
+        return [await add_payment(session=session, payment=_fresh_copy(payment)) for payment in payments]
+    return [(payment, True) for payment in payments]
+
+
+def _fresh_copy(payment: Payment) -> Payment:
+    return Payment.model_validate(payment.model_dump(exclude={"id"}))
+
+
+async def payments_by_references(*, session: AsyncSession, references: Sequence[str]) -> dict[str, Payment]:
+    """The payments stored under these references, whatever their provider (the first of each)."""
+    found: dict[str, Payment] = {}
+    for offset in range(0, len(references), 500):
+        query = (select(Payment).where(col(Payment.reference).in_(references[offset:offset + 500]))
+                 .order_by(col(Payment.id)))
+        for payment in (await session.exec(query)).all():
+            found.setdefault(payment.reference, payment)
+    return found
+
+
+async def get_payment(*, session: AsyncSession, payment_id: int) -> Payment | None:
+    return await session.get(Payment, payment_id, populate_existing=True)
+
+
+async def lock_payment(*, session: AsyncSession, payment_id: int) -> Payment:
+    """The payment row, fresh, for a read-modify-write (the writer transaction serialises these)."""
+    payment = await session.get(Payment, payment_id, populate_existing=True, with_for_update=True)
+    assert payment is not None
+    return payment
+
+
+async def payments_to_retry(*, session: AsyncSession, now: datetime, limit: int = 100) -> Sequence[Payment]:
+    """PENDING payments whose next try is due (the ERM could not be asked, or the bot stopped)."""
+    query = (
+        select(Payment)
+        .where(Payment.status == PaymentStatus.PENDING, col(Payment.retry_at) <= now)
+        .order_by(col(Payment.retry_at), col(Payment.id))
+        .limit(limit)
+    )
+    return (await session.exec(query)).all()
+
+
+async def payments_owing_notice(*, session: AsyncSession, limit: int = 100) -> Sequence[Payment]:
+    """Payments someone is still to be told about (managers of unmatched money, customers of a wait)."""
+    query = (
+        select(Payment)
+        .where(col(Payment.notice).is_not(None), col(Payment.notified_at).is_(None))
+        .order_by(col(Payment.id))
+        .limit(limit)
+    )
+    return (await session.exec(query)).all()
+
+
+async def person_by_id(*, session: AsyncSession, person_id: int) -> Person | None:
+    return await session.get(Person, person_id, populate_existing=True)
 
 
 
@@ -420,3 +499,207 @@ async def active_people(*, session: AsyncSession) -> Sequence[Person]:
 
 async def linked_customers(*, session: AsyncSession) -> Sequence[Customer]:
     return (await session.exec(select(Customer).where(col(Customer.chat_id).is_not(None)))).all()
+
+
+# -- managers: approvals, the team, reports ------------------------------------------------------
+
+
+async def add_approval(*, session: AsyncSession, approval: Approval) -> Approval:
+    session.add(approval)
+    await session.flush()
+    return approval
+
+
+async def get_approval(*, session: AsyncSession, approval_id: int) -> Approval | None:
+    return await session.get(Approval, approval_id, populate_existing=True)
+
+
+async def decide_approval(
+    *, session: AsyncSession, approval_id: int, status: ApprovalStatus, decided_by_id: int, now: datetime
+) -> bool:
+    """PENDING -> ``status``, once and only before it expires: False if someone decided first."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Approval)
+        .where(col(Approval.id) == approval_id, col(Approval.status) == ApprovalStatus.PENDING,
+               col(Approval.expires_at) > now)
+        .values(status=status, decided_by_id=decided_by_id, decided_at=now)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def expire_approvals(*, session: AsyncSession, now: datetime) -> Sequence[Approval]:
+    """Pending approvals past their time, now EXPIRED (returned so the requesters can be told)."""
+    query = select(Approval).where(Approval.status == ApprovalStatus.PENDING, col(Approval.expires_at) <= now)
+    expired = (await session.exec(query)).all()
+    for approval in expired:
+        approval.status, approval.decided_at = ApprovalStatus.EXPIRED, now
+        session.add(approval)
+    return expired
+
+
+async def get_person_by_id(*, session: AsyncSession, person_id: int) -> Person | None:
+    return await session.get(Person, person_id)
+
+
+async def managers(*, session: AsyncSession) -> Sequence[Person]:
+    query = select(Person).where(Person.role == Role.MANAGER, col(Person.active).is_(True)).order_by(col(Person.id))
+    return (await session.exec(query)).all()
+
+
+async def deactivate(*, session: AsyncSession, telegram_id: int) -> Person | None:
+    person = await get_person(session=session, telegram_id=telegram_id)
+    if person is not None:
+        person.active = False
+        session.add(person)
+    return person
+
+
+async def agents_with_codes(*, session: AsyncSession, start: datetime, end: datetime) -> list[tuple[Person, int]]:
+    """Active agents and managers with the codes they asked that were generated in [start, end)."""
+    generated = (
+        select(CodeRequest.requested_by_id, func.count().label("codes"))
+        .where(col(CodeRequest.status).in_(GENERATED_STATUSES), col(CodeRequest.issued_at) >= start,
+               col(CodeRequest.issued_at) < end)
+        .group_by(col(CodeRequest.requested_by_id))
+        .subquery()
+    )
+    query = (
+        select(Person, func.coalesce(generated.c.codes, 0))
+        .outerjoin(generated, generated.c.requested_by_id == col(Person.id))
+        .where(col(Person.active).is_(True))
+        .order_by(col(Person.role), col(Person.name))
+    )
+    return [(person, int(codes)) for person, codes in (await session.exec(query)).all()]
+
+
+async def generated_by_kind(*, session: AsyncSession, start: datetime, end: datetime) -> list[tuple[CodeKind, int, int]]:
+    """(kind, codes, days) of the codes generated in [start, end)."""
+    query = (
+        select(CodeRequest.kind, func.count(), func.coalesce(func.sum(CodeRequest.days), 0))
+        .where(col(CodeRequest.status).in_(GENERATED_STATUSES), col(CodeRequest.issued_at) >= start,
+               col(CodeRequest.issued_at) < end)
+        .group_by(col(CodeRequest.kind))
+    )
+    return [(kind, int(count), int(days)) for kind, count, days in (await session.exec(query)).all()]
+
+
+async def generated_by_person(
+    *, session: AsyncSession, start: datetime, end: datetime
+) -> list[tuple[int | None, int, int]]:
+    """(person id, codes, days) of the codes generated in [start, end), per person who asked."""
+    query = (
+        select(CodeRequest.requested_by_id, func.count(), func.coalesce(func.sum(CodeRequest.days), 0))
+        .where(col(CodeRequest.status).in_(GENERATED_STATUSES), col(CodeRequest.issued_at) >= start,
+               col(CodeRequest.issued_at) < end)
+        .group_by(col(CodeRequest.requested_by_id))
+    )
+    return [(person, int(count), int(days)) for person, count, days in (await session.exec(query)).all()]
+
+
+async def ended_badly(
+    *, session: AsyncSession, start: datetime, end: datetime, limit: int = 50
+) -> tuple[int, list[tuple[str, Status, str | None]]]:
+    """Refusals and failures asked in [start, end): how many, and the latest (device, status, reason)."""
+    where = (col(CodeRequest.status).in_((Status.REFUSED, Status.FAILED)), col(CodeRequest.created_at) >= start,
+             col(CodeRequest.created_at) < end)
+    total = (await session.exec(select(func.count()).select_from(CodeRequest).where(*where))).one()
+    query = (
+        select(CodeRequest.device_ref, CodeRequest.status, CodeRequest.reason)
+        .where(*where)
+        .order_by(col(CodeRequest.id).desc())
+        .limit(limit)
+    )
+    return int(total), [(ref, status, reason) for ref, status, reason in (await session.exec(query)).all()]
+
+
+async def payments_between(*, session: AsyncSession, start: datetime, end: datetime) -> Sequence[Payment]:
+    query = select(Payment).where(col(Payment.received_at) >= start, col(Payment.received_at) < end).order_by(
+        col(Payment.id)
+    )
+    return (await session.exec(query)).all()
+
+
+async def credit_ending(
+    *, session: AsyncSession, now: datetime, until: datetime
+) -> Sequence[tuple[Device, Customer | None]]:
+    """Devices whose credit ends in (now, until], soonest first, with their customer."""
+    query = (
+        select(Device, Customer)
+        .outerjoin(Customer, col(Customer.id) == col(Device.customer_id))
+        .where(col(Device.credit_until) > now, col(Device.credit_until) <= until, col(Device.unlocked).is_(False))
+        .order_by(col(Device.credit_until))
+    )
+    return (await session.exec(query)).all()
+
+
+async def generated_times(*, session: AsyncSession, start: datetime, end: datetime) -> list[datetime]:
+    """When each code in [start, end) was generated (for the chart's daily counts)."""
+    query = select(CodeRequest.issued_at).where(
+        col(CodeRequest.status).in_(GENERATED_STATUSES), col(CodeRequest.issued_at) >= start,
+        col(CodeRequest.issued_at) < end,
+    )
+    return [when for when in (await session.exec(query)).all() if when is not None]
+
+
+async def payment_times(*, session: AsyncSession, start: datetime, end: datetime) -> list[datetime]:
+    query = select(Payment.received_at).where(col(Payment.received_at) >= start, col(Payment.received_at) < end)
+    return list((await session.exec(query)).all())
+
+
+async def export_rows(
+    *, session: AsyncSession, start: datetime, end: datetime, chunk: int = 2000
+) -> AsyncIterator[ExportRow]:
+    """Every code request asked in [start, end), oldest first, with the customer's name, who asked
+    (name or Telegram id) and the payment's amount — streamed in chunks, never all in memory."""
+    last_id = 0
+    while True:
+        query = (
+            select(CodeRequest, Customer.name, Person.name, Person.telegram_id, Payment.amount, Payment.currency)
+            .join(Device, col(Device.id) == col(CodeRequest.device_id))
+            .outerjoin(Customer, col(Customer.id) == col(Device.customer_id))
+            .outerjoin(Person, col(Person.id) == col(CodeRequest.requested_by_id))
+            .outerjoin(Payment, col(Payment.id) == col(CodeRequest.payment_id))
+            .where(col(CodeRequest.created_at) >= start, col(CodeRequest.created_at) < end,
+                   col(CodeRequest.id) > last_id)
+            .order_by(col(CodeRequest.id))
+            .limit(chunk)
+        )
+        rows = (await session.exec(query)).all()
+        if not rows:
+            return
+        for request, customer, name, telegram_id, amount, currency in rows:
+            who = name or (str(telegram_id) if telegram_id else None)
+            yield ExportRow(request, customer, who, amount, currency)
+        last_id = rows[-1][0].id or last_id
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    request: CodeRequest
+    customer: str | None
+    asked_by: str | None
+    amount: Decimal | None
+    currency: str | None
+
+
+async def claim_summary_day(*, session: AsyncSession, day: date, now: datetime) -> bool:
+    """Claim the push of ``day``'s summary: True once, False ever after."""
+    if await session.get(SummaryPush, day) is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(SummaryPush(day=day, pushed_at=now))
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def payments_with_codes(*, session: AsyncSession, payment_ids: Sequence[int]) -> set[int]:
+    """Which of these payments have a code request."""
+    found: set[int] = set()
+    for offset in range(0, len(payment_ids), 500):
+        chunk = payment_ids[offset : offset + 500]
+        query = select(CodeRequest.payment_id).where(col(CodeRequest.payment_id).in_(chunk))
+        found.update(value for value in (await session.exec(query)).all() if value is not None)
+    return found

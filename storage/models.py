@@ -61,8 +61,22 @@ class ApprovalStatus(StrEnum):
 
 
 class PaymentStatus(StrEnum):
+    """PENDING: stored, not matched yet (the ERM could not be asked; tried again later);
+    MATCHED: turned into days for ``device_id`` (days may be 0: kept as the device's money credit);
+    UNMATCHED: kept for a manager to assign (no device or customer, no daily price, …; see ``reason``)."""
+
     MATCHED = "matched"
     UNMATCHED = "unmatched"
+    PENDING = "pending"
+
+
+class PaymentNotice(StrEnum):
+    """Who is still owed a word about a payment (sent at least once, then ``notified_at`` is set)."""
+
+    MANAGERS = "managers"
+    """Unmatched money: every manager, with the reference, amount and account."""
+    RECEIVED = "received"
+    """The customer (and agent): no code at once — it waits for tomorrow, days kept as prepaid, or credit."""
 
 
 class Person(SQLModel, table=True):
@@ -125,15 +139,21 @@ class DeviceAlias(SQLModel, table=True):
 
 
 class Payment(SQLModel, table=True):
-    """Money received; the reference is unique per provider, so a repeat changes nothing."""
+    """Money received; the reference is unique per provider, so a repeat changes nothing.
+
+    Stored first and unconditionally, then matched to a device and turned into days
+    (``bot.payments``); ``status`` says how far it got."""
 
     __tablename__ = "payment"  # type: ignore[assignment]
 
-    __table_args__ = (UniqueConstraint("provider", "reference", name="uq_payment_provider_reference"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "reference", name="uq_payment_provider_reference"),
+        Index("ix_payment_status_retry", "status", "retry_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     provider: str = Field(max_length=32)
-    reference: str = Field(max_length=100)
+    reference: str = Field(max_length=100, index=True)
     amount: Decimal = Field(sa_type=Money)
     currency: str = Field(default="", max_length=8)
     account: str = Field(max_length=100)
@@ -144,6 +164,22 @@ class Payment(SQLModel, table=True):
     status: PaymentStatus = PaymentStatus.UNMATCHED
     days: int = 0
     recorded_by_id: int | None = Field(default=None, foreign_key="person.id")
+    # -- how it became days (or why not yet) --
+    payer: str | None = Field(default=None, max_length=100)
+    chat_id: int | None = Field(default=None, sa_type=BigInteger)
+    """The chat of whoever recorded it (cash, a pasted confirmation): told of its code too."""
+    reason: str | None = Field(default=None, max_length=200)
+    """Why it is UNMATCHED or PENDING."""
+    prepaid_days: int = 0
+    """Of ``days``, how many did not fit under the stacking limit and were kept as prepaid days."""
+    credit_left: Decimal | None = Field(default=None, sa_type=Money)
+    """The device's money credit (less than a day's price) right after this payment."""
+    matched_at: datetime | None = _when(default=None)
+    assigned_by_id: int | None = Field(default=None, foreign_key="person.id")
+    attempts: int = 0
+    retry_at: datetime | None = _when(default=None)
+    notice: PaymentNotice | None = None
+    notified_at: datetime | None = _when(default=None)
 
 
 class CodeRequest(SQLModel, table=True):

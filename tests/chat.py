@@ -67,11 +67,11 @@ class Chat:
 
 @asynccontextmanager
 async def chatting(sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock,
-                   **settings: Any) -> AsyncIterator[Chat]:
-    api = FakeBotApi(TOKEN)
+                   *, token: str = TOKEN, **settings: Any) -> AsyncIterator[Chat]:
+    api = FakeBotApi(token)
     async with running(api) as base_url:
         values: dict[str, Any] = {
-            "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": base_url, "ERM_BASE_URL": erm_url,
+            "TELEGRAM_BOT_TOKEN": token, "TELEGRAM_BASE_URL": base_url, "ERM_BASE_URL": erm_url,
             "ERM_USERNAME": "test@example.com", "ERM_PASSWORD": "test1234", "DATABASE_URL": database_url,
             "PAYGBOT_MANAGERS": str(MANAGER.id), "PAYGBOT_HTTP_PORT": "0", "ERM_TIMEOUT_SECONDS": "5",
         }

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from bot.clock import Clock
 from bot.config import Settings
 from bot.erm.client import ErmClient
 
@@ -16,11 +17,11 @@ SANDBOX_PASSWORD = "test1234"  # the documents' own example user, not a secret
 
 
 @asynccontextmanager
-async def open_erm(settings: Settings) -> AsyncIterator[ErmClient]:
+async def open_erm(settings: Settings, clock: Clock | None = None) -> AsyncIterator[ErmClient]:
     """An :class:`ErmClient`; with no ERM credentials, one talking to an in-process sandbox.
 
     The sandbox is served over real HTTP on loopback, so the bot exercises the same code path
-    it uses in production.
+    it uses in production; it keeps time by ``clock`` (the demo's scripted day moves it).
     """
     if not settings.uses_sandbox:
         assert settings.erm_username is not None and settings.erm_password is not None
@@ -31,7 +32,7 @@ async def open_erm(settings: Settings) -> AsyncIterator[ErmClient]:
         return
     from bot.erm.sandbox import ErmSandbox, running
 
-    async with running(ErmSandbox()) as url:
+    async with running(ErmSandbox(clock=clock)) as url:
         log.info("no ERM credentials: using the embedded ERM sandbox at %s", url)
         async with ErmClient(url, SANDBOX_USERNAME, SANDBOX_PASSWORD, timeout=settings.erm_timeout_seconds) as client:
             yield client

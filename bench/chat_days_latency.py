@@ -1,0 +1,288 @@
+"""The bot's own time per ``/days`` update, split at the ERM call: median and p99.
+
+The real bot (:func:`bot.app.running_bot`: PTB long polling, the AIORateLimiter, the handlers, the
+engine, a fresh SQLite ledger) runs against the Bot API stand-in (:class:`bot.botapi.FakeBotApi`)
+and the ERM sandbox at zero latency (:class:`bot.erm.sandbox.ErmSandbox`), both served over
+loopback HTTP in this process, on the bot's event loop. Nothing in the bot is changed: from here,
+each server's Starlette app gets one pure ASGI middleware that stamps ``time.perf_counter()`` when
+a request reaches the app (its headers parsed) and when the last byte of its answer is handed to
+the socket. One agent sends ``/days <device> 1`` N times, one at a time (the next only after the
+code message came, plus ``--gap``), each for a different sandbox device, after a few warm-up
+requests. Per update:
+
+1. update in -> ERM call out: from the stand-in writing the ``getUpdates`` answer that carries the
+   update (the moment the bot can have it) to the sandbox receiving ``POST /otp/daysCode/v2``;
+2. ERM answer in -> message out: from the sandbox writing its answer to the stand-in receiving
+   the ``sendMessage`` with the code (checked to be the code the sandbox generated);
+
+their sum (the bot's own time), and end to end (update in -> code message in: the bot's own time
+plus the sandbox's time on the call). Also shown, as not the bot's: the stand-in's delay from
+``user_says`` queueing the update to writing it in a ``getUpdates`` answer.
+
+Device lookups: a device the ledger does not know yet makes the bot look it up first
+(``GET /oves/assignedItems/<id>``). The bot's device sync, 1 s after start and every 6 h, learns
+every assigned device, so normally there is none; by default the benchmark waits for that sync.
+With ``--cold`` the sandbox fails the sync, so every ``/days`` looks its device up; (1) is always
+measured to the daysCode call (so it includes the lookup's round trip), and the lookup's part is
+printed on separate lines.
+
+All on one event loop: the servers' own work (uvicorn parsing a request before the app sees it,
+the stand-in answering PTB's next long poll) can interleave with the bot's and is then counted in
+its time; one update at a time and a zero-latency sandbox keep that small. The gap keeps the bot
+under the AIORateLimiter's 30 messages/s, whose throttling is not what is measured here
+(``--gap 0`` shows it). The bot's loggers are left unconfigured, so its INFO lines cost nothing.
+Takes about 20 s.
+
+    python bench/chat_days_latency.py [--requests 200] [--warmup 5] [--gap 0.05] [--cold]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("PTB_TIMEDELTA", "true")  # before telegram is imported: PTB 22 warns otherwise
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
+
+from bench.common import percentile  # noqa: E402
+from bot import botapi  # noqa: E402
+from bot.app import RunningBot, running_bot  # noqa: E402
+from bot.botapi import FakeBotApi, TelegramUser  # noqa: E402
+from bot.clock import SystemClock  # noqa: E402
+from bot.config import load_settings  # noqa: E402
+from bot.erm import sandbox as erm_sandbox  # noqa: E402
+from bot.erm.sandbox import ErmSandbox  # noqa: E402
+from storage import ledger  # noqa: E402
+from storage.models import Role  # noqa: E402
+
+TOKEN = "123456:BENCH-token-for-the-stand-in"
+MANAGER = TelegramUser(1001, "Mary", "Otieno", language_code="en")
+AGENT = TelegramUser(2002, "Alex", "Kamau", language_code="en")
+DAYS_CODE = "/otp/daysCode/v2"
+LOOKUP = "/oves/assignedItems/"
+SYNC = "/oves/assignedItemsList/"
+WAIT = 15.0
+"""Seconds to wait for a code message, or for the device sync."""
+
+
+# -- timing from the outside -------------------------------------------------------------------
+
+
+@dataclass
+class Exchange:
+    """One HTTP request a server handled, as the middleware saw it (times by ``perf_counter``)."""
+
+    path: str
+    arrived: float
+    """When the app was called: the request line and headers had been read."""
+    answered: float | None = None
+    """When the answer's last body message had been handed to the server (written to the socket)."""
+    body: bytes = b""
+    """The answer's body, if the middleware was asked to keep it for this path."""
+
+
+class Stopwatch:
+    """Pure ASGI middleware: appends an :class:`Exchange` per HTTP request to ``log`` on arrival,
+    and stamps it when the answer has gone out."""
+
+    def __init__(self, app: ASGIApp, *, log: list[Exchange], keep_body: Callable[[str], bool]) -> None:
+        self.app = app
+        self.log = log
+        self.keep_body = keep_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exchange = Exchange(scope["path"], time.perf_counter())
+        self.log.append(exchange)
+        keep = self.keep_body(exchange.path)
+
+        async def timed_send(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body":
+                if keep:
+                    exchange.body += message.get("body", b"")
+                if not message.get("more_body", False):
+                    exchange.answered = time.perf_counter()
+
+        await self.app(scope, receive, timed_send)
+
+
+def _is_get_updates(path: str) -> bool:
+    return path.lower().endswith("/getupdates")
+
+
+def handed_out(log: Sequence[Exchange], chat_id: int, message_id: int) -> float:
+    """When the stand-in finished writing the ``getUpdates`` answer that carried this message."""
+    for exchange in reversed(log):
+        if not _is_get_updates(exchange.path) or exchange.answered is None or not exchange.body:
+            continue
+        for update in json.loads(exchange.body).get("result", []):
+            message = update.get("message") or {}
+            if message.get("message_id") == message_id and message.get("chat", {}).get("id") == chat_id:
+                return exchange.answered
+    raise LookupError(f"no getUpdates answer carried message {message_id} of chat {chat_id}")
+
+
+# -- one update --------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """The times of one ``/days`` update, by ``perf_counter``."""
+
+    queued: float
+    update_in: float
+    erm_in: float
+    erm_out: float
+    message_in: float
+    lookups: list[Exchange] = field(default_factory=list)
+
+
+async def one_days(api: FakeBotApi, sandbox: ErmSandbox, api_log: list[Exchange], erm_log: list[Exchange],
+                   device: str) -> Sample:
+    """The agent asks for 1 day on ``device``; returns the times once the code message came."""
+    api_start, erm_start, after = len(api_log), len(erm_log), api.position
+    message = await api.user_says(AGENT, f"/days {device} 1")
+    queued = time.perf_counter()
+    reply = await api.wait_for(AGENT.id, after=after, methods=("sendMessage",), timeout=WAIT)
+    code = sandbox.device(device).codes[-1].keypad
+    if code not in (reply.rendered or ""):
+        raise RuntimeError(f"/days {device}: the reply does not carry the code {code}: {reply.short()}")
+    erm = erm_log[erm_start:]
+    [days_code] = [exchange for exchange in erm if exchange.path == DAYS_CODE]
+    assert days_code.answered is not None
+    message_in = next(exchange.arrived for exchange in api_log[api_start:]
+                      if exchange.path.endswith("/sendMessage") and exchange.arrived > days_code.answered)
+    return Sample(
+        queued=queued,
+        update_in=handed_out(api_log, AGENT.id, message["message_id"]),
+        erm_in=days_code.arrived,
+        erm_out=days_code.answered,
+        message_in=message_in,
+        lookups=[exchange for exchange in erm if exchange.path.startswith(LOOKUP)],
+    )
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+async def devices_synced(bot: RunningBot, last_device: str) -> None:
+    """Until the bot's device sync has put every sandbox device in the ledger."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        async with bot.services.db.read() as session:
+            if await ledger.find_device(session=session, ref=last_device) is not None:
+                return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the device sync did not learn {last_device} within {WAIT:g} s")
+        await asyncio.sleep(0.05)
+
+
+async def sync_failed(erm_log: list[Exchange]) -> None:
+    """Until the sandbox has answered (failed) the bot's device sync."""
+    deadline = time.monotonic() + WAIT
+    while not any(exchange.path.startswith(SYNC) and exchange.answered is not None for exchange in erm_log):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the bot did not try its device sync within {WAIT:g} s")
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)  # the bot logs the failure and is done with it
+
+
+async def run(count: int, warmup: int, gap: float, cold: bool) -> list[Sample]:
+    sandbox = ErmSandbox(device_count=count + max(warmup, 10))
+    devices = [device.oem_item_id for device in sandbox.devices if device.oem_item_id.startswith("SBX")]
+    api = FakeBotApi(TOKEN)
+    erm_log: list[Exchange] = []
+    api_log: list[Exchange] = []
+    sandbox.app.add_middleware(Stopwatch, log=erm_log, keep_body=lambda path: False)
+    api.app.add_middleware(Stopwatch, log=api_log, keep_body=_is_get_updates)
+    if cold:
+        sandbox.fail_next(1, status=503, paths=[SYNC])
+        logging.getLogger("paygbot.jobs").setLevel(logging.ERROR)  # "device sync failed": wanted here
+    samples: list[Sample] = []
+    with tempfile.TemporaryDirectory(prefix="paygbot-bench-") as folder:
+        async with erm_sandbox.running(sandbox) as erm_url, botapi.running(api) as base_url:
+            settings = load_settings(
+                _env_file=None, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=base_url, ERM_BASE_URL=erm_url,
+                ERM_USERNAME="test@example.com", ERM_PASSWORD="test1234", DATABASE_URL=f"sqlite:///{folder}/ledger.db",
+                PAYGBOT_MANAGERS=str(MANAGER.id), PAYGBOT_HTTP_PORT="0",
+            )
+            clock = SystemClock()
+            api.meet(MANAGER)
+            async with running_bot(settings, clock=clock, http_host="127.0.0.1") as bot:
+                async with bot.services.db.write() as session:
+                    await ledger.put_person(session=session, telegram_id=AGENT.id, role=Role.AGENT, name=AGENT.name,
+                                            now=clock.now())
+                api.meet(AGENT)
+                if cold:
+                    await sync_failed(erm_log)
+                else:
+                    await devices_synced(bot, devices[-1])
+                for index, device in enumerate(devices[:warmup + count]):
+                    sample = await one_days(api, sandbox, api_log, erm_log, device)
+                    if index >= warmup:
+                        samples.append(sample)
+                    await asyncio.sleep(gap)
+            if api.errors:
+                raise SystemExit(f"the Bot API stand-in failed: {api.errors}")
+    return samples
+
+
+# -- the report --------------------------------------------------------------------------------
+
+
+def row(label: str, seconds: list[float]) -> None:
+    ms = [value * 1000 for value in seconds]
+    print(f"  {label:<46} {percentile(ms, 0.5):8.2f} {percentile(ms, 0.99):8.2f} {max(ms):8.2f}")
+
+
+def report(samples: list[Sample], warmup: int, gap: float, cold: bool) -> None:
+    with_lookup = [sample for sample in samples if sample.lookups]
+    print(f"/days <device> 1: {len(samples)} updates measured after {warmup} warm-up, one agent, a different device "
+          f"each, one at a time, {gap * 1000:g} ms between")
+    print("bot, Bot API stand-in and ERM sandbox (zero latency) in one process, one event loop; "
+          + ("device sync failed on purpose (--cold): every device looked up first" if cold
+             else "devices known from the bot's device sync"))
+    print("update in = the stand-in wrote the getUpdates answer carrying it (not when user_says queued it); "
+          "message out = the stand-in received the sendMessage")
+    print(f"device lookups (GET {LOOKUP}<id>) in the measured updates: {len(with_lookup)} of {len(samples)}; "
+          f"(1) is measured to the daysCode call{', lookup included' if with_lookup else ''}")
+    print(f"  {'ms':<46} {'p50':>8} {'p99':>8} {'max':>8}")
+    row("(1) update in -> daysCode call in", [s.erm_in - s.update_in for s in samples])
+    if with_lookup:
+        row("    of which: update in -> lookup call in", [s.lookups[0].arrived - s.update_in for s in with_lookup])
+        row("              sandbox's time on the lookup",
+            [sum((x.answered or x.arrived) - x.arrived for x in s.lookups) for s in with_lookup])
+        row("              lookup answer out -> daysCode in",
+            [s.erm_in - (s.lookups[-1].answered or s.lookups[-1].arrived) for s in with_lookup])
+    row("(2) daysCode answer out -> sendMessage in", [s.message_in - s.erm_out for s in samples])
+    row("(1)+(2) the bot's own time", [(s.erm_in - s.update_in) + (s.message_in - s.erm_out) for s in samples])
+    row("end to end: update in -> code message in", [s.message_in - s.update_in for s in samples])
+    row("not the bot's: sandbox's time on daysCode", [s.erm_out - s.erm_in for s in samples])
+    row("not the bot's: user_says -> update in", [s.update_in - s.queued for s in samples])
+    print(f"count: {len(samples)}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200, help="updates measured (default 200)")
+    parser.add_argument("--warmup", type=int, default=5, help="updates sent first and not measured (default 5)")
+    parser.add_argument("--gap", type=float, default=0.05, help="seconds between updates (default 0.05)")
+    parser.add_argument("--cold", action="store_true", help="fail the device sync: every /days looks its device up")
+    arguments = parser.parse_args()
+    measured = asyncio.run(run(arguments.requests, arguments.warmup, arguments.gap, arguments.cold))
+    report(measured, arguments.warmup, arguments.gap, arguments.cold)

@@ -1,0 +1,223 @@
+"""``paygbot demo``: a scripted day, offline, through the real handlers, printed as a chat transcript.
+
+Everything runs in this process on loopback: the bot itself (``running_bot``), the embedded
+ERM sandbox (no credentials), the Telegram Bot API stand-in, and a fresh SQLite ledger in a
+temporary folder that is removed at the end. The day's clock is scripted (a manual clock
+shared by the bot and the sandbox), so six-second pacing and the evening summary take no
+real time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, time
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from bot import texts
+from bot.app import running_bot
+from bot.botapi import FakeBotApi, Sent, TelegramUser, running
+from bot.clock import ManualClock
+from bot.config import Settings, load_settings
+from bot.http import free_port
+
+ZONE = "Africa/Nairobi"
+DAY = datetime(2026, 11, 23).date()
+TOKEN = "424242:demo-token-for-the-offline-bot-api"
+REPLIES = ("sendMessage", "sendPhoto", "sendDocument", "editMessageText")
+MAX_LINES = 8
+
+MARY = TelegramUser(1001, "Mary", "Otieno")
+ALEX = TelegramUser(2002, "Alex", "Kamau")
+JANE = TelegramUser(3003, "Jane", "Wanjiru")
+ROLES = {MARY.id: "manager", ALEX.id: "agent", JANE.id: "customer"}
+PEOPLE = {person.id: person for person in (MARY, ALEX, JANE)}
+
+DEVICE = "TEST2503000017"
+OTHER_DEVICE = "SELLERSBX00000000007"
+
+
+class DemoFailed(Exception):
+    """Something the script expected did not happen."""
+
+
+class Transcript:
+    """Prints the conversation as it happens, one block per step."""
+
+    def __init__(self, api: FakeBotApi, clock: ManualClock, out: TextIO) -> None:
+        self.api, self.clock, self.out = api, clock, out
+        self.shown = 0
+        self.tz = ZoneInfo(ZONE)
+
+    def heading(self, text: str) -> None:
+        self.out.write(f"\n── {text} ──\n")
+
+    def person(self, user: TelegramUser, text: str) -> None:
+        when = self.clock.now().astimezone(self.tz).strftime("%H:%M")
+        self.out.write(f"{when}  {user.first_name} ({ROLES[user.id]}) ▸ {text}\n")
+
+    def event(self, text: str) -> None:
+        when = self.clock.now().astimezone(self.tz).strftime("%H:%M")
+        self.out.write(f"{when}  {text}\n")
+
+    def flush(self) -> None:
+        """Print what the bot sent since the last flush."""
+        for sent in self.api.sent[self.shown:]:
+            if sent.method not in REPLIES:
+                continue
+            who = PEOPLE[sent.chat_id].first_name if sent.chat_id in PEOPLE else str(sent.chat_id)
+            self.out.write(f"       bot ▸ {who}: {_render(sent)}\n")
+        self.shown = len(self.api.sent)
+        self.out.flush()
+
+
+def _render(sent: Sent) -> str:
+    text = (sent.rendered or "").replace(texts.SANDBOX_NOTE_PLAIN, "").strip()
+    if sent.method == "sendPhoto":
+        text = f"[picture] {text}"
+    if sent.method == "sendDocument":
+        text = f"[document {sent.filename}] {text}"
+    if sent.method == "editMessageText":
+        text = f"(edits its message) {text}"
+    labels = [str(button.get("text")) for button in sent.buttons]
+    lines = text.splitlines() or [""]
+    if len(lines) > MAX_LINES:
+        lines = [*lines[: MAX_LINES - 1], f"… ({len(lines) - MAX_LINES + 1} more lines)"]
+    body = "\n             ".join(lines)
+    return body + ("  " + " ".join(f"[{label}]" for label in labels) if labels else "")
+
+
+class Script:
+    """The people of the demo acting through the stand-in, waiting for what they expect."""
+
+    def __init__(self, api: FakeBotApi, transcript: Transcript) -> None:
+        self.api, self.transcript = api, transcript
+
+    async def says(self, user: TelegramUser, text: str, *, expect: Callable[[Sent], bool] | None = None) -> Sent:
+        self.transcript.person(user, text)
+        after = self.api.position
+        await self.api.user_says(user, text)
+        return await self._wait(expect or _to(user), after)
+
+    async def _wait(self, expect: Callable[[Sent], bool], after: int | None = None) -> Sent:
+        try:
+            reply = await self.api.wait_for(expect, after=after, methods=REPLIES, timeout=30)
+        except TimeoutError as exc:
+            self.transcript.flush()
+            raise DemoFailed(f"the bot did not answer as the script expects: {str(exc).splitlines()[0]}") from None
+        self.transcript.flush()
+        return reply
+
+    async def taps(self, user: TelegramUser, message: Sent, label: str,
+                   *, expect: Callable[[Sent], bool] | None = None) -> Sent:
+        self.transcript.person(user, f"[taps {label}]")
+        after = self.api.position
+        await self.api.user_taps(user, message, message.button(label)["callback_data"])
+        return await self._wait(expect or _to(user), after)
+
+    async def then(self, expect: Callable[[Sent], bool]) -> Sent:
+        return await self._wait(expect)
+
+
+def _at(hour: int, minute: int) -> datetime:
+    """A time of the demo's day, in its zone."""
+    return datetime.combine(DAY, time(hour, minute), tzinfo=ZoneInfo(ZONE))
+
+
+def _to(user: TelegramUser, containing: str = "") -> Callable[[Sent], bool]:
+    return lambda sent: sent.chat_id == user.id and containing in (sent.rendered or "")
+
+
+def _link_token(sent: Sent) -> str:
+    text = sent.rendered or ""
+    return text.split("?start=", 1)[1].split()[0]
+
+
+async def run_demo(out: TextIO = sys.stdout) -> None:
+    """Play the day; raises :class:`DemoFailed` if anything the script expects does not happen."""
+    with tempfile.TemporaryDirectory(prefix="paygbot-demo-") as folder:
+        api = FakeBotApi(TOKEN)
+        clock = ManualClock(_at(8, 0))
+        webhook_secret = secrets.token_hex(16)
+        port = free_port()
+        async with running(api) as base_url:
+            settings = _settings(base_url, Path(folder), port, webhook_secret)
+            for person in PEOPLE.values():
+                api.meet(person)
+            async with running_bot(settings, clock=clock, http_host="127.0.0.1"):
+                await _play(Script(api, Transcript(api, clock, out)), clock, port, webhook_secret, out)
+
+
+def _settings(base_url: str, folder: Path, port: int, webhook_secret: str) -> Settings:
+    values = {
+        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": base_url,
+        "DATABASE_URL": f"sqlite:///{folder / 'ledger.db'}", "PAYGBOT_MANAGERS": str(MARY.id),
+        "PAYGBOT_TIMEZONE": ZONE, "PAYGBOT_SUMMARY_TIME": "23:30", "PAYGBOT_HTTP_PORT": str(port),
+        "PAYGBOT_WEBHOOK_SECRET": webhook_secret,
+    }
+    # the demo runs on embedded defaults whatever this machine's environment or .env say
+    return load_settings(_env_file=None, **values)
+
+
+async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: str, out: TextIO) -> None:
+    transcript = script.transcript
+    out.write("paygbot demo — one day of a PAYG distributor, offline: the ERM sandbox (test codes), a local\n"
+              "Telegram stand-in, a temporary ledger. Mary is a manager, Alex a field agent, Jane a customer.\n")
+
+    transcript.heading("The manager invites an agent")
+    await script.says(MARY, "/start")
+    invite = await script.says(MARY, "/invite agent", expect=_to(MARY, "?start="))
+    await script.says(ALEX, f"/start {_link_token(invite)}")
+
+    transcript.heading("The agent registers a customer, who joins by the link")
+    clock.set(_at(9, 10))
+    link = await script.says(ALEX, f"/customer {DEVICE} 0712 345 678 Jane Wanjiru", expect=_to(ALEX, "?start="))
+    await script.says(JANE, f"/start {_link_token(link)}")
+    await script.says(MARY, f"/price {DEVICE} 50 KES")
+
+    transcript.heading("The agent asks for a days code")
+    clock.set(_at(9, 30))
+    await script.says(ALEX, f"/days {DEVICE} 30", expect=_to(ALEX, "🔑"))
+    await script.then(_to(JANE, "🔑"))
+
+    transcript.heading("Jane pays by mobile money; the payment arrives on the webhook")
+    clock.set(_at(12, 5))
+    body = json.dumps({"reference": "QK71ABC123", "amount": "250.00", "currency": "KES",
+                       "account": "0712345678", "phone": "254712345678"}).encode()
+    signature = hmac.new(webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+    transcript.event("POST /payments  {reference QK71ABC123, KES 250.00, account 0712345678} (signed)")
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(f"http://127.0.0.1:{port}/payments", content=body,
+                                   headers={"Content-Type": "application/json",
+                                            "X-Paygbot-Signature": f"sha256={signature}"})
+    transcript.event(f"webhook answered {answer.status_code}")
+    if answer.status_code >= 300:
+        raise DemoFailed(f"the payments webhook refused the demo's payment ({answer.status_code})")
+    await script.then(_to(JANE, "5 days"))
+
+    transcript.heading("A free code, approved by the manager")
+    clock.set(_at(15, 45))
+    preview = await script.says(ALEX, f"/free {OTHER_DEVICE}")
+    await script.taps(ALEX, preview, texts.CONFIRM_FREE, expect=_to(MARY, "asks for a free code"))
+    ask = script.api.sent[-1] if script.api.sent[-1].chat_id == MARY.id else await script.then(_to(MARY, "Approve"))
+    await script.taps(MARY, ask, texts.APPROVE, expect=_to(ALEX, "🔑"))
+
+    transcript.heading("Evening: the manager reads the summary")
+    clock.set(_at(19, 0))
+    await script.says(MARY, "/summary", expect=lambda sent: sent.chat_id == MARY.id and sent.method == "sendPhoto")
+    out.write("\nThe demo is over: the ledger and everything else it made are removed.\n")
+
+
+async def main() -> None:
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
+    await run_demo()

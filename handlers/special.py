@@ -1,0 +1,175 @@
+"""Free and reset codes: shown with what they do and confirmed with a button first; a free code
+from an agent goes to the managers for approval (first decision wins, 24 hours to decide).
+
+Confirmation buttons carry a one-time nonce kept in the person's chat data: pressed twice, or
+after a day, or after a restart, they do nothing but say so.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from telegram import Update
+from telegram.error import TelegramError
+
+from bot import texts
+from bot.approvals import Verdict
+from bot.issuing import Refused
+from bot.people import Kind
+from bot.services import BotContext
+from handlers.agent import answer_outcome, valid_device
+from handlers.common import arguments, buttons, reply, too_long
+from storage.models import CodeKind
+
+log = logging.getLogger("paygbot.handlers")
+
+CONFIRMATION_LIFETIME = timedelta(days=1)
+
+
+def _pending(context: BotContext) -> dict[str, dict[str, Any]]:
+    assert context.user_data is not None
+    return context.user_data.setdefault("confirmations", {})
+
+
+async def _preview(update: Update, context: BotContext, kind: CodeKind) -> None:
+    args = arguments(context)
+    if len(args) != 1 or too_long(args):
+        await reply(update, context, texts.usage(kind.value))
+        return
+    device = valid_device(args[0])
+    if device is None:
+        await reply(update, context, texts.BAD_DEVICE)
+        return
+    services = context.services
+    device_id = await services.engine.resolve_device(device)
+    if isinstance(device_id, Refused):
+        await reply(update, context, texts.refused(device_id.reason.value, device, words=device_id.words,
+                                                   tz=services.settings.tz))
+        return
+    status = await services.engine.status(device_id)
+    nonce = secrets.token_urlsafe(8)
+    _pending(context)[nonce] = {"kind": kind.value, "device": device, "device_id": device_id,
+                                "at": services.clock.now().isoformat()}
+    from_agent = context.who.kind is Kind.AGENT
+    if kind is CodeKind.FREE:
+        customer = status.customer.name if status.customer else None
+        text = texts.free_preview(device, customer, from_agent)
+        label = texts.CONFIRM_FREE if from_agent else texts.CONFIRM_MY_FREE
+    else:
+        text, label = texts.reset_preview(device, status.days_left), texts.CONFIRM_RESET
+    await reply(update, context, text, buttons([[(label, f"cf:{nonce}"), (texts.CANCEL, f"cx:{nonce}")]]))
+
+
+async def free_command(update: Update, context: BotContext) -> None:
+    """/free device: what it does, then a confirmation; from an agent, an approval request."""
+    await _preview(update, context, CodeKind.FREE)
+
+
+async def reset_command(update: Update, context: BotContext) -> None:
+    """/reset device: what it does, then a confirmation."""
+    await _preview(update, context, CodeKind.RESET)
+
+
+async def confirmation_tapped(update: Update, context: BotContext) -> None:
+    """The confirm or cancel button of a free or reset preview: acts once, and only within a day."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    action, nonce = query.data.split(":", 1)
+    pending = _pending(context).pop(nonce, None)
+    await query.answer()
+    if pending is None:
+        await reply(update, context, texts.STALE_BUTTON)
+        return
+    await _remove_buttons(update)
+    services = context.services
+    if services.clock.now() - datetime.fromisoformat(pending["at"]) > CONFIRMATION_LIFETIME:
+        await reply(update, context, texts.CONFIRMATION_EXPIRED)
+        return
+    if action == "cx":
+        await reply(update, context, texts.CANCELLED)
+        return
+    kind, device = CodeKind(pending["kind"]), pending["device"]
+    person, chat = context.who.person, update.effective_chat
+    assert person is not None and chat is not None
+    if kind is CodeKind.FREE and context.who.kind is Kind.AGENT:
+        await _ask_managers(update, context, pending["device_id"], device)
+        return
+    outcome = await services.engine.request(device, kind, requested_by=person.id, chat_id=chat.id)
+    await answer_outcome(update, context, outcome)
+
+
+async def _ask_managers(update: Update, context: BotContext, device_id: int, device: str) -> None:
+    services = context.services
+    person, chat = context.who.person, update.effective_chat
+    assert person is not None and chat is not None
+    approval = await services.approvals.ask(device_id=device_id, kind=CodeKind.FREE, requester=person, chat_id=chat.id)
+    status = await services.engine.status(device_id)
+    customer = status.customer.name if status.customer else None
+    text = texts.approval_request(person.name or str(person.telegram_id), device, customer)
+    markup = buttons([[(texts.APPROVE, f"ap:{approval.id}:y"), (texts.REJECT, f"ap:{approval.id}:n")]])
+    for manager in await services.approvals.managers():
+        try:
+            await context.bot.send_message(manager.telegram_id, texts.with_sandbox_note(text, services.sandbox),
+                                           reply_markup=markup)
+        except TelegramError as exc:
+            log.warning("approval %s: manager %s not reachable (%s)", approval.id, manager.telegram_id, exc.message)
+    await reply(update, context, texts.approval_sent(device))
+
+
+async def approval_tapped(update: Update, context: BotContext) -> None:
+    """A manager's Approve or Reject: the first decision wins; the requester is told."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    _, approval_id, choice = query.data.split(":")
+    manager = context.who.person
+    if context.who.kind is not Kind.MANAGER or manager is None:
+        await query.answer(texts.MANAGERS_ONLY, show_alert=True)
+        return
+    services = context.services
+    decision = await services.approvals.decide(int(approval_id), manager, approve=choice == "y")
+    if decision.verdict is Verdict.UNKNOWN or decision.approval is None:
+        await query.answer(texts.STALE_BUTTON)
+        return
+    approval = decision.approval
+    device = await services.engine.device(approval.device_id)
+    device_name = device.label if device else "?"
+    if decision.verdict is Verdict.EXPIRED:
+        await query.answer(texts.APPROVAL_TOO_LATE, show_alert=True)
+        return
+    decider = decision.decided_by.name if decision.decided_by and decision.decided_by.name else "another manager"
+    if decision.verdict is Verdict.ALREADY:
+        await query.answer(texts.approval_already(decider, approval.status.value), show_alert=True)
+        return
+    await query.answer()
+    approved = choice == "y"
+    await query.edit_message_text(texts.with_sandbox_note(texts.approval_decided(approved, decider, device_name),
+                                                          services.sandbox))
+    requester = decision.requester
+    if approval.chat_id is not None:
+        await context.bot.send_message(approval.chat_id, texts.with_sandbox_note(
+            texts.approval_requester_told(approved, decider, device_name), services.sandbox))
+    if not approved or device is None:
+        return
+    outcome = await services.engine.request(device_name, CodeKind.FREE,
+                                            requested_by=requester.id if requester else None,
+                                            chat_id=approval.chat_id)
+    if isinstance(outcome, Refused):
+        refusal = texts.refused(outcome.reason.value, device_name, fits=outcome.fits, possible_at=outcome.possible_at,
+                                words=outcome.words, tz=services.settings.tz)
+        for chat_id in {approval.chat_id, manager.telegram_id} - {None}:
+            assert chat_id is not None
+            await context.bot.send_message(chat_id, texts.with_sandbox_note(refusal, services.sandbox))
+        return
+    await services.approvals.record_request(approval.id or 0, outcome.request_id)
+
+
+async def _remove_buttons(update: Update) -> None:
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        try:
+            await query.edit_message_reply_markup(None)
+        except TelegramError as exc:  # already without buttons: nothing to undo
+            log.debug("buttons not removed (%s)", exc.message)
