@@ -453,16 +453,20 @@ class IssuingEngine:
         return [*item.ids, device_ref]
 
     async def sync_devices(self, page_size: int = 100) -> int:
-        """Learn every assigned device and its ids from the ERM (``assignedItemsList``), page by page."""
+        """Learn every assigned device and its ids from the ERM (``assignedItemsList``), page by page;
+        returns how many devices were new or gained ids."""
         learned, offset = 0, 0
         while True:
             items = await self.erm.assigned_items(offset, page_size)
-            async with self.db.write() as session:
-                for item in items:
-                    if item.ids:
+            async with self.db.read() as session:
+                known = await ledger.known_aliases(session=session, aliases=[i for item in items for i in item.ids])
+            new = [item for item in items if item.ids and not set(item.ids) <= known]
+            if new:  # the writer is held only for what the ledger does not know yet
+                async with self.db.write() as session:
+                    for item in new:
                         await ledger.add_device(session=session, ids=item.ids, now=self.clock.now(),
                                                 label=item.oem_item_id or item.ids[0])
-                        learned += 1
+            learned += len(new)
             if len(items) < page_size:
                 return learned
             offset += len(items)

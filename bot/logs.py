@@ -3,6 +3,7 @@ the webhook secret) — a filter on the handler replaces them wherever they appe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
@@ -38,6 +39,14 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class _StoppedWithTheBot(logging.Filter):
+    """APScheduler cancels a job that is running when the bot stops and logs it as an error; the
+    work is in the ledger and goes on at the next start, so that is not worth a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
 def configure_logging(settings: Settings | None, *, level: int = logging.INFO) -> None:
     """Log to stderr, one line per event, secrets removed; httpx and APScheduler quiet."""
     if settings is not None:
@@ -57,3 +66,5 @@ def configure_logging(settings: Settings | None, *, level: int = logging.INFO) -
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # "skipped: maximum number of running instances reached": a busy pump tick, by design
     logging.getLogger("apscheduler.executors.default").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler.executors.default").addFilter(_StoppedWithTheBot())

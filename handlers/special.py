@@ -106,6 +106,7 @@ async def _ask_managers(update: Update, context: BotContext, device_id: int, dev
     person, chat = context.who.person, update.effective_chat
     assert person is not None and chat is not None
     approval = await services.approvals.ask(device_id=device_id, kind=CodeKind.FREE, requester=person, chat_id=chat.id)
+    await reply(update, context, texts.approval_sent(device))
     status = await services.engine.status(device_id)
     customer = status.customer.name if status.customer else None
     text = texts.approval_request(person.name or str(person.telegram_id), device, customer)
@@ -116,7 +117,6 @@ async def _ask_managers(update: Update, context: BotContext, device_id: int, dev
                                            reply_markup=markup)
         except TelegramError as exc:
             log.warning("approval %s: manager %s not reachable (%s)", approval.id, manager.telegram_id, exc.message)
-    await reply(update, context, texts.approval_sent(device))
 
 
 async def approval_tapped(update: Update, context: BotContext) -> None:

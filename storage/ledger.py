@@ -96,6 +96,12 @@ async def add_device(*, session: AsyncSession, ids: Sequence[str], now: datetime
     return device
 
 
+async def known_aliases(*, session: AsyncSession, aliases: Sequence[str]) -> set[str]:
+    """Which of these ids the ledger already knows."""
+    query = select(DeviceAlias.alias).where(col(DeviceAlias.alias).in_(list(aliases)))
+    return set((await session.exec(query)).all()) if aliases else set()
+
+
 async def device_aliases(*, session: AsyncSession, device_id: int) -> list[str]:
     query = select(DeviceAlias.alias).where(DeviceAlias.device_id == device_id).order_by(col(DeviceAlias.alias))
     return list((await session.exec(query)).all())

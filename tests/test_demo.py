@@ -1,0 +1,33 @@
+"""``paygbot demo`` as a person runs it: offline, finishes by itself, exits 0, leaves nothing behind."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.cli import run
+
+
+def test_the_demo_plays_the_day_and_leaves_nothing(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".env").write_text("ERM_USERNAME=someone@example.com\nERM_PASSWORD=real-password\n"
+                               "DATABASE_URL=sqlite:////nonexistent/ledger.db\n")
+    started = time.monotonic()
+    result = run("demo", cwd=work, env={"TMPDIR": str(scratch), "ERM_USERNAME": "x", "PAYGBOT_MIN_GAP_SECONDS": "60"},
+                 timeout=120)
+    assert result.code == 0, result.err
+    assert time.monotonic() - started < 60
+    out = result.out
+    for line in (
+        "Mary (manager) ▸ /invite agent", "Alex (agent) ▸ /start ", "You are an agent",
+        "Alex (agent) ▸ /customer TEST2503000017", "Jane (customer) ▸ /start", "Alex (agent) ▸ /days TEST2503000017 30",
+        "🔑 TEST2503000017 — 30 days", "Queued for TEST2503000017", "webhook answered 200",
+        "Your payment of KES 250.00 (QK71ABC123) was received", "Mary (manager) ▸ [taps Approve]",
+        "free code: unlocks for good", "Summary for Mon 23 Nov 2026", "The demo is over",
+    ):
+        assert line in out, line
+    assert "Traceback" not in result.err and "ERROR" not in result.err
+    assert list(scratch.iterdir()) == [] and sorted(p.name for p in work.iterdir()) == [".env"]
