@@ -46,7 +46,7 @@ async def pump_every(engine: IssuingEngine, tick: float) -> None:
 
 
 def gaps(times: list[datetime]) -> list[float]:
-    return [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:])]
+    return [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:], strict=False)]
 
 
 def report(label: str, values: list[float]) -> None:

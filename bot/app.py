@@ -20,15 +20,15 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Contex
 
 import handlers
 from bot import commands, texts
+from bot.approvals import Approvals
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.delivery import Delivery
 from bot.erm.connect import open_erm
 from bot.http import build_http_app, serving
 from bot.issuing import IssuingEngine
-from bot.payments import ChatNotices, Payments, payment_routes, schedule_payment_sweep
 from bot.jobs import schedule_device_sync, schedule_managers_jobs, schedule_pump, schedule_reminders
-from bot.approvals import Approvals
+from bot.payments import ChatNotices, Payments, payment_routes, schedule_payment_sweep
 from bot.people import People, Team
 from bot.services import SERVICES, BotContext, Services
 from storage.db import Database

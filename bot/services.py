@@ -7,12 +7,12 @@ from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from bot.approvals import Approvals
 from bot.clock import Clock
 from bot.config import Settings
 from bot.erm.client import ErmClient
 from bot.issuing import IssuingEngine
 from bot.payments import Payments
-from bot.approvals import Approvals
 from bot.people import People, Team, Who
 from storage.db import Database
 

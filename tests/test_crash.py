@@ -256,7 +256,7 @@ async def test_a_killed_worker_loses_nothing_and_issues_nothing_twice(tmp_path: 
     assert committed == total
     assert final["generations"] == committed + 1, "a generation was refused (pacing or daily limit)"
     for device, events in history.items():
-        gaps = [(later.created_at - earlier.created_at).total_seconds() for earlier, later in zip(events, events[1:])]
+        gaps = [(later.created_at - earlier.created_at).total_seconds() for earlier, later in zip(events, events[1:], strict=False)]
         assert min(gaps) >= MIN_GAP, (device, gaps)
     # Both kinds of crash happened and were settled: recovered from the history, and sent again.
     killed = [row for row in ledger if row.id in in_flight]

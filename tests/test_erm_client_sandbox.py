@@ -11,7 +11,14 @@ import pytest
 from bot.clock import ManualClock
 from bot.erm import codes
 from bot.erm.client import ErmClient
-from bot.erm.errors import ErmAuthError, ErmInvalidResponse, ErmOutcomeUnknown, ErmRateLimited, ErmRefused, ErmUnavailable
+from bot.erm.errors import (
+    ErmAuthError,
+    ErmInvalidResponse,
+    ErmOutcomeUnknown,
+    ErmRateLimited,
+    ErmRefused,
+    ErmUnavailable,
+)
 from bot.erm.sandbox import ErmSandbox
 
 USER, PASSWORD = "test@example.com", "test1234"

@@ -18,7 +18,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr, ValidationError
 
-from bot.logs import register_secret
 from bot.erm.errors import (
     ErmAuthError,
     ErmError,
@@ -36,6 +35,7 @@ from bot.erm.models import (
     HistoryPage,
     Login,
 )
+from bot.logs import register_secret
 
 log = logging.getLogger("paygbot.erm")
 

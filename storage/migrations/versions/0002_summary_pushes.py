@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 import storage.types
-
 
 revision: str = '0002'
 down_revision: str | None = '0001'
