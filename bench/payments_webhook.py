@@ -52,7 +52,7 @@ from bot.payments import sign  # noqa: E402
 from storage import ledger  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
-from storage.models import CodeRequest, Status  # noqa: E402
+from storage.models import CodeRequest, DeviceAlias, Status  # noqa: E402
 
 TOKEN = "123456:BENCH-token-for-the-stand-in"
 SECRET = "bench-webhook-secret-0001"
@@ -124,6 +124,18 @@ async def wait_healthy(client: httpx.AsyncClient, process: asyncio.subprocess.Pr
         if time.monotonic() > deadline:
             raise RuntimeError("the bot's HTTP side did not come up")
         await asyncio.sleep(0.1)
+
+
+async def settled_start(db: Database, api: FakeBotApi, devices: int, timeout: float = 120) -> None:
+    """Until the bot's start-up work is done: every customer's command list set, the device sync through."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        async with db.read() as session:
+            aliases = int((await session.exec(select(func.count()).select_from(DeviceAlias))).one())
+        if aliases >= 3 * devices and len(api.all_commands) > devices:
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1)
 
 
 async def code_message(api: FakeBotApi, chat: int, after: int, timeout: float = 30) -> float:
@@ -205,7 +217,7 @@ async def main(payments: int, concurrency: int, samples: int, latency: float) ->
             try:
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
                     await wait_healthy(client, process)
-                    await asyncio.sleep(2)  # the bot's start-up work (command lists, device sync) out of the way
+                    await settled_start(db, api, len(ids))
                     answered, delivered = await latency_phase(port, api, ids[payments:payments + samples], chats)
                     sent_before = api.position
                     elapsed, times, began = await throughput_phase(port, ids[:payments], concurrency)

@@ -46,7 +46,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import CallbackContext, JobQueue
 
-from bot import texts
+from bot import logs, texts
 from bot.clock import Clock
 from bot.config import Settings
 from bot.erm.client import check_product_id
@@ -682,10 +682,22 @@ class _TooLarge(Exception):
     pass
 
 
+def _keep_out_of_logs(settings: Settings) -> None:
+    """The webhook secret and the M-Pesa path are redacted from every log line, also uvicorn's access
+    lines (off by default, but a logging configuration can turn them on: the path is in them)."""
+    for value in (settings.webhook_secret, settings.mpesa_path):
+        if value is not None:
+            logs.register_secret(value.get_secret_value())
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(existing, logs.RedactSecrets) for existing in access.filters):
+        access.addFilter(logs.RedactSecrets())
+
+
 def payment_routes(payments: Payments, settings: Settings) -> list[Route]:
     """``POST /payments`` (signed) and ``POST /payments/mpesa/<PAYGBOT_MPESA_PATH>`` (Daraja C2B)."""
     secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
     mpesa_path = settings.mpesa_path.get_secret_value().encode() if settings.mpesa_path else None
+    _keep_out_of_logs(settings)
     if secret is None:
         log.warning("PAYGBOT_WEBHOOK_SECRET is not set: every POST /payments is refused")
 

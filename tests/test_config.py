@@ -85,6 +85,7 @@ def test_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.Monkey
         ("ERM_TIMEOUT_SECONDS", "0", "must be more than 0"),
         ("PAYGBOT_HTTP_PORT", "70000", "must be at most 65535"),
         ("ERM_BASE_URL", "ftp://erm", "must be an http:// or https:// URL"),
+        ("PAYGBOT_MPESA_PATH", "short/secret", "must be 16 to 128 letters, digits, '-' or '_'"),
     ],
 )
 def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str, words: str) -> None:

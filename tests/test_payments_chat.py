@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.botapi import Sent
+from bot.botapi import Sent, TelegramUser
 from bot.clock import ManualClock
 from bot.erm.sandbox import ErmSandbox
 from storage.models import PaymentStatus, Role
@@ -33,8 +33,8 @@ def text_of(sent: Sent) -> str:
     return sent.rendered or ""
 
 
-async def reply_containing(bot: Paying, user: object, words: str, after: int) -> Sent:
-    chat_id = getattr(user, "id")
+async def reply_containing(bot: Paying, user: TelegramUser, words: str, after: int) -> Sent:
+    chat_id = user.id
     return await bot.chat.api.wait_for(lambda s: s.chat_id == chat_id and words in (s.rendered or ""), after=after)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -387,3 +388,18 @@ async def test_without_an_mpesa_path_the_route_refuses_everything(erm_sandbox: E
         for path in (MPESA_PATH, "None", "null", "x"):
             assert (await bot.daraja(daraja(), path=path)).status_code == 404
         assert await bot.payments() == []
+
+
+async def test_the_secret_and_the_mpesa_path_never_reach_the_log(bot: Paying, caplog: pytest.LogCaptureFixture) -> None:
+    for name in ("paygbot", "uvicorn", "uvicorn.access", "uvicorn.error", "starlette"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    await bot.price(DEVICE, "50")
+    await bot.pay(payment("LOG-1"), secret="not-the-secret")
+    await bot.pay(payment("LOG-2"))
+    await bot.pay(b"{broken", secret=SECRET)
+    await bot.daraja(daraja("LOGMPESA01"))
+    await bot.daraja(daraja("LOGMPESA02"), path=MPESA_PATH + "0")
+    await bot.issued(1)
+    logged = caplog.text
+    assert "LOG-2" in logged and "LOGMPESA01" in logged  # the payments are logged…
+    assert SECRET not in logged and MPESA_PATH not in logged  # …their secrets are not
