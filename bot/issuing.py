@@ -556,9 +556,17 @@ class IssuingEngine:
             if due:
                 # One transaction claims the whole batch, and only as many as can be sent at once,
                 # so that sent_at is the moment the request really leaves.
+                day_start, day_end = limits.local_day(now, self.limits.tz)
                 async with self.db.write() as session:
                     for request in due:
                         assert request.id is not None
+                        # The daily limit again, now: what a queue, a retry or yesterday carries past
+                        # midnight must not come on top of the day's own codes.
+                        load = await ledger.device_load(session=session, device_id=request.device_id,
+                                                        day_start=day_start, day_end=day_end)
+                        if load.generated_today >= self.limits.daily_limit:
+                            await ledger.defer(session=session, request_id=request.id, not_before=day_end)
+                            continue
                         if await ledger.claim(session=session, request_id=request.id, now=now,
                                               settle_after=now + self.settle_delay):
                             claimed.append(request)

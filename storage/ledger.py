@@ -240,6 +240,15 @@ async def claim(*, session: AsyncSession, request_id: int, now: datetime, settle
     return bool(result.rowcount == 1)
 
 
+async def defer(*, session: AsyncSession, request_id: int, not_before: datetime) -> None:
+    """A QUEUED request waits until ``not_before`` (the device's codes for today are spent)."""
+    await session.exec(  # type: ignore[call-overload]
+        update(CodeRequest)
+        .where(col(CodeRequest.id) == request_id, col(CodeRequest.status) == Status.QUEUED)
+        .values(not_before=not_before)
+    )
+
+
 async def get_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
     return await session.get(CodeRequest, request_id, populate_existing=True)
 

@@ -392,3 +392,31 @@ async def test_no_more_are_claimed_than_can_be_sent_at_once(
     await settle(engine)
     assert all(row.status is Status.ISSUED for row in await requests(db))
     await engine.close()
+
+
+async def test_codes_carried_past_midnight_count_for_the_new_day(
+    erm: ErmClient, db: Database, erm_sandbox: ErmSandbox
+) -> None:
+    clock = ManualClock(datetime(2026, 11, 22, 23, 59, 55, tzinfo=UTC))
+    erm_sandbox.clock = clock
+    engine = IssuingEngine(db=db, erm=erm, settings=make_settings(PAYGBOT_DAILY_CODE_LIMIT="2"), clock=clock)
+    engine.kick = lambda: None  # type: ignore[method-assign]
+    assert isinstance(await engine.request(DEVICE, CodeKind.DAYS, 1), Accepted)
+    await settle(engine)  # today's first code
+    planned = []
+    for reference in ("P-1", "P-2", "P-3"):
+        paid = await engine.request_paid(DEVICE, 1, provider="cash", reference=reference, amount=Decimal(1))
+        assert isinstance(paid, PaidOutcome) and paid.not_before is not None
+        planned.append(paid.not_before.date().isoformat())
+    assert planned == ["2026-11-22", "2026-11-23", "2026-11-23"]  # P-1 fits today, but pacing carries it over
+    for _ in range(4):
+        clock.advance(6)
+        await settle(engine)
+    days = [record.created_at.date().isoformat() for record in erm_sandbox.device(DEVICE).codes]
+    assert days == ["2026-11-22", "2026-11-23", "2026-11-23"]  # the new day gets no more than its limit
+    [waiting] = [row for row in await requests(db) if row.status is Status.QUEUED]
+    assert waiting.not_before == datetime(2026, 11, 24, tzinfo=UTC)
+    clock.set(datetime(2026, 11, 24, 0, 0, 0, tzinfo=UTC))
+    await settle(engine)
+    assert len(committed(erm_sandbox)) == 4
+    await engine.close()
