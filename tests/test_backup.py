@@ -44,7 +44,7 @@ def _write_pairs(path: Path, stop: threading.Event, done: list[int]) -> None:
             connection.execute("INSERT INTO pairs VALUES (?, 'b')", (n,))
             connection.execute("COMMIT")
             done.append(n)
-            time.sleep(0.001)  # SQLite's busy wait is not fair: leave the bot's writer its turns
+            time.sleep(0.02)  # SQLite's busy wait is not fair: leave the bot's writer its turns
     finally:
         connection.close()
 
