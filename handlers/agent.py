@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import ReplyKeyboardRemove, Update
@@ -132,23 +133,36 @@ async def _ask_days(update: Update, context: BotContext, device: str) -> int:
     return ASK_DAYS
 
 
-async def days_device_typed(update: Update, context: BotContext) -> int:
+NextStep = Callable[[Update, BotContext, str], Awaitable[int]]
+
+
+async def _device_typed(update: Update, context: BotContext, again: int, then: NextStep) -> int:
+    """A dialogue's device, typed: on to ``then``, or the same question again."""
     assert update.message is not None and update.message.text is not None
     device = valid_device(update.message.text)
     if device is None:
         await reply(update, context, texts.BAD_DEVICE)
-        return ASK_DEVICE
-    return await _ask_days(update, context, device)
+        return again
+    return await then(update, context, device)
 
 
-async def days_device_tapped(update: Update, context: BotContext) -> int:
+async def _device_tapped(update: Update, context: BotContext, key: str, again: int, then: NextStep) -> int:
+    """A dialogue's device, chosen among the recent ones offered as buttons."""
     data = await _answer_button(update)
-    recent = _state(context, "days").get("recent", [])
+    recent = _state(context, key).get("recent", [])
     index = int(data.split(":")[1])
     if index >= len(recent):
         await reply(update, context, texts.ASK_DEVICE)
-        return ASK_DEVICE
-    return await _ask_days(update, context, recent[index])
+        return again
+    return await then(update, context, recent[index])
+
+
+async def days_device_typed(update: Update, context: BotContext) -> int:
+    return await _device_typed(update, context, ASK_DEVICE, _ask_days)
+
+
+async def days_device_tapped(update: Update, context: BotContext) -> int:
+    return await _device_tapped(update, context, "days", ASK_DEVICE, _ask_days)
 
 
 async def _confirm_days(update: Update, context: BotContext, days: int) -> int:
@@ -330,22 +344,11 @@ async def _ask_phone(update: Update, context: BotContext, device: str) -> int:
 
 
 async def customer_device_typed(update: Update, context: BotContext) -> int:
-    assert update.message is not None and update.message.text is not None
-    device = valid_device(update.message.text)
-    if device is None:
-        await reply(update, context, texts.BAD_DEVICE)
-        return ASK_CUSTOMER_DEVICE
-    return await _ask_phone(update, context, device)
+    return await _device_typed(update, context, ASK_CUSTOMER_DEVICE, _ask_phone)
 
 
 async def customer_device_tapped(update: Update, context: BotContext) -> int:
-    data = await _answer_button(update)
-    recent = _state(context, "customer").get("recent", [])
-    index = int(data.split(":")[1])
-    if index >= len(recent):
-        await reply(update, context, texts.ASK_DEVICE)
-        return ASK_CUSTOMER_DEVICE
-    return await _ask_phone(update, context, recent[index])
+    return await _device_tapped(update, context, "customer", ASK_CUSTOMER_DEVICE, _ask_phone)
 
 
 async def customer_phone(update: Update, context: BotContext) -> int:
