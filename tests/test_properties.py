@@ -10,7 +10,8 @@ recovered, the clock has moved on and the queue has run dry) the test asserts:
 - pacing: consecutive committed codes of a device are ``PAYGBOT_MIN_GAP_SECONDS`` apart, and the
   ERM never had to refuse a generation (not for pacing, not for its own daily limit, not for bad days);
 - the daily limit: at most ``PAYGBOT_DAILY_CODE_LIMIT`` committed codes per device per *local* day
-  (every code, also those of requests a day carried past midnight);
+  (every code, also those of requests a day carried past midnight); once a device's codes of the day
+  are out, a request for it is refused, or, paid, planned for a later day;
 - stacking: no device overflowed, neither the ERM's nor the ledger's credit ends more than
   ``PAYGBOT_MAX_STACKED_DAYS`` from now, and the ledger (which stacking is reckoned from) never
   believes a device has less credit than it has, but while a code is in flight;
@@ -263,34 +264,65 @@ class IssuingMachine(RuleBasedStateMachine):
         for what, outcome in sorted(answers, key=lambda pair: isinstance(pair[1], PaidOutcome) and pair[1].duplicate):
             self.note(what, outcome)
 
-    @rule(what=ASK)
-    def ask_one(self, what: tuple[Any, ...]) -> None:
-        self.notes([self.run(self.ask(what))])
+    def ask_together(self, asks: list[tuple[Any, ...]]) -> None:
+        """Ask all at once (while the pump the first one kicks runs), then check every answer.
 
-    @rule(asks=st.lists(ASK, min_size=2, max_size=4))
-    def ask_at_once(self, asks: list[tuple[Any, ...]]) -> None:
-        """Several chats and payments in the same instant, while the pump the first one kicked runs."""
+        A device whose codes of today are all out (and none in flight) must not have a request
+        accepted: it is refused with the time it becomes possible, or, paid, planned for a later day.
+        """
+        full = {what[1]: self.run(self.day_is_full(what[1])) for what in asks}
 
         async def together() -> list[tuple[tuple[Any, ...], Accepted | Refused | PaidOutcome]]:
             return list(await asyncio.gather(*(self.ask(what) for what in asks)))
 
-        self.notes(self.run(together()))
+        answers = self.run(together())
+        for what, outcome in answers:
+            if full[what[1]] and isinstance(outcome, Accepted):
+                raise AssertionError(f"{what} accepted although today's {SETTINGS.daily_code_limit} codes are out")
+            if full[what[1]] and isinstance(outcome, PaidOutcome) and outcome.days_now:
+                assert outcome.not_before is not None and outcome.not_before >= self.day_end(), outcome
+        self.notes(answers)
+
+    def day_end(self) -> datetime:
+        return limits.local_day(self.clock.now(), TZ)[1]
+
+    async def day_is_full(self, device: tuple[int, int]) -> bool:
+        """The device had its daily limit of codes committed today, and has none in flight."""
+        if device[0] >= len(self.devices):
+            return False
+        today = self.clock.now().astimezone(TZ).date()
+        codes = self.devices[device[0]].codes
+        if sum(code.created_at.astimezone(TZ).date() == today for code in codes) < SETTINGS.daily_code_limit:
+            return False
+        async with self.db.read() as session:
+            known = await ledger.find_device(session=session, ref=self.ref(device))
+            if known is None or known.id is None:
+                return False
+            in_flight = select(CodeRequest.id).where(
+                CodeRequest.device_id == known.id, CodeRequest.status == Status.SENDING
+            )
+            return (await session.exec(in_flight)).first() is None
+
+    @rule(what=ASK)
+    def ask_one(self, what: tuple[Any, ...]) -> None:
+        self.ask_together([what])
+
+    @rule(asks=st.lists(ASK, min_size=2, max_size=4))
+    def ask_at_once(self, asks: list[tuple[Any, ...]]) -> None:
+        """Several chats and payments in the same instant."""
+        self.ask_together(asks)
 
     @rule(device=DEVICE, days=st.lists(SOME_DAYS, min_size=3, max_size=8), every=st.sampled_from([0.0, 0.0, 7.0]))
     def rush(self, device: tuple[int, int], days: list[int], every: float) -> None:
         """An agent taps /days again and again for one device (all at once, or one every 7 s as the
         pump runs): pacing, the daily limit and stacking at once, maybe across midnight."""
-        if every:
-            for n in days:
-                self.notes([self.run(self.ask(("days", device, n)))])
-                self.clock.advance(every)
-                self.run(self.engine.drain())
+        if not every:
+            self.ask_together([("days", device, n) for n in days])
             return
-
-        async def together() -> list[tuple[tuple[Any, ...], Accepted | Refused | PaidOutcome]]:
-            return list(await asyncio.gather(*(self.ask(("days", device, n)) for n in days)))
-
-        self.notes(self.run(together()))
+        for n in days:
+            self.ask_together([("days", device, n)])
+            self.clock.advance(every)
+            self.run(self.engine.drain())
 
     # -- the ERM misbehaves ----------------------------------------------------------------------
 
@@ -602,10 +634,10 @@ def test_a_day_gets_no_more_than_the_limit(
 
     - queue and payments: 10 s before midnight, four /days for a device (one goes out at once, the
       queue runs past midnight), then four payments for it: today is full, so each payment is planned
-      for tomorrow 00:00, where two of the /days land too: six codes tomorrow.
+      for tomorrow 00:00, where two of the /days land too (before the claim-time check: six codes).
     - a retry and a queue: 5 s before midnight a /free meets an ERM 503 and is retried after midnight;
       then four /days are accepted, today having no code and nothing planned before midnight; they
-      queue behind the /free: five codes tomorrow.
+      queue behind the /free (before the claim-time check: five codes tomorrow).
     """
     machine = IssuingMachine(migrated_template, tmp_path)
     try:
