@@ -217,19 +217,27 @@ async def _resolve(update: Update, context: BotContext, ref: str) -> int | None:
     return outcome
 
 
-async def device_command(update: Update, context: BotContext) -> None:
-    """/device device: customer, price, credit, today's codes, next possible code, last codes."""
+async def one_device(update: Update, context: BotContext, command: str) -> tuple[str, int] | None:
+    """The single device argument of ``command``, checked and known to the ERM: (as typed, ledger id);
+    or None once the person has been told what is wrong (usage, a bad id, an unknown device)."""
     args = arguments(context)
     if len(args) != 1 or too_long(args):
-        await reply(update, context, texts.usage("device"))
-        return
+        await reply(update, context, texts.usage(command))
+        return None
     device = valid_device(args[0])
     if device is None:
         await reply(update, context, texts.BAD_DEVICE)
-        return
+        return None
     device_id = await _resolve(update, context, device)
-    if device_id is None:
+    return None if device_id is None else (device, device_id)
+
+
+async def device_command(update: Update, context: BotContext) -> None:
+    """/device device: customer, price, credit, today's codes, next possible code, last codes."""
+    found = await one_device(update, context, "device")
+    if found is None:
         return
+    _, device_id = found
     services = context.services
     status = await services.engine.status(device_id)
     await reply(update, context, texts.device_view(status, services.settings.tz, services.clock.now()))
@@ -237,16 +245,9 @@ async def device_command(update: Update, context: BotContext) -> None:
 
 async def history_command(update: Update, context: BotContext) -> None:
     """/history device: the ERM's committed codes, newest first, paged with buttons."""
-    args = arguments(context)
-    if len(args) != 1 or too_long(args):
-        await reply(update, context, texts.usage("history"))
-        return
-    device = valid_device(args[0])
-    if device is None:
-        await reply(update, context, texts.BAD_DEVICE)
-        return
-    device_id = await _resolve(update, context, device)
-    if device_id is not None:
+    found = await one_device(update, context, "history")
+    if found is not None:
+        device, device_id = found
         await _history_page(update, context, device_id, device, 0, edit=False)
 
 

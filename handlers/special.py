@@ -20,8 +20,8 @@ from bot.approvals import Verdict
 from bot.issuing import Refused
 from bot.people import Kind
 from bot.services import BotContext
-from handlers.agent import answer_outcome, valid_device
-from handlers.common import arguments, buttons, reply, too_long
+from handlers.agent import answer_outcome, one_device
+from handlers.common import buttons, reply
 from storage.models import CodeKind
 
 log = logging.getLogger("paygbot.handlers")
@@ -35,20 +35,11 @@ def _pending(context: BotContext) -> dict[str, dict[str, Any]]:
 
 
 async def _preview(update: Update, context: BotContext, kind: CodeKind) -> None:
-    args = arguments(context)
-    if len(args) != 1 or too_long(args):
-        await reply(update, context, texts.usage(kind.value))
+    found = await one_device(update, context, kind.value)
+    if found is None:
         return
-    device = valid_device(args[0])
-    if device is None:
-        await reply(update, context, texts.BAD_DEVICE)
-        return
+    device, device_id = found
     services = context.services
-    device_id = await services.engine.resolve_device(device)
-    if isinstance(device_id, Refused):
-        await reply(update, context, texts.refused(device_id.reason.value, device, words=device_id.words,
-                                                   tz=services.settings.tz))
-        return
     status = await services.engine.status(device_id)
     nonce = secrets.token_urlsafe(8)
     _pending(context)[nonce] = {"kind": kind.value, "device": device, "device_id": device_id,
