@@ -1,4 +1,8 @@
-"""The command lists Telegram shows in the menu: one for strangers, one per role (per chat)."""
+"""The command lists Telegram shows in the menu: one for strangers (per language), one per person.
+
+Command names are the same in every language (they are what agents learn); their descriptions
+come from :mod:`bot.texts` in the person's language.
+"""
 
 from __future__ import annotations
 
@@ -7,54 +11,36 @@ import logging
 from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 from telegram.error import TelegramError
 
+from bot import i18n
 from bot.people import People
+from bot.texts import for_language
 
 log = logging.getLogger("paygbot.commands")
 
-STRANGER = [("start", "Join with your invite link"), ("help", "How to get access")]
-CUSTOMER = [("balance", "Days left on your devices"), ("code", "Your last code again"), ("help", "What you can do")]
-AGENT = [
-    ("days", "A days code: /days device days"),
-    ("free", "A free code (needs a manager's approval)"),
-    ("reset", "A reset code (0 days, locked)"),
-    ("device", "A device's credit and codes"),
-    ("history", "The ERM's code history"),
-    ("customer", "Register a customer"),
-    ("pay", "Record a cash payment"),
-    ("cancel", "Stop what you started"),
-    ("help", "What you can do"),
-]
-MANAGER = [
-    *AGENT[:-2],
-    ("summary", "The day's summary and chart"),
-    ("export", "The ledger as a spreadsheet (CSV)"),
-    ("price", "Set a device's daily price"),
-    ("assign", "Assign a payment kept for review"),
-    ("agents", "The team"),
-    ("revoke", "Take a person's role away"),
-    ("invite", "Invite an agent or a manager"),
-    *AGENT[-2:],
-]
-BY_ROLE = {"customer": CUSTOMER, "agent": AGENT, "manager": MANAGER}
+ROLES = ("stranger", "customer", "agent", "manager")
 
 
-def _commands(pairs: list[tuple[str, str]]) -> list[BotCommand]:
-    return [BotCommand(name, description) for name, description in pairs]
+def commands_of(role: str, language: str) -> list[BotCommand]:
+    return [BotCommand(name, description) for name, description in for_language(language).command_descriptions(role)]
 
 
-async def register_for(bot: Bot, chat_id: int, role: str) -> None:
-    """Show this chat the commands of its role."""
-    await bot.set_my_commands(_commands(BY_ROLE[role]), scope=BotCommandScopeChat(chat_id))
+async def register_for(bot: Bot, chat_id: int, role: str, language: str) -> None:
+    """Show this chat the commands of its role, described in the language kept for its person."""
+    await bot.set_my_commands(commands_of(role, language), scope=BotCommandScopeChat(chat_id))
 
 
 async def register_all(bot: Bot, people: People) -> None:
-    """The default list for strangers, and each known person's own list (best effort, at start)."""
+    """The strangers' list in each language (Telegram picks it by the user's language_code; English is
+    the fallback), and each known person's own list (best effort, at start)."""
     try:
-        await bot.set_my_commands(_commands(STRANGER), scope=BotCommandScopeDefault())
+        for language in i18n.LANGUAGES:
+            for code in (None, language) if language == i18n.DEFAULT else (language,):
+                await bot.set_my_commands(commands_of("stranger", language), scope=BotCommandScopeDefault(),
+                                          language_code=code)
         for person in await people.staff():
-            await register_for(bot, person.telegram_id, person.role.value)
+            await register_for(bot, person.telegram_id, person.role.value, i18n.pick(person.language))
         for customer in await people.customers_with_chat():
             assert customer.chat_id is not None
-            await register_for(bot, customer.chat_id, "customer")
+            await register_for(bot, customer.chat_id, "customer", i18n.pick(customer.language))
     except TelegramError as exc:
         log.warning("could not register the command lists with Telegram (%s)", exc.message)

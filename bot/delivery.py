@@ -8,14 +8,17 @@ quietly when retrying cannot help (the person blocked the bot, the chat is gone)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden
 
-from bot import reports, texts
+from bot import reports
 from bot.config import Settings
+from bot.people import language_of
+from bot.texts import Texts, for_language
 from storage import ledger
 from storage.db import Database
 from storage.models import CodeRequest, Customer, Status
@@ -36,9 +39,10 @@ class Delivery:
         if request.status in (Status.ISSUED, Status.DELIVERED):
             await self._issued(request)
         elif request.chat_id is not None:
-            text = texts.failed(request.device_ref, request.reason) if request.status is Status.FAILED else \
-                texts.refused("erm_refused", request.device_ref, words=request.reason, tz=self.settings.tz)
-            await self._send(request.chat_id, text, request)
+            tz = self.settings.tz
+            await self._send(request.chat_id, request, lambda t: t.failed(request.device_ref, request.reason)
+                             if request.status is Status.FAILED else
+                             t.refused("erm_refused", request.device_ref, words=request.reason, tz=tz))
 
     async def _issued(self, request: CodeRequest) -> None:
         assert request.code is not None
@@ -55,9 +59,9 @@ class Delivery:
             await self._paid(request, details, customer)
             return
         if request.chat_id is not None:
-            await self._send(request.chat_id, texts.code_issued(**details), request)
+            await self._send(request.chat_id, request, lambda t: t.code_issued(**details))
         if customer is not None and customer.chat_id is not None and customer.chat_id != request.chat_id:
-            await self._send(customer.chat_id, texts.customer_code(**details), request)
+            await self._send(customer.chat_id, request, lambda t: t.customer_code(**details))
 
     async def _paid(self, request: CodeRequest, details: dict[str, Any], customer: Customer | None) -> None:
         """A payment's code: to the customer, the agent who registered them, and whoever recorded or
@@ -74,24 +78,26 @@ class Delivery:
         told: set[int] = set()
         if customer is not None and customer.chat_id is not None:
             told.add(customer.chat_id)
-            await self._send(customer.chat_id, texts.paid_code(for_customer=True, **paid, **details), request)
+            await self._send(customer.chat_id, request, lambda t: t.paid_code(for_customer=True, **paid, **details))
         for chat_id in staff:
             if chat_id is not None and chat_id not in told:
                 told.add(chat_id)
-                await self._send(chat_id, texts.paid_code(for_customer=False, **paid, **details), request)
+                await self._send(chat_id, request, lambda t: t.paid_code(for_customer=False, **paid, **details))
 
-    async def _send(self, chat_id: int, text: str, request: CodeRequest) -> None:
+    async def _send(self, chat_id: int, request: CodeRequest, words: Callable[[Texts], str]) -> None:
+        """Send ``words`` in the language of the chat's owner: a customer reads their code in theirs."""
+        them = for_language(await language_of(self.db, chat_id))
         try:
-            await self.bot.send_message(chat_id, texts.with_sandbox_note(text, self.settings.uses_sandbox))
+            await self.bot.send_message(chat_id, them.with_sandbox_note(words(them), self.settings.uses_sandbox))
         except (Forbidden, BadRequest) as exc:
             log.warning("request %s: chat %s cannot be reached (%s); not retrying", request.id, chat_id, exc.message)
 
 
-async def send_summary(bot: Bot, services: Services, chat_id: int, day: date) -> None:
-    """The summary of a local day, then its chart (for /summary and the daily push)."""
+async def send_summary(bot: Bot, services: Services, chat_id: int, day: date, words: Texts) -> None:
+    """The summary of a local day, then its chart (for /summary and the daily push), in ``words``' language."""
     tz = services.settings.tz
     figures = await reports.summary(services.db, day, tz, services.clock.now())
-    text = texts.summary_text(figures, tz, services.clock.now())
-    await bot.send_message(chat_id, texts.with_sandbox_note(text, services.sandbox))
-    picture = await reports.chart(services.db, day, tz, texts.CHART_LABELS)
-    await bot.send_photo(chat_id, picture, caption=texts.CHART_LABELS["title"])
+    text = words.summary_text(figures, tz, services.clock.now())
+    await bot.send_message(chat_id, words.with_sandbox_note(text, services.sandbox))
+    picture = await reports.chart(services.db, day, tz, words)
+    await bot.send_photo(chat_id, picture, caption=words.chart_labels()["title"])

@@ -82,7 +82,7 @@ class Transcript:
 
 
 def _render(sent: Sent) -> str:
-    text = (sent.rendered or "").replace(texts.SANDBOX_NOTE_PLAIN, "").strip()
+    text = (sent.rendered or "").replace(texts.ENGLISH.sandbox_note_plain, "").strip()
     if sent.method == "sendPhoto":
         text = f"[picture] {text}"
     if sent.method == "sendDocument":
@@ -226,8 +226,8 @@ async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: s
     transcript.heading("A free code, approved by the manager")
     clock.set(_at(15, 45))
     preview = await script.says(ALEX, f"/free {OTHER_DEVICE}", expect=_to(ALEX, "free code"))
-    ask = await script.taps(ALEX, preview, texts.CONFIRM_FREE, expect=_to(MARY, "asks for a free code"))
-    await script.taps(MARY, ask, texts.APPROVE, expect=_to(ALEX, "🔑"))
+    ask = await script.taps(ALEX, preview, texts.ENGLISH.confirm_free, expect=_to(MARY, "asks for a free code"))
+    await script.taps(MARY, ask, texts.ENGLISH.approve, expect=_to(ALEX, "🔑"))
 
     transcript.heading("Evening: the manager reads the summary")
     clock.set(_at(19, 0))

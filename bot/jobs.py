@@ -16,10 +16,12 @@ from telegram import Bot
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import CallbackContext, JobQueue
 
-from bot import limits, texts
+from bot import i18n, limits
 from bot.delivery import send_summary
 from bot.erm.errors import ErmError
 from bot.issuing import IssuingEngine
+from bot.people import language_of
+from bot.texts import for_language
 from storage import ledger
 
 if TYPE_CHECKING:
@@ -61,9 +63,10 @@ async def send_reminders(services: Services, bot: Bot) -> int:
         due = await ledger.reminders_due(session=session, now=now, horizon=now + timedelta(days=settings.reminder_days))
     for device, customer in due:
         assert device.id is not None and device.credit_until is not None and customer.chat_id is not None
-        text = texts.reminder(device.label, device.credit_until, limits.days_left(device.credit_until, now), settings.tz)
+        words = for_language(i18n.pick(customer.language))  # the customer's own, whoever caused the credit
+        text = words.reminder(device.label, device.credit_until, limits.days_left(device.credit_until, now), settings.tz)
         try:
-            await bot.send_message(customer.chat_id, texts.with_sandbox_note(text, services.sandbox))
+            await bot.send_message(customer.chat_id, words.with_sandbox_note(text, services.sandbox))
         except (Forbidden, BadRequest) as exc:
             log.warning("device %s: reminder not delivered to chat %s (%s)", device.label, customer.chat_id, exc.message)
         async with services.db.write() as session:
@@ -124,7 +127,8 @@ async def push_summary_if_due(services: Services, bot: Bot) -> bool:
             return False
     for manager in await services.team.managers():
         try:
-            await send_summary(bot, services, manager.telegram_id, local.date())
+            await send_summary(bot, services, manager.telegram_id, local.date(),
+                               for_language(i18n.pick(manager.language)))
         except (Forbidden, BadRequest) as exc:
             log.warning("summary not delivered to manager %s (%s)", manager.telegram_id, exc.message)
     log.info("summary for %s pushed", local.date())
@@ -138,8 +142,9 @@ async def expire_approvals(services: Services, bot: Bot) -> int:
         device = await services.engine.device(approval.device_id)
         if approval.chat_id is None or device is None:
             continue
+        words = for_language(await language_of(services.db, approval.chat_id))
         try:
-            await bot.send_message(approval.chat_id, texts.with_sandbox_note(texts.approval_expired(device.label),
+            await bot.send_message(approval.chat_id, words.with_sandbox_note(words.approval_expired(device.label),
                                                                              services.sandbox))
         except (Forbidden, BadRequest) as exc:
             log.warning("approval %s: requester not told of the expiry (%s)", approval.id, exc.message)

@@ -46,12 +46,13 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import CallbackContext, JobQueue
 
-from bot import logs, texts
+from bot import logs
 from bot.clock import Clock
 from bot.config import Settings
 from bot.erm.client import check_product_id
 from bot.issuing import IssuingEngine, PaymentApplied, PaymentHeld, Reason, Refused, backoff
-from bot.people import normalise_phone
+from bot.people import language_of, normalise_phone
+from bot.texts import Texts, for_language
 from storage import ledger
 from storage.db import Database
 from storage.models import Customer, Device, Payment, PaymentNotice, PaymentStatus, Person, Role, Status
@@ -496,15 +497,15 @@ class ChatNotices:
         devices = await candidates(self.db, payment)
         async with self.db.read() as session:
             people = await ledger.active_people(session=session)
-        text = texts.payment_kept_notice(
+        details = dict(
             reference=payment.reference, amount=payment.amount, currency=payment.currency, account=payment.account,
             payer=payment.payer, phone=payment.phone, provider=payment.provider, reason=payment.reason or "",
             device=next((d.label for d in devices if d.id == payment.device_id), None),
         )
-        markup = assign_buttons(payment, devices)
         for person in people:
             if person.role is Role.MANAGER:
-                await self._send(person.telegram_id, text, markup)
+                await self._send(person.telegram_id, lambda t: t.payment_kept_notice(**details),
+                                 lambda t: assign_buttons(payment, devices, t))
 
     async def _received(self, payment: Payment) -> None:
         assert payment.id is not None and payment.device_id is not None
@@ -530,21 +531,24 @@ class ChatNotices:
         sent: set[int] = {payment.chat_id} if payment.chat_id is not None else set()
         if customer is not None and customer.chat_id is not None and customer.chat_id not in sent:
             sent.add(customer.chat_id)
-            await self._send(customer.chat_id, texts.payment_received_notice(for_customer=True, **words))
+            await self._send(customer.chat_id, lambda t: t.payment_received_notice(for_customer=True, **words))
         if agent is not None and agent.active and agent.telegram_id not in sent:
-            await self._send(agent.telegram_id, texts.payment_received_notice(for_customer=False, **words))
+            await self._send(agent.telegram_id, lambda t: t.payment_received_notice(for_customer=False, **words))
 
-    async def _send(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    async def _send(self, chat_id: int, words: Callable[[Texts], str],
+                    markup: Callable[[Texts], InlineKeyboardMarkup | None] | None = None) -> None:
+        """Send in the language of the chat's owner (each manager, the customer, the agent in theirs)."""
+        them = for_language(await language_of(self.db, chat_id))
         try:
-            await self.bot.send_message(chat_id, texts.with_sandbox_note(text, self.settings.uses_sandbox),
-                                        reply_markup=markup)
+            await self.bot.send_message(chat_id, them.with_sandbox_note(words(them), self.settings.uses_sandbox),
+                                        reply_markup=markup(them) if markup else None)
         except (Forbidden, BadRequest) as exc:
             log.warning("payment notice: chat %s cannot be reached (%s); not retrying", chat_id, exc.message)
 
 
-def assign_buttons(payment: Payment, candidates: list[Device]) -> InlineKeyboardMarkup | None:
+def assign_buttons(payment: Payment, candidates: list[Device], words: Texts) -> InlineKeyboardMarkup | None:
     """One button per device the money may be for (``pay:asg:<payment>:<device>``)."""
-    rows = [[InlineKeyboardButton(texts.assign_button(device.label), callback_data=f"pay:asg:{payment.id}:{device.id}")]
+    rows = [[InlineKeyboardButton(words.assign_button(device.label), callback_data=f"pay:asg:{payment.id}:{device.id}")]
             for device in candidates]
     return InlineKeyboardMarkup(rows) if rows else None
 

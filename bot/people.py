@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from bot import i18n
 from bot.clock import Clock
 from storage import ledger
 from storage.db import Database
@@ -38,6 +39,13 @@ class Who:
     kind: Kind
     person: Person | None = None
     customer: Customer | None = None
+
+    @property
+    def language(self) -> str | None:
+        """The language kept in the ledger (chosen with /language, or Telegram's when they joined)."""
+        if self.person is not None:
+            return self.person.language
+        return self.customer.language if self.customer is not None else None
 
     @property
     def is_staff(self) -> bool:
@@ -95,6 +103,16 @@ class People:
                                     now=self.clock.now())
         person.name = name
 
+    async def keep_language(self, who: Who, language: str) -> None:
+        """Keep ``language`` for a manager, agent or customer (strangers have no row to keep it in)."""
+        async with self.db.write() as session:
+            if who.person is not None and who.person.id is not None:
+                await ledger.set_person_language(session=session, person_id=who.person.id, language=language)
+                who.person.language = language
+            elif who.customer is not None and who.customer.id is not None:
+                await ledger.set_customer_language(session=session, customer_id=who.customer.id, language=language)
+                who.customer.language = language
+
     async def ensure_managers(self, telegram_ids: list[int]) -> None:
         """``PAYGBOT_MANAGERS`` are managers at every start."""
         async with self.db.write() as session:
@@ -140,7 +158,7 @@ class People:
                                                 chat_id=chat_id, language=language)
                 return Joined(CUSTOMER_ROLE, customer)
             await ledger.put_person(session=session, telegram_id=telegram_id, role=Role(invite.role), name=name,
-                                    now=now)
+                                    now=now, language=language)
             return Joined(invite.role)
 
     async def link_by_contact(
@@ -180,6 +198,12 @@ class People:
         async with self.db.read() as session:
             return await ledger.recent_devices(session=session, person_id=person.id)
 
+
+
+async def language_of(db: Database, chat_id: int) -> str:
+    """The language to write to a chat in when its owner did not just speak to the bot."""
+    async with db.read() as session:
+        return i18n.pick(await ledger.language_of_chat(session=session, chat_id=chat_id))
 
 
 class Team:

@@ -13,11 +13,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from storage import ledger
 from storage.db import Database
 from storage.models import CodeKind, Customer, Device, Payment, PaymentStatus, Person
+
+if TYPE_CHECKING:
+    from bot.texts import Texts
 
 CHART_DAYS = 14
 EXPIRING_WITHIN = timedelta(days=3)
@@ -105,7 +109,7 @@ def _name(person: Person | None, person_id: int) -> str:
     return f"#{person_id}"
 
 
-async def chart(db: Database, last_day: date, tz: ZoneInfo, labels: dict[str, str]) -> bytes:
+async def chart(db: Database, last_day: date, tz: ZoneInfo, words: Texts) -> bytes:
     """A PNG bar chart of codes and payments per day, for the ``CHART_DAYS`` days up to ``last_day``."""
     import matplotlib
 
@@ -122,13 +126,14 @@ async def chart(db: Database, last_day: date, tz: ZoneInfo, labels: dict[str, st
         paid = Counter(when.astimezone(tz).date() for when in await ledger.payment_times(session=session,
                                                                                        start=start, end=end))
     days = [first_day + timedelta(days=offset) for offset in range(CHART_DAYS)]
+    labels = words.chart_labels()
     figure = Figure(figsize=(8, 3.6), dpi=100)
     axes = figure.subplots()
     positions = range(len(days))
     axes.bar([p - 0.2 for p in positions], [codes[d] for d in days], width=0.4, label=labels["codes"], color="#2a9d8f")
     axes.bar([p + 0.2 for p in positions], [paid[d] for d in days], width=0.4, label=labels["payments"],
              color="#e9c46a")
-    axes.set_xticks(list(positions), [d.strftime("%d %b") for d in days], rotation=45, ha="right", fontsize=8)
+    axes.set_xticks(list(positions), [words.short_date(d) for d in days], rotation=45, ha="right", fontsize=8)
     axes.set_title(labels["title"])
     axes.legend(loc="upper left", fontsize=8)
     axes.yaxis.get_major_locator().set_params(integer=True)
@@ -139,26 +144,24 @@ async def chart(db: Database, last_day: date, tz: ZoneInfo, labels: dict[str, st
     return picture.getvalue()
 
 
-EXPORT_COLUMNS = ["time", "device", "customer", "type", "days", "code", "status", "reason", "asked by",
-                  "payment reference", "amount", "currency"]
-
-
-async def export_csv(db: Database, first: date, last: date, tz: ZoneInfo) -> AsyncIterator[str]:
+async def export_csv(db: Database, first: date, last: date, tz: ZoneInfo, words: Texts) -> AsyncIterator[str]:
     """The ledger of [first, last] (local days) as CSV text, one row per code request, then the
-    payments that made no code (unmatched, or credit below a day) — yielded in pieces."""
+    payments that made no code (unmatched, or credit below a day) — yielded in pieces. Headers and
+    words are in the manager's language; times, amounts and codes stay as a spreadsheet reads them."""
     start, _ = day_bounds(first, tz)
     _, end = day_bounds(last, tz)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write("\ufeff")  # a BOM: spreadsheets then read the text as UTF-8
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(words.export_columns())
     async with db.read() as session:
         async for row in ledger.export_rows(session=session, start=start, end=end):
             request = row.request
             writer.writerow([
                 request.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), request.device_ref,
-                row.customer or "", request.kind.value, request.days if request.days is not None else "",
-                request.code or "", request.status.value, request.reason or "", row.asked_by or "",
+                row.customer or "", words.export_kind(request.kind.value),
+                request.days if request.days is not None else "", request.code or "",
+                words.status(request.status.value), request.reason or "", row.asked_by or "",
                 request.payment_reference or "", row.amount if row.amount is not None else "", row.currency or "",
             ])
             if buffer.tell() > 64_000:
@@ -169,11 +172,12 @@ async def export_csv(db: Database, first: date, last: date, tz: ZoneInfo) -> Asy
         coded = await ledger.payments_with_codes(session=session, payment_ids=[p.id for p in payments if p.id])
     for payment in payments:
         if payment.id not in coded:
-            writer.writerow(_payment_row(payment, tz))
+            writer.writerow(_payment_row(payment, tz, words))
     yield buffer.getvalue()
 
 
-def _payment_row(payment: Payment, tz: ZoneInfo) -> list[object]:
-    what = "payment (no code: unmatched)" if payment.status is PaymentStatus.UNMATCHED else "payment (no code yet)"
-    return [payment.received_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), payment.account, "", "payment", "",
-            "", payment.status.value, what, "", payment.reference, payment.amount, payment.currency]
+def _payment_row(payment: Payment, tz: ZoneInfo, words: Texts) -> list[object]:
+    what = words.export_payment_reason(unmatched=payment.status is PaymentStatus.UNMATCHED)
+    return [payment.received_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), payment.account, "",
+            words.export_kind("payment"), "", "", words.status(payment.status.value), what, "", payment.reference,
+            payment.amount, payment.currency]

@@ -7,6 +7,7 @@ from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot
 
+from bot import i18n
 from bot.approvals import Approvals
 from bot.clock import Clock
 from bot.config import Settings
@@ -14,6 +15,7 @@ from bot.erm.client import ErmClient
 from bot.issuing import IssuingEngine
 from bot.payments import Payments
 from bot.people import People, Team, Who
+from bot.texts import Texts, for_language
 from storage.db import Database
 
 SERVICES = "services"
@@ -41,9 +43,15 @@ class Services:
 
 
 class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
-    """PTB's context, carrying who sent the update (set once by the access gate)."""
+    """PTB's context, carrying who sent the update and their language (set once by the access gate)."""
 
     who: Who
+    language: str = i18n.DEFAULT
+
+    @property
+    def texts(self) -> Texts:
+        """The sentences in the language of whoever sent the update."""
+        return for_language(self.language)
 
     def __init__(self, application: Application[Any, Any, Any, Any, Any, Any], chat_id: int | None = None,
                  user_id: int | None = None) -> None:

@@ -1,16 +1,25 @@
 """Every sentence a person reads, in one place.
 
-Chat replies, command-line lines and error messages are built here so that wording stays
-consistent and can be translated later without hunting through the code.
+Chat sentences are methods of :class:`Texts`, one object per language (``for_language``): each
+is marked for gettext (``self._`` and ``self.n_``) and formatted with Babel, so French and
+Swahili come from ``bot/locale`` and dates, numbers and amounts read as the person expects.
+Command-line lines, for the engineer at the server, are plain English functions at the top.
 """
 
 from __future__ import annotations
 
+from datetime import date as _date
 from datetime import datetime as _datetime
+from datetime import timedelta
+from functools import cache
 from html import escape as esc
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_skeleton, format_timedelta
+from babel.numbers import format_currency, format_decimal
+
+from bot import i18n
 from bot.erm.errors import (
     ErmAuthError,
     ErmError,
@@ -109,456 +118,6 @@ def cli_database_failure(exc: Exception) -> str:
     return f"the ledger could not be used: {text}. Check DATABASE_URL."
 
 
-# == the chat ====================================================================================
-# Replies are HTML (Defaults(parse_mode=HTML)): anything a person typed goes through esc().
-
-SANDBOX_NOTE_PLAIN = "ⓘ ERM sandbox: these are test codes, not real ones."
-SANDBOX_NOTE = f"<i>{SANDBOX_NOTE_PLAIN}</i>"
-SOMETHING_WENT_WRONG = "Sorry, something went wrong on our side. Please try again in a minute."
-UNKNOWN_COMMAND = "I don't know that command. Send /help to see what you can do."
-NOT_UNDERSTOOD = "I did not understand that. Send /help to see what you can do."
-NOTHING_TO_CANCEL = "There is nothing to cancel."
-CANCELLED = "Cancelled. Nothing was issued or changed."
-TIMED_OUT = "No answer for 5 minutes, so I stopped. Nothing was issued or changed. Start again when ready."
-MANAGERS_ONLY = "That command is for managers."
-STAFF_ONLY = "That command is for agents and managers. Send /help to see what you can do."
-
-STRANGER = (
-    "Hello! This bot issues unlock codes for pay-as-you-go solar devices.\n\n"
-    "You are not registered yet.\n"
-    "• Field agents and managers: open the invite link your manager sent you.\n"
-    "• Device owners: open the link your agent gave you, or tap <b>Share my phone number</b> below "
-    "if your agent registered your number."
-)
-STRANGER_REFUSED = (
-    "Sorry, you are not registered. Open the invite link you were given, or ask your manager or agent for one. "
-    "Send /help for more."
-)
-SHARE_MY_NUMBER = "Share my phone number"
-
-HELP_AGENT = (
-    "<b>What you can do</b>\n"
-    "/days <i>device days</i> — a days code (or just /days to choose)\n"
-    "/device <i>device</i> — customer, credit, today's codes, last codes\n"
-    "/history <i>device</i> — the ERM's code history\n"
-    "/customer <i>device phone name</i> — register a customer and get their invite link\n"
-    "/free <i>device</i> — a free code (unlocks for good; a manager approves)\n"
-    "/reset <i>device</i> — a reset code (0 days, locked)\n"
-    "/cancel — stop what you started\n\n"
-    "A device is its ERM id, OEM item id or seller item id."
-)
-HELP_MANAGER_EXTRA = (
-    "\n\n<b>Managers</b>\n"
-    "/invite agent — or /invite manager: a one-time invite link\n"
-    "/price <i>device amount</i> [<i>currency</i>] — the daily price that turns payments into days\n"
-    "/summary [<i>YYYY-MM-DD</i>] — the day's figures and a chart\n"
-    "/export [<i>from</i>] [<i>to</i>] — the ledger as a CSV spreadsheet\n"
-    "/agents — the team; /revoke <i>telegram id</i> — take a role away"
-)
-HELP_CUSTOMER = (
-    "<b>What you can do</b>\n"
-    "/balance — days left on your devices\n"
-    "/code — your last code again\n\n"
-    "Your codes arrive here as soon as they are issued."
-)
-
-USAGE = {
-    "days": "Usage: /days <i>device days</i> — for example /days TEST2503000017 30. Days: 1 to 1095.",
-    "device": "Usage: /device <i>device</i> — for example /device TEST2503000017",
-    "history": "Usage: /history <i>device</i> — for example /history TEST2503000017",
-    "customer": "Usage: /customer <i>device phone name</i> — for example /customer TEST2503000017 0712345678 Jane Wanjiru",
-    "invite": "Usage: /invite agent — or /invite manager",
-    "price": "Usage: /price <i>device price-per-day</i> [<i>currency</i>] — for example /price TEST2503000017 50 KES",
-}
-
-ASK_DEVICE = "Which device? Tap one or type its id."
-ASK_DAYS = "How many days for <b>{device}</b>?"
-ASK_OTHER_DAYS = "Type the number of days (1 to 1095)."
-ASK_PHONE = ("The customer's phone number? Type it, or attach their contact "
-             "(📎 → Contact).")
-ASK_NAME = "The customer's name?"
-OTHER = "Other"
-CONFIRM = "Yes, go ahead"
-CANCEL = "Cancel"
-NEWER = "◀ Newer"
-OLDER = "Older ▶"
-BAD_DAYS = "Days must be a whole number from 1 to 1095."
-BAD_PHONE = "That does not look like a phone number. Type it with digits, for example 0712345678."
-BAD_NAME = "Please type a name of 1 to 100 characters."
-BAD_DEVICE = "A device id is 1 to 64 letters, digits, '-', '_', '.' or ':'. Please check it."
-STALE_BUTTON = "That button is no longer active."
-BAD_PRICE = "The price must be a positive amount, like 50 or 49.50, and the currency three letters, like KES."
-
-
-def date(when: _datetime, tz: ZoneInfo) -> str:
-    """A date as people read it, in the configured zone."""
-    return when.astimezone(tz).strftime("%d %b %Y")
-
-
-def moment(when: _datetime, tz: ZoneInfo) -> str:
-    return when.astimezone(tz).strftime("%d %b %Y %H:%M")
-
-
-def duration(seconds: float) -> str:
-    seconds = max(1, round(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def with_sandbox_note(text: str, sandbox: bool) -> str:
-    return f"{text}\n\n{SANDBOX_NOTE}" if sandbox else text
-
-
-def usage(command: str) -> str:
-    return USAGE[command]
-
-
-def help_for(kind: str) -> str:
-    if kind == "manager":
-        return HELP_AGENT + HELP_PAYMENTS_AGENT + HELP_MANAGER_EXTRA + HELP_PAYMENTS_MANAGER
-    if kind == "agent":
-        return HELP_AGENT + HELP_PAYMENTS_AGENT
-    if kind == "customer":
-        return HELP_CUSTOMER
-    return STRANGER
-
-
-def welcome(kind: str, name: str) -> str:
-    role = {"manager": "a manager", "agent": "an agent"}.get(kind)
-    if role:
-        return f"Welcome, {esc(name)}! You are {role}.\n\n" + help_for(kind)
-    return f"Welcome, {esc(name)}! Your device codes will arrive here.\n\n" + HELP_CUSTOMER
-
-
-def welcome_back(kind: str, name: str) -> str:
-    return f"Hello {esc(name)}.\n\n" + help_for(kind)
-
-
-def invite_problem(problem: str) -> str:
-    return {
-        "unknown": "That invite link is not valid. Ask for a new one.",
-        "used": "That invite link has already been used. Ask for a new one.",
-        "expired": "That invite link has expired (links last 24 hours). Ask for a new one.",
-    }[problem]
-
-
-def contact_not_own() -> str:
-    return "Please share your own number with the button, not someone else's contact."
-
-
-def contact_unknown() -> str:
-    return ("That number is not on file. Ask your agent to register it with your device, "
-            "or to send you your invite link.")
-
-
-def code_issued(*, device: str, kind: str, days: int | None, code: str, credit_until: _datetime | None,
-                tz: ZoneInfo) -> str:
-    """The code as the ERM gave it, in monospace so a tap copies it."""
-    what = {"days": f"{days} days", "free": "free code: unlocks for good", "reset": "reset code: 0 days, locked"}[kind]
-    lines = [f"🔑 <b>{esc(device)}</b> — {what}", f"<code>{esc(code)}</code>"]
-    if kind == "days" and credit_until is not None:
-        lines.append(f"Credit until {date(credit_until, tz)}.")
-    elif kind == "reset":
-        lines.append("The device will be locked with 0 days.")
-    lines.append("Type the code on the device keypad.")
-    return "\n".join(lines)
-
-
-def customer_code(*, device: str, kind: str, days: int | None, code: str, credit_until: _datetime | None,
-                  tz: ZoneInfo) -> str:
-    header = "Your new code has arrived."
-    return header + "\n" + code_issued(device=device, kind=kind, days=days, code=code, credit_until=credit_until, tz=tz)
-
-
-def queued(device: str, seconds: float) -> str:
-    return (f"Queued for <b>{esc(device)}</b>: about {duration(seconds)} "
-            "(the ERM allows one code every few seconds per device). The code will follow here.")
-
-
-def on_its_way(device: str) -> str:
-    return f"Asking the ERM for <b>{esc(device)}</b>… the code will follow here."
-
-
-def refused(reason: str, device: str, *, fits: int | None = None, possible_at: _datetime | None = None,
-            words: str | None = None, tz: ZoneInfo) -> str:
-    """Why a request was refused and what is possible instead."""
-    device = esc(device)
-    if reason == "bad_days":
-        return BAD_DAYS
-    if reason == "bad_device":
-        return BAD_DEVICE
-    if reason == "unknown_device":
-        return f"The ERM does not know device <b>{device}</b>" + (f": {esc(words)}" if words else ".") + \
-            " Check the id on the device label."
-    if reason == "daily_limit":
-        when = moment(possible_at, tz) if possible_at else "tomorrow"
-        return f"<b>{device}</b> has had all its codes for today. The next code can go out from {when}."
-    if reason == "stacking":
-        if fits:
-            return (f"That would stack too much credit on <b>{device}</b>. "
-                    f"At most {fits} days fit now: try /days {device} {fits}.")
-        return f"<b>{device}</b> already has as much credit as allowed. No more days fit now."
-    if reason == "erm_unavailable":
-        return (f"The ERM is not answering, so <b>{device}</b> could not be checked. Nothing was issued; "
-                "please try again in a few minutes.")
-    if reason == "unlocked":
-        return f"<b>{device}</b> is unlocked for good (free code); it needs no days."
-    return f"The ERM refused the code for <b>{device}</b>: {esc(words or reason)}"
-
-
-def failed(device: str, reason: str | None) -> str:
-    return (f"No code could be issued for <b>{esc(device)}</b>: the ERM could not be reached for a day "
-            f"({esc(reason or 'no answer')}). Please ask again.")
-
-
-def confirm_days(device: str, days: int) -> str:
-    return f"Issue a code of <b>{days} days</b> for <b>{esc(device)}</b>?"
-
-
-def confirm_customer(device: str, phone: str, name: str) -> str:
-    return f"Register <b>{esc(name)}</b>, phone {esc(phone)}, as the customer of <b>{esc(device)}</b>?"
-
-
-def customer_registered(name: str, device: str, link: str) -> str:
-    return (f"<b>{esc(name)}</b> is the customer of <b>{esc(device)}</b>.\n"
-            f"Send them this link (or let them scan the QR code): their codes will reach them in Telegram.\n"
-            f"{esc(link)}\nThe link works once and lasts 24 hours.")
-
-
-def invite_created(role: str, link: str) -> str:
-    article = "an agent" if role == "agent" else "a manager"
-    return (f"Invite link for {article} (works once, lasts 24 hours):\n{esc(link)}\n"
-            "Send it to them, or let them scan the QR code.")
-
-
-def device_view(status: object, tz: ZoneInfo, now: _datetime) -> str:
-    """/device: customer, price, credit, today's codes, next possible code, last codes."""
-    from bot.issuing import DeviceStatus
-
-    assert isinstance(status, DeviceStatus)
-    device = status.device
-    lines = [f"<b>{esc(device.label)}</b>"]
-    others = [alias for alias in status.aliases if alias != device.label]
-    if others:
-        lines.append("Also known as: " + ", ".join(esc(alias) for alias in others))
-    if status.customer is not None:
-        linked = "in Telegram" if status.customer.chat_id else "not yet in Telegram"
-        lines.append(f"Customer: {esc(status.customer.name)}, {esc(status.customer.phone)} ({linked})")
-    else:
-        lines.append("Customer: none registered (use /customer)")
-    price = f"{device.daily_price} {esc(device.currency or '')}".strip() if device.daily_price is not None else "not set"
-    lines.append(f"Daily price: {price}")
-    if device.unlocked:
-        lines.append("Credit: unlocked for good")
-    elif device.credit_until is not None and status.days_left:
-        lines.append(f"Credit until {date(device.credit_until, tz)} ({status.days_left} days left)")
-    else:
-        lines.append("Credit: none (locked)")
-    lines.append(f"Codes today: {status.codes_today} of {status.daily_limit}")
-    if status.queued:
-        lines.append(f"Waiting in the queue: {status.queued}")
-    nxt = "now" if status.next_code_at <= now else moment(status.next_code_at, tz)
-    lines.append(f"Next code can go out: {nxt}")
-    if status.last_codes:
-        lines.append("Last codes:")
-        for request in status.last_codes:
-            what = f"{request.days} days" if request.kind == "days" else request.kind
-            when = moment(request.issued_at, tz) if request.issued_at else ""
-            lines.append(f"• {when}, {what}: <code>{esc(request.code or '')}</code>")
-    return "\n".join(lines)
-
-
-def history_page(device: str, events: list, count: int, offset: int, tz: ZoneInfo) -> str:  # type: ignore[type-arg]
-    if not count:
-        return f"The ERM has no codes for <b>{esc(device)}</b> yet."
-    lines = [f"<b>{esc(device)}</b>: codes {offset + 1}–{offset + len(events)} of {count}, newest first"]
-    for event in events:
-        what = {"FREECODE": "free", "RESETCODE": "reset"}.get(event.code_type, f"{event.code_days} days")
-        lines.append(f"#{event.code_number} {moment(event.created_at, tz)} — {what}\n<code>{esc(event.code_dec_string)}</code>")
-    return "\n".join(lines)
-
-
-def erm_unavailable() -> str:
-    return "The ERM is not answering right now. Please try again in a few minutes."
-
-
-def balance(devices: list[tuple[str, _datetime | None, bool, int]], tz: ZoneInfo) -> str:
-    if not devices:
-        return "No device is registered to you yet. Ask your agent."
-    lines = ["<b>Your devices</b>"]
-    for ref, credit_until, unlocked, left in devices:
-        if unlocked:
-            lines.append(f"• {esc(ref)}: unlocked for good")
-        elif credit_until is not None and left:
-            lines.append(f"• {esc(ref)}: {left} days left, until {date(credit_until, tz)}")
-        else:
-            lines.append(f"• {esc(ref)}: no credit — pay to get a code")
-    return "\n".join(lines)
-
-
-def no_code_yet() -> str:
-    return "No code has been issued for your devices yet."
-
-
-def last_code(device: str, code: str, issued_at: _datetime, kind: str, days: int | None, tz: ZoneInfo) -> str:
-    what = f"{days} days" if kind == "days" else kind
-    return f"Last code for <b>{esc(device)}</b> ({what}, {moment(issued_at, tz)}):\n<code>{esc(code)}</code>"
-
-
-def reminder(device: str, credit_until: _datetime, days_left: int, tz: ZoneInfo) -> str:
-    when = "tomorrow" if days_left <= 1 else f"in {days_left} days"
-    return (f"⏰ The credit of <b>{esc(device)}</b> ends {when} ({date(credit_until, tz)}). "
-            "Pay to keep it running; your code will arrive here.")
-
-
-def price_set(device: str, amount: object, currency: str | None) -> str:
-    return (f"The daily price of <b>{esc(device)}</b> is now {amount} {esc(currency or '')}".rstrip()
-            + ". Payments for it become days at this price.")
-
-
-# == managers: free codes, resets, the summary, exports, the team ================================
-
-USAGE.update({
-    "free": "Usage: /free <i>device</i> — for example /free TEST2503000017",
-    "reset": "Usage: /reset <i>device</i> — for example /reset TEST2503000017",
-    "summary": "Usage: /summary [<i>YYYY-MM-DD</i>] — for example /summary 2026-11-21",
-    "export": "Usage: /export [<i>from</i>] [<i>to</i>] — dates as YYYY-MM-DD, for example /export 2026-11-01 2026-11-30",
-    "revoke": "Usage: /revoke <i>telegram id</i> — the number /agents shows",
-})
-APPROVE = "Approve"
-REJECT = "Reject"
-CONFIRM_FREE = "Yes, ask for the free code"
-CONFIRM_MY_FREE = "Yes, issue the free code"
-CONFIRM_RESET = "Yes, reset it"
-CONFIRMATION_EXPIRED = "That confirmation is more than a day old. Nothing was done; send the command again."
-BAD_DATE = "That is not a date. Use YYYY-MM-DD, for example 2026-11-21."
-DATES_REVERSED = "The first date is after the second one. Nothing was exported."
-EXPORT_TOO_LONG = "At most 366 days can be exported at once. Nothing was exported."
-CHART_LABELS = {"codes": "codes", "payments": "payments", "title": "Codes and payments, last 14 days"}
-
-
-def free_preview(device: str, customer: str | None, from_agent: bool) -> str:
-    owner = f"Customer: {esc(customer)}" if customer else "No customer registered"
-    then = "A manager must approve it first." if from_agent else "Nothing is issued before you confirm."
-    return (f"⚠️ A <b>free code</b> for <b>{esc(device)}</b> unlocks it <b>for good</b>: it never needs "
-            f"credit again.\n{owner}\n{then}")
-
-
-def reset_preview(device: str, days_left: int) -> str:
-    return (f"⚠️ A <b>reset code</b> sets <b>{esc(device)}</b> to 0 days and locks it"
-            + (f" (it has {days_left} days left now)." if days_left else ".") + "\nIssue it?")
-
-
-def approval_sent(device: str) -> str:
-    return f"Asked the managers to approve a free code for <b>{esc(device)}</b>. You will hear their answer here."
-
-
-def approval_request(requester: str, device: str, customer: str | None) -> str:
-    owner = f", customer {esc(customer)}" if customer else ", no customer registered"
-    return (f"🔓 <b>{esc(requester)}</b> asks for a <b>free code</b> for <b>{esc(device)}</b>{owner}. "
-            "It unlocks the device for good. Approve?")
-
-
-def approval_decided(approved: bool, manager: str, device: str) -> str:
-    if approved:
-        return f"✅ Approved by {esc(manager)}: the free code for <b>{esc(device)}</b> is being issued."
-    return f"❌ Rejected by {esc(manager)}: no free code for <b>{esc(device)}</b>."
-
-
-def approval_requester_told(approved: bool, manager: str, device: str) -> str:
-    if approved:
-        return f"✅ {esc(manager)} approved the free code for <b>{esc(device)}</b>. It follows here."
-    return f"❌ {esc(manager)} rejected the free code for <b>{esc(device)}</b>. Nothing was issued."
-
-
-def approval_already(manager: str, status: str) -> str:
-    return f"Already decided by {esc(manager)} ({status})."
-
-
-def approval_expired(device: str) -> str:
-    return (f"Your request for a free code for <b>{esc(device)}</b> expired: no manager decided within 24 hours. "
-            "Nothing was issued.")
-
-
-APPROVAL_TOO_LATE = "This request has expired (24 hours). Nothing was issued."
-
-
-def summary_text(summary: object, tz: ZoneInfo, now: _datetime) -> str:
-    """The day's summary for managers."""
-    from bot.reports import Summary
-
-    assert isinstance(summary, Summary)
-    day = summary.day.strftime("%a %d %b %Y")
-    kinds = summary.codes
-    lines = [f"📊 <b>Summary for {day}</b> ({esc(str(tz))})"]
-    total = sum(kinds.values())
-    lines.append(f"Codes: {total} — days {kinds.get('days', 0)}, free {kinds.get('free', 0)}, "  # type: ignore[call-overload]
-                 f"reset {kinds.get('reset', 0)}; {summary.days_issued} days issued")  # type: ignore[call-overload]
-    if summary.payments:
-        paid = "; ".join(f"{count} × {esc(currency or '?')} {amount:,.2f}"
-                         for currency, (count, amount) in summary.payments.items())
-        lines.append(f"Payments: {paid}")
-    else:
-        lines.append("Payments: none")
-    if summary.unmatched_payments:
-        lines.append(f"⚠️ Payments matching no device: {summary.unmatched_payments}")
-    if summary.agents:
-        lines.append("<b>Per agent</b>")
-        for agent in summary.agents:
-            cash = ", ".join(f"{esc(c or '?')} {a:,.2f}" for c, a in agent.cash.items())
-            lines.append(f"• {esc(agent.name)}: {agent.codes} codes, {agent.days} days"
-                         + (f"; cash {agent.cash_payments} ({cash})" if agent.cash_payments else ""))
-    if summary.bad_total:
-        lines.append(f"<b>Refused or failed: {summary.bad_total}</b>")
-        for ref, status, reason in summary.bad[:10]:
-            lines.append(f"• {esc(ref)}: {status} — {esc(reason or '')}")
-        if summary.bad_total > 10:
-            lines.append(f"… and {summary.bad_total - 10} more (see /export)")
-    else:
-        lines.append("Refused or failed: none")
-    waiting = f"Queue: {summary.queued} waiting"
-    if summary.oldest_queued is not None:
-        waiting += f", oldest for {duration((now - summary.oldest_queued).total_seconds())}"
-    lines.append(waiting)
-    if summary.expiring:
-        lines.append("<b>Credit ending in the next 3 days</b>")
-        for device, customer in summary.expiring[:20]:
-            who = f" ({esc(customer.name)}, {esc(customer.phone)})" if customer else ""
-            assert device.credit_until is not None
-            lines.append(f"• {esc(device.label)}{who}: {moment(device.credit_until, tz)}")
-        if len(summary.expiring) > 20:
-            lines.append(f"… and {len(summary.expiring) - 20} more")
-    else:
-        lines.append("Credit ending in the next 3 days: none")
-    return "\n".join(lines)
-
-
-def export_caption(first: str, last: str) -> str:
-    span = first if first == last else f"{first} to {last}"
-    return f"The ledger for {span}: one row per code request, then payments that made no code."
-
-
-def agents_list(rows: list[tuple[str, int, str, int]]) -> str:
-    if not rows:
-        return "No agents yet. Invite one with /invite agent."
-    lines = ["<b>The team</b> (codes today)"]
-    lines += [f"• {esc(name)} — {role}, id <code>{telegram_id}</code>: {codes}" for name, telegram_id, role, codes in rows]
-    return "\n".join(lines)
-
-
-def revoked(name: str, telegram_id: int) -> str:
-    return f"{esc(name)} ({telegram_id}) no longer has a role. Their next command will be refused."
-
-
-def revoke_unknown(telegram_id: int) -> str:
-    return f"Nobody with Telegram id {telegram_id} has a role. Nothing changed."
-
-
-REVOKE_SELF = "You cannot revoke yourself. Ask another manager."
-
 
 # == operations ==================================================================================
 
@@ -593,195 +152,951 @@ def cli_backup_done(source: object, target: object, size: int, revision: str | N
     return f"Copied the ledger {source} to {target}: {file_size(size)}, {schema}."
 
 
-# == payments: the webhook, M-Pesa, cash (/pay), pasted confirmations, /assign ====================
-
-USAGE.update({
-    "pay": "Usage: /pay <i>device amount</i> [<i>reference</i>] — for example /pay TEST2503000017 250. "
-           "Without a reference one is made up.",
-    "assign": "Usage: /assign <i>reference device</i> — for example /assign QK71ABC123 TEST2503000017",
-})
-BAD_AMOUNT = "The amount must be a positive number, like 250 or 249.50."
-BAD_REFERENCE = "A reference is 1 to 64 letters, digits, '.', '-', '_' or '/'."
-CASH_NOT_RECORDED = "The payment was <b>not</b> recorded. Check the device id and send /pay again."
-RECORD_PAYMENT = "Record this payment"
-CONFIRMATION_DROPPED = "Not recorded. Nothing changed."
-CONFIRMATION_FROM_CUSTOMER = (
-    "Thank you! Payments are recorded by your agent or arrive by themselves from M-Pesa: "
-    "your code will come here as soon as the payment reaches us. Send /balance to see your credit."
-)
-HELP_PAYMENTS_AGENT = (
-    "\n\n<b>Payments</b>\n"
-    "/pay <i>device amount</i> [<i>reference</i>] — record cash: the code goes to you and the customer\n"
-    "Paste or forward an M-Pesa confirmation message to record it."
-)
-HELP_PAYMENTS_MANAGER = "\n/assign <i>reference device</i> — turn a payment kept for review into days"
-
-_KEPT_REASONS = {
-    "unknown_account": "{account} matches no device and no customer's phone",
-    "several_devices": "the customer with phone {account} has several devices",
-    "no_price": "{device} has no daily price yet",
-    "currency": "it is in another currency than {device}'s daily price",
-    "unlocked": "{device} is unlocked for good (free code) and needs no days",
-    "erm_unavailable": "the ERM could not be reached to check {account} (still trying)",
-}
+# == the chat ====================================================================================
+# Replies are HTML (Defaults(parse_mode=HTML)): anything a person typed goes through esc().
+# A message's {placeholders} are filled after translation, so translators move them freely.
 
 
-def money(amount: object, currency: str | None) -> str:
-    """``KES 1,250.00`` (or ``1,250.00`` when the currency is not known)."""
-    try:
-        shown = f"{amount:,.2f}"
-    except (TypeError, ValueError):
-        shown = str(amount)
-    return f"{esc(currency)} {shown}" if currency else shown
+@cache
+def for_language(language: str) -> Texts:
+    """The sentences of one of :data:`bot.i18n.LANGUAGES` (anything else gets English)."""
+    return Texts(language if language in i18n.LANGUAGES else i18n.DEFAULT)
 
 
-def _kept_reason(reason: str, account: str, device: str | None) -> str:
-    template = _KEPT_REASONS.get(reason, "it needs a manager's look")
-    return template.format(account=f"<code>{esc(account)}</code>", device=f"<b>{esc(device or account)}</b>")
+class Texts:
+    """Every chat sentence in one language."""
 
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self.locale = i18n.locale(language)
+        self._catalogue = i18n.translations(language)
 
-def _what_follows(*, device: str, days: int, prepaid: int, credit_left: object, price: object, currency: str,
-                  waits_until: _datetime | None, tz: ZoneInfo, customer: bool) -> list[str]:
-    """The lines that say where a payment's days went: now, tomorrow, prepaid, kept as credit."""
-    lines = []
-    if days == 0:
-        lines.append(f"That is less than one day at {money(price, currency)} a day, so no code yet: "
-                     f"{money(credit_left, currency)} is kept as credit toward the next payment.")
-        return lines
-    now_days = days - prepaid
-    if now_days:
-        if waits_until is not None:
-            lines.append(f"<b>{esc(device)}</b> has had all its codes for today: the code for {now_days} days "
-                         f"goes out on {moment(waits_until, tz)}" + (" and the customer is told." if customer else "."))
+    def _(self, message: str, **values: Any) -> str:
+        """``message`` in this language, its placeholders filled."""
+        text = self._catalogue.gettext(message)
+        return text.format(**values) if values else text
+
+    def n_(self, singular: str, plural: str, n: int, **values: Any) -> str:
+        """A message that changes with a count ``{n}``."""
+        return self._catalogue.ngettext(singular, plural, n).format(n=n, **values)
+
+    # -- formatting ---------------------------------------------------------------------------
+
+    def date(self, when: _datetime | _date, tz: ZoneInfo | None = None) -> str:
+        """A date as people read it: a moment's date in ``tz`` (a local moment's own date without one)."""
+        if isinstance(when, _datetime):
+            when = (when.astimezone(tz) if tz is not None else when).date()
+        return format_date(when, "medium", locale=self.locale)
+
+    def moment(self, when: _datetime, tz: ZoneInfo) -> str:
+        local = when.astimezone(tz)
+        return f"{self.date(local)} {format_skeleton('Hm', local, locale=self.locale)}"
+
+    def weekday_date(self, day: _date) -> str:
+        return format_skeleton("yMMMEd", day, locale=self.locale)
+
+    def short_date(self, day: _date) -> str:
+        """A chart's axis label: day and month."""
+        return format_skeleton("MMMd", day, locale=self.locale)
+
+    def duration(self, seconds: float) -> str:
+        return format_timedelta(timedelta(seconds=max(1, round(seconds))), threshold=1.5, format="short",
+                                locale=self.locale)
+
+    def number(self, value: object) -> str:
+        try:
+            return format_decimal(value, locale=self.locale)  # type: ignore[arg-type]
+        except (TypeError, ValueError, ArithmeticError):
+            return str(value)
+
+    def money(self, amount: object, currency: str | None) -> str:
+        """``KES 1,250.00`` in English, ``1 250,00 KES`` in French (or the number alone without a currency)."""
+        try:
+            if not currency:
+                return format_decimal(amount, format="#,##0.00", locale=self.locale)  # type: ignore[arg-type]
+            pattern = "¤¤ #,##0.00" if self.language == "en" else None  # the ISO code, as invoices write it
+            return esc(format_currency(amount, currency.upper(), pattern, locale=self.locale))  # type: ignore[arg-type]
+        except (TypeError, ValueError, ArithmeticError):
+            return esc(f"{currency or ''} {amount}".strip())
+
+    def days(self, n: int) -> str:
+        return self.n_("{n} day", "{n} days", n)
+
+    def kind(self, kind: str, days: int | None = None) -> str:
+        """What a code does, in a few words."""
+        if kind == "free":
+            return self._("free")
+        if kind == "reset":
+            return self._("reset")
+        return self.days(days or 0)
+
+    def status(self, status: str) -> str:
+        return {
+            "queued": self._("queued"), "sending": self._("sending"), "issued": self._("issued"),
+            "delivered": self._("delivered"), "refused": self._("refused"), "failed": self._("failed"),
+            "pending": self._("pending"), "approved": self._("approved"), "rejected": self._("rejected"),
+            "expired": self._("expired"), "matched": self._("matched"), "unmatched": self._("unmatched"),
+        }.get(status, status)
+
+    # -- everyone -----------------------------------------------------------------------------
+
+    @property
+    def sandbox_note_plain(self) -> str:
+        return self._("ⓘ ERM sandbox: these are test codes, not real ones.")
+
+    def with_sandbox_note(self, text: str, sandbox: bool) -> str:
+        return f"{text}\n\n<i>{self.sandbox_note_plain}</i>" if sandbox else text
+
+    @property
+    def something_went_wrong(self) -> str:
+        return self._("Sorry, something went wrong on our side. Please try again in a minute.")
+
+    @property
+    def unknown_command(self) -> str:
+        return self._("I don't know that command. Send /help to see what you can do.")
+
+    @property
+    def not_understood(self) -> str:
+        return self._("I did not understand that. Send /help to see what you can do.")
+
+    @property
+    def nothing_to_cancel(self) -> str:
+        return self._("There is nothing to cancel.")
+
+    @property
+    def cancelled(self) -> str:
+        return self._("Cancelled. Nothing was issued or changed.")
+
+    @property
+    def timed_out(self) -> str:
+        return self._("No answer for 5 minutes, so I stopped. Nothing was issued or changed. "
+                      "Start again when ready.")
+
+    @property
+    def managers_only(self) -> str:
+        return self._("That command is for managers.")
+
+    @property
+    def staff_only(self) -> str:
+        return self._("That command is for agents and managers. Send /help to see what you can do.")
+
+    @property
+    def stranger(self) -> str:
+        return self._(
+            "Hello! This bot issues unlock codes for pay-as-you-go solar devices.\n\n"
+            "You are not registered yet.\n"
+            "• Field agents and managers: open the invite link your manager sent you.\n"
+            "• Device owners: open the link your agent gave you, or tap <b>Share my phone number</b> below "
+            "if your agent registered your number.")
+
+    @property
+    def stranger_refused(self) -> str:
+        return self._("Sorry, you are not registered. Open the invite link you were given, or ask your manager "
+                      "or agent for one. Send /help for more.")
+
+    @property
+    def share_my_number(self) -> str:
+        return self._("Share my phone number")
+
+    @property
+    def choose_language(self) -> str:
+        return self._("Which language should I use with you?")
+
+    def language_set(self) -> str:
+        return self._("From now on I will write to you in English.")
+
+    def help_for(self, kind: str) -> str:
+        if kind == "manager":
+            return (self._help_agent() + self._help_payments_agent() + self._help_manager()
+                    + self._help_payments_manager() + self._help_language())
+        if kind == "agent":
+            return self._help_agent() + self._help_payments_agent() + self._help_language()
+        if kind == "customer":
+            return self._help_customer() + self._help_language()
+        return self.stranger + self._help_language()
+
+    def _help_agent(self) -> str:
+        return self._(
+            "<b>What you can do</b>\n"
+            "/days <i>device days</i> — a days code (or just /days to choose)\n"
+            "/device <i>device</i> — customer, credit, today's codes, last codes\n"
+            "/history <i>device</i> — the ERM's code history\n"
+            "/customer <i>device phone name</i> — register a customer and get their invite link\n"
+            "/free <i>device</i> — a free code (unlocks for good; a manager approves)\n"
+            "/reset <i>device</i> — a reset code (0 days, locked)\n"
+            "/cancel — stop what you started\n\n"
+            "A device is its ERM id, OEM item id or seller item id.")
+
+    def _help_manager(self) -> str:
+        return "\n\n" + self._(
+            "<b>Managers</b>\n"
+            "/invite agent — or /invite manager: a one-time invite link\n"
+            "/price <i>device amount</i> [<i>currency</i>] — the daily price that turns payments into days\n"
+            "/summary [<i>YYYY-MM-DD</i>] — the day's figures and a chart\n"
+            "/export [<i>from</i>] [<i>to</i>] — the ledger as a CSV spreadsheet\n"
+            "/agents — the team; /revoke <i>telegram id</i> — take a role away")
+
+    def _help_customer(self) -> str:
+        return self._(
+            "<b>What you can do</b>\n"
+            "/balance — days left on your devices\n"
+            "/code — your last code again\n\n"
+            "Your codes arrive here as soon as they are issued.")
+
+    def _help_payments_agent(self) -> str:
+        return "\n\n" + self._(
+            "<b>Payments</b>\n"
+            "/pay <i>device amount</i> [<i>reference</i>] — record cash: the code goes to you and the customer\n"
+            "Paste or forward an M-Pesa confirmation message to record it.")
+
+    def _help_payments_manager(self) -> str:
+        return "\n" + self._("/assign <i>reference device</i> — turn a payment kept for review into days")
+
+    def _help_language(self) -> str:
+        return "\n\n" + self._("/language — English, Français or Kiswahili")
+
+    def command_descriptions(self, role: str) -> list[tuple[str, str]]:
+        """The menu Telegram shows: command names stay English (agents learn them), descriptions do not."""
+        if role == "stranger":
+            return [("start", self._("Join with your invite link")), ("help", self._("How to get access")),
+                    ("language", self._("Choose your language"))]
+        if role == "customer":
+            return [("balance", self._("Days left on your devices")), ("code", self._("Your last code again")),
+                    ("help", self._("What you can do")), ("language", self._("Choose your language"))]
+        agent = [
+            ("days", self._("A days code: /days device days")),
+            ("free", self._("A free code (needs a manager's approval)")),
+            ("reset", self._("A reset code (0 days, locked)")),
+            ("device", self._("A device's credit and codes")),
+            ("history", self._("The ERM's code history")),
+            ("customer", self._("Register a customer")),
+            ("pay", self._("Record a cash payment")),
+        ]
+        manager = [
+            ("summary", self._("The day's summary and chart")),
+            ("export", self._("The ledger as a spreadsheet (CSV)")),
+            ("price", self._("Set a device's daily price")),
+            ("assign", self._("Assign a payment kept for review")),
+            ("agents", self._("The team")),
+            ("revoke", self._("Take a person's role away")),
+            ("invite", self._("Invite an agent or a manager")),
+        ]
+        end = [("cancel", self._("Stop what you started")), ("help", self._("What you can do")),
+               ("language", self._("Choose your language"))]
+        return agent + (manager if role == "manager" else []) + end
+
+    def welcome(self, kind: str, name: str) -> str:
+        if kind == "manager":
+            return self._("Welcome, {name}! You are a manager.", name=esc(name)) + "\n\n" + self.help_for(kind)
+        if kind == "agent":
+            return self._("Welcome, {name}! You are an agent.", name=esc(name)) + "\n\n" + self.help_for(kind)
+        return (self._("Welcome, {name}! Your device codes will arrive here.", name=esc(name)) + "\n\n"
+                + self.help_for("customer"))
+
+    def welcome_back(self, kind: str, name: str) -> str:
+        return self._("Hello {name}.", name=esc(name)) + "\n\n" + self.help_for(kind)
+
+    def invite_problem(self, problem: str) -> str:
+        return {
+            "unknown": self._("That invite link is not valid. Ask for a new one."),
+            "used": self._("That invite link has already been used. Ask for a new one."),
+            "expired": self._("That invite link has expired (links last 24 hours). Ask for a new one."),
+        }[problem]
+
+    def contact_not_own(self) -> str:
+        return self._("Please share your own number with the button, not someone else's contact.")
+
+    def contact_unknown(self) -> str:
+        return self._("That number is not on file. Ask your agent to register it with your device, "
+                      "or to send you your invite link.")
+
+    # -- agents: asking, confirming, being told ---------------------------------------------
+
+    def usage(self, command: str) -> str:
+        return {
+            "days": self._("Usage: /days <i>device days</i> — for example /days TEST2503000017 30. "
+                           "Days: 1 to 1095."),
+            "device": self._("Usage: /device <i>device</i> — for example /device TEST2503000017"),
+            "history": self._("Usage: /history <i>device</i> — for example /history TEST2503000017"),
+            "customer": self._("Usage: /customer <i>device phone name</i> — for example "
+                               "/customer TEST2503000017 0712345678 Jane Wanjiru"),
+            "invite": self._("Usage: /invite agent — or /invite manager"),
+            "price": self._("Usage: /price <i>device price-per-day</i> [<i>currency</i>] — for example "
+                            "/price TEST2503000017 50 KES"),
+            "free": self._("Usage: /free <i>device</i> — for example /free TEST2503000017"),
+            "reset": self._("Usage: /reset <i>device</i> — for example /reset TEST2503000017"),
+            "summary": self._("Usage: /summary [<i>YYYY-MM-DD</i>] — for example /summary 2026-11-21"),
+            "export": self._("Usage: /export [<i>from</i>] [<i>to</i>] — dates as YYYY-MM-DD, for example "
+                             "/export 2026-11-01 2026-11-30"),
+            "revoke": self._("Usage: /revoke <i>telegram id</i> — the number /agents shows"),
+            "pay": self._("Usage: /pay <i>device amount</i> [<i>reference</i>] — for example "
+                          "/pay TEST2503000017 250. Without a reference one is made up."),
+            "assign": self._("Usage: /assign <i>reference device</i> — for example "
+                             "/assign QK71ABC123 TEST2503000017"),
+            "language": self._("Usage: /language — or /language en, /language fr, /language sw"),
+        }[command]
+
+    @property
+    def ask_device(self) -> str:
+        return self._("Which device? Tap one or type its id.")
+
+    def ask_days(self, device: str) -> str:
+        return self._("How many days for <b>{device}</b>?", device=esc(device))
+
+    @property
+    def ask_other_days(self) -> str:
+        return self._("Type the number of days (1 to 1095).")
+
+    @property
+    def ask_phone(self) -> str:
+        return self._("The customer's phone number? Type it, or attach their contact (📎 → Contact).")
+
+    @property
+    def ask_name(self) -> str:
+        return self._("The customer's name?")
+
+    @property
+    def other(self) -> str:
+        return self._("Other")
+
+    @property
+    def confirm(self) -> str:
+        return self._("Yes, go ahead")
+
+    @property
+    def cancel(self) -> str:
+        return self._("Cancel")
+
+    @property
+    def newer(self) -> str:
+        return self._("◀ Newer")
+
+    @property
+    def older(self) -> str:
+        return self._("Older ▶")
+
+    @property
+    def bad_days(self) -> str:
+        return self._("Days must be a whole number from 1 to 1095.")
+
+    @property
+    def bad_phone(self) -> str:
+        return self._("That does not look like a phone number. Type it with digits, for example 0712345678.")
+
+    @property
+    def bad_name(self) -> str:
+        return self._("Please type a name of 1 to 100 characters.")
+
+    @property
+    def bad_device(self) -> str:
+        return self._("A device id is 1 to 64 letters, digits, '-', '_', '.' or ':'. Please check it.")
+
+    @property
+    def stale_button(self) -> str:
+        return self._("That button is no longer active.")
+
+    @property
+    def bad_price(self) -> str:
+        return self._("The price must be a positive amount, like 50 or 49.50, and the currency three letters, "
+                      "like KES.")
+
+    def code_issued(self, *, device: str, kind: str, days: int | None, code: str, credit_until: _datetime | None,
+                    tz: ZoneInfo) -> str:
+        """The code as the ERM gave it, in monospace so a tap copies it."""
+        what = {"days": self.days(days or 0), "free": self._("free code: unlocks for good"),
+                "reset": self._("reset code: 0 days, locked")}[kind]
+        lines = [f"🔑 <b>{esc(device)}</b> — {what}", f"<code>{esc(code)}</code>"]
+        if kind == "days" and credit_until is not None:
+            lines.append(self._("Credit until {date}.", date=self.date(credit_until, tz)))
+        elif kind == "reset":
+            lines.append(self._("The device will be locked with 0 days."))
+        lines.append(self._("Type the code on the device keypad."))
+        return "\n".join(lines)
+
+    def customer_code(self, *, device: str, kind: str, days: int | None, code: str,
+                      credit_until: _datetime | None, tz: ZoneInfo) -> str:
+        return self._("Your new code has arrived.") + "\n" + self.code_issued(
+            device=device, kind=kind, days=days, code=code, credit_until=credit_until, tz=tz)
+
+    def queued(self, device: str, seconds: float) -> str:
+        return self._("Queued for <b>{device}</b>: about {eta} (the ERM allows one code every few seconds per "
+                      "device). The code will follow here.", device=esc(device), eta=self.duration(seconds))
+
+    def on_its_way(self, device: str) -> str:
+        return self._("Asking the ERM for <b>{device}</b>… the code will follow here.", device=esc(device))
+
+    def refused(self, reason: str, device: str, *, fits: int | None = None, possible_at: _datetime | None = None,
+                words: str | None = None, tz: ZoneInfo) -> str:
+        """Why a request was refused and what is possible instead."""
+        device = esc(device)
+        if reason == "bad_days":
+            return self.bad_days
+        if reason == "bad_device":
+            return self.bad_device
+        if reason == "unknown_device":
+            if words:
+                return self._("The ERM does not know device <b>{device}</b>: {words}. Check the id on the device "
+                              "label.", device=device, words=esc(words))
+            return self._("The ERM does not know device <b>{device}</b>. Check the id on the device label.",
+                          device=device)
+        if reason == "daily_limit":
+            if possible_at is None:
+                return self._("<b>{device}</b> has had all its codes for today. The next code can go out "
+                              "tomorrow.", device=device)
+            return self._("<b>{device}</b> has had all its codes for today. The next code can go out from "
+                          "{when}.", device=device, when=self.moment(possible_at, tz))
+        if reason == "stacking":
+            if fits:
+                return self.n_("That would stack too much credit on <b>{device}</b>. At most {n} day fits now: "
+                               "try /days {device} {n}.",
+                               "That would stack too much credit on <b>{device}</b>. At most {n} days fit now: "
+                               "try /days {device} {n}.", fits, device=device)
+            return self._("<b>{device}</b> already has as much credit as allowed. No more days fit now.",
+                          device=device)
+        if reason == "erm_unavailable":
+            return self._("The ERM is not answering, so <b>{device}</b> could not be checked. Nothing was issued; "
+                          "please try again in a few minutes.", device=device)
+        if reason == "unlocked":
+            return self._("<b>{device}</b> is unlocked for good (free code); it needs no days.", device=device)
+        return self._("The ERM refused the code for <b>{device}</b>: {words}", device=device,
+                      words=esc(words or reason))
+
+    def failed(self, device: str, reason: str | None) -> str:
+        return self._("No code could be issued for <b>{device}</b>: the ERM could not be reached for a day "
+                      "({reason}). Please ask again.", device=esc(device),
+                      reason=esc(reason) if reason else self._("no answer"))
+
+    def confirm_days(self, device: str, days: int) -> str:
+        return self._("Issue a code of <b>{days}</b> for <b>{device}</b>?", days=self.days(days),
+                      device=esc(device))
+
+    def confirm_customer(self, device: str, phone: str, name: str) -> str:
+        return self._("Register <b>{name}</b>, phone {phone}, as the customer of <b>{device}</b>?",
+                      name=esc(name), phone=esc(phone), device=esc(device))
+
+    def customer_registered(self, name: str, device: str, link: str) -> str:
+        return self._("<b>{name}</b> is the customer of <b>{device}</b>.\n"
+                      "Send them this link (or let them scan the QR code): their codes will reach them in "
+                      "Telegram.\n{link}\nThe link works once and lasts 24 hours.",
+                      name=esc(name), device=esc(device), link=esc(link))
+
+    def invite_created(self, role: str, link: str) -> str:
+        if role == "agent":
+            return self._("Invite link for an agent (works once, lasts 24 hours):\n{link}\n"
+                          "Send it to them, or let them scan the QR code.", link=esc(link))
+        return self._("Invite link for a manager (works once, lasts 24 hours):\n{link}\n"
+                      "Send it to them, or let them scan the QR code.", link=esc(link))
+
+    def device_view(self, status: object, tz: ZoneInfo, now: _datetime) -> str:
+        """/device: customer, price, credit, today's codes, next possible code, last codes."""
+        from bot.issuing import DeviceStatus
+
+        assert isinstance(status, DeviceStatus)
+        device = status.device
+        lines = [f"<b>{esc(device.label)}</b>"]
+        others = [alias for alias in status.aliases if alias != device.label]
+        if others:
+            lines.append(self._("Also known as: {ids}", ids=", ".join(esc(alias) for alias in others)))
+        if status.customer is None:
+            lines.append(self._("Customer: none registered (use /customer)"))
+        elif status.customer.chat_id:
+            lines.append(self._("Customer: {name}, {phone} (in Telegram)", name=esc(status.customer.name),
+                                phone=esc(status.customer.phone)))
         else:
-            lines.append("The code follows here" + (" and goes to the customer." if customer else "."))
-    if prepaid:
-        lines.append(f"{prepaid} days do not fit under the credit limit now: they are kept as prepaid days "
-                     "and issued when room opens.")
-    if credit_left:
-        lines.append(f"{money(credit_left, currency)} is kept as credit toward the next payment.")
-    return lines
+            lines.append(self._("Customer: {name}, {phone} (not yet in Telegram)", name=esc(status.customer.name),
+                                phone=esc(status.customer.phone)))
+        if device.daily_price is None:
+            lines.append(self._("Daily price: not set"))
+        else:
+            lines.append(self._("Daily price: {price}", price=self.money(device.daily_price, device.currency)))
+        if device.unlocked:
+            lines.append(self._("Credit: unlocked for good"))
+        elif device.credit_until is not None and status.days_left:
+            lines.append(self.n_("Credit until {date} ({n} day left)", "Credit until {date} ({n} days left)",
+                                 status.days_left, date=self.date(device.credit_until, tz)))
+        else:
+            lines.append(self._("Credit: none (locked)"))
+        lines.append(self._("Codes today: {count} of {limit}", count=status.codes_today, limit=status.daily_limit))
+        if status.queued:
+            lines.append(self._("Waiting in the queue: {count}", count=status.queued))
+        if status.next_code_at <= now:
+            lines.append(self._("Next code can go out: now"))
+        else:
+            lines.append(self._("Next code can go out: {when}", when=self.moment(status.next_code_at, tz)))
+        if status.last_codes:
+            lines.append(self._("Last codes:"))
+            for request in status.last_codes:
+                when = self.moment(request.issued_at, tz) if request.issued_at else ""
+                lines.append(f"• {when}, {self.kind(request.kind.value, request.days)}: "
+                             f"<code>{esc(request.code or '')}</code>")
+        return "\n".join(lines)
+
+    def history_page(self, device: str, events: list[CodeEvent], count: int, offset: int, tz: ZoneInfo) -> str:
+        if not count:
+            return self._("The ERM has no codes for <b>{device}</b> yet.", device=esc(device))
+        lines = [self._("<b>{device}</b>: codes {first}–{last} of {count}, newest first", device=esc(device),
+                        first=offset + 1, last=offset + len(events), count=count)]
+        for event in events:
+            kind = {"FREECODE": "free", "RESETCODE": "reset"}.get(event.code_type, "days")
+            lines.append(f"#{event.code_number} {self.moment(event.created_at, tz)} — "
+                         f"{self.kind(kind, event.code_days)}\n<code>{esc(event.code_dec_string)}</code>")
+        return "\n".join(lines)
+
+    def erm_unavailable(self) -> str:
+        return self._("The ERM is not answering right now. Please try again in a few minutes.")
+
+    # -- customers --------------------------------------------------------------------------
+
+    def balance(self, devices: list[tuple[str, _datetime | None, bool, int]], tz: ZoneInfo) -> str:
+        if not devices:
+            return self._("No device is registered to you yet. Ask your agent.")
+        lines = [self._("<b>Your devices</b>")]
+        for ref, credit_until, unlocked, left in devices:
+            if unlocked:
+                lines.append(f"• {esc(ref)}: " + self._("unlocked for good"))
+            elif credit_until is not None and left:
+                lines.append(f"• {esc(ref)}: " + self.n_("{n} day left, until {date}", "{n} days left, until {date}",
+                                                          left, date=self.date(credit_until, tz)))
+            else:
+                lines.append(f"• {esc(ref)}: " + self._("no credit — pay to get a code"))
+        return "\n".join(lines)
+
+    def no_code_yet(self) -> str:
+        return self._("No code has been issued for your devices yet.")
+
+    def last_code(self, device: str, code: str, issued_at: _datetime, kind: str, days: int | None,
+                  tz: ZoneInfo) -> str:
+        return self._("Last code for <b>{device}</b> ({what}, {when}):", device=esc(device),
+                      what=self.kind(kind, days), when=self.moment(issued_at, tz)) + f"\n<code>{esc(code)}</code>"
+
+    def reminder(self, device: str, credit_until: _datetime, days_left: int, tz: ZoneInfo) -> str:
+        if days_left <= 1:
+            return self._("⏰ The credit of <b>{device}</b> ends tomorrow ({date}). Pay to keep it running; your "
+                          "code will arrive here.", device=esc(device), date=self.date(credit_until, tz))
+        return self.n_("⏰ The credit of <b>{device}</b> ends in {n} day ({date}). Pay to keep it running; your "
+                       "code will arrive here.",
+                       "⏰ The credit of <b>{device}</b> ends in {n} days ({date}). Pay to keep it running; your "
+                       "code will arrive here.", days_left, device=esc(device), date=self.date(credit_until, tz))
+
+    def price_set(self, device: str, amount: object, currency: str | None) -> str:
+        return self._("The daily price of <b>{device}</b> is now {price}. Payments for it become days at this "
+                      "price.", device=esc(device), price=self.money(amount, currency))
+
+    # -- managers: free codes, resets, the summary, exports, the team -----------------------
+
+    @property
+    def approve(self) -> str:
+        return self._("Approve")
+
+    @property
+    def reject(self) -> str:
+        return self._("Reject")
+
+    @property
+    def confirm_free(self) -> str:
+        return self._("Yes, ask for the free code")
+
+    @property
+    def confirm_my_free(self) -> str:
+        return self._("Yes, issue the free code")
+
+    @property
+    def confirm_reset(self) -> str:
+        return self._("Yes, reset it")
+
+    @property
+    def confirmation_expired(self) -> str:
+        return self._("That confirmation is more than a day old. Nothing was done; send the command again.")
+
+    @property
+    def bad_date(self) -> str:
+        return self._("That is not a date. Use YYYY-MM-DD, for example 2026-11-21.")
+
+    @property
+    def dates_reversed(self) -> str:
+        return self._("The first date is after the second one. Nothing was exported.")
+
+    @property
+    def export_too_long(self) -> str:
+        return self._("At most 366 days can be exported at once. Nothing was exported.")
+
+    def chart_labels(self) -> dict[str, str]:
+        return {"codes": self._("codes"), "payments": self._("payments"),
+                "title": self._("Codes and payments, last 14 days")}
+
+    def free_preview(self, device: str, customer: str | None, from_agent: bool) -> str:
+        owner = (self._("Customer: {name}", name=esc(customer)) if customer
+                 else self._("No customer registered"))
+        then = (self._("A manager must approve it first.") if from_agent
+                else self._("Nothing is issued before you confirm."))
+        return self._("⚠️ A <b>free code</b> for <b>{device}</b> unlocks it <b>for good</b>: it never needs credit "
+                      "again.", device=esc(device)) + f"\n{owner}\n{then}"
+
+    def reset_preview(self, device: str, days_left: int) -> str:
+        if days_left:
+            head = self.n_("⚠️ A <b>reset code</b> sets <b>{device}</b> to 0 days and locks it (it has {n} day left "
+                           "now).",
+                           "⚠️ A <b>reset code</b> sets <b>{device}</b> to 0 days and locks it (it has {n} days "
+                           "left now).", days_left, device=esc(device))
+        else:
+            head = self._("⚠️ A <b>reset code</b> sets <b>{device}</b> to 0 days and locks it.", device=esc(device))
+        return head + "\n" + self._("Issue it?")
+
+    def approval_sent(self, device: str) -> str:
+        return self._("Asked the managers to approve a free code for <b>{device}</b>. You will hear their answer "
+                      "here.", device=esc(device))
+
+    def approval_request(self, requester: str, device: str, customer: str | None) -> str:
+        if customer:
+            return self._("🔓 <b>{requester}</b> asks for a <b>free code</b> for <b>{device}</b>, customer "
+                          "{customer}. It unlocks the device for good. Approve?",
+                          requester=esc(requester), device=esc(device), customer=esc(customer))
+        return self._("🔓 <b>{requester}</b> asks for a <b>free code</b> for <b>{device}</b>, no customer "
+                      "registered. It unlocks the device for good. Approve?",
+                      requester=esc(requester), device=esc(device))
+
+    def approval_decided(self, approved: bool, manager: str, device: str) -> str:
+        if approved:
+            return self._("✅ Approved by {manager}: the free code for <b>{device}</b> is being issued.",
+                          manager=esc(manager), device=esc(device))
+        return self._("❌ Rejected by {manager}: no free code for <b>{device}</b>.", manager=esc(manager),
+                      device=esc(device))
+
+    def approval_requester_told(self, approved: bool, manager: str, device: str) -> str:
+        if approved:
+            return self._("✅ {manager} approved the free code for <b>{device}</b>. It follows here.",
+                          manager=esc(manager), device=esc(device))
+        return self._("❌ {manager} rejected the free code for <b>{device}</b>. Nothing was issued.",
+                      manager=esc(manager), device=esc(device))
+
+    @property
+    def another_manager(self) -> str:
+        return self._("another manager")
+
+    def approval_already(self, manager: str, status: str) -> str:
+        return self._("Already decided by {manager} ({status}).", manager=esc(manager), status=self.status(status))
+
+    def approval_expired(self, device: str) -> str:
+        return self._("Your request for a free code for <b>{device}</b> expired: no manager decided within 24 "
+                      "hours. Nothing was issued.", device=esc(device))
+
+    @property
+    def approval_too_late(self) -> str:
+        return self._("This request has expired (24 hours). Nothing was issued.")
+
+    def summary_text(self, summary: object, tz: ZoneInfo, now: _datetime) -> str:
+        """The day's summary for managers."""
+        from bot.reports import Summary
+
+        assert isinstance(summary, Summary)
+        kinds: dict[str, int] = {str(kind): count for kind, count in summary.codes.items()}
+        lines = [self._("📊 <b>Summary for {day}</b> ({zone})", day=self.weekday_date(summary.day),
+                        zone=esc(str(tz)))]
+        lines.append(self._("Codes: {total} — days {days}, free {free}, reset {reset}; {issued} issued",
+                            total=sum(kinds.values()), days=kinds.get("days", 0), free=kinds.get("free", 0),
+                            reset=kinds.get("reset", 0), issued=self.days(summary.days_issued)))
+        if summary.payments:
+            paid = "; ".join(f"{count} × {self.money(amount, currency or '?')}"
+                             for currency, (count, amount) in summary.payments.items())
+            lines.append(self._("Payments: {payments}", payments=paid))
+        else:
+            lines.append(self._("Payments: none"))
+        if summary.unmatched_payments:
+            lines.append(self._("⚠️ Payments matching no device: {count}", count=summary.unmatched_payments))
+        if summary.agents:
+            lines.append(self._("<b>Per agent</b>"))
+            for agent in summary.agents:
+                line = self.n_("• {name}: {n} code, {days}", "• {name}: {n} codes, {days}", agent.codes,
+                               name=esc(agent.name), days=self.days(agent.days))
+                if agent.cash_payments:
+                    cash = ", ".join(self.money(a, c or "?") for c, a in agent.cash.items())
+                    line += self._("; cash {count} ({amounts})", count=agent.cash_payments, amounts=cash)
+                lines.append(line)
+        if summary.bad_total:
+            lines.append(self._("<b>Refused or failed: {count}</b>", count=summary.bad_total))
+            for ref, status, reason in summary.bad[:10]:
+                lines.append(f"• {esc(ref)}: {self.status(status)} — {esc(reason or '')}")
+            if summary.bad_total > 10:
+                lines.append(self._("… and {count} more (see /export)", count=summary.bad_total - 10))
+        else:
+            lines.append(self._("Refused or failed: none"))
+        if summary.oldest_queued is not None:
+            lines.append(self._("Queue: {count} waiting, oldest for {age}", count=summary.queued,
+                                age=self.duration((now - summary.oldest_queued).total_seconds())))
+        else:
+            lines.append(self._("Queue: {count} waiting", count=summary.queued))
+        if summary.expiring:
+            lines.append(self._("<b>Credit ending in the next 3 days</b>"))
+            for device, customer in summary.expiring[:20]:
+                who = f" ({esc(customer.name)}, {esc(customer.phone)})" if customer else ""
+                assert device.credit_until is not None
+                lines.append(f"• {esc(device.label)}{who}: {self.moment(device.credit_until, tz)}")
+            if len(summary.expiring) > 20:
+                lines.append(self._("… and {count} more", count=len(summary.expiring) - 20))
+        else:
+            lines.append(self._("Credit ending in the next 3 days: none"))
+        return "\n".join(lines)
+
+    def export_caption(self, first: _date, last: _date) -> str:
+        if first == last:
+            return self._("The ledger for {day}: one row per code request, then payments that made no code.",
+                          day=self.date(first))
+        return self._("The ledger for {first} to {last}: one row per code request, then payments that made "
+                      "no code.", first=self.date(first), last=self.date(last))
+
+    def export_columns(self) -> list[str]:
+        return [self._("time"), self._("device"), self._("customer"), self._("type"), self._("days"),
+                self._("code"), self._("status"), self._("reason"), self._("asked by"),
+                self._("payment reference"), self._("amount"), self._("currency")]
+
+    def export_kind(self, kind: str) -> str:
+        return {"days": self._("days"), "free": self._("free"), "reset": self._("reset"),
+                "payment": self._("payment")}.get(kind, kind)
+
+    def export_payment_reason(self, unmatched: bool) -> str:
+        return self._("no code: unmatched") if unmatched else self._("no code yet")
+
+    def agents_list(self, rows: list[tuple[str, int, str, int]]) -> str:
+        if not rows:
+            return self._("No agents yet. Invite one with /invite agent.")
+        lines = [self._("<b>The team</b> (codes today)")]
+        for name, telegram_id, role, codes in rows:
+            role_name = self._("manager") if role == "manager" else self._("agent")
+            lines.append(f"• {esc(name)} — {role_name}, id <code>{telegram_id}</code>: {codes}")
+        return "\n".join(lines)
+
+    def revoked(self, name: str, telegram_id: int) -> str:
+        return self._("{name} ({id}) no longer has a role. Their next command will be refused.", name=esc(name),
+                      id=telegram_id)
+
+    def revoke_unknown(self, telegram_id: int) -> str:
+        return self._("Nobody with Telegram id {id} has a role. Nothing changed.", id=telegram_id)
+
+    @property
+    def revoke_self(self) -> str:
+        return self._("You cannot revoke yourself. Ask another manager.")
+
+    # -- payments: the webhook, M-Pesa, cash (/pay), pasted confirmations, /assign ----------
+
+    @property
+    def bad_amount(self) -> str:
+        return self._("The amount must be a positive number, like 250 or 249.50.")
+
+    @property
+    def bad_reference(self) -> str:
+        return self._("A reference is 1 to 64 letters, digits, '.', '-', '_' or '/'.")
+
+    @property
+    def cash_not_recorded(self) -> str:
+        return self._("The payment was <b>not</b> recorded. Check the device id and send /pay again.")
+
+    @property
+    def record_payment(self) -> str:
+        return self._("Record this payment")
+
+    @property
+    def confirmation_dropped(self) -> str:
+        return self._("Not recorded. Nothing changed.")
+
+    @property
+    def confirmation_from_customer(self) -> str:
+        return self._("Thank you! Payments are recorded by your agent or arrive by themselves from M-Pesa: your "
+                      "code will come here as soon as the payment reaches us. Send /balance to see your credit.")
+
+    def _kept_reason(self, reason: str, account: str, device: str | None) -> str:
+        account = f"<code>{esc(account)}</code>"
+        device = f"<b>{esc(device or account)}</b>"
+        return {
+            "unknown_account": self._("{account} matches no device and no customer's phone", account=account),
+            "several_devices": self._("the customer with phone {account} has several devices", account=account),
+            "no_price": self._("{device} has no daily price yet", device=device),
+            "currency": self._("it is in another currency than {device}'s daily price", device=device),
+            "unlocked": self._("{device} is unlocked for good (free code) and needs no days", device=device),
+            "erm_unavailable": self._("the ERM could not be reached to check {account} (still trying)",
+                                      account=account),
+        }.get(reason) or self._("it needs a manager's look")
+
+    def _what_follows(self, *, device: str, days: int, prepaid: int, credit_left: object, price: object,
+                      currency: str, waits_until: _datetime | None, tz: ZoneInfo, to: str) -> list[str]:
+        """Where a payment's days went (now, later, prepaid, kept as credit), said to ``to``:
+        "staff" (the customer is told too), "staff-alone" (no customer to tell) or "customer"."""
+        if days == 0:
+            return [self._("That is less than one day at {price} a day, so no code yet: {left} is kept as credit "
+                           "toward the next payment.", price=self.money(price, currency),
+                           left=self.money(credit_left, currency))]
+        lines = []
+        now_days = days - prepaid
+        if now_days and waits_until is not None:
+            values = {"device": esc(device), "when": self.moment(waits_until, tz)}
+            if to == "customer":
+                lines.append(self.n_("<b>{device}</b> has had all its codes for today: your code for {n} day "
+                                     "comes here on {when}.",
+                                     "<b>{device}</b> has had all its codes for today: your code for {n} days "
+                                     "comes here on {when}.", now_days, **values))
+            elif to == "staff":
+                lines.append(self.n_("<b>{device}</b> has had all its codes for today: the code for {n} day goes "
+                                     "out on {when} and the customer is told.",
+                                     "<b>{device}</b> has had all its codes for today: the code for {n} days goes "
+                                     "out on {when} and the customer is told.", now_days, **values))
+            else:
+                lines.append(self.n_("<b>{device}</b> has had all its codes for today: the code for {n} day goes "
+                                     "out on {when}.",
+                                     "<b>{device}</b> has had all its codes for today: the code for {n} days goes "
+                                     "out on {when}.", now_days, **values))
+        elif now_days:
+            lines.append({"customer": self._("Your code follows here."),
+                          "staff": self._("The code follows here and goes to the customer."),
+                          }.get(to) or self._("The code follows here."))
+        if prepaid:
+            lines.append(self.n_("{n} day does not fit under the credit limit now: it is kept as a prepaid day and "
+                                 "issued when room opens.",
+                                 "{n} days do not fit under the credit limit now: they are kept as prepaid days "
+                                 "and issued when room opens.", prepaid))
+        if credit_left:
+            lines.append(self._("{left} is kept as credit toward the next payment.",
+                                left=self.money(credit_left, currency)))
+        return lines
+
+    def payment_applied(self, *, reference: str, amount: object, currency: str, device: str, days: int,
+                        days_now: int, prepaid: int, credit_left: object, price: object,
+                        waits_until: _datetime | None, customer: bool, tz: ZoneInfo) -> str:
+        """To whoever recorded or assigned a payment: what it became."""
+        values = {"reference": esc(reference), "amount": self.money(amount, currency), "device": esc(device)}
+        if days:
+            head = self._("✅ Payment <b>{reference}</b> recorded: {amount} for <b>{device}</b> = {days}.",
+                          days=self.days(days), **values)
+        else:
+            head = self._("✅ Payment <b>{reference}</b> recorded: {amount} for <b>{device}</b>.", **values)
+        return "\n".join([head, *self._what_follows(
+            device=device, days=days, prepaid=prepaid, credit_left=credit_left, price=price, currency=currency,
+            waits_until=waits_until, tz=tz, to="staff" if customer else "staff-alone")])
+
+    def payment_held(self, *, reference: str, amount: object, currency: str, device: str, reason: str,
+                     device_currency: str | None, assigning: bool) -> str:
+        why = self._kept_reason(reason, device, device)
+        if reason == "currency":
+            why = self._("it is in {currency} but <b>{device}</b> is priced in {device_currency}",
+                         currency=esc(currency or "?"), device=esc(device), device_currency=esc(device_currency or "?"))
+        if assigning:
+            then = self._("Set it right (for example /price {device} <i>price</i>), then /assign {reference} "
+                          "{device} again.", device=esc(device), reference=esc(reference))
+        else:
+            then = self._("The managers were told; the days follow once a manager assigns it.")
+        return self._("💰 Payment <b>{reference}</b> of {amount} is recorded, but it cannot become days yet: "
+                      "{why}.", reference=esc(reference), amount=self.money(amount, currency), why=why) + "\n" + then
+
+    def payment_not_matched(self, *, reference: str, amount: object, currency: str, account: str,
+                            reason: str) -> str:
+        return self._("💰 Payment <b>{reference}</b> of {amount} is recorded, but {why}. The managers were told "
+                      "and can assign it to a device.", reference=esc(reference),
+                      amount=self.money(amount, currency), why=self._kept_reason(reason, account, None))
+
+    def payment_pending(self, *, reference: str, amount: object, currency: str, account: str) -> str:
+        return self._("💰 Payment <b>{reference}</b> of {amount} is recorded. The ERM could not be reached to "
+                      "check <b>{account}</b>; the days follow as soon as it answers. Nothing else to do.",
+                      reference=esc(reference), amount=self.money(amount, currency), account=esc(account))
+
+    def payment_duplicate(self, reference: str, amount: object, currency: str, received_at: _datetime, status: str,
+                          device: str | None, days: int, tz: ZoneInfo) -> str:
+        """A reference seen before: nothing changed, and what became of it."""
+        state = {
+            "matched": self._("it went to <b>{device}</b> as {days}", device=esc(device or "?"),
+                              days=self.days(days)),
+            "unmatched": self._("it is kept for the managers to assign"),
+            "pending": self._("it waits for the ERM to answer"),
+        }.get(status, status)
+        return self._("Payment <b>{reference}</b> ({amount}) was already recorded on {when}: {state}. Nothing "
+                      "changed.", reference=esc(reference), amount=self.money(amount, currency),
+                      when=self.moment(received_at, tz), state=state)
+
+    def payment_already_applied(self, reference: str, device: str, days: int) -> str:
+        return self._("Payment <b>{reference}</b> already went to <b>{device}</b> as {days}. Nothing changed.",
+                      reference=esc(reference), device=esc(device), days=self.days(days))
+
+    def no_such_payment(self, reference: str) -> str:
+        return self._("No payment has the reference <b>{reference}</b>. Check it in the managers' notice.",
+                      reference=esc(reference))
+
+    def assign_button(self, device: str) -> str:
+        return self._("Assign to {device}", device=device)
+
+    def payment_kept_notice(self, *, reference: str, amount: object, currency: str, account: str,
+                            payer: str | None, phone: str | None, provider: str, reason: str,
+                            device: str | None) -> str:
+        """To every manager: money that did not become days by itself, and how to assign it."""
+        source = {"webhook": self._("payment webhook"), "mpesa": "M-Pesa", "cash": self._("cash")}.get(provider,
+                                                                                                       provider)
+        lines = [self._("⚠️ <b>Payment kept for review</b> ({source})", source=esc(source)),
+                 self._("Reference: {reference}", reference=f"<code>{esc(reference)}</code>"),
+                 self._("Amount: {amount}", amount=self.money(amount, currency)),
+                 self._("Account: {account}", account=f"<code>{esc(account or '—')}</code>")]
+        if payer or phone:
+            lines.append(self._("From: {payer}", payer=", ".join(esc(part) for part in (payer, phone) if part)))
+        lines.append(self._("Why: {why}.", why=self._kept_reason(reason, account or "—", device)))
+        if device or reason == "several_devices":
+            lines.append(self._("Assign it: /assign {reference} <i>device</i> — or tap a device below.",
+                                reference=esc(reference)))
+        else:
+            lines.append(self._("Assign it: /assign {reference} <i>device</i>", reference=esc(reference)))
+        return "\n".join(lines)
+
+    def payment_received_notice(self, *, for_customer: bool, reference: str, amount: object, currency: str,
+                                device: str, days: int, prepaid: int, credit_left: object, price: object,
+                                waits_until: _datetime | None, tz: ZoneInfo) -> str:
+        """To the customer (and their agent) when a payment's code does not go out at once."""
+        values = {"reference": esc(reference), "amount": self.money(amount, currency), "device": esc(device)}
+        if for_customer:
+            head = (self._("💰 Your payment of {amount} ({reference}) for <b>{device}</b> was received: {days}.",
+                           days=self.days(days), **values) if days else
+                    self._("💰 Your payment of {amount} ({reference}) for <b>{device}</b> was received.", **values))
+        else:
+            head = (self._("💰 Payment {reference}: {amount} for <b>{device}</b> was received: {days}.",
+                           days=self.days(days), **values) if days else
+                    self._("💰 Payment {reference}: {amount} for <b>{device}</b> was received.", **values))
+        follows = self._what_follows(device=device, days=days, prepaid=prepaid, credit_left=credit_left,
+                                     price=price, currency=currency, waits_until=waits_until, tz=tz,
+                                     to="customer" if for_customer else "staff")
+        return "\n".join([head, *follows])
+
+    def paid_code(self, *, for_customer: bool, reference: str, amount: object, currency: str, device: str,
+                  kind: str, days: int | None, code: str, credit_until: _datetime | None, tz: ZoneInfo) -> str:
+        """A payment's code, with the amount paid and the new credit-until."""
+        if for_customer:
+            head = self._("💰 Your payment of {amount} ({reference}) was received.",
+                          amount=self.money(amount, currency), reference=esc(reference))
+        else:
+            head = self._("💰 Payment {reference}: {amount}.", amount=self.money(amount, currency),
+                          reference=esc(reference))
+        return head + "\n" + self.code_issued(device=device, kind=kind, days=days, code=code,
+                                              credit_until=credit_until, tz=tz)
+
+    def confirmation_preview(self, *, reference: str, amount: object, currency: str, party: str,
+                             phone: str | None, account: str, paid_at: _datetime | None, device: str | None,
+                             customer: str | None, tz: ZoneInfo) -> str:
+        """A pasted confirmation as it was read, before it is recorded."""
+        lines = [self._("📩 <b>M-Pesa payment</b> — is this right?"),
+                 self._("Reference: {reference}", reference=f"<code>{esc(reference)}</code>"),
+                 self._("Amount: {amount}", amount=self.money(amount, currency))]
+        if party or phone:
+            lines.append(self._("From: {payer}", payer=", ".join(esc(part) for part in (party, phone) if part)))
+        if paid_at is not None:
+            lines.append(self._("Paid: {when}", when=self.moment(paid_at, tz)))
+        lines.append(self._("Account: {account}", account=f"<code>{esc(account)}</code>"))
+        if device and customer:
+            lines.append(self._("For: <b>{device}</b> ({customer})", device=esc(device), customer=esc(customer)))
+        elif device:
+            lines.append(self._("For: <b>{device}</b>", device=esc(device)))
+        else:
+            lines.append(self._("It matches no device I know yet: it is checked when recorded, and kept for the "
+                                "managers if it still matches nothing."))
+        return "\n".join(lines)
+
+    def confirmation_without_account(self, reference: str, amount: object) -> str:
+        return self._("That M-Pesa message ({reference}, {amount}) names no account and no phone number, so I "
+                      "cannot tell which device it is for. Record it with /pay <i>device</i> {number} "
+                      "{reference}.", reference=esc(reference), amount=self.money(amount, "KES"),
+                      number=esc(str(amount)))
 
 
-def payment_applied(*, reference: str, amount: object, currency: str, device: str, days: int, days_now: int,
-                    prepaid: int, credit_left: object, price: object, waits_until: _datetime | None,
-                    customer: bool, tz: ZoneInfo) -> str:
-    """To whoever recorded or assigned a payment: what it became."""
-    head = f"✅ Payment <b>{esc(reference)}</b> recorded: {money(amount, currency)} for <b>{esc(device)}</b>"
-    head += f" = {days} days." if days else "."
-    return "\n".join([head, *_what_follows(device=device, days=days, prepaid=prepaid, credit_left=credit_left,
-                                           price=price, currency=currency, waits_until=waits_until, tz=tz,
-                                           customer=customer)])
-
-
-def payment_held(*, reference: str, amount: object, currency: str, device: str, reason: str,
-                 device_currency: str | None, assigning: bool) -> str:
-    why = _kept_reason(reason, device, device)
-    if reason == "currency":
-        why = (f"it is in {esc(currency or '?')} but <b>{esc(device)}</b> is priced in "
-               f"{esc(device_currency or '?')}")
-    then = (f"Set it right (for example /price {esc(device)} <i>price</i>), then /assign {esc(reference)} "
-            f"{esc(device)} again." if assigning else
-            "The managers were told; the days follow once a manager assigns it.")
-    return (f"💰 Payment <b>{esc(reference)}</b> of {money(amount, currency)} is recorded, but it cannot become "
-            f"days yet: {why}.\n{then}")
-
-
-def payment_not_matched(*, reference: str, amount: object, currency: str, account: str, reason: str) -> str:
-    return (f"💰 Payment <b>{esc(reference)}</b> of {money(amount, currency)} is recorded, but "
-            f"{_kept_reason(reason, account, None)}. The managers were told and can assign it to a device.")
-
-
-def payment_pending(*, reference: str, amount: object, currency: str, account: str) -> str:
-    return (f"💰 Payment <b>{esc(reference)}</b> of {money(amount, currency)} is recorded. The ERM could not be "
-            f"reached to check <b>{esc(account)}</b>; the days follow as soon as it answers. Nothing else to do.")
-
-
-def payment_duplicate(reference: str, amount: object, currency: str, received_at: _datetime, status: str,
-                      device: str | None, days: int, tz: ZoneInfo) -> str:
-    """A reference seen before: nothing changed, and what became of it."""
-    state = {
-        "matched": f"it went to <b>{esc(device or '?')}</b> as {days} days",
-        "unmatched": "it is kept for the managers to assign",
-        "pending": "it waits for the ERM to answer",
-    }.get(status, status)
-    return (f"Payment <b>{esc(reference)}</b> ({money(amount, currency)}) was already recorded on "
-            f"{moment(received_at, tz)}: {state}. Nothing changed.")
-
-
-def payment_already_applied(reference: str, device: str, days: int) -> str:
-    return f"Payment <b>{esc(reference)}</b> already went to <b>{esc(device)}</b> as {days} days. Nothing changed."
-
-
-def no_such_payment(reference: str) -> str:
-    return f"No payment has the reference <b>{esc(reference)}</b>. Check it in the managers' notice."
-
-
-def assign_button(device: str) -> str:
-    return f"Assign to {device}"
-
-
-def payment_kept_notice(*, reference: str, amount: object, currency: str, account: str, payer: str | None,
-                        phone: str | None, provider: str, reason: str, device: str | None) -> str:
-    """To every manager: money that did not become days by itself, and how to assign it."""
-    source = {"webhook": "payment webhook", "mpesa": "M-Pesa", "cash": "cash"}.get(provider, provider)
-    lines = [f"⚠️ <b>Payment kept for review</b> ({esc(source)})",
-             f"Reference: <code>{esc(reference)}</code>", f"Amount: {money(amount, currency)}",
-             f"Account: <code>{esc(account or '—')}</code>"]
-    if payer or phone:
-        lines.append("From: " + ", ".join(esc(part) for part in (payer, phone) if part))
-    lines.append(f"Why: {_kept_reason(reason, account or '—', device)}.")
-    lines.append(f"Assign it: /assign {esc(reference)} <i>device</i>" + (" — or tap a device below." if device or
-                                                                         reason == "several_devices" else ""))
-    return "\n".join(lines)
-
-
-def payment_received_notice(*, for_customer: bool, reference: str, amount: object, currency: str, device: str,
-                            days: int, prepaid: int, credit_left: object, price: object,
-                            waits_until: _datetime | None, tz: ZoneInfo) -> str:
-    """To the customer (and their agent) when a payment's code does not go out at once."""
-    head = (f"💰 Your payment of {money(amount, currency)} ({esc(reference)}) for <b>{esc(device)}</b> was received"
-            if for_customer else
-            f"💰 Payment {esc(reference)}: {money(amount, currency)} for <b>{esc(device)}</b> was received")
-    head += f": {days} days." if days else "."
-    follows = _what_follows(device=device, days=days, prepaid=prepaid, credit_left=credit_left, price=price,
-                            currency=currency, waits_until=waits_until, tz=tz, customer=not for_customer)
-    if for_customer:
-        follows = [line.replace("The code follows here", "Your code follows here") for line in follows]
-        if waits_until is not None and days - prepaid:
-            follows = [f"<b>{esc(device)}</b> has had all its codes for today: your code for {days - prepaid} days "
-                       f"comes here on {moment(waits_until, tz)}.", *follows[1:]]
-    return "\n".join([head, *follows])
-
-
-def paid_code(*, for_customer: bool, reference: str, amount: object, currency: str, device: str, kind: str,
-              days: int | None, code: str, credit_until: _datetime | None, tz: ZoneInfo) -> str:
-    """A payment's code, with the amount paid and the new credit-until."""
-    head = (f"💰 Your payment of {money(amount, currency)} ({esc(reference)}) was received."
-            if for_customer else f"💰 Payment {esc(reference)}: {money(amount, currency)}.")
-    return head + "\n" + code_issued(device=device, kind=kind, days=days, code=code, credit_until=credit_until, tz=tz)
-
-
-def confirmation_preview(*, reference: str, amount: object, currency: str, party: str, phone: str | None,
-                         account: str, paid_at: _datetime | None, device: str | None, customer: str | None,
-                         tz: ZoneInfo) -> str:
-    """A pasted confirmation as it was read, before it is recorded."""
-    lines = ["📩 <b>M-Pesa payment</b> — is this right?", f"Reference: <code>{esc(reference)}</code>",
-             f"Amount: {money(amount, currency)}"]
-    if party or phone:
-        lines.append("From: " + ", ".join(esc(part) for part in (party, phone) if part))
-    if paid_at is not None:
-        lines.append(f"Paid: {moment(paid_at, tz)}")
-    lines.append(f"Account: <code>{esc(account)}</code>")
-    if device:
-        lines.append(f"For: <b>{esc(device)}</b>" + (f" ({esc(customer)})" if customer else ""))
-    else:
-        lines.append("It matches no device I know yet: it is checked when recorded, and kept for the managers "
-                     "if it still matches nothing.")
-    return "\n".join(lines)
-
-
-def confirmation_without_account(reference: str, amount: object) -> str:
-    return (f"That M-Pesa message ({esc(reference)}, {money(amount, 'KES')}) names no account and no phone "
-            f"number, so I cannot tell which device it is for. Record it with "
-            f"/pay <i>device</i> {amount} {esc(reference)}.")
+ENGLISH = for_language(i18n.DEFAULT)
+"""For the few places that speak to nobody in particular (the demo's narration, logs)."""

@@ -7,7 +7,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
 
-from handlers import access, agent, common, customer, manager, payments, special
+from handlers import access, agent, common, customer, language, manager, payments, special
 
 GATE, MAIN = -1, 0
 
@@ -23,6 +23,8 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             CommandHandler("start", common.start),
             CommandHandler("help", common.help_command),
             CommandHandler("cancel", common.cancel_outside),
+            CommandHandler("language", language.language_command),
+            CallbackQueryHandler(language.language_tapped, pattern=language.PATTERN),
             CommandHandler("device", agent.device_command),
             CommandHandler("history", agent.history_command),
             CallbackQueryHandler(agent.history_tapped, pattern=r"^hist:\d+:\d+$"),

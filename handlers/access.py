@@ -1,8 +1,10 @@
 """The access gate: runs first for every update, finds who sent it, and stops what they may not do.
 
-Strangers may only /start and /help (and share their own number); customers their own
+Strangers may only /start, /help and /language (and share their own number); customers their own
 commands; managers-only commands are refused to agents. A refused update touches neither
-the ERM nor the ledger beyond the one read that tells who the person is.
+the ERM nor the ledger beyond the one read that tells who the person is. The gate also sets the
+language of the update (the ledger's, else Telegram's ``language_code``), and keeps Telegram's for a
+person the ledger has none for (added by id, or joined before languages were kept).
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop
 
-from bot import texts
+from bot import i18n
 from bot.people import Kind
 from bot.services import BotContext
 from handlers.common import reply
 
-PUBLIC = {"start", "help"}
+PUBLIC = {"start", "help", "language"}
+LANGUAGE = "language"
+"""Where a stranger's chosen language waits in ``user_data`` until they join."""
+LANGUAGE_BUTTON = "lang:"
 CUSTOMER = {*PUBLIC, "balance", "code", "cancel"}
 MANAGERS_ONLY = {"invite", "agents", "revoke", "price", "summary", "export", "assign"}
 
@@ -35,21 +40,32 @@ async def gate(update: Update, context: BotContext) -> None:
         raise ApplicationHandlerStop
     who = await context.services.people.who(user.id)
     context.who = who
+    chosen = (context.user_data or {}).get(LANGUAGE)  # a stranger's /language, kept until they join
+    context.language = i18n.pick(who.language or chosen or user.language_code)
+    if who.language is None and (who.person or who.customer) and (chosen or user.language_code):
+        await context.services.people.keep_language(who, context.language)  # added by id, or joined before
     if who.person is not None and not who.person.name and user.full_name:
         await context.services.people.remember_name(who.person, user.full_name)
     command = command_of(update)
+    if _language_tapped(update):
+        return  # anyone may choose their language
     if who.kind is Kind.STRANGER:
         if command in PUBLIC or _shares_contact(update):
             return
-        await _refuse(update, context, texts.STRANGER_REFUSED)
+        await _refuse(update, context, context.texts.stranger_refused)
     if who.kind is Kind.CUSTOMER:
         if command is None and update.callback_query is None:
             return
         if command in CUSTOMER:
             return
-        await _refuse(update, context, texts.STAFF_ONLY)
+        await _refuse(update, context, context.texts.staff_only)
     if who.kind is Kind.AGENT and command in MANAGERS_ONLY:
-        await _refuse(update, context, texts.MANAGERS_ONLY)
+        await _refuse(update, context, context.texts.managers_only)
+
+
+def _language_tapped(update: Update) -> bool:
+    query = update.callback_query
+    return query is not None and (query.data or "").startswith(LANGUAGE_BUTTON)
 
 
 def _shares_contact(update: Update) -> bool:

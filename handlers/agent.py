@@ -23,7 +23,6 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from bot import texts
 from bot.erm.client import check_product_id
 from bot.erm.errors import ErmError, ErmRefused
 from bot.issuing import Accepted, Refused
@@ -94,16 +93,16 @@ async def answer_outcome(update: Update, context: BotContext, outcome: Accepted 
     """A refusal with what is possible; a queue time; or nothing, when the code message itself is on its way."""
     services = context.services
     if isinstance(outcome, Refused):
-        await reply(update, context, texts.refused(
+        await reply(update, context, context.texts.refused(
             outcome.reason.value, outcome.device_ref, fits=outcome.fits, possible_at=outcome.possible_at,
             words=outcome.words, tz=services.settings.tz,
         ))
         return
     if outcome.eta.total_seconds() >= 1:
-        await reply(update, context, texts.queued(outcome.device_ref, outcome.eta.total_seconds()))
+        await reply(update, context, context.texts.queued(outcome.device_ref, outcome.eta.total_seconds()))
         return
     if not await services.engine.wait_told(outcome.request_id, timeout=3):
-        await reply(update, context, texts.on_its_way(outcome.device_ref))
+        await reply(update, context, context.texts.on_its_way(outcome.device_ref))
 
 
 async def days_command(update: Update, context: BotContext) -> int:
@@ -111,16 +110,16 @@ async def days_command(update: Update, context: BotContext) -> int:
     args = arguments(context)
     if not args:
         markup = await _device_buttons(context, "days")
-        await reply(update, context, texts.ASK_DEVICE, markup)
+        await reply(update, context, context.texts.ask_device, markup)
         return ASK_DEVICE
     if len(args) != 2 or too_long(args):
-        await reply(update, context, texts.usage("days"))
+        await reply(update, context, context.texts.usage("days"))
         return ConversationHandler.END
     device, days = valid_device(args[0]), parse_days(args[1])
     if device is None:
-        await reply(update, context, texts.BAD_DEVICE)
+        await reply(update, context, context.texts.bad_device)
     elif days is None:
-        await reply(update, context, texts.BAD_DAYS + "\n" + texts.usage("days"))
+        await reply(update, context, context.texts.bad_days + "\n" + context.texts.usage("days"))
     else:
         await issue_days(update, context, device, days)
     return ConversationHandler.END
@@ -128,8 +127,8 @@ async def days_command(update: Update, context: BotContext) -> int:
 
 async def _ask_days(update: Update, context: BotContext, device: str) -> int:
     _state(context, "days")["device"] = device
-    rows = [[(str(days), f"days:{days}") for days in COMMON_DAYS] + [(texts.OTHER, "days:other")]]
-    await reply(update, context, texts.ASK_DAYS.format(device=texts.esc(device)), buttons(rows))
+    rows = [[(str(days), f"days:{days}") for days in COMMON_DAYS] + [(context.texts.other, "days:other")]]
+    await reply(update, context, context.texts.ask_days(device), buttons(rows))
     return ASK_DAYS
 
 
@@ -141,7 +140,7 @@ async def _device_typed(update: Update, context: BotContext, again: int, then: N
     assert update.message is not None and update.message.text is not None
     device = valid_device(update.message.text)
     if device is None:
-        await reply(update, context, texts.BAD_DEVICE)
+        await reply(update, context, context.texts.bad_device)
         return again
     return await then(update, context, device)
 
@@ -152,7 +151,7 @@ async def _device_tapped(update: Update, context: BotContext, key: str, again: i
     recent = _state(context, key).get("recent", [])
     index = int(data.split(":")[1])
     if index >= len(recent):
-        await reply(update, context, texts.ASK_DEVICE)
+        await reply(update, context, context.texts.ask_device)
         return again
     return await then(update, context, recent[index])
 
@@ -168,15 +167,15 @@ async def days_device_tapped(update: Update, context: BotContext) -> int:
 async def _confirm_days(update: Update, context: BotContext, days: int) -> int:
     state = _state(context, "days")
     state["days"] = days
-    await reply(update, context, texts.confirm_days(state["device"], days),
-                buttons([[(texts.CONFIRM, "ok:yes"), (texts.CANCEL, "ok:no")]]))
+    await reply(update, context, context.texts.confirm_days(state["device"], days),
+                buttons([[(context.texts.confirm, "ok:yes"), (context.texts.cancel, "ok:no")]]))
     return CONFIRM_DAYS
 
 
 async def days_tapped(update: Update, context: BotContext) -> int:
     data = await _answer_button(update)
     if data == "days:other":
-        await reply(update, context, texts.ASK_OTHER_DAYS)
+        await reply(update, context, context.texts.ask_other_days)
         return ASK_DAYS
     days = parse_days(data.split(":")[1])
     assert days is not None
@@ -187,7 +186,7 @@ async def days_typed(update: Update, context: BotContext) -> int:
     assert update.message is not None and update.message.text is not None
     days = parse_days(update.message.text)
     if days is None:
-        await reply(update, context, texts.BAD_DAYS)
+        await reply(update, context, context.texts.bad_days)
         return ASK_DAYS
     return await _confirm_days(update, context, days)
 
@@ -198,7 +197,7 @@ async def days_confirmed(update: Update, context: BotContext) -> int:
     assert context.user_data is not None
     context.user_data.pop("days", None)
     if data != "ok:yes":
-        await reply(update, context, texts.CANCELLED)
+        await reply(update, context, context.texts.cancelled)
         return ConversationHandler.END
     await issue_days(update, context, state["device"], state["days"])
     return ConversationHandler.END
@@ -211,7 +210,7 @@ async def _resolve(update: Update, context: BotContext, ref: str) -> int | None:
     """The ledger's device for ``ref``, or a reply saying why there is none."""
     outcome = await context.services.engine.resolve_device(ref)
     if isinstance(outcome, Refused):
-        await reply(update, context, texts.refused(outcome.reason.value, ref, words=outcome.words,
+        await reply(update, context, context.texts.refused(outcome.reason.value, ref, words=outcome.words,
                                                    tz=context.services.settings.tz))
         return None
     return outcome
@@ -222,11 +221,11 @@ async def one_device(update: Update, context: BotContext, command: str) -> tuple
     or None once the person has been told what is wrong (usage, a bad id, an unknown device)."""
     args = arguments(context)
     if len(args) != 1 or too_long(args):
-        await reply(update, context, texts.usage(command))
+        await reply(update, context, context.texts.usage(command))
         return None
     device = valid_device(args[0])
     if device is None:
-        await reply(update, context, texts.BAD_DEVICE)
+        await reply(update, context, context.texts.bad_device)
         return None
     device_id = await _resolve(update, context, device)
     return None if device_id is None else (device, device_id)
@@ -240,7 +239,7 @@ async def device_command(update: Update, context: BotContext) -> None:
     _, device_id = found
     services = context.services
     status = await services.engine.status(device_id)
-    await reply(update, context, texts.device_view(status, services.settings.tz, services.clock.now()))
+    await reply(update, context, context.texts.device_view(status, services.settings.tz, services.clock.now()))
 
 
 async def history_command(update: Update, context: BotContext) -> None:
@@ -268,20 +267,20 @@ async def _history_page(update: Update, context: BotContext, device_id: int, ref
     try:
         page = await services.erm.code_history(ref, offset, HISTORY_PAGE)
     except ErmRefused as exc:
-        await reply(update, context, texts.refused("erm_refused", ref, words=exc.message, tz=services.settings.tz))
+        await reply(update, context, context.texts.refused("erm_refused", ref, words=exc.message, tz=services.settings.tz))
         return
     except ErmError:
-        await reply(update, context, texts.erm_unavailable())
+        await reply(update, context, context.texts.erm_unavailable())
         return
-    text = texts.history_page(ref, page.events, page.count, offset, services.settings.tz)
+    text = context.texts.history_page(ref, page.events, page.count, offset, services.settings.tz)
     row = []
     if offset > 0:
-        row.append((texts.NEWER, f"hist:{device_id}:{max(0, offset - HISTORY_PAGE)}"))
+        row.append((context.texts.newer, f"hist:{device_id}:{max(0, offset - HISTORY_PAGE)}"))
     if offset + len(page.events) < page.count:
-        row.append((texts.OLDER, f"hist:{device_id}:{offset + HISTORY_PAGE}"))
+        row.append((context.texts.older, f"hist:{device_id}:{offset + HISTORY_PAGE}"))
     markup = buttons([row]) if row else None
     if edit and update.callback_query is not None:
-        await update.callback_query.edit_message_text(texts.with_sandbox_note(text, services.sandbox),
+        await update.callback_query.edit_message_text(context.texts.with_sandbox_note(text, services.sandbox),
                                                       reply_markup=markup)
     else:
         await reply(update, context, text, markup)
@@ -300,7 +299,7 @@ async def register_customer(update: Update, context: BotContext, device: str, ph
                                                           agent=context.who.person)
     invite = await services.people.invite("customer", context.who.person, customer)
     link = services.start_link(invite.token)
-    await reply_qr(update, context, link, texts.customer_registered(name, device, link))
+    await reply_qr(update, context, link, context.texts.customer_registered(name, device, link))
 
 
 async def customer_command(update: Update, context: BotContext) -> int:
@@ -308,21 +307,21 @@ async def customer_command(update: Update, context: BotContext) -> int:
     args = arguments(context)
     if not args:
         markup = await _device_buttons(context, "customer")
-        await reply(update, context, texts.ASK_DEVICE, markup)
+        await reply(update, context, context.texts.ask_device, markup)
         return ASK_CUSTOMER_DEVICE
     phone_parts = _phone_parts(args[1:])
     if len(args) < 3 or not phone_parts or len(args) == 1 + len(phone_parts) or too_long(args[:1]):
-        await reply(update, context, texts.usage("customer"))
+        await reply(update, context, context.texts.usage("customer"))
         return ConversationHandler.END
     device = valid_device(args[0])
     phone = normalise_phone(" ".join(phone_parts))
     name = valid_name(" ".join(args[1 + len(phone_parts):]))
     if device is None:
-        await reply(update, context, texts.BAD_DEVICE)
+        await reply(update, context, context.texts.bad_device)
     elif phone is None:
-        await reply(update, context, texts.BAD_PHONE)
+        await reply(update, context, context.texts.bad_phone)
     elif name is None:
-        await reply(update, context, texts.BAD_NAME)
+        await reply(update, context, context.texts.bad_name)
     else:
         await register_customer(update, context, device, phone, name)
     return ConversationHandler.END
@@ -340,7 +339,7 @@ def _phone_parts(words: list[str]) -> list[str]:
 
 async def _ask_phone(update: Update, context: BotContext, device: str) -> int:
     _state(context, "customer")["device"] = device
-    await reply(update, context, texts.ASK_PHONE)
+    await reply(update, context, context.texts.ask_phone)
     return ASK_PHONE
 
 
@@ -363,14 +362,14 @@ async def customer_phone(update: Update, context: BotContext) -> int:
     else:
         phone = normalise_phone(message.text or "")
     if phone is None:
-        await reply(update, context, texts.BAD_PHONE)
+        await reply(update, context, context.texts.bad_phone)
         return ASK_PHONE
     state["phone"] = phone
     suggested = state.get("suggested_name")
     if suggested:
         state["name"] = suggested
         return await _confirm_customer(update, context)
-    await reply(update, context, texts.ASK_NAME)
+    await reply(update, context, context.texts.ask_name)
     return ASK_NAME
 
 
@@ -378,7 +377,7 @@ async def customer_name(update: Update, context: BotContext) -> int:
     assert update.message is not None
     name = valid_name(update.message.text or "")
     if name is None:
-        await reply(update, context, texts.BAD_NAME)
+        await reply(update, context, context.texts.bad_name)
         return ASK_NAME
     _state(context, "customer")["name"] = name
     return await _confirm_customer(update, context)
@@ -386,8 +385,8 @@ async def customer_name(update: Update, context: BotContext) -> int:
 
 async def _confirm_customer(update: Update, context: BotContext) -> int:
     state = _state(context, "customer")
-    await reply(update, context, texts.confirm_customer(state["device"], state["phone"], state["name"]),
-                buttons([[(texts.CONFIRM, "ok:yes"), (texts.CANCEL, "ok:no")]]))
+    await reply(update, context, context.texts.confirm_customer(state["device"], state["phone"], state["name"]),
+                buttons([[(context.texts.confirm, "ok:yes"), (context.texts.cancel, "ok:no")]]))
     return CONFIRM_CUSTOMER
 
 
@@ -396,7 +395,7 @@ async def customer_confirmed(update: Update, context: BotContext) -> int:
     assert context.user_data is not None
     state = context.user_data.pop("customer", {})
     if data != "ok:yes":
-        await reply(update, context, texts.CANCELLED, ReplyKeyboardRemove())
+        await reply(update, context, context.texts.cancelled, ReplyKeyboardRemove())
         return ConversationHandler.END
     await register_customer(update, context, state["device"], state["phone"], state["name"])
     return ConversationHandler.END

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 
 import segno
 from telegram import (
@@ -17,9 +18,10 @@ from telegram import (
 )
 from telegram.ext import ConversationHandler
 
-from bot import commands, texts
-from bot.people import InviteProblem, Kind
+from bot import commands, i18n
+from bot.people import InviteProblem, Kind, language_of
 from bot.services import BotContext
+from bot.texts import Texts, for_language
 
 log = logging.getLogger("paygbot.handlers")
 
@@ -32,7 +34,7 @@ async def reply(update: Update, context: BotContext, text: str, markup: Markup =
     chat = update.effective_chat
     assert chat is not None
     await context.bot.send_message(
-        chat.id, texts.with_sandbox_note(text, context.services.sandbox), reply_markup=markup,
+        chat.id, context.texts.with_sandbox_note(text, context.services.sandbox), reply_markup=markup,
         disable_web_page_preview=True,
     )
 
@@ -44,8 +46,16 @@ async def reply_qr(update: Update, context: BotContext, link: str, caption: str)
     picture = io.BytesIO()
     segno.make(link, error="m").save(picture, kind="png", scale=8, border=2)
     await context.bot.send_photo(
-        chat.id, picture.getvalue(), caption=texts.with_sandbox_note(caption, context.services.sandbox),
+        chat.id, picture.getvalue(), caption=context.texts.with_sandbox_note(caption, context.services.sandbox),
     )
+
+
+async def tell(context: BotContext, chat_id: int, words: Callable[[Texts], str],
+               markup: Callable[[Texts], Markup] | None = None) -> None:
+    """Write to someone other than the sender of the update, in their own language."""
+    them = for_language(await language_of(context.services.db, chat_id))
+    await context.bot.send_message(chat_id, them.with_sandbox_note(words(them), context.services.sandbox),
+                                   reply_markup=markup(them) if markup else None)
 
 
 def buttons(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
@@ -72,65 +82,65 @@ async def start(update: Update, context: BotContext) -> None:
     who = context.who
     if args:
         joined = await context.services.people.redeem(
-            args[0], telegram_id=user.id, chat_id=chat.id, name=user.full_name, language=user.language_code,
+            args[0], telegram_id=user.id, chat_id=chat.id, name=user.full_name, language=context.language,
         )
         if isinstance(joined, InviteProblem):
-            await reply(update, context, texts.invite_problem(joined.value),
-                        None if who.kind is not Kind.STRANGER else share_number_keyboard())
+            await reply(update, context, context.texts.invite_problem(joined.value),
+                        None if who.kind is not Kind.STRANGER else share_number_keyboard(context.texts))
             return
-        await commands.register_for(context.bot, chat.id, joined.role)
-        await reply(update, context, texts.welcome(joined.role, user.first_name), ReplyKeyboardRemove())
+        await commands.register_for(context.bot, chat.id, joined.role, context.language)
+        await reply(update, context, context.texts.welcome(joined.role, user.first_name), ReplyKeyboardRemove())
         return
     if who.kind is Kind.STRANGER:
-        await reply(update, context, texts.STRANGER, share_number_keyboard())
+        await reply(update, context, context.texts.help_for("stranger"), share_number_keyboard(context.texts))
         return
-    await reply(update, context, texts.welcome_back(who.kind.value, user.first_name))
+    await reply(update, context, context.texts.welcome_back(who.kind.value, user.first_name))
 
 
-def share_number_keyboard() -> ReplyKeyboardMarkup:
-    return ReplyKeyboardMarkup([[KeyboardButton(texts.SHARE_MY_NUMBER, request_contact=True)]],
+def share_number_keyboard(texts: Texts) -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup([[KeyboardButton(texts.share_my_number, request_contact=True)]],
                                resize_keyboard=True, one_time_keyboard=True)
 
 
 async def help_command(update: Update, context: BotContext) -> None:
     """/help: what this person can do."""
     who = context.who
-    markup = share_number_keyboard() if who.kind is Kind.STRANGER else None
-    await reply(update, context, texts.help_for(who.kind.value), markup)
+    markup = share_number_keyboard(context.texts) if who.kind is Kind.STRANGER else None
+    await reply(update, context, context.texts.help_for(who.kind.value), markup)
 
 
 async def cancel_outside(update: Update, context: BotContext) -> None:
     """/cancel when no dialogue is open."""
-    await reply(update, context, texts.NOTHING_TO_CANCEL, ReplyKeyboardRemove())
+    await reply(update, context, context.texts.nothing_to_cancel, ReplyKeyboardRemove())
 
 
 async def cancel(update: Update, context: BotContext) -> int:
     """/cancel inside a dialogue: nothing was done."""
     if context.user_data is not None:
         context.user_data.clear()
-    await reply(update, context, texts.CANCELLED, ReplyKeyboardRemove())
+    await reply(update, context, context.texts.cancelled, ReplyKeyboardRemove())
     return ConversationHandler.END
 
 
 async def timed_out(update: Update, context: BotContext) -> None:
     """Five minutes of silence end a dialogue."""
     if update.effective_chat is not None:
-        await reply(update, context, texts.TIMED_OUT, ReplyKeyboardRemove())
+        await reply(update, context, context.texts.timed_out, ReplyKeyboardRemove())
 
 
 async def unknown_command(update: Update, context: BotContext) -> None:
-    await reply(update, context, texts.UNKNOWN_COMMAND)
+    await reply(update, context, context.texts.unknown_command)
 
 
 async def other_text(update: Update, context: BotContext) -> None:
-    await reply(update, context, texts.NOT_UNDERSTOOD)
+    await reply(update, context, context.texts.not_understood)
 
 
 async def stale_button(update: Update, context: BotContext) -> None:
     """A button from a finished dialogue or an old message."""
     query = update.callback_query
     if query is not None:
-        await query.answer(texts.STALE_BUTTON)
+        await query.answer(context.texts.stale_button)
 
 
 async def on_error(update: object, context: BotContext) -> None:
@@ -138,6 +148,7 @@ async def on_error(update: object, context: BotContext) -> None:
     log.error("update %s failed", getattr(update, "update_id", "?"), exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            await context.bot.send_message(update.effective_chat.id, texts.SOMETHING_WENT_WRONG)
+            words = for_language(getattr(context, "language", i18n.DEFAULT))  # the gate may not have run
+            await context.bot.send_message(update.effective_chat.id, words.something_went_wrong)
         except Exception as exc:  # the error handler must not raise: PTB would only log it again
             log.warning("could not tell chat %s about the error (%s)", update.effective_chat.id, type(exc).__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from telegram import ReplyKeyboardRemove, Update
 
-from bot import commands, texts
+from bot import commands
 from bot.people import Kind
 from bot.services import BotContext
 from handlers.common import reply
@@ -15,45 +15,45 @@ async def contact_shared(update: Update, context: BotContext) -> None:
     message, user, chat = update.effective_message, update.effective_user, update.effective_chat
     assert message is not None and message.contact is not None and user is not None and chat is not None
     if context.who.kind not in (Kind.STRANGER, Kind.CUSTOMER):
-        await reply(update, context, texts.NOT_UNDERSTOOD)
+        await reply(update, context, context.texts.not_understood)
         return
     if message.contact.user_id != user.id:
-        await reply(update, context, texts.contact_not_own())
+        await reply(update, context, context.texts.contact_not_own())
         return
     customer = await context.services.people.link_by_contact(
-        phone=message.contact.phone_number, telegram_id=user.id, chat_id=chat.id, language=user.language_code,
+        phone=message.contact.phone_number, telegram_id=user.id, chat_id=chat.id, language=context.language,
     )
     if customer is None:
-        await reply(update, context, texts.contact_unknown(), ReplyKeyboardRemove())
+        await reply(update, context, context.texts.contact_unknown(), ReplyKeyboardRemove())
         return
-    await commands.register_for(context.bot, chat.id, "customer")
-    await reply(update, context, texts.welcome("customer", user.first_name), ReplyKeyboardRemove())
+    await commands.register_for(context.bot, chat.id, "customer", context.language)
+    await reply(update, context, context.texts.welcome("customer", user.first_name), ReplyKeyboardRemove())
 
 
 async def balance(update: Update, context: BotContext) -> None:
     """/balance: days left and credit-until of each of the customer's devices."""
     customer = context.who.customer
     if customer is None or customer.id is None:
-        await reply(update, context, texts.help_for(context.who.kind.value))
+        await reply(update, context, context.texts.help_for(context.who.kind.value))
         return
     services = context.services
     view = await services.engine.customer_view(customer.id)
     rows = [(device.label, device.credit_until, device.unlocked, left) for device, left, _ in view]
-    await reply(update, context, texts.balance(rows, services.settings.tz))
+    await reply(update, context, context.texts.balance(rows, services.settings.tz))
 
 
 async def last_code(update: Update, context: BotContext) -> None:
     """/code: the last code of each of the customer's devices again, from the ledger."""
     customer = context.who.customer
     if customer is None or customer.id is None:
-        await reply(update, context, texts.help_for(context.who.kind.value))
+        await reply(update, context, context.texts.help_for(context.who.kind.value))
         return
     services = context.services
     view = await services.engine.customer_view(customer.id)
     shown = [
-        texts.last_code(request.device_ref, request.code, request.issued_at, request.kind.value, request.days,
+        context.texts.last_code(request.device_ref, request.code, request.issued_at, request.kind.value, request.days,
                         services.settings.tz)
         for _, _, request in view
         if request is not None and request.code and request.issued_at
     ]
-    await reply(update, context, "\n\n".join(shown) if shown else texts.no_code_yet())
+    await reply(update, context, "\n\n".join(shown) if shown else context.texts.no_code_yet())

@@ -8,7 +8,7 @@ from datetime import date
 
 from telegram import Update
 
-from bot import devices, limits, reports, texts
+from bot import devices, limits, reports
 from bot.delivery import send_summary
 from bot.issuing import Refused
 from bot.services import BotContext
@@ -20,39 +20,39 @@ async def invite(update: Update, context: BotContext) -> None:
     """/invite agent|manager: a single-use link, valid 24 hours, and its QR picture."""
     args = arguments(context)
     if len(args) != 1 or args[0].lower() not in ("agent", "manager"):
-        await reply(update, context, texts.usage("invite"))
+        await reply(update, context, context.texts.usage("invite"))
         return
     role = args[0].lower()
     services = context.services
     created = await services.people.invite(role, context.who.person)
     link = services.start_link(created.token)
-    await reply_qr(update, context, link, texts.invite_created(role, link))
+    await reply_qr(update, context, link, context.texts.invite_created(role, link))
 
 
 async def price(update: Update, context: BotContext) -> None:
     """/price device amount [currency]: the daily price that turns payments into days."""
     args = arguments(context)
     if len(args) not in (2, 3) or too_long(args):
-        await reply(update, context, texts.usage("price"))
+        await reply(update, context, context.texts.usage("price"))
         return
     device = valid_device(args[0])
     amount = devices.parse_amount(args[1])
     currency = devices.parse_currency(args[2]) if len(args) == 3 else None
     if device is None:
-        await reply(update, context, texts.BAD_DEVICE)
+        await reply(update, context, context.texts.bad_device)
         return
     if amount is None or (len(args) == 3 and currency is None):
-        await reply(update, context, texts.BAD_PRICE + "\n" + texts.usage("price"))
+        await reply(update, context, context.texts.bad_price + "\n" + context.texts.usage("price"))
         return
     services = context.services
     outcome = await services.engine.resolve_device(device)
     if isinstance(outcome, Refused):
-        await reply(update, context, texts.refused(outcome.reason.value, device, words=outcome.words,
+        await reply(update, context, context.texts.refused(outcome.reason.value, device, words=outcome.words,
                                                    tz=services.settings.tz))
         return
     await devices.set_price(services.db, outcome, amount, currency)
     status = await services.engine.status(outcome)
-    await reply(update, context, texts.price_set(device, amount, status.device.currency))
+    await reply(update, context, context.texts.price_set(device, amount, status.device.currency))
 
 
 def parse_day(text: str) -> date | None:
@@ -70,15 +70,15 @@ async def summary(update: Update, context: BotContext) -> None:
     args = arguments(context)
     services = context.services
     if len(args) > 1:
-        await reply(update, context, texts.usage("summary"))
+        await reply(update, context, context.texts.usage("summary"))
         return
     day = parse_day(args[0]) if args else services.clock.now().astimezone(services.settings.tz).date()
     if day is None:
-        await reply(update, context, texts.BAD_DATE + "\n" + texts.usage("summary"))
+        await reply(update, context, context.texts.bad_date + "\n" + context.texts.usage("summary"))
         return
     chat = update.effective_chat
     assert chat is not None
-    await send_summary(context.bot, services, chat.id, day)
+    await send_summary(context.bot, services, chat.id, day, context.texts)
 
 
 async def export(update: Update, context: BotContext) -> None:
@@ -86,31 +86,31 @@ async def export(update: Update, context: BotContext) -> None:
     args = arguments(context)
     services = context.services
     if len(args) > 2:
-        await reply(update, context, texts.usage("export"))
+        await reply(update, context, context.texts.usage("export"))
         return
     today = services.clock.now().astimezone(services.settings.tz).date()
     days = [parse_day(arg) for arg in args]
     if any(day is None for day in days):
-        await reply(update, context, texts.BAD_DATE + "\n" + texts.usage("export"))
+        await reply(update, context, context.texts.bad_date + "\n" + context.texts.usage("export"))
         return
     first = days[0] if days else today
     last = days[1] if len(days) == 2 else first
     assert first is not None and last is not None
     if first > last:
-        await reply(update, context, texts.DATES_REVERSED)
+        await reply(update, context, context.texts.dates_reversed)
         return
     if (last - first).days >= reports.MAX_EXPORT_DAYS:
-        await reply(update, context, texts.EXPORT_TOO_LONG)
+        await reply(update, context, context.texts.export_too_long)
         return
     document = io.BytesIO()
-    async for piece in reports.export_csv(services.db, first, last, services.settings.tz):
+    async for piece in reports.export_csv(services.db, first, last, services.settings.tz, context.texts):
         document.write(piece.encode("utf-8"))
     name = f"paygbot-{first}.csv" if first == last else f"paygbot-{first}-to-{last}.csv"
     chat = update.effective_chat
     assert chat is not None
     await context.bot.send_document(
         chat.id, document.getvalue(), filename=name,
-        caption=texts.with_sandbox_note(texts.export_caption(str(first), str(last)), services.sandbox),
+        caption=context.texts.with_sandbox_note(context.texts.export_caption(first, last), services.sandbox),
     )
 
 
@@ -120,22 +120,22 @@ async def agents(update: Update, context: BotContext) -> None:
     start, end = limits.local_day(services.clock.now(), services.settings.tz)
     rows = [(person.name or "—", person.telegram_id, person.role.value, codes)
             for person, codes in await services.team.with_codes(start, end)]
-    await reply(update, context, texts.agents_list(rows))
+    await reply(update, context, context.texts.agents_list(rows))
 
 
 async def revoke(update: Update, context: BotContext) -> None:
     """/revoke telegram-id: the person's next command is refused."""
     args = arguments(context)
     if len(args) != 1 or not args[0].isdigit() or len(args[0]) > 20:
-        await reply(update, context, texts.usage("revoke"))
+        await reply(update, context, context.texts.usage("revoke"))
         return
     telegram_id = int(args[0])
     me = context.who.person
     if me is not None and me.telegram_id == telegram_id:
-        await reply(update, context, texts.REVOKE_SELF)
+        await reply(update, context, context.texts.revoke_self)
         return
     person = await context.services.team.revoke(telegram_id)
     if person is None:
-        await reply(update, context, texts.revoke_unknown(telegram_id))
+        await reply(update, context, context.texts.revoke_unknown(telegram_id))
         return
-    await reply(update, context, texts.revoked(person.name or str(telegram_id), telegram_id))
+    await reply(update, context, context.texts.revoked(person.name or str(telegram_id), telegram_id))

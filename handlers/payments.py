@@ -11,7 +11,7 @@ from typing import Any
 from telegram import Message, Update
 from telegram.ext import filters
 
-from bot import devices, sms, texts
+from bot import devices, sms
 from bot.issuing import PaymentApplied, PaymentHeld, Reason, Refused
 from bot.payments import Incoming, NotMatched, Outcome, Payments, Pending, Provider, new_cash_reference
 from bot.people import Kind
@@ -44,10 +44,10 @@ async def answer_outcome(update: Update, context: BotContext, payment: Payment, 
     if isinstance(outcome, PaymentApplied):
         status = await services.engine.status(outcome.device_id)
         if outcome.duplicate:
-            await reply(update, context, texts.payment_already_applied(
+            await reply(update, context, context.texts.payment_already_applied(
                 payment.reference, status.device.label, outcome.days))
             return
-        await reply(update, context, texts.payment_applied(
+        await reply(update, context, context.texts.payment_applied(
             **common, device=status.device.label, days=outcome.days, days_now=outcome.days_now,
             prepaid=outcome.prepaid_days, credit_left=outcome.credit_left, price=status.device.daily_price,
             waits_until=outcome.not_before if outcome.not_before and outcome.not_before > services.clock.now()
@@ -55,16 +55,16 @@ async def answer_outcome(update: Update, context: BotContext, payment: Payment, 
         ))
     elif isinstance(outcome, PaymentHeld):
         status = await services.engine.status(outcome.device_id)
-        await reply(update, context, texts.payment_held(
+        await reply(update, context, context.texts.payment_held(
             **common, device=status.device.label, reason=outcome.reason.value,
             device_currency=status.device.currency, assigning=context.who.kind is Kind.MANAGER,
         ))
     elif isinstance(outcome, NotMatched):
-        await reply(update, context, texts.payment_not_matched(**common, account=device or payment.account,
+        await reply(update, context, context.texts.payment_not_matched(**common, account=device or payment.account,
                                                                reason=outcome.reason.value))
     else:
         assert isinstance(outcome, Pending)
-        await reply(update, context, texts.payment_pending(**common, account=device or payment.account))
+        await reply(update, context, context.texts.payment_pending(**common, account=device or payment.account))
 
 
 async def _already(context: BotContext, payment: Payment) -> str:
@@ -73,7 +73,7 @@ async def _already(context: BotContext, payment: Payment) -> str:
     if payment.device_id is not None:
         device = await context.services.engine.device(payment.device_id)
         label = device.label if device is not None else None
-    return texts.payment_duplicate(
+    return context.texts.payment_duplicate(
         payment.reference, payment.amount, payment.currency, payment.received_at, payment.status.value,
         label, payment.days, context.services.settings.tz,
     )
@@ -86,25 +86,25 @@ async def pay_command(update: Update, context: BotContext) -> None:
     """/pay device amount [reference]: record cash; the days go to the device at its daily price."""
     args = arguments(context)
     if len(args) not in (2, 3) or too_long(args):
-        await reply(update, context, texts.usage("pay"))
+        await reply(update, context, context.texts.usage("pay"))
         return
     device, amount = valid_device(args[0]), devices.parse_amount(args[1])
     reference = args[2] if len(args) == 3 else None
     if device is None:
-        await reply(update, context, texts.BAD_DEVICE)
+        await reply(update, context, context.texts.bad_device)
         return
     if amount is None:
-        await reply(update, context, texts.BAD_AMOUNT + "\n" + texts.usage("pay"))
+        await reply(update, context, context.texts.bad_amount + "\n" + context.texts.usage("pay"))
         return
     if reference is not None and not REFERENCE.match(reference):
-        await reply(update, context, texts.BAD_REFERENCE + "\n" + texts.usage("pay"))
+        await reply(update, context, context.texts.bad_reference + "\n" + context.texts.usage("pay"))
         return
     services = context.services
     known = await services.engine.resolve_device(device)
     if isinstance(known, Refused) and known.reason is not Reason.ERM_UNAVAILABLE:
         # A typing mistake: nothing is recorded, so the cash is not counted twice when typed again.
-        await reply(update, context, texts.refused(known.reason.value, device, words=known.words,
-                                                   tz=services.settings.tz) + "\n" + texts.CASH_NOT_RECORDED)
+        await reply(update, context, context.texts.refused(known.reason.value, device, words=known.words,
+                                                   tz=services.settings.tz) + "\n" + context.texts.cash_not_recorded)
         return
     person, chat = context.who.person, update.effective_chat
     assert person is not None and chat is not None
@@ -135,7 +135,7 @@ async def confirmation_pasted(update: Update, context: BotContext) -> None:
     assert message is not None and message.text is not None
     who = context.who
     if not who.is_staff:
-        await reply(update, context, texts.CONFIRMATION_FROM_CUSTOMER)
+        await reply(update, context, context.texts.confirmation_from_customer)
         return
     services = context.services
     confirmation = sms.parse(message.text, services.settings.tz)
@@ -146,7 +146,7 @@ async def confirmation_pasted(update: Update, context: BotContext) -> None:
         await reply(update, context, await _already(context, existing))
         return
     if confirmation.target is None:
-        await reply(update, context, texts.confirmation_without_account(confirmation.reference, confirmation.amount))
+        await reply(update, context, context.texts.confirmation_without_account(confirmation.reference, confirmation.amount))
         return
     target = await payments.target(confirmation.target)
     assert context.user_data is not None
@@ -155,12 +155,12 @@ async def confirmation_pasted(update: Update, context: BotContext) -> None:
         pasted.pop(next(iter(pasted)))
     token = secrets.token_hex(4)
     pasted[token] = confirmation
-    await reply(update, context, texts.confirmation_preview(
+    await reply(update, context, context.texts.confirmation_preview(
         reference=confirmation.reference, amount=confirmation.amount, currency=confirmation.currency,
         party=confirmation.party, phone=confirmation.phone, account=confirmation.target,
         paid_at=confirmation.paid_at, device=target[0].label if target else None,
         customer=target[1].name if target and target[1] else None, tz=services.settings.tz,
-    ), buttons([[(texts.RECORD_PAYMENT, f"sms:ok:{token}"), (texts.CANCEL, f"sms:no:{token}")]]))
+    ), buttons([[(context.texts.record_payment, f"sms:ok:{token}"), (context.texts.cancel, f"sms:no:{token}")]]))
 
 
 async def confirmation_tapped(update: Update, context: BotContext) -> None:
@@ -171,12 +171,12 @@ async def confirmation_tapped(update: Update, context: BotContext) -> None:
     assert context.user_data is not None
     confirmation = context.user_data.get(PENDING_KEY, {}).pop(token, None)
     if confirmation is None:
-        await query.answer(texts.STALE_BUTTON)
+        await query.answer(context.texts.stale_button)
         return
     await query.answer()
     await query.edit_message_reply_markup(None)
     if choice != "ok":
-        await reply(update, context, texts.CONFIRMATION_DROPPED)
+        await reply(update, context, context.texts.confirmation_dropped)
         return
     person, chat = context.who.person, update.effective_chat
     assert person is not None and chat is not None and isinstance(confirmation, sms.Confirmation)
@@ -196,20 +196,20 @@ async def assign_command(update: Update, context: BotContext) -> None:
     """/assign reference device: the kept payment becomes days for that device."""
     args = arguments(context)
     if len(args) != 2 or too_long(args):
-        await reply(update, context, texts.usage("assign"))
+        await reply(update, context, context.texts.usage("assign"))
         return
     device = valid_device(args[1])
     if device is None:
-        await reply(update, context, texts.BAD_DEVICE)
+        await reply(update, context, context.texts.bad_device)
         return
     payment = await _payments(context).find(args[0])
     if payment is None:
-        await reply(update, context, texts.no_such_payment(args[0]))
+        await reply(update, context, context.texts.no_such_payment(args[0]))
         return
     services = context.services
     device_id = await services.engine.resolve_device(device)
     if isinstance(device_id, Refused):
-        await reply(update, context, texts.refused(device_id.reason.value, device, words=device_id.words,
+        await reply(update, context, context.texts.refused(device_id.reason.value, device, words=device_id.words,
                                                    tz=services.settings.tz))
         return
     await _assign(update, context, payment, device_id)
@@ -220,13 +220,13 @@ async def assign_tapped(update: Update, context: BotContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     if context.who.kind is not Kind.MANAGER:
-        await query.answer(texts.MANAGERS_ONLY, show_alert=True)
+        await query.answer(context.texts.managers_only, show_alert=True)
         return
     _, _, payment_id, device_id = query.data.split(":")
     await query.answer()
     payment = await _payments(context).get(int(payment_id))
     if payment is None:
-        await reply(update, context, texts.STALE_BUTTON)
+        await reply(update, context, context.texts.stale_button)
         return
     await _assign(update, context, payment, int(device_id))
 

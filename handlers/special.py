@@ -15,13 +15,12 @@ from typing import Any
 from telegram import Update
 from telegram.error import TelegramError
 
-from bot import texts
 from bot.approvals import Verdict
 from bot.issuing import Refused
 from bot.people import Kind
 from bot.services import BotContext
 from handlers.agent import answer_outcome, one_device
-from handlers.common import buttons, reply
+from handlers.common import buttons, reply, tell
 from storage.models import CodeKind
 
 log = logging.getLogger("paygbot.handlers")
@@ -47,11 +46,11 @@ async def _preview(update: Update, context: BotContext, kind: CodeKind) -> None:
     from_agent = context.who.kind is Kind.AGENT
     if kind is CodeKind.FREE:
         customer = status.customer.name if status.customer else None
-        text = texts.free_preview(device, customer, from_agent)
-        label = texts.CONFIRM_FREE if from_agent else texts.CONFIRM_MY_FREE
+        text = context.texts.free_preview(device, customer, from_agent)
+        label = context.texts.confirm_free if from_agent else context.texts.confirm_my_free
     else:
-        text, label = texts.reset_preview(device, status.days_left), texts.CONFIRM_RESET
-    await reply(update, context, text, buttons([[(label, f"cf:{nonce}"), (texts.CANCEL, f"cx:{nonce}")]]))
+        text, label = context.texts.reset_preview(device, status.days_left), context.texts.confirm_reset
+    await reply(update, context, text, buttons([[(label, f"cf:{nonce}"), (context.texts.cancel, f"cx:{nonce}")]]))
 
 
 async def free_command(update: Update, context: BotContext) -> None:
@@ -72,15 +71,15 @@ async def confirmation_tapped(update: Update, context: BotContext) -> None:
     pending = _pending(context).pop(nonce, None)
     await query.answer()
     if pending is None:
-        await reply(update, context, texts.STALE_BUTTON)
+        await reply(update, context, context.texts.stale_button)
         return
     await _remove_buttons(update)
     services = context.services
     if services.clock.now() - datetime.fromisoformat(pending["at"]) > CONFIRMATION_LIFETIME:
-        await reply(update, context, texts.CONFIRMATION_EXPIRED)
+        await reply(update, context, context.texts.confirmation_expired)
         return
     if action == "cx":
-        await reply(update, context, texts.CANCELLED)
+        await reply(update, context, context.texts.cancelled)
         return
     kind, device = CodeKind(pending["kind"]), pending["device"]
     person, chat = context.who.person, update.effective_chat
@@ -97,15 +96,14 @@ async def _ask_managers(update: Update, context: BotContext, device_id: int, dev
     person, chat = context.who.person, update.effective_chat
     assert person is not None and chat is not None
     approval = await services.approvals.ask(device_id=device_id, kind=CodeKind.FREE, requester=person, chat_id=chat.id)
-    await reply(update, context, texts.approval_sent(device))
+    await reply(update, context, context.texts.approval_sent(device))
     status = await services.engine.status(device_id)
     customer = status.customer.name if status.customer else None
-    text = texts.approval_request(person.name or str(person.telegram_id), device, customer)
-    markup = buttons([[(texts.APPROVE, f"ap:{approval.id}:y"), (texts.REJECT, f"ap:{approval.id}:n")]])
+    requester = person.name or str(person.telegram_id)
     for manager in await services.approvals.managers():
         try:
-            await context.bot.send_message(manager.telegram_id, texts.with_sandbox_note(text, services.sandbox),
-                                           reply_markup=markup)
+            await tell(context, manager.telegram_id, lambda t: t.approval_request(requester, device, customer),
+                       lambda t: buttons([[(t.approve, f"ap:{approval.id}:y"), (t.reject, f"ap:{approval.id}:n")]]))
         except TelegramError as exc:
             log.warning("approval %s: manager %s not reachable (%s)", approval.id, manager.telegram_id, exc.message)
 
@@ -117,42 +115,43 @@ async def approval_tapped(update: Update, context: BotContext) -> None:
     _, approval_id, choice = query.data.split(":")
     manager = context.who.person
     if context.who.kind is not Kind.MANAGER or manager is None:
-        await query.answer(texts.MANAGERS_ONLY, show_alert=True)
+        await query.answer(context.texts.managers_only, show_alert=True)
         return
     services = context.services
     decision = await services.approvals.decide(int(approval_id), manager, approve=choice == "y")
     if decision.verdict is Verdict.UNKNOWN or decision.approval is None:
-        await query.answer(texts.STALE_BUTTON)
+        await query.answer(context.texts.stale_button)
         return
     approval = decision.approval
     device = await services.engine.device(approval.device_id)
     device_name = device.label if device else "?"
     if decision.verdict is Verdict.EXPIRED:
-        await query.answer(texts.APPROVAL_TOO_LATE, show_alert=True)
+        await query.answer(context.texts.approval_too_late, show_alert=True)
         return
-    decider = decision.decided_by.name if decision.decided_by and decision.decided_by.name else "another manager"
+    decider = decision.decided_by.name if decision.decided_by and decision.decided_by.name else \
+        context.texts.another_manager
     if decision.verdict is Verdict.ALREADY:
-        await query.answer(texts.approval_already(decider, approval.status.value), show_alert=True)
+        await query.answer(context.texts.approval_already(decider, approval.status.value), show_alert=True)
         return
     await query.answer()
     approved = choice == "y"
-    await query.edit_message_text(texts.with_sandbox_note(texts.approval_decided(approved, decider, device_name),
-                                                          services.sandbox))
+    await query.edit_message_text(context.texts.with_sandbox_note(
+        context.texts.approval_decided(approved, decider, device_name), services.sandbox))
     requester = decision.requester
     if approval.chat_id is not None:
-        await context.bot.send_message(approval.chat_id, texts.with_sandbox_note(
-            texts.approval_requester_told(approved, decider, device_name), services.sandbox))
+        await tell(context, approval.chat_id, lambda t: t.approval_requester_told(approved, decider, device_name))
     if not approved or device is None:
         return
     outcome = await services.engine.request(device_name, CodeKind.FREE,
                                             requested_by=requester.id if requester else None,
                                             chat_id=approval.chat_id)
     if isinstance(outcome, Refused):
-        refusal = texts.refused(outcome.reason.value, device_name, fits=outcome.fits, possible_at=outcome.possible_at,
-                                words=outcome.words, tz=services.settings.tz)
+        refused = outcome
         for chat_id in {approval.chat_id, manager.telegram_id} - {None}:
             assert chat_id is not None
-            await context.bot.send_message(chat_id, texts.with_sandbox_note(refusal, services.sandbox))
+            await tell(context, chat_id, lambda t: t.refused(refused.reason.value, device_name, fits=refused.fits,
+                                                             possible_at=refused.possible_at, words=refused.words,
+                                                             tz=services.settings.tz))
         return
     await services.approvals.record_request(approval.id or 0, outcome.request_id)
 

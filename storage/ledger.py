@@ -43,19 +43,45 @@ async def get_person(*, session: AsyncSession, telegram_id: int) -> Person | Non
 
 
 async def put_person(
-    *, session: AsyncSession, telegram_id: int, role: Role, name: str | None, now: datetime
+    *, session: AsyncSession, telegram_id: int, role: Role, name: str | None, now: datetime,
+    language: str | None = None,
 ) -> Person:
-    """Give ``telegram_id`` the role (creating the person if new) and make them active."""
+    """Give ``telegram_id`` the role (creating the person if new) and make them active; a language
+    already kept is not replaced."""
     person = await get_person(session=session, telegram_id=telegram_id)
     if person is None:
-        person = Person(telegram_id=telegram_id, role=role, name=name or "", created_at=now)
+        person = Person(telegram_id=telegram_id, role=role, name=name or "", created_at=now, language=language)
     else:
+        person.language = person.language or language
         person.role, person.active = role, True
         if name:
             person.name = name
     session.add(person)
     await session.flush()
     return person
+
+
+async def set_person_language(*, session: AsyncSession, person_id: int, language: str) -> None:
+    person = await session.get(Person, person_id)
+    if person is not None:
+        person.language = language
+        session.add(person)
+
+
+async def set_customer_language(*, session: AsyncSession, customer_id: int, language: str) -> None:
+    customer = await session.get(Customer, customer_id)
+    if customer is not None:
+        customer.language = language
+        session.add(customer)
+
+
+async def language_of_chat(*, session: AsyncSession, chat_id: int) -> str | None:
+    """The kept language of whoever a private chat belongs to (its id is the person's user id)."""
+    person = await get_person(session=session, telegram_id=chat_id)
+    if person is not None and person.active and person.language:
+        return person.language
+    query = select(Customer.language).where(Customer.chat_id == chat_id)
+    return (await session.exec(query)).first()
 
 
 async def list_people(*, session: AsyncSession) -> Sequence[Person]:

@@ -81,7 +81,7 @@ async def test_strangers_get_start_and_help_only(chat: Chat) -> None:
         refused = await chat.say(STRANGER, command)
         assert "not registered" in (refused.rendered or ""), command
     assert chat.erm_calls() == [] and await ledger_rows(chat) == []
-    assert [c["command"] for c in chat.api.commands_for()] == ["start", "help"]
+    assert [c["command"] for c in chat.api.commands_for()] == ["start", "help", "language"]
 
 
 async def test_days_answers_with_the_code_in_monospace(agent: Chat) -> None:
@@ -97,7 +97,7 @@ async def test_days_answers_with_the_code_in_monospace(agent: Chat) -> None:
 async def test_a_second_code_is_queued_and_follows(agent: Chat) -> None:
     await agent.say(AGENT, f"/days {DEVICE} 1")
     queued = await agent.say(AGENT, f"/days {DEVICE} 2")
-    assert "Queued" in (queued.rendered or "") and "about 6 s" in (queued.rendered or "")
+    assert "Queued" in (queued.rendered or "") and "about 6 secs" in (queued.rendered or "")
     agent.clock.advance(6)
     follow = await agent.next(AGENT)
     assert agent.codes()[1] in (follow.rendered or "") and "2 days" in (follow.rendered or "")

@@ -40,7 +40,7 @@ async def device_price(chat: Chat) -> tuple[Decimal | None, str | None]:
 
 async def test_price_is_set_by_managers_only(chat: Chat) -> None:
     done = await chat.say(MANAGER, f"/price {DEVICE} 49.50 kes")
-    assert "daily price of TEST2503000017 is now 49.50 KES" in (done.rendered or "")
+    assert "daily price of TEST2503000017 is now KES 49.50" in (done.rendered or "")
     assert await device_price(chat) == (Decimal("49.50"), "KES")
     assert (await chat.say(AGENT, f"/price {DEVICE} 10")).rendered == "That command is for managers."
     for bad in (f"/price {DEVICE} -5", f"/price {DEVICE} 0", f"/price {DEVICE} abc", f"/price {DEVICE} 5 shillings",
@@ -49,7 +49,7 @@ async def test_price_is_set_by_managers_only(chat: Chat) -> None:
         assert "Usage: /price" in (refused.rendered or ""), bad
     assert await device_price(chat) == (Decimal("49.50"), "KES")
     view = await chat.say(MANAGER, f"/device {DEVICE}")
-    assert "Daily price: 49.50 KES" in (view.rendered or "")
+    assert "Daily price: KES 49.50" in (view.rendered or "")
 
 
 OTHER_MANAGER_ID = 1002
@@ -177,10 +177,10 @@ async def test_summary_of_the_day_with_a_chart(chat: Chat) -> None:
     text = await chat.say(MANAGER, "/summary")
     picture = await chat.api.wait_for(MANAGER.id, after=after + 1, methods=("sendPhoto",))
     body = text.rendered or ""
-    assert "Summary for Sun 22 Nov 2026" in body
+    assert "Summary for Sun, 22 Nov 2026" in body
     assert "Codes: 2 — days 2, free 0, reset 0; 32 days issued" in body
     assert "Payments: 2 × KES 350.50; 1 × USD 3.00" in body
-    assert "• Alex Kamau: 1 codes, 2 days" in body and "• Mary Otieno: 1 codes, 30 days" in body
+    assert "• Alex Kamau: 1 code, 2 days" in body and "• Mary Otieno: 1 code, 30 days" in body
     assert "Refused or failed: 1" in body and "stacking" in body
     assert "Queue: 0 waiting" in body
     assert "TEST2503000017 (Jane Wanjiru, 0712345678)" in body  # credit ends in 2 days
@@ -215,7 +215,7 @@ async def test_the_summary_is_pushed_once_at_its_time(chat: Chat) -> None:
     assert await push_summary_if_due(services, bot)
     for manager in (MANAGER.id, other.id):
         pushed = await chat.api.wait_for(manager, after=after, methods=("sendMessage",))
-        assert "Summary for Sun 22 Nov 2026" in (pushed.rendered or "")
+        assert "Summary for Sun, 22 Nov 2026" in (pushed.rendered or "")
     assert not await push_summary_if_due(services, bot)  # once
     restarted = dataclasses.replace(services, clock=ManualClock(datetime(2026, 11, 22, 19, 5, tzinfo=UTC)))
     assert not await push_summary_if_due(restarted, bot)  # also across a restart near that time

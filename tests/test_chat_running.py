@@ -65,7 +65,7 @@ async def test_command_lists_per_role(chat: Chat) -> None:
         await asyncio.sleep(0.02)
     manager = [c["command"] for c in chat.api.commands_for({"type": "chat", "chat_id": MANAGER.id})]
     assert "invite" in manager and "days" in manager
-    assert [c["command"] for c in chat.api.commands_for()] == ["start", "help"]
+    assert [c["command"] for c in chat.api.commands_for()] == ["start", "help", "language"]
 
 
 async def test_healthz_reports_the_queue(erm_sandbox: ErmSandbox, erm_url: str, database_url: str,

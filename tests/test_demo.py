@@ -26,7 +26,7 @@ def test_the_demo_plays_the_day_and_leaves_nothing(tmp_path: Path) -> None:
         "Alex (agent) ▸ /customer TEST2503000017", "Jane (customer) ▸ /start", "Alex (agent) ▸ /days TEST2503000017 30",
         "🔑 TEST2503000017 — 30 days", "Queued for TEST2503000017", "webhook answered 200",
         "Your payment of KES 250.00 (QK71ABC123) was received", "Mary (manager) ▸ [taps Approve]",
-        "free code: unlocks for good", "Summary for Mon 23 Nov 2026", "The demo is over",
+        "free code: unlocks for good", "Summary for Mon, 23 Nov 2026", "The demo is over",
     ):
         assert line in out, line
     assert "Traceback" not in result.err and "ERROR" not in result.err

@@ -125,7 +125,7 @@ async def test_a_payment_becomes_a_code_for_the_customer_and_their_agent(bot: Pa
     clock.advance(6)
     assert (await bot.pay(payment("PAY-2", "40", PHONE))).status_code == 200  # by the customer's phone
     second = await bot.chat.next(CUSTOMER)
-    assert "1 days" in (second.rendered or "") and bot.chat.codes()[1] in (second.rendered or "")
+    assert "1 day" in (second.rendered or "") and bot.chat.codes()[1] in (second.rendered or "")
     assert (await bot.device()).credit_money == Decimal(0)
     assert [p.days for p in await bot.payments()] == [5, 1]
 
@@ -143,7 +143,7 @@ async def test_less_than_a_day_is_kept_as_credit_toward_the_next_payment(bot: Pa
     assert await bot.requests() == [] and bot.chat.sandbox.generations == 0
     assert (await bot.pay(payment("P-80", "80.50"))).status_code == 200
     code = await bot.chat.next(CUSTOMER)
-    assert "1 days" in (code.rendered or "") and "KES 80.50" in (code.rendered or "")
+    assert "1 day" in (code.rendered or "") and "KES 80.50" in (code.rendered or "")
     assert (await bot.device()).credit_money == Decimal("10.50")
     await bot.settled(lambda: bot.services.payments and not bot.services.payments._tasks)
     assert [p.notified_at is not None for p in await bot.payments()] == [True, False]
@@ -366,7 +366,7 @@ async def test_mpesa_confirmations_are_accepted_as_daraja_expects(bot: Paying) -
     bot.chat.clock.advance(6)
     till = await bot.daraja({**daraja("RKTQDM7W6T", "50"), "BillRefNumber": "", "TransactionType": "Buy Goods"})
     assert till.json()["ResultCode"] == 0
-    assert "1 days" in ((await bot.chat.next(CUSTOMER)).rendered or "")
+    assert "1 day" in ((await bot.chat.next(CUSTOMER)).rendered or "")
     assert bot.chat.sandbox.generations == 2
 
 
