@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from bot import texts
+from bot import i18n, texts
 from bot.app import running_bot
 from bot.botapi import FakeBotApi, Sent, TelegramUser, running
 from bot.clock import ManualClock
@@ -82,7 +82,10 @@ class Transcript:
 
 
 def _render(sent: Sent) -> str:
-    text = (sent.rendered or "").replace(texts.ENGLISH.sandbox_note_plain, "").strip()
+    text = sent.rendered or ""
+    for language in i18n.LANGUAGES:
+        text = text.replace(texts.for_language(language).sandbox_note_plain, "")
+    text = text.strip()
     if sent.method == "sendPhoto":
         text = f"[picture] {text}"
     if sent.method == "sendDocument":
@@ -206,6 +209,9 @@ async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: s
     transcript.event("(six seconds later: the ERM allows the next code of this device)")
     await script.then(_to(ALEX, "7 days"))
     await script.then(_to(JANE, "7 days"))
+
+    transcript.heading("Jane would rather read Swahili")
+    await script.says(JANE, "/language sw")
 
     transcript.heading("Jane pays by mobile money; the payment arrives on the webhook")
     clock.set(_at(12, 5))

@@ -25,7 +25,8 @@ def test_the_demo_plays_the_day_and_leaves_nothing(tmp_path: Path) -> None:
         "Mary (manager) ▸ /invite agent", "Alex (agent) ▸ /start ", "You are an agent",
         "Alex (agent) ▸ /customer TEST2503000017", "Jane (customer) ▸ /start", "Alex (agent) ▸ /days TEST2503000017 30",
         "🔑 TEST2503000017 — 30 days", "Queued for TEST2503000017", "webhook answered 200",
-        "Your payment of KES 250.00 (QK71ABC123) was received", "Mary (manager) ▸ [taps Approve]",
+        "Jane (customer) ▸ /language sw", "Malipo yako ya Ksh\xa0250.00 (QK71ABC123) yamepokelewa",
+        "Alex: 💰 Payment QK71ABC123: KES 250.00", "Mary (manager) ▸ [taps Approve]",
         "free code: unlocks for good", "Summary for Mon, 23 Nov 2026", "The demo is over",
     ):
         assert line in out, line
