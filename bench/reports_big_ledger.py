@@ -79,12 +79,12 @@ async def main(rows: int, devices: int) -> None:
         for _ in range(5):
             t0 = time.perf_counter()
             figures = await reports.summary(db, day, tz, now)
-            texts.summary_text(figures, tz, now)
+            texts.ENGLISH.summary_text(figures, tz, now)
             t1 = time.perf_counter()
-            await reports.chart(db, day, tz, texts.CHART_LABELS)
+            await reports.chart(db, day, tz, texts.ENGLISH)
             t2 = time.perf_counter()
             size = 0
-            async for piece in reports.export_csv(db, day, day, tz):
+            async for piece in reports.export_csv(db, day, day, tz, texts.ENGLISH):
                 size += len(piece.encode())
             t3 = time.perf_counter()
             summary_ms.append((t1 - t0) * 1000)

@@ -178,7 +178,7 @@ class Texts:
 
     def n_(self, singular: str, plural: str, n: int, **values: Any) -> str:
         """A message that changes with a count ``{n}``."""
-        return self._catalogue.ngettext(singular, plural, n).format(n=n, **values)
+        return self._catalogue.ngettext(singular, plural, n).format(n=self.number(n), **values)
 
     # -- formatting ---------------------------------------------------------------------------
 
@@ -548,9 +548,9 @@ class Texts:
         if reason == "stacking":
             if fits:
                 return self.n_("That would stack too much credit on <b>{device}</b>. At most {n} day fits now: "
-                               "try /days {device} {n}.",
+                               "try /days {device} {days}.",
                                "That would stack too much credit on <b>{device}</b>. At most {n} days fit now: "
-                               "try /days {device} {n}.", fits, device=device)
+                               "try /days {device} {days}.", fits, device=device, days=fits)
             return self._("<b>{device}</b> already has as much credit as allowed. No more days fit now.",
                           device=device)
         if reason == "erm_unavailable":
@@ -635,7 +635,7 @@ class Texts:
         if not count:
             return self._("The ERM has no codes for <b>{device}</b> yet.", device=esc(device))
         lines = [self._("<b>{device}</b>: codes {first}–{last} of {count}, newest first", device=esc(device),
-                        first=offset + 1, last=offset + len(events), count=count)]
+                        first=self.number(offset + 1), last=self.number(offset + len(events)), count=self.number(count))]
         for event in events:
             kind = {"FREECODE": "free", "RESETCODE": "reset"}.get(event.code_type, "days")
             lines.append(f"#{event.code_number} {self.moment(event.created_at, tz)} — "
@@ -793,16 +793,17 @@ class Texts:
         lines = [self._("📊 <b>Summary for {day}</b> ({zone})", day=self.weekday_date(summary.day),
                         zone=esc(str(tz)))]
         lines.append(self._("Codes: {total} — days {days}, free {free}, reset {reset}; {issued} issued",
-                            total=sum(kinds.values()), days=kinds.get("days", 0), free=kinds.get("free", 0),
-                            reset=kinds.get("reset", 0), issued=self.days(summary.days_issued)))
+                            total=self.number(sum(kinds.values())), days=self.number(kinds.get("days", 0)),
+                            free=self.number(kinds.get("free", 0)), reset=self.number(kinds.get("reset", 0)),
+                            issued=self.days(summary.days_issued)))
         if summary.payments:
-            paid = "; ".join(f"{count} × {self.money(amount, currency or '?')}"
+            paid = "; ".join(f"{self.number(count)} × {self.money(amount, currency or '?')}"
                              for currency, (count, amount) in summary.payments.items())
             lines.append(self._("Payments: {payments}", payments=paid))
         else:
             lines.append(self._("Payments: none"))
         if summary.unmatched_payments:
-            lines.append(self._("⚠️ Payments matching no device: {count}", count=summary.unmatched_payments))
+            lines.append(self._("⚠️ Payments matching no device: {count}", count=self.number(summary.unmatched_payments)))
         if summary.agents:
             lines.append(self._("<b>Per agent</b>"))
             for agent in summary.agents:
@@ -810,21 +811,21 @@ class Texts:
                                name=esc(agent.name), days=self.days(agent.days))
                 if agent.cash_payments:
                     cash = ", ".join(self.money(a, c or "?") for c, a in agent.cash.items())
-                    line += self._("; cash {count} ({amounts})", count=agent.cash_payments, amounts=cash)
+                    line += self._("; cash {count} ({amounts})", count=self.number(agent.cash_payments), amounts=cash)
                 lines.append(line)
         if summary.bad_total:
-            lines.append(self._("<b>Refused or failed: {count}</b>", count=summary.bad_total))
+            lines.append(self._("<b>Refused or failed: {count}</b>", count=self.number(summary.bad_total)))
             for ref, status, reason in summary.bad[:10]:
                 lines.append(f"• {esc(ref)}: {self.status(status)} — {esc(reason or '')}")
             if summary.bad_total > 10:
-                lines.append(self._("… and {count} more (see /export)", count=summary.bad_total - 10))
+                lines.append(self._("… and {count} more (see /export)", count=self.number(summary.bad_total - 10)))
         else:
             lines.append(self._("Refused or failed: none"))
         if summary.oldest_queued is not None:
-            lines.append(self._("Queue: {count} waiting, oldest for {age}", count=summary.queued,
+            lines.append(self._("Queue: {count} waiting, oldest for {age}", count=self.number(summary.queued),
                                 age=self.duration((now - summary.oldest_queued).total_seconds())))
         else:
-            lines.append(self._("Queue: {count} waiting", count=summary.queued))
+            lines.append(self._("Queue: {count} waiting", count=self.number(summary.queued)))
         if summary.expiring:
             lines.append(self._("<b>Credit ending in the next 3 days</b>"))
             for device, customer in summary.expiring[:20]:
