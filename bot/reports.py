@@ -161,7 +161,7 @@ async def export_csv(db: Database, first: date, last: date, tz: ZoneInfo, words:
                 request.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), request.device_ref,
                 row.customer or "", words.export_kind(request.kind.value),
                 request.days if request.days is not None else "", request.code or "",
-                words.status(request.status.value), request.reason or "", row.asked_by or "",
+                words.status(request.status.value), words.reason(request.reason, tz), row.asked_by or "",
                 request.payment_reference or "", row.amount if row.amount is not None else "", row.currency or "",
             ])
             if buffer.tell() > 64_000:

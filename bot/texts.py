@@ -238,6 +238,33 @@ class Texts:
             "expired": self._("expired"), "matched": self._("matched"), "unmatched": self._("unmatched"),
         }.get(status, status)
 
+    def reason(self, stored: str | None, tz: ZoneInfo) -> str:
+        """A request's kept reason (the summary, the export): ours in words, the ERM's as it gave them.
+
+        The engine keeps a refusal as ``<reason>`` or ``<reason>: <detail>`` (see ``issuing._refused_row``).
+        """
+        if not stored:
+            return ""
+        code, _, detail = stored.partition(": ")
+        try:
+            if code == "stacking" and detail:
+                return self.n_("too much credit (at most {n} day fitted)", "too much credit (at most {n} days fitted)",
+                               int(detail.split()[0]))
+            if code == "daily_limit" and detail:
+                when = _datetime.fromisoformat(detail.removeprefix("next at "))
+                return self._("all the day's codes used; next from {when}", when=self.moment(when, tz))
+        except (ValueError, IndexError):
+            return stored
+        return {
+            "daily_limit": self._("all the day's codes used"),
+            "stacking": self._("too much credit"),
+            "bad_days": self._("days out of range"),
+            "bad_device": self._("not a device id"),
+            "unknown_device": self._("unknown to the ERM"),
+            "unlocked": self._("unlocked for good"),
+            "erm_unavailable": self._("the ERM did not answer"),
+        }.get(stored, stored)
+
     # -- everyone -----------------------------------------------------------------------------
 
     @property
@@ -816,7 +843,7 @@ class Texts:
         if summary.bad_total:
             lines.append(self._("<b>Refused or failed: {count}</b>", count=self.number(summary.bad_total)))
             for ref, status, reason in summary.bad[:10]:
-                lines.append(f"• {esc(ref)}: {self.status(status)} — {esc(reason or '')}")
+                lines.append(f"• {esc(ref)}: {self.status(status)} — {esc(self.reason(reason, tz))}")
             if summary.bad_total > 10:
                 lines.append(self._("… and {count} more (see /export)", count=self.number(summary.bad_total - 10)))
         else:
