@@ -265,6 +265,10 @@ class Texts:
             "erm_unavailable": self._("the ERM did not answer"),
         }.get(stored, stored)
 
+    def item(self, label: str, value: str) -> str:
+        """One line of a list: ``• label: value`` (French puts a space before the colon)."""
+        return self._("• {label}: {value}", label=label, value=value)
+
     # -- everyone -----------------------------------------------------------------------------
 
     @property
@@ -654,8 +658,8 @@ class Texts:
             lines.append(self._("Last codes:"))
             for request in status.last_codes:
                 when = self.moment(request.issued_at, tz) if request.issued_at else ""
-                lines.append(f"• {when}, {self.kind(request.kind.value, request.days)}: "
-                             f"<code>{esc(request.code or '')}</code>")
+                lines.append(self.item(f"{when}, {self.kind(request.kind.value, request.days)}",
+                                       f"<code>{esc(request.code or '')}</code>"))
         return "\n".join(lines)
 
     def history_page(self, device: str, events: list[CodeEvent], count: int, offset: int, tz: ZoneInfo) -> str:
@@ -680,12 +684,12 @@ class Texts:
         lines = [self._("<b>Your devices</b>")]
         for ref, credit_until, unlocked, left in devices:
             if unlocked:
-                lines.append(f"• {esc(ref)}: " + self._("unlocked for good"))
+                lines.append(self.item(esc(ref), self._("unlocked for good")))
             elif credit_until is not None and left:
-                lines.append(f"• {esc(ref)}: " + self.n_("{n} day left, until {date}", "{n} days left, until {date}",
-                                                          left, date=self.date(credit_until, tz)))
+                lines.append(self.item(esc(ref), self.n_("{n} day left, until {date}", "{n} days left, until {date}",
+                                                         left, date=self.date(credit_until, tz))))
             else:
-                lines.append(f"• {esc(ref)}: " + self._("no credit — pay to get a code"))
+                lines.append(self.item(esc(ref), self._("no credit — pay to get a code")))
         return "\n".join(lines)
 
     def no_code_yet(self) -> str:
@@ -824,7 +828,8 @@ class Texts:
                             free=self.number(kinds.get("free", 0)), reset=self.number(kinds.get("reset", 0)),
                             issued=self.days(summary.days_issued)))
         if summary.payments:
-            paid = "; ".join(f"{self.number(count)} × {self.money(amount, currency or '?')}"
+            paid = "; ".join(self.n_("{amount} in {n} payment", "{amount} in {n} payments", count,
+                                     amount=self.money(amount, currency or "?"))
                              for currency, (count, amount) in summary.payments.items())
             lines.append(self._("Payments: {payments}", payments=paid))
         else:
@@ -838,12 +843,13 @@ class Texts:
                                name=esc(agent.name), days=self.days(agent.days))
                 if agent.cash_payments:
                     cash = ", ".join(self.money(a, c or "?") for c, a in agent.cash.items())
-                    line += self._("; cash {count} ({amounts})", count=self.number(agent.cash_payments), amounts=cash)
+                    line += self.n_("; {n} payment recorded ({amounts})", "; {n} payments recorded ({amounts})",
+                                    agent.cash_payments, amounts=cash)
                 lines.append(line)
         if summary.bad_total:
             lines.append(self._("<b>Refused or failed: {count}</b>", count=self.number(summary.bad_total)))
             for ref, status, reason in summary.bad[:10]:
-                lines.append(f"• {esc(ref)}: {self.status(status)} — {esc(self.reason(reason, tz))}")
+                lines.append(self.item(esc(ref), f"{self.status(status)} — {esc(self.reason(reason, tz))}"))
             if summary.bad_total > 10:
                 lines.append(self._("… and {count} more (see /export)", count=self.number(summary.bad_total - 10)))
         else:
@@ -858,7 +864,7 @@ class Texts:
             for device, customer in summary.expiring[:20]:
                 who = f" ({esc(customer.name)}, {esc(customer.phone)})" if customer else ""
                 assert device.credit_until is not None
-                lines.append(f"• {esc(device.label)}{who}: {self.moment(device.credit_until, tz)}")
+                lines.append(self.item(f"{esc(device.label)}{who}", self.moment(device.credit_until, tz)))
             if len(summary.expiring) > 20:
                 lines.append(self._("… and {count} more", count=len(summary.expiring) - 20))
         else:
@@ -890,7 +896,7 @@ class Texts:
         lines = [self._("<b>The team</b> (codes today)")]
         for name, telegram_id, role, codes in rows:
             role_name = self._("manager") if role == "manager" else self._("agent")
-            lines.append(f"• {esc(name)} — {role_name}, id <code>{telegram_id}</code>: {codes}")
+            lines.append(self.item(f"{esc(name)} — {role_name}, id <code>{telegram_id}</code>", self.number(codes)))
         return "\n".join(lines)
 
     def revoked(self, name: str, telegram_id: int) -> str:

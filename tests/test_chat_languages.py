@@ -24,6 +24,8 @@ from storage.models import Role
 from tests.chat import AGENT, CUSTOMER, MANAGER, STRANGER, Chat, chatting
 
 DEVICE, OTHER_DEVICE = "TEST2503000017", "01AH2307000009"
+SMS = ("QK71ABC123 Confirmed. Ksh250.00 received from JANE W 254712345678 on 22/11/26 at 10:15 AM "
+       "New M-PESA balance is Ksh1,250.00. Transaction cost, Ksh0.00.")
 TAG_OR_PLACEHOLDER = re.compile(r"<[^>]+>|\{[^{}]*\}|\n")
 
 
@@ -125,6 +127,28 @@ async def test_every_flow_speaks_the_persons_language(chat: Chat, language: str)
     await chat.say(customer, "/balance")
     await chat.say(customer, "/code")
     await chat.say(customer, "/days 5")
+    await chat.api.user_shares_contact(stranger, "254799999999")  # a number nobody registered
+    await chat.next(stranger)
+
+    # an M-Pesa confirmation pasted by the agent: read back, recorded with its button
+    chat.clock.advance(7)
+    preview = await chat.say(agent, SMS)
+    after = chat.api.position
+    await chat.api.user_taps(agent, preview, preview.button(t.record_payment)["callback_data"])
+    await chat.api.wait_for(lambda s: s.chat_id == customer.id and "QK71ABC123" in (s.rendered or ""), after=after)
+    # money nobody can place: kept, the managers told, assigned by hand
+    preview = await chat.say(manager, SMS.replace("254712345678", "254700000999").replace("QK71ABC123", "QK71ABC999"))
+    after = chat.api.position
+    await chat.api.user_taps(manager, preview, preview.button(t.record_payment)["callback_data"])
+    await chat.api.wait_for(lambda s: s.chat_id == manager.id and "/assign QK71ABC999" in (s.rendered or ""),
+                            after=after)
+    chat.clock.advance(7)
+    assigned = await chat.say(manager, f"/assign QK71ABC999 {DEVICE}")
+    assert "QK71ABC999" in (assigned.rendered or "")
+    await chat.say(manager, f"/assign QK71ABC999 {DEVICE}")  # already went: nothing changes
+    history = await chat.say(manager, f"/history {DEVICE}")
+    if any(b["callback_data"].startswith("hist:") for b in history.buttons):
+        await chat.tap(manager, history, history.buttons[0]["callback_data"])
 
     # a reset confirmed by buttons, a free code approved by the manager
     preview = await chat.say(agent, f"/reset {OTHER_DEVICE}")
@@ -148,6 +172,8 @@ async def test_every_flow_speaks_the_persons_language(chat: Chat, language: str)
     header = next(csv.reader(io.StringIO(export.document.decode("utf-8-sig"))))
     assert header == t.export_columns()
     await chat.say(manager, "/agents")
+    await chat.say(manager, "/revoke 999999")
+    await chat.say(manager, "/invite manager")
 
     mine = (manager.id, agent.id, customer.id, stranger.id)
     said = [sent for sent in chat.api.sent[start:] if sent.chat_id in mine and sent.rendered]

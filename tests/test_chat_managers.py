@@ -179,7 +179,7 @@ async def test_summary_of_the_day_with_a_chart(chat: Chat) -> None:
     body = text.rendered or ""
     assert "Summary for Sun, 22 Nov 2026" in body
     assert "Codes: 2 — days 2, free 0, reset 0; 32 days issued" in body
-    assert "Payments: 2 × KES 350.50; 1 × USD 3.00" in body
+    assert "Payments: KES 350.50 in 2 payments; USD 3.00 in 1 payment" in body
     assert "• Alex Kamau: 1 code, 2 days" in body and "• Mary Otieno: 1 code, 30 days" in body
     assert "Refused or failed: 1" in body and "refused — too much credit (at most 1,093 days fitted)" in body
     assert "Queue: 0 waiting" in body
