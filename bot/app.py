@@ -19,7 +19,7 @@ from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
-from bot import commands, texts
+from bot import commands, i18n, texts
 from bot.approvals import Approvals
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -79,6 +79,8 @@ async def running_bot(
     """The whole bot, polling, for the duration of the block."""
     clock = clock or SystemClock()
     application = build_application(settings)
+    for language in i18n.LANGUAGES:  # a broken catalogue stops the start here, not a person's chat later
+        texts.for_language(language)
     async with AsyncExitStack() as stack:
         await upgrade(settings.database_url)
         db = Database(settings.database_url)

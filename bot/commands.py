@@ -25,8 +25,15 @@ def commands_of(role: str, language: str) -> list[BotCommand]:
 
 
 async def register_for(bot: Bot, chat_id: int, role: str, language: str) -> None:
-    """Show this chat the commands of its role, described in the language kept for its person."""
-    await bot.set_my_commands(commands_of(role, language), scope=BotCommandScopeChat(chat_id))
+    """Show this chat the commands of its role described in its person's language, whatever language
+    their Telegram app is set to (the plain list, and the same list for each language code).
+    Best effort: a chat Telegram will not serve is logged and left."""
+    listed, scope = commands_of(role, language), BotCommandScopeChat(chat_id)
+    try:
+        for code in (None, *i18n.LANGUAGES):
+            await bot.set_my_commands(listed, scope=scope, language_code=code)
+    except TelegramError as exc:
+        log.warning("chat %s: its command list was not registered (%s)", chat_id, exc.message)
 
 
 async def register_all(bot: Bot, people: People) -> None:
@@ -37,10 +44,10 @@ async def register_all(bot: Bot, people: People) -> None:
             for code in (None, language) if language == i18n.DEFAULT else (language,):
                 await bot.set_my_commands(commands_of("stranger", language), scope=BotCommandScopeDefault(),
                                           language_code=code)
-        for person in await people.staff():
-            await register_for(bot, person.telegram_id, person.role.value, i18n.pick(person.language))
-        for customer in await people.customers_with_chat():
-            assert customer.chat_id is not None
-            await register_for(bot, customer.chat_id, "customer", i18n.pick(customer.language))
     except TelegramError as exc:
-        log.warning("could not register the command lists with Telegram (%s)", exc.message)
+        log.warning("could not register the strangers' command list with Telegram (%s)", exc.message)
+    for person in await people.staff():
+        await register_for(bot, person.telegram_id, person.role.value, i18n.pick(person.language))
+    for customer in await people.customers_with_chat():
+        assert customer.chat_id is not None
+        await register_for(bot, customer.chat_id, "customer", i18n.pick(customer.language))

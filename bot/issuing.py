@@ -72,6 +72,15 @@ class Reason(StrEnum):
     ERM_UNAVAILABLE = "erm_unavailable"
 
 
+# Why a request waits (or failed, when it waited too long), kept in ``CodeRequest.reason`` as a
+# word that bot/texts.py puts in the reader's language. A refusal by the ERM keeps its own words.
+WAIT_ERM_UNAVAILABLE = "erm_unavailable"
+WAIT_ERM_LOGIN = "erm_login"
+WAIT_ERM_NOT_YET = "erm_not_yet"
+WAIT_SETTLING = "settling"
+WAIT_RESENDING = "resending"
+
+
 @dataclass(frozen=True)
 class Accepted:
     """Queued: the code follows in about ``eta``."""
@@ -639,16 +648,16 @@ class IssuingEngine:
             await self._outcome_unknown(request_id)
         except ErmAuthError as exc:
             log.error("request %s: the ERM refused our credentials: %s", request_id, exc.message)
-            await self._retry_later(request_id, exc.message)
+            await self._retry_later(request_id, WAIT_ERM_LOGIN)
         except ErmRateLimited as exc:
             log.warning("request %s: the ERM says not yet: %s", request_id, exc.message)
-            await self._retry_later(request_id, exc.message, at_least=self.limits.min_gap)
+            await self._retry_later(request_id, WAIT_ERM_NOT_YET, at_least=self.limits.min_gap)
         except ErmRefused as exc:
             log.info("request %s refused by the ERM: %s", request_id, exc.message)
             await self._finish(request_id, Status.REFUSED, exc.message)
         except ErmUnavailable as exc:
             log.warning("request %s: ERM unavailable (%s); will retry", request_id, exc.message)
-            await self._retry_later(request_id, exc.message)
+            await self._retry_later(request_id, WAIT_ERM_UNAVAILABLE)
         else:
             await self._issued(request_id, code.code, code.hex, code.otp_count, None)
 
@@ -720,7 +729,7 @@ class IssuingEngine:
             device = await ledger.lock_device(session=session, device_id=request.device_id)
             device.last_generation_at = now  # a code may have been committed just now
             request.not_before = now + SETTLE_GRACE
-            request.reason = "no answer from the ERM; checking its code history"
+            request.reason = WAIT_SETTLING
             session.add_all([device, request])
 
     # -- settling unknown outcomes ------------------------------------------------------------
@@ -753,7 +762,7 @@ class IssuingEngine:
             fresh = await ledger.get_request(session=session, request_id=request.id)
             if fresh is not None and fresh.status is Status.SENDING:
                 fresh.status, fresh.not_before = Status.QUEUED, now
-                fresh.reason = "no code was committed; sending again"
+                fresh.reason = WAIT_RESENDING
                 session.add(fresh)
         self.kick()
 

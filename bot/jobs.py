@@ -63,7 +63,7 @@ async def send_reminders(services: Services, bot: Bot) -> int:
         due = await ledger.reminders_due(session=session, now=now, horizon=now + timedelta(days=settings.reminder_days))
     for device, customer in due:
         assert device.id is not None and device.credit_until is not None and customer.chat_id is not None
-        words = for_language(i18n.pick(customer.language))  # the customer's own, whoever caused the credit
+        words = for_language(await language_of(services.db, customer.chat_id))  # theirs, whoever paid
         text = words.reminder(device.label, device.credit_until, limits.days_left(device.credit_until, now), settings.tz)
         try:
             await bot.send_message(customer.chat_id, words.with_sandbox_note(text, services.sandbox))

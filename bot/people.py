@@ -42,10 +42,24 @@ class Who:
 
     @property
     def language(self) -> str | None:
-        """The language kept in the ledger (chosen with /language, or Telegram's when they joined)."""
+        """The language kept in the ledger: chosen with /language, or Telegram's as last seen."""
         if self.person is not None:
             return self.person.language
         return self.customer.language if self.customer is not None else None
+
+    @property
+    def language_chosen(self) -> bool:
+        row = self.person or self.customer
+        return bool(row and row.language_chosen)
+
+    def speaks(self, telegram_code: str | None, chosen_as_stranger: str | None = None) -> str:
+        """The language to answer in: a choice made with /language, else what their Telegram app says,
+        else what was kept, else English."""
+        if self.language_chosen:
+            return i18n.pick(self.language)
+        if chosen_as_stranger:
+            return i18n.pick(chosen_as_stranger)
+        return i18n.pick(telegram_code or self.language)
 
     @property
     def is_staff(self) -> bool:
@@ -103,15 +117,18 @@ class People:
                                     now=self.clock.now())
         person.name = name
 
-    async def keep_language(self, who: Who, language: str) -> None:
-        """Keep ``language`` for a manager, agent or customer (strangers have no row to keep it in)."""
+    async def keep_language(self, who: Who, language: str, *, chosen: bool) -> None:
+        """Keep ``language`` for a manager, agent or customer (strangers have no row to keep it in):
+        ``chosen`` with /language, or seen in their Telegram app."""
         async with self.db.write() as session:
             if who.person is not None and who.person.id is not None:
-                await ledger.set_person_language(session=session, person_id=who.person.id, language=language)
-                who.person.language = language
+                await ledger.set_person_language(session=session, person_id=who.person.id, language=language,
+                                                 chosen=chosen)
+                who.person.language, who.person.language_chosen = language, chosen
             elif who.customer is not None and who.customer.id is not None:
-                await ledger.set_customer_language(session=session, customer_id=who.customer.id, language=language)
-                who.customer.language = language
+                await ledger.set_customer_language(session=session, customer_id=who.customer.id, language=language,
+                                                   chosen=chosen)
+                who.customer.language, who.customer.language_chosen = language, chosen
 
     async def ensure_managers(self, telegram_ids: list[int]) -> None:
         """``PAYGBOT_MANAGERS`` are managers at every start."""
@@ -133,7 +150,8 @@ class People:
             ))
 
     async def redeem(
-        self, token: str, *, telegram_id: int, chat_id: int, name: str, language: str | None
+        self, token: str, *, telegram_id: int, chat_id: int, name: str, language: str | None,
+        language_chosen: bool = False,
     ) -> Joined | InviteProblem:
         """Give the invite's role to this user (or link the customer's chat), once."""
         if not _TOKEN.match(token):
@@ -155,14 +173,14 @@ class People:
                 customer = await ledger.get_customer(session=session, customer_id=invite.customer_id)
                 assert customer is not None
                 await ledger.link_customer_chat(session=session, customer=customer, telegram_user_id=telegram_id,
-                                                chat_id=chat_id, language=language)
+                                                chat_id=chat_id, language=language, language_chosen=language_chosen)
                 return Joined(CUSTOMER_ROLE, customer)
             await ledger.put_person(session=session, telegram_id=telegram_id, role=Role(invite.role), name=name,
-                                    now=now, language=language)
+                                    now=now, language=language, language_chosen=language_chosen)
             return Joined(invite.role)
 
     async def link_by_contact(
-        self, *, phone: str, telegram_id: int, chat_id: int, language: str | None
+        self, *, phone: str, telegram_id: int, chat_id: int, language: str | None, language_chosen: bool = False,
     ) -> Customer | None:
         """A customer who shares their own number, when it is on file, is linked to this chat."""
         digits = normalise_phone(phone)
@@ -173,7 +191,7 @@ class People:
             if customer is None:
                 return None
             return await ledger.link_customer_chat(session=session, customer=customer, telegram_user_id=telegram_id,
-                                                   chat_id=chat_id, language=language)
+                                                   chat_id=chat_id, language=language, language_chosen=language_chosen)
 
     async def register_customer(
         self, *, device_id: int, phone: str, name: str, agent: Person | None

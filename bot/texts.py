@@ -238,21 +238,20 @@ class Texts:
             "expired": self._("expired"), "matched": self._("matched"), "unmatched": self._("unmatched"),
         }.get(status, status)
 
-    def reason(self, stored: str | None, tz: ZoneInfo) -> str:
-        """A request's kept reason (the summary, the export): ours in words, the ERM's as it gave them.
-
-        The engine keeps a refusal as ``<reason>`` or ``<reason>: <detail>`` (see ``issuing._refused_row``).
-        """
+    def reason(self, stored: str | None, tz: ZoneInfo | None = None) -> str:
+        """A request's kept reason (the summary, the export, a failure): ours in words, the ERM's as it
+        gave them. The engine keeps a refusal as ``<reason>`` or ``<reason>: <detail>`` (see
+        ``issuing._refused_row``), and why a request waits as one word (``issuing.WAIT_*``)."""
         if not stored:
             return ""
         code, _, detail = stored.partition(": ")
         try:
-            if code == "stacking" and detail:
+            if code == "stacking" and detail and int(detail.split()[0]):
                 return self.n_("too much credit (at most {n} day fitted)", "too much credit (at most {n} days fitted)",
                                int(detail.split()[0]))
             if code == "daily_limit" and detail:
                 when = _datetime.fromisoformat(detail.removeprefix("next at "))
-                return self._("all the day's codes used; next from {when}", when=self.moment(when, tz))
+                return self._("all the day's codes used; next from {when}", when=self.moment(when, tz or when.tzinfo))
         except (ValueError, IndexError):
             return stored
         return {
@@ -263,7 +262,11 @@ class Texts:
             "unknown_device": self._("unknown to the ERM"),
             "unlocked": self._("unlocked for good"),
             "erm_unavailable": self._("the ERM did not answer"),
-        }.get(stored, stored)
+            "erm_login": self._("the ERM refused our login (check ERM_USERNAME and ERM_PASSWORD)"),
+            "erm_not_yet": self._("the ERM said not yet"),
+            "settling": self._("no answer from the ERM; checking its code history"),
+            "resending": self._("no code was committed; sending again"),
+        }.get(code, stored)
 
     def item(self, label: str, value: str) -> str:
         """One line of a list: ``• label: value`` (French puts a space before the colon)."""
@@ -595,7 +598,7 @@ class Texts:
     def failed(self, device: str, reason: str | None) -> str:
         return self._("No code could be issued for <b>{device}</b>: the ERM could not be reached for a day "
                       "({reason}). Please ask again.", device=esc(device),
-                      reason=esc(reason) if reason else self._("no answer"))
+                      reason=esc(self.reason(reason)) if reason else self._("no answer"))
 
     def confirm_days(self, device: str, days: int) -> str:
         return self._("Issue a code of <b>{days}</b> for <b>{device}</b>?", days=self.days(days),
@@ -786,26 +789,34 @@ class Texts:
                       "registered. It unlocks the device for good. Approve?",
                       requester=esc(requester), device=esc(device))
 
-    def approval_decided(self, approved: bool, manager: str, device: str) -> str:
+    def approval_decided(self, approved: bool, manager: str | None, device: str) -> str:
         if approved:
             return self._("✅ Approved by {manager}: the free code for <b>{device}</b> is being issued.",
-                          manager=esc(manager), device=esc(device))
-        return self._("❌ Rejected by {manager}: no free code for <b>{device}</b>.", manager=esc(manager),
+                          manager=self._manager(manager), device=esc(device))
+        return self._("❌ Rejected by {manager}: no free code for <b>{device}</b>.", manager=self._manager(manager),
                       device=esc(device))
 
-    def approval_requester_told(self, approved: bool, manager: str, device: str) -> str:
+    def approval_requester_told(self, approved: bool, manager: str | None, device: str) -> str:
         if approved:
             return self._("✅ {manager} approved the free code for <b>{device}</b>. It follows here.",
-                          manager=esc(manager), device=esc(device))
+                          manager=self._manager(manager), device=esc(device))
         return self._("❌ {manager} rejected the free code for <b>{device}</b>. Nothing was issued.",
-                      manager=esc(manager), device=esc(device))
+                      manager=self._manager(manager), device=esc(device))
 
     @property
     def another_manager(self) -> str:
         return self._("another manager")
 
-    def approval_already(self, manager: str, status: str) -> str:
-        return self._("Already decided by {manager} ({status}).", manager=esc(manager), status=self.status(status))
+    def approval_already(self, manager: str | None, status: str) -> str:
+        if status == "approved":
+            return self._("Already approved by {manager}.", manager=self._manager(manager))
+        if status == "rejected":
+            return self._("Already rejected by {manager}.", manager=self._manager(manager))
+        return self._("Already decided by {manager}.", manager=self._manager(manager))
+
+    def _manager(self, name: str | None) -> str:
+        """A manager's name, or words for one who has none yet (added by id, never wrote)."""
+        return esc(name) if name else self.another_manager
 
     def approval_expired(self, device: str) -> str:
         return self._("Your request for a free code for <b>{device}</b> expired: no manager decided within 24 "
@@ -896,7 +907,9 @@ class Texts:
         lines = [self._("<b>The team</b> (codes today)")]
         for name, telegram_id, role, codes in rows:
             role_name = self._("manager") if role == "manager" else self._("agent")
-            lines.append(self.item(f"{esc(name)} — {role_name}, id <code>{telegram_id}</code>", self.number(codes)))
+            who = self._("{name} — {role}, Telegram id {id}", name=esc(name), role=role_name,
+                         id=f"<code>{telegram_id}</code>")
+            lines.append(self.item(who, self.number(codes)))
         return "\n".join(lines)
 
     def revoked(self, name: str, telegram_id: int) -> str:

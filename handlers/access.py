@@ -3,8 +3,8 @@
 Strangers may only /start, /help and /language (and share their own number); customers their own
 commands; managers-only commands are refused to agents. A refused update touches neither
 the ERM nor the ledger beyond the one read that tells who the person is. The gate also sets the
-language of the update (the ledger's, else Telegram's ``language_code``), and keeps Telegram's for a
-person the ledger has none for (added by id, or joined before languages were kept).
+language of the update (one chosen with /language, else the person's Telegram app's) and keeps it
+in the ledger when it changed, for what they are sent unasked.
 """
 
 from __future__ import annotations
@@ -12,15 +12,11 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop
 
-from bot import i18n
 from bot.people import Kind
 from bot.services import BotContext
-from handlers.common import reply
+from handlers.common import LANGUAGE, LANGUAGE_BUTTON, reply, show_menu
 
 PUBLIC = {"start", "help", "language"}
-LANGUAGE = "language"
-"""Where a stranger's chosen language waits in ``user_data`` until they join."""
-LANGUAGE_BUTTON = "lang:"
 CUSTOMER = {*PUBLIC, "balance", "code", "cancel"}
 MANAGERS_ONLY = {"invite", "agents", "revoke", "price", "summary", "export", "assign"}
 
@@ -40,10 +36,11 @@ async def gate(update: Update, context: BotContext) -> None:
         raise ApplicationHandlerStop
     who = await context.services.people.who(user.id)
     context.who = who
-    chosen = (context.user_data or {}).get(LANGUAGE)  # a stranger's /language, kept until they join
-    context.language = i18n.pick(who.language or chosen or user.language_code)
-    if who.language is None and (who.person or who.customer) and (chosen or user.language_code):
-        await context.services.people.keep_language(who, context.language)  # added by id, or joined before
+    context.language = who.speaks(user.language_code, (context.user_data or {}).get(LANGUAGE))
+    if (who.person or who.customer) and not who.language_chosen and who.language != context.language:
+        # they chose none: follow their Telegram app, also in what they will be sent unasked, and in the menu
+        await context.services.people.keep_language(who, context.language, chosen=False)
+        show_menu(context, update.effective_chat.id, who.kind.value)
     if who.person is not None and not who.person.name and user.full_name:
         await context.services.people.remember_name(who.person, user.full_name)
     command = command_of(update)

@@ -24,7 +24,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.erm.client import check_product_id
-from bot.erm.errors import ErmError, ErmRefused
+from bot.erm.errors import ErmAuthError, ErmError, ErmRefused
 from bot.issuing import Accepted, Refused
 from bot.people import normalise_phone, valid_name
 from bot.services import BotContext
@@ -266,6 +266,9 @@ async def _history_page(update: Update, context: BotContext, device_id: int, ref
     services = context.services
     try:
         page = await services.erm.code_history(ref, offset, HISTORY_PAGE)
+    except ErmAuthError:  # our login, not the device: nothing the agent can act on
+        await reply(update, context, context.texts.erm_unavailable())
+        return
     except ErmRefused as exc:
         await reply(update, context, context.texts.refused("erm_refused", ref, words=exc.message, tz=services.settings.tz))
         return

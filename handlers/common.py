@@ -26,6 +26,9 @@ from bot.texts import Texts, for_language
 log = logging.getLogger("paygbot.handlers")
 
 MAX_ARGUMENT = 64
+LANGUAGE = "language"
+"""Where a stranger's /language choice waits in ``user_data`` until they join (then the ledger keeps it)."""
+LANGUAGE_BUTTON = "lang:"
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
 
 
@@ -83,18 +86,36 @@ async def start(update: Update, context: BotContext) -> None:
     if args:
         joined = await context.services.people.redeem(
             args[0], telegram_id=user.id, chat_id=chat.id, name=user.full_name, language=context.language,
+            language_chosen=LANGUAGE in (context.user_data or {}),
         )
         if isinstance(joined, InviteProblem):
             await reply(update, context, context.texts.invite_problem(joined.value),
                         None if who.kind is not Kind.STRANGER else share_number_keyboard(context.texts))
             return
-        await commands.register_for(context.bot, chat.id, joined.role, context.language)
-        await reply(update, context, context.texts.welcome(joined.role, user.first_name), ReplyKeyboardRemove())
+        await welcome(update, context, joined.role)
         return
     if who.kind is Kind.STRANGER:
         await reply(update, context, context.texts.help_for("stranger"), share_number_keyboard(context.texts))
         return
     await reply(update, context, context.texts.welcome_back(who.kind.value, user.first_name))
+
+
+async def welcome(update: Update, context: BotContext, role: str) -> None:
+    """Someone just got a role or linked their chat: greet them in the language now kept for them
+    (a choice made before, when invited again, wins) and show them their menu."""
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    context.who = await context.services.people.who(user.id)
+    context.language = context.who.speaks(user.language_code)
+    if context.user_data is not None:
+        context.user_data.pop(LANGUAGE, None)
+    await reply(update, context, context.texts.welcome(role, user.first_name), ReplyKeyboardRemove())
+    show_menu(context, chat.id, role)
+
+
+def show_menu(context: BotContext, chat_id: int, role: str) -> None:
+    """Register the chat's command list in its person's language, without holding up the answer."""
+    context.application.create_task(commands.register_for(context.bot, chat_id, role, context.language))
 
 
 def share_number_keyboard(texts: Texts) -> ReplyKeyboardMarkup:
@@ -148,7 +169,19 @@ async def on_error(update: object, context: BotContext) -> None:
     log.error("update %s failed", getattr(update, "update_id", "?"), exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            words = for_language(getattr(context, "language", i18n.DEFAULT))  # the gate may not have run
+            words = for_language(await _language_after_error(update, context))
             await context.bot.send_message(update.effective_chat.id, words.something_went_wrong)
         except Exception as exc:  # the error handler must not raise: PTB would only log it again
             log.warning("could not tell chat %s about the error (%s)", update.effective_chat.id, type(exc).__name__)
+
+
+async def _language_after_error(update: Update, context: BotContext) -> str:
+    """The person's language, found again: PTB gives the error handler a fresh context."""
+    user = update.effective_user
+    code = user.language_code if user is not None else None
+    if user is None:
+        return i18n.DEFAULT
+    try:
+        return (await context.services.people.who(user.id)).speaks(code)
+    except Exception:  # the ledger may be what failed: Telegram's word is good enough here
+        return i18n.pick(code)

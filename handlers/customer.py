@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from telegram import ReplyKeyboardRemove, Update
 
-from bot import commands
 from bot.people import Kind
 from bot.services import BotContext
-from handlers.common import reply
+from handlers.common import LANGUAGE, reply, welcome
 
 
 async def contact_shared(update: Update, context: BotContext) -> None:
@@ -22,12 +21,12 @@ async def contact_shared(update: Update, context: BotContext) -> None:
         return
     customer = await context.services.people.link_by_contact(
         phone=message.contact.phone_number, telegram_id=user.id, chat_id=chat.id, language=context.language,
+        language_chosen=LANGUAGE in (context.user_data or {}),
     )
     if customer is None:
         await reply(update, context, context.texts.contact_unknown(), ReplyKeyboardRemove())
         return
-    await commands.register_for(context.bot, chat.id, "customer", context.language)
-    await reply(update, context, context.texts.welcome("customer", user.first_name), ReplyKeyboardRemove())
+    await welcome(update, context, "customer")
 
 
 async def balance(update: Update, context: BotContext) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from telegram import Update
 
-from bot import commands, i18n
+from bot import i18n
 from bot.people import Kind
 from bot.services import BotContext
-from handlers.access import LANGUAGE, LANGUAGE_BUTTON
-from handlers.common import arguments, buttons, reply
+from handlers.common import LANGUAGE, LANGUAGE_BUTTON, arguments, buttons, reply, show_menu
 
 PATTERN = rf"^{LANGUAGE_BUTTON}({'|'.join(i18n.LANGUAGES)})$"
 
@@ -47,6 +46,7 @@ async def _choose(update: Update, context: BotContext, language: str) -> None:
         if context.user_data is not None:
             context.user_data[LANGUAGE] = language
     else:
-        await context.services.people.keep_language(who, language)
-        await commands.register_for(context.bot, chat.id, who.kind.value, language)
+        await context.services.people.keep_language(who, language, chosen=True)
     await reply(update, context, context.texts.language_set() + "\n\n" + context.texts.help_for(who.kind.value))
+    if who.kind is not Kind.STRANGER:
+        show_menu(context, chat.id, who.kind.value)

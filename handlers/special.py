@@ -128,8 +128,7 @@ async def approval_tapped(update: Update, context: BotContext) -> None:
     if decision.verdict is Verdict.EXPIRED:
         await query.answer(context.texts.approval_too_late, show_alert=True)
         return
-    decider = decision.decided_by.name if decision.decided_by and decision.decided_by.name else \
-        context.texts.another_manager
+    decider = decision.decided_by.name if decision.decided_by and decision.decided_by.name else None
     if decision.verdict is Verdict.ALREADY:
         await query.answer(context.texts.approval_already(decider, approval.status.value), show_alert=True)
         return

@@ -44,41 +44,43 @@ async def get_person(*, session: AsyncSession, telegram_id: int) -> Person | Non
 
 async def put_person(
     *, session: AsyncSession, telegram_id: int, role: Role, name: str | None, now: datetime,
-    language: str | None = None,
+    language: str | None = None, language_chosen: bool = False,
 ) -> Person:
-    """Give ``telegram_id`` the role (creating the person if new) and make them active; a language
-    already kept is not replaced."""
+    """Give ``telegram_id`` the role (creating the person if new) and make them active; a ``language``
+    is kept unless it would replace one they chose with one they did not."""
     person = await get_person(session=session, telegram_id=telegram_id)
     if person is None:
-        person = Person(telegram_id=telegram_id, role=role, name=name or "", created_at=now, language=language)
+        person = Person(telegram_id=telegram_id, role=role, name=name or "", created_at=now)
     else:
-        person.language = person.language or language
         person.role, person.active = role, True
         if name:
             person.name = name
+    if language is not None and (language_chosen or not person.language_chosen):
+        person.language, person.language_chosen = language, language_chosen
     session.add(person)
     await session.flush()
     return person
 
 
-async def set_person_language(*, session: AsyncSession, person_id: int, language: str) -> None:
+async def set_person_language(*, session: AsyncSession, person_id: int, language: str, chosen: bool) -> None:
     person = await session.get(Person, person_id)
     if person is not None:
-        person.language = language
+        person.language, person.language_chosen = language, chosen
         session.add(person)
 
 
-async def set_customer_language(*, session: AsyncSession, customer_id: int, language: str) -> None:
+async def set_customer_language(*, session: AsyncSession, customer_id: int, language: str, chosen: bool) -> None:
     customer = await session.get(Customer, customer_id)
     if customer is not None:
-        customer.language = language
+        customer.language, customer.language_chosen = language, chosen
         session.add(customer)
 
 
 async def language_of_chat(*, session: AsyncSession, chat_id: int) -> str | None:
-    """The kept language of whoever a private chat belongs to (its id is the person's user id)."""
+    """The kept language of whoever a private chat belongs to (its id is the person's user id):
+    the manager or agent (also one whose role was taken away), else the customer."""
     person = await get_person(session=session, telegram_id=chat_id)
-    if person is not None and person.active and person.language:
+    if person is not None and person.language:
         return person.language
     query = select(Customer.language).where(Customer.chat_id == chat_id)
     return (await session.exec(query)).first()
@@ -441,7 +443,8 @@ async def put_customer(
 
 
 async def link_customer_chat(
-    *, session: AsyncSession, customer: Customer, telegram_user_id: int, chat_id: int, language: str | None
+    *, session: AsyncSession, customer: Customer, telegram_user_id: int, chat_id: int, language: str | None,
+    language_chosen: bool = False,
 ) -> Customer:
     """Tie a customer to a Telegram account (a chat moves with the person, never to another one)."""
     previous = await customer_by_user(session=session, telegram_user_id=telegram_user_id)
@@ -450,7 +453,8 @@ async def link_customer_chat(
         session.add(previous)
         await session.flush()
     customer.telegram_user_id, customer.chat_id = telegram_user_id, chat_id
-    customer.language = customer.language or language
+    if language is not None and (language_chosen or not customer.language_chosen):
+        customer.language, customer.language_chosen = language, language_chosen
     session.add(customer)
     await session.flush()
     return customer

@@ -90,6 +90,8 @@ class Person(SQLModel, table=True):
     role: Role
     active: bool = True
     language: str | None = Field(default=None, max_length=8)
+    """Chosen with /language (``language_chosen``), else Telegram's language_code as last seen."""
+    language_chosen: bool = False
     created_at: datetime = _when()
 
 
@@ -105,6 +107,7 @@ class Customer(SQLModel, table=True):
     chat_id: int | None = Field(default=None, sa_type=BigInteger)
     registered_by_id: int | None = Field(default=None, foreign_key="person.id")
     language: str | None = Field(default=None, max_length=8)
+    language_chosen: bool = False
     created_at: datetime = _when()
 
 

@@ -3,7 +3,8 @@ ERM sandbox, a clock moved by hand."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,18 @@ class Chat:
             await ledger.put_person(session=session, telegram_id=user.id, role=role, name=user.name,
                                     now=self.clock.now())
         self.api.meet(user)
+
+    async def menu(self, chat_id: int | None = None, language_code: str = "",
+                   until: Callable[[list[dict[str, str]]], bool] = bool, timeout: float = 10) -> list[dict[str, str]]:
+        """The command list set for a chat (or, with no chat, for everyone), once ``until`` holds for it:
+        the bot registers lists in the background, without holding up its replies."""
+        scope = {"type": "chat", "chat_id": chat_id} if chat_id is not None else None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(listed := self.api.commands_for(scope, language_code)):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"the command list of {scope} ({language_code!r}) is still {listed}")
+            await asyncio.sleep(0.02)
+        return listed
 
     def erm_calls(self) -> list[str]:
         """ERM paths asked about particular devices (not logins, not the background device sync)."""

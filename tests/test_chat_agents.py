@@ -44,7 +44,7 @@ async def test_a_manager_invites_an_agent_who_joins_once(chat: Chat) -> None:
     assert match, invite.rendered
     welcome = await chat.say(AGENT, f"/start {match.group(1)}")
     assert "You are an agent" in (welcome.rendered or "")
-    assert [c["command"] for c in chat.api.commands_for({"type": "chat", "chat_id": AGENT.id})][:2] == ["days", "free"]
+    assert [c["command"] for c in await chat.menu(AGENT.id)][:2] == ["days", "free"]
     again = await chat.say(OTHER_AGENT, f"/start {match.group(1)}")
     assert "already been used" in (again.rendered or "")
     refused = await chat.say(OTHER_AGENT, "/days TEST2503000017 5")

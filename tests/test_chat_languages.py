@@ -5,7 +5,6 @@ Then: people of different languages in one flow each read their own, and /langua
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import re
@@ -14,19 +13,23 @@ from functools import cache
 
 import pytest
 from babel.messages.pofile import read_po
+from telegram.ext import CommandHandler
 
 from bot import i18n, texts
 from bot.botapi import Sent, TelegramUser
 from bot.clock import ManualClock
 from bot.erm.sandbox import ErmSandbox
-from bot.jobs import push_summary_if_due, send_reminders
-from storage.models import Role
+from bot.jobs import expire_approvals, push_summary_if_due, send_reminders
+from storage.models import PaymentStatus, Role, Status
 from tests.chat import AGENT, CUSTOMER, MANAGER, STRANGER, Chat, chatting
 
 DEVICE, OTHER_DEVICE = "TEST2503000017", "01AH2307000009"
 SMS = ("QK71ABC123 Confirmed. Ksh250.00 received from JANE W 254712345678 on 22/11/26 at 10:15 AM "
        "New M-PESA balance is Ksh1,250.00. Transaction cost, Ksh0.00.")
 TAG_OR_PLACEHOLDER = re.compile(r"<[^>]+>|\{[^{}]*\}|\n")
+ENGLISH_WORDS = {"day", "days", "free", "reset", "queued", "refused", "failed", "issued", "delivered", "approved",
+                 "rejected", "expired", "payment", "payments", "customer", "device", "credit", "the", "and", "for"}
+"""Short English words the sentence check (pieces of 8 letters or more) would miss; none is French or Swahili."""
 
 
 @cache
@@ -59,6 +62,9 @@ def assert_in_language(sent: Sent, language: str) -> None:
     assert any(piece in text for piece in pieces(language)), f"not in {language}: {text!r}"
     leftover = [piece for piece in english_only(language) if piece in text]
     assert leftover == [], f"English in a {language} message: {leftover} in {text!r}"
+    if language != i18n.DEFAULT:
+        words = set(re.findall(r"[a-z]+", re.sub(r"/\w+|https?://\S+", "", text).lower()))
+        assert words & ENGLISH_WORDS == set(), f"English words in a {language} message: {text!r}"
     english_buttons = english_labels() - {label for label in labels(language)}
     assert [b["text"] for b in sent.buttons if b["text"] in english_buttons] == [], sent.buttons
 
@@ -81,6 +87,12 @@ def speaking(user: TelegramUser, language: str) -> TelegramUser:
 async def chat(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock) -> AsyncIterator[Chat]:
     async with chatting(erm_sandbox, erm_url, database_url, clock) as running:
         yield running
+
+
+async def code_for(chat: Chat, reader: TelegramUser, words: str, after: int) -> Sent:
+    """The code message to ``reader`` that mentions ``words`` (a payment's amount or reference)."""
+    return await chat.api.wait_for(lambda s: s.chat_id == reader.id and "🔑" in (s.rendered or "")
+                                   and words in (s.rendered or ""), after=after)
 
 
 def token_in(sent: Sent) -> str:
@@ -121,9 +133,10 @@ async def test_every_flow_speaks_the_persons_language(chat: Chat, language: str)
     await chat.say(customer, f"/start {token_in(link)}")
     await chat.say(manager, f"/price {DEVICE} 50 KES")
     chat.clock.advance(7)
+    after = chat.api.position
     await chat.say(agent, f"/pay {DEVICE} 275")
-    paid = await chat.api.wait_for(lambda s: s.chat_id == customer.id and chat.codes()[-1] in (s.rendered or ""))
-    assert t.money(275, "KES") in (paid.rendered or "")
+    await code_for(chat, customer, t.money(275, "KES"), after)
+    await code_for(chat, agent, t.money(275, "KES"), after)
     await chat.say(customer, "/balance")
     await chat.say(customer, "/code")
     await chat.say(customer, "/days 5")
@@ -135,7 +148,8 @@ async def test_every_flow_speaks_the_persons_language(chat: Chat, language: str)
     preview = await chat.say(agent, SMS)
     after = chat.api.position
     await chat.api.user_taps(agent, preview, preview.button(t.record_payment)["callback_data"])
-    await chat.api.wait_for(lambda s: s.chat_id == customer.id and "QK71ABC123" in (s.rendered or ""), after=after)
+    for reader in (agent, customer):
+        await code_for(chat, reader, "QK71ABC123", after)
     # money nobody can place: kept, the managers told, assigned by hand
     preview = await chat.say(manager, SMS.replace("254712345678", "254700000999").replace("QK71ABC123", "QK71ABC999"))
     after = chat.api.position
@@ -143,8 +157,11 @@ async def test_every_flow_speaks_the_persons_language(chat: Chat, language: str)
     await chat.api.wait_for(lambda s: s.chat_id == manager.id and "/assign QK71ABC999" in (s.rendered or ""),
                             after=after)
     chat.clock.advance(7)
+    after = chat.api.position
     assigned = await chat.say(manager, f"/assign QK71ABC999 {DEVICE}")
     assert "QK71ABC999" in (assigned.rendered or "")
+    for reader in (agent, customer, manager):  # the code goes to all three: let it arrive before going on
+        await code_for(chat, reader, "QK71ABC999", after)
     await chat.say(manager, f"/assign QK71ABC999 {DEVICE}")  # already went: nothing changes
     history = await chat.say(manager, f"/history {DEVICE}")
     if any(b["callback_data"].startswith("hist:") for b in history.buttons):
@@ -169,8 +186,11 @@ async def test_every_flow_speaks_the_persons_language(chat: Chat, language: str)
     assert chart.method == "sendPhoto" and chart.photo
     export = await chat.say(manager, "/export")
     assert export.document is not None
-    header = next(csv.reader(io.StringIO(export.document.decode("utf-8-sig"))))
+    header, *rows = csv.reader(io.StringIO(export.document.decode("utf-8-sig")))
     assert header == t.export_columns()
+    kinds, statuses = ("days", "free", "reset", "payment"), [*Status, *PaymentStatus]
+    assert t.export_kind("days") in {row[3] for row in rows} <= {t.export_kind(kind) for kind in kinds}
+    assert t.status("delivered") in {row[6] for row in rows} <= {t.status(status.value) for status in statuses}
     await chat.say(manager, "/agents")
     await chat.say(manager, "/revoke 999999")
     await chat.say(manager, "/invite manager")
@@ -180,9 +200,11 @@ async def test_every_flow_speaks_the_persons_language(chat: Chat, language: str)
     assert len(said) > 40
     for sent in said:
         assert_in_language(sent, language)
-    assert [c["command"] for c in chat.api.commands_for({"type": "chat", "chat_id": agent.id})][:2] == ["days", "free"]
-    menu = chat.api.commands_for({"type": "chat", "chat_id": agent.id})
-    assert menu == [{"command": name, "description": words} for name, words in t.command_descriptions("agent")]
+    expected = [{"command": name, "description": words} for name, words in t.command_descriptions("agent")]
+    for code in ("", *i18n.LANGUAGES):  # whatever their app's language, the menu is in theirs
+        assert await chat.menu(agent.id, code) == expected
+    manager_menu = await chat.menu(manager.id, until=lambda listed: len(listed) > 10)  # PAYGBOT_MANAGERS: by id
+    assert manager_menu[0]["description"] == t.command_descriptions("manager")[0][1]
 
 
 async def test_each_person_reads_their_own_language_whoever_acts(chat: Chat) -> None:
@@ -236,8 +258,8 @@ async def test_language_is_chosen_with_buttons_and_kept(chat: Chat) -> None:
     assert_in_language(await chat.say(agent, "/days BAD!ID 5"), "sw")  # Telegram still says fr: the choice wins
     who = await chat.bot.services.people.who(agent.id)
     assert who.person is not None and who.person.language == "sw"
-    assert chat.api.commands_for({"type": "chat", "chat_id": agent.id})[0]["description"] == (
-        texts.for_language("sw").command_descriptions("agent")[0][1])
+    swahili = texts.for_language("sw").command_descriptions("agent")[0][1]
+    await chat.menu(agent.id, "fr", until=lambda listed: bool(listed) and listed[0]["description"] == swahili)
     assert_in_language(await chat.say(agent, "/language en"), "en")
     assert_in_language(await chat.say(agent, "/language de"), "en")  # not one of ours: usage, nothing changed
     assert (await chat.bot.services.people.who(agent.id)).person.language == "en"  # type: ignore[union-attr]
@@ -255,10 +277,51 @@ async def test_a_stranger_chooses_before_joining_and_keeps_it(chat: Chat) -> Non
 
 @pytest.mark.parametrize("language", ["fr", "sw"])
 async def test_the_strangers_menu_is_registered_per_language_code(chat: Chat, language: str) -> None:
-    deadline = asyncio.get_running_loop().time() + 10
-    while not (menu := chat.api.commands_for(language_code=language)):  # registered by a task at start
-        assert asyncio.get_running_loop().time() < deadline, "no menu registered for " + language
-        await asyncio.sleep(0.02)
+    menu = await chat.menu(language_code=language)
     assert [c["command"] for c in menu] == ["start", "help", "language"]
     assert menu[0]["description"] == texts.for_language(language).command_descriptions("stranger")[0][1]
     assert menu[0]["description"] != chat.api.commands_for()[0]["description"]
+
+
+async def test_without_a_choice_the_telegram_app_is_followed_and_kept_for_what_comes_unasked(chat: Chat) -> None:
+    agent = speaking(AGENT, "en")
+    await chat.make(agent, Role.AGENT)
+    assert_in_language(await chat.say(agent, "/help"), "en")
+    agent = speaking(AGENT, "fr")  # they switch their phone to French
+    assert_in_language(await chat.say(agent, "/help"), "fr")
+    assert (await chat.bot.services.people.who(agent.id)).person.language == "fr"  # type: ignore[union-attr]
+    french = texts.for_language("fr").command_descriptions("agent")[0][1]
+    await chat.menu(agent.id, until=lambda listed: bool(listed) and listed[0]["description"] == french)
+    after = chat.api.position
+    preview = await chat.say(agent, f"/free {DEVICE}")
+    await chat.tap(agent, preview, preview.button(texts.for_language("fr").confirm_free)["callback_data"])
+    chat.clock.advance(hours=24, seconds=1)
+    assert await expire_approvals(chat.bot.services, chat.bot.application.bot) == 1
+    told = await chat.api.wait_for(lambda s: s.chat_id == agent.id and "24" in (s.rendered or ""), after=after + 2)
+    assert_in_language(told, "fr")  # sent by a job, unasked: in the language last seen
+
+
+async def test_a_person_invited_again_keeps_the_language_they_chose(chat: Chat) -> None:
+    agent = speaking(AGENT, "en")
+    await chat.make(agent, Role.AGENT)
+    await chat.say(agent, "/language fr")
+    await chat.say(MANAGER, f"/revoke {agent.id}")
+    invite = await chat.say(MANAGER, "/invite agent")
+    agent = speaking(AGENT, "sw")
+    assert_in_language(await chat.say(agent, f"/start {token_in(invite)}"), "fr")
+    assert_in_language(await chat.say(agent, "/help"), "fr")
+
+
+async def test_an_error_is_told_in_the_persons_language(chat: Chat, caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(update: object, context: object) -> None:
+        raise RuntimeError("a bug")
+
+    chat.bot.application.add_handler(CommandHandler("days", broken), group=1)  # after the real /days
+    agent = speaking(AGENT, "sw")
+    await chat.make(agent, Role.AGENT)
+    after = chat.api.position
+    await chat.api.user_says(agent, "/days")
+    sorry = texts.for_language("sw").something_went_wrong
+    assert_in_language(await chat.api.wait_for(lambda s: s.chat_id == agent.id and s.rendered == sorry,
+                                               after=after), "sw")
+    caplog.clear()  # the error was logged, as it should be

@@ -91,7 +91,7 @@ async def test_a_free_code_from_an_agent_needs_a_manager(chat: Chat) -> None:
         assert asyncio.get_running_loop().time() < deadline
         await asyncio.sleep(0.02)
     answer = chat.api.answered(query)
-    assert answer is not None and "Already decided by Mary Otieno (approved)" in (answer.text or "")
+    assert answer is not None and "Already approved by Mary Otieno." in (answer.text or "")
     assert await free_calls(chat) == 1 and len(chat.codes()) == 1
     async with chat.bot.services.db.read() as session:
         approval = (await session.exec(select(Approval))).one()
@@ -247,7 +247,7 @@ async def test_export_is_a_csv_that_reads_back(chat: Chat) -> None:
 async def test_agents_and_revoke(chat: Chat) -> None:
     await chat.say(AGENT, f"/days {DEVICE} 1")
     team = await chat.say(MANAGER, "/agents")
-    assert f"Alex Kamau — agent, id {AGENT.id}: 1" in (team.rendered or "")
+    assert f"Alex Kamau — agent, Telegram id {AGENT.id}: 1" in (team.rendered or "")
     revoked = await chat.say(MANAGER, f"/revoke {AGENT.id}")
     assert "no longer has a role" in (revoked.rendered or "")
     refused = await chat.say(AGENT, f"/days {DEVICE} 1")

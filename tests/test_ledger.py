@@ -8,8 +8,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import StatementError
+from sqlmodel import SQLModel
 
 from storage import ledger
 from storage.db import Database
@@ -31,6 +34,17 @@ async def test_migrations_create_every_table_and_reach_head(tmp_path: Path) -> N
         names = {row[0] for row in (await session.exec(text("SELECT name FROM sqlite_master WHERE type='table'")))}
     await database.dispose()
     assert {"person", "customer", "device", "device_alias", "payment", "code_request", "invite", "approval"} <= names
+
+
+async def test_the_migrations_make_exactly_the_tables_the_models_describe(tmp_path: Path) -> None:
+    """A model changed without a migration (or the other way round) fails here, not in the field."""
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    await upgrade(url)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    engine.dispose()
+    assert differences == []
 
 
 async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(db: Database) -> None:
