@@ -144,8 +144,9 @@ async def cancel(update: Update, context: BotContext) -> int:
 
 
 async def timed_out(update: Update, context: BotContext) -> None:
-    """Five minutes of silence end a dialogue."""
+    """Five minutes of silence end a dialogue (PTB calls this from a job: the gate did not run)."""
     if update.effective_chat is not None:
+        context.language = await language_found_again(update, context)
         await reply(update, context, context.texts.timed_out, ReplyKeyboardRemove())
 
 
@@ -169,14 +170,15 @@ async def on_error(update: object, context: BotContext) -> None:
     log.error("update %s failed", getattr(update, "update_id", "?"), exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            words = for_language(await _language_after_error(update, context))
+            words = for_language(await language_found_again(update, context))
             await context.bot.send_message(update.effective_chat.id, words.something_went_wrong)
         except Exception as exc:  # the error handler must not raise: PTB would only log it again
             log.warning("could not tell chat %s about the error (%s)", update.effective_chat.id, type(exc).__name__)
 
 
-async def _language_after_error(update: Update, context: BotContext) -> str:
-    """The person's language, found again: PTB gives the error handler a fresh context."""
+async def language_found_again(update: Update, context: BotContext) -> str:
+    """The person's language where the gate did not run: PTB gives the error handler, and a
+    dialogue's timeout, a fresh context."""
     user = update.effective_user
     code = user.language_code if user is not None else None
     if user is None:

@@ -15,6 +15,7 @@ import pytest
 from babel.messages.pofile import read_po
 from telegram.ext import CommandHandler
 
+import handlers.agent
 from bot import i18n, texts
 from bot.botapi import Sent, TelegramUser
 from bot.clock import ManualClock
@@ -325,3 +326,15 @@ async def test_an_error_is_told_in_the_persons_language(chat: Chat, caplog: pyte
     assert_in_language(await chat.api.wait_for(lambda s: s.chat_id == agent.id and s.rendered == sorry,
                                                after=after), "sw")
     caplog.clear()  # the error was logged, as it should be
+
+
+async def test_silence_ends_a_dialogue_in_the_persons_language(erm_sandbox: ErmSandbox, erm_url: str,
+                                                               database_url: str, clock: ManualClock,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handlers.agent, "DIALOGUE_TIMEOUT", 0.5)  # PTB ends it from a job: no gate runs
+    async with chatting(erm_sandbox, erm_url, database_url, clock) as chat:
+        agent = speaking(AGENT, "fr")
+        await chat.make(agent, Role.AGENT)
+        await chat.say(agent, "/days")
+        ended = await chat.next(agent)
+        assert ended.rendered == texts.for_language("fr").timed_out
