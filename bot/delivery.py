@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from telegram import Bot
+from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden
 
 from bot import reports
@@ -27,6 +27,15 @@ if TYPE_CHECKING:
     from bot.services import Services
 
 log = logging.getLogger("paygbot.delivery")
+
+
+async def speak_to(bot: Bot, db: Database, chat_id: int, words: Callable[[Texts], str], *, sandbox: bool,
+                   markup: Callable[[Texts], InlineKeyboardMarkup | None] | None = None) -> None:
+    """Send to a chat in its owner's language (kept in the ledger), when they did not just write: a
+    customer reads the code an agent asked for in theirs, each manager a notice in theirs."""
+    them = for_language(await language_of(db, chat_id))
+    await bot.send_message(chat_id, them.with_sandbox_note(words(them), sandbox),
+                           reply_markup=markup(them) if markup else None)
 
 
 class Delivery:
@@ -85,10 +94,8 @@ class Delivery:
                 await self._send(chat_id, request, lambda t: t.paid_code(for_customer=False, **paid, **details))
 
     async def _send(self, chat_id: int, request: CodeRequest, words: Callable[[Texts], str]) -> None:
-        """Send ``words`` in the language of the chat's owner: a customer reads their code in theirs."""
-        them = for_language(await language_of(self.db, chat_id))
         try:
-            await self.bot.send_message(chat_id, them.with_sandbox_note(words(them), self.settings.uses_sandbox))
+            await speak_to(self.bot, self.db, chat_id, words, sandbox=self.settings.uses_sandbox)
         except (Forbidden, BadRequest) as exc:
             log.warning("request %s: chat %s cannot be reached (%s); not retrying", request.id, chat_id, exc.message)
 

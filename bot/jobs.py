@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from telegram import Bot
@@ -17,11 +18,10 @@ from telegram.error import BadRequest, Forbidden
 from telegram.ext import CallbackContext, JobQueue
 
 from bot import i18n, limits
-from bot.delivery import send_summary
+from bot.delivery import send_summary, speak_to
 from bot.erm.errors import ErmError
 from bot.issuing import IssuingEngine
-from bot.people import language_of
-from bot.texts import for_language
+from bot.texts import Texts, for_language
 from storage import ledger
 
 if TYPE_CHECKING:
@@ -63,10 +63,10 @@ async def send_reminders(services: Services, bot: Bot) -> int:
         due = await ledger.reminders_due(session=session, now=now, horizon=now + timedelta(days=settings.reminder_days))
     for device, customer in due:
         assert device.id is not None and device.credit_until is not None and customer.chat_id is not None
-        words = for_language(await language_of(services.db, customer.chat_id))  # theirs, whoever paid
-        text = words.reminder(device.label, device.credit_until, limits.days_left(device.credit_until, now), settings.tz)
-        try:
-            await bot.send_message(customer.chat_id, words.with_sandbox_note(text, services.sandbox))
+        words = partial(Texts.reminder, device=device.label, credit_until=device.credit_until,
+                        days_left=limits.days_left(device.credit_until, now), tz=settings.tz)
+        try:  # in the customer's language, whoever paid
+            await speak_to(bot, services.db, customer.chat_id, words, sandbox=services.sandbox)
         except (Forbidden, BadRequest) as exc:
             log.warning("device %s: reminder not delivered to chat %s (%s)", device.label, customer.chat_id, exc.message)
         async with services.db.write() as session:
@@ -142,10 +142,9 @@ async def expire_approvals(services: Services, bot: Bot) -> int:
         device = await services.engine.device(approval.device_id)
         if approval.chat_id is None or device is None:
             continue
-        words = for_language(await language_of(services.db, approval.chat_id))
         try:
-            await bot.send_message(approval.chat_id, words.with_sandbox_note(words.approval_expired(device.label),
-                                                                             services.sandbox))
+            await speak_to(bot, services.db, approval.chat_id, partial(Texts.approval_expired, device=device.label),
+                           sandbox=services.sandbox)
         except (Forbidden, BadRequest) as exc:
             log.warning("approval %s: requester not told of the expiry (%s)", approval.id, exc.message)
     return len(expired)

@@ -49,10 +49,11 @@ from telegram.ext import CallbackContext, JobQueue
 from bot import logs
 from bot.clock import Clock
 from bot.config import Settings
+from bot.delivery import speak_to
 from bot.erm.client import check_product_id
 from bot.issuing import IssuingEngine, PaymentApplied, PaymentHeld, Reason, Refused, backoff
-from bot.people import language_of, normalise_phone
-from bot.texts import Texts, for_language
+from bot.people import normalise_phone
+from bot.texts import Texts
 from storage import ledger
 from storage.db import Database
 from storage.models import Customer, Device, Payment, PaymentNotice, PaymentStatus, Person, Role, Status
@@ -537,11 +538,8 @@ class ChatNotices:
 
     async def _send(self, chat_id: int, words: Callable[[Texts], str],
                     markup: Callable[[Texts], InlineKeyboardMarkup | None] | None = None) -> None:
-        """Send in the language of the chat's owner (each manager, the customer, the agent in theirs)."""
-        them = for_language(await language_of(self.db, chat_id))
         try:
-            await self.bot.send_message(chat_id, them.with_sandbox_note(words(them), self.settings.uses_sandbox),
-                                        reply_markup=markup(them) if markup else None)
+            await speak_to(self.bot, self.db, chat_id, words, sandbox=self.settings.uses_sandbox, markup=markup)
         except (Forbidden, BadRequest) as exc:
             log.warning("payment notice: chat %s cannot be reached (%s); not retrying", chat_id, exc.message)
 

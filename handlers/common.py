@@ -19,7 +19,8 @@ from telegram import (
 from telegram.ext import ConversationHandler
 
 from bot import commands, i18n
-from bot.people import InviteProblem, Kind, language_of
+from bot.delivery import speak_to
+from bot.people import InviteProblem, Kind
 from bot.services import BotContext
 from bot.texts import Texts, for_language
 
@@ -56,9 +57,8 @@ async def reply_qr(update: Update, context: BotContext, link: str, caption: str)
 async def tell(context: BotContext, chat_id: int, words: Callable[[Texts], str],
                markup: Callable[[Texts], Markup] | None = None) -> None:
     """Write to someone other than the sender of the update, in their own language."""
-    them = for_language(await language_of(context.services.db, chat_id))
-    await context.bot.send_message(chat_id, them.with_sandbox_note(words(them), context.services.sandbox),
-                                   reply_markup=markup(them) if markup else None)
+    await speak_to(context.bot, context.services.db, chat_id, words, sandbox=context.services.sandbox,
+                   markup=markup)
 
 
 def buttons(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
