@@ -11,13 +11,14 @@ from __future__ import annotations
 from datetime import date as _date
 from datetime import datetime as _datetime
 from datetime import timedelta
+from decimal import Decimal
 from functools import cache
 from html import escape as esc
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_skeleton, format_timedelta
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, get_currency_precision
 
 from bot import i18n
 from bot.erm.errors import (
@@ -213,9 +214,14 @@ class Texts:
         """``KES 1,250.00`` in English, ``1 250,00 KES`` in French (or the number alone without a currency)."""
         try:
             if not currency:
-                return format_decimal(amount, format="#,##0.00", locale=self.locale)  # type: ignore[arg-type]
+                return format_decimal(amount, format="#,##0.00", locale=self.locale,  # type: ignore[arg-type]
+                                      decimal_quantization=False)
             pattern = "¤¤ #,##0.00" if self.language == "en" else None  # the ISO code, as invoices write it
-            return esc(format_currency(amount, currency.upper(), pattern, locale=self.locale))  # type: ignore[arg-type]
+            value = Decimal(str(amount))
+            # the currency's own decimals (none for XOF), unless that would round the amount: money is never misstated
+            exact = value == round(value, get_currency_precision(currency.upper()))
+            return esc(format_currency(value, currency.upper(), pattern, locale=self.locale,
+                                       currency_digits=exact, decimal_quantization=exact))
         except (TypeError, ValueError, ArithmeticError):
             return esc(f"{currency or ''} {amount}".strip())
 
