@@ -152,6 +152,7 @@ class Payment(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("provider", "reference", name="uq_payment_provider_reference"),
         Index("ix_payment_status_retry", "status", "retry_at"),
+        Index("ix_payment_received", "received_at"),  # the day's payments (summary, chart, export)
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -195,6 +196,7 @@ class CodeRequest(SQLModel, table=True):
         Index("ix_code_request_status_not_before", "status", "not_before"),
         Index("ix_code_request_device_issued", "device_id", "issued_at"),
         Index("ix_code_request_created", "created_at"),
+        Index("ix_code_request_issued", "issued_at"),  # the day's codes (summary, chart)
     )
 
     id: int | None = Field(default=None, primary_key=True)
