@@ -30,13 +30,18 @@ class RedactSecrets(logging.Filter):
         for secret in _secrets:
             cleaned = cleaned.replace(secret, REDACTED)
         if record.exc_info and record.exc_info[1] is not None:
-            text = logging.Formatter().formatException(record.exc_info)
-            for secret in _secrets:
-                text = text.replace(secret, REDACTED)
-            record.exc_text, record.exc_info = text, None
+            record.exc_text, record.exc_info = logging.Formatter().formatException(record.exc_info), None
+        record.exc_text = _cleaned(record.exc_text)
+        record.stack_info = _cleaned(record.stack_info)  # log(..., stack_info=True): frames may show values
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         return True
+
+
+def _cleaned(text: str | None) -> str | None:
+    for secret in _secrets if text else ():
+        text = text.replace(secret, REDACTED)  # type: ignore[union-attr]
+    return text
 
 
 class _StoppedWithTheBot(logging.Filter):

@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -239,3 +240,25 @@ def _the_log_holds_no_secret(captured: Captured) -> None:
             or line.startswith(("Traceback", "  ", "During handling", "The above exception")) \
             or re.match(r"^[\w.]+(Error|Exception|Exit|Interrupt|Cancelled|Timeout)\b", line), line
 
+
+
+def test_secrets_are_removed_from_messages_tracebacks_and_stacks(capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "sk-live-0123456789abcdef"
+    bot.logs.register_secret(secret)
+    logger = logging.getLogger("paygbot.test-redaction")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(bot.logs.RedactSecrets())
+    logger.addHandler(handler)
+    try:
+        logger.warning("token %s", secret)
+        try:
+            raise RuntimeError(f"the ERM said no to {secret}")
+        except RuntimeError:
+            logger.exception("failed")
+        logger.warning("where from", stack_info=True)  # a stack shows source lines: sk-live-0123456789abcdef
+    finally:
+        logger.removeHandler(handler)
+    written = capsys.readouterr().err
+    assert "Stack (most recent call last)" in written and "where from" in written
+    assert secret not in written and written.count(bot.logs.REDACTED) == 3
