@@ -45,7 +45,9 @@ class Delivery:
         self.bot, self.db, self.settings = bot, db, settings
 
     async def __call__(self, request: CodeRequest) -> None:
-        if request.status in (Status.ISSUED, Status.DELIVERED):
+        if request.status is Status.SENDING:
+            await self._unsettled(request)
+        elif request.status in (Status.ISSUED, Status.DELIVERED):
             await self._issued(request)
         elif request.chat_id is not None:
             tz = self.settings.tz
@@ -92,6 +94,16 @@ class Delivery:
             if chat_id is not None and chat_id not in told:
                 told.add(chat_id)
                 await self._send(chat_id, request, lambda t: t.paid_code(for_customer=False, **paid, **details))
+
+    async def _unsettled(self, request: CodeRequest) -> None:
+        """A day without the ERM saying whether it made the code: whoever asked, and the managers."""
+        async with self.db.read() as session:
+            managers = await ledger.managers(session=session)
+        readers = dict.fromkeys([request.chat_id, *(manager.telegram_id for manager in managers)])
+        tz = self.settings.tz
+        for chat_id in readers:
+            if chat_id is not None:
+                await self._send(chat_id, request, lambda t: t.unsettled(request.device_ref, request.created_at, tz))
 
     async def _send(self, chat_id: int, request: CodeRequest, words: Callable[[Texts], str]) -> None:
         try:

@@ -79,6 +79,8 @@ WAIT_ERM_LOGIN = "erm_login"
 WAIT_ERM_NOT_YET = "erm_not_yet"
 WAIT_SETTLING = "settling"
 WAIT_RESENDING = "resending"
+WAIT_UNSETTLED = "unsettled"
+"""A day without the ERM saying whether the code was made; people were told (once)."""
 
 
 @dataclass(frozen=True)
@@ -742,11 +744,15 @@ class IssuingEngine:
                 page = await self.erm.code_history(request.device_ref, 0, 20)
         except ErmError as exc:
             log.warning("request %s: cannot read the code history yet (%s)", request.id, exc.message)
+            now = self.clock.now()
             async with self.db.write() as session:
                 fresh = await ledger.get_request(session=session, request_id=request.id)
-                if fresh is not None and fresh.status is Status.SENDING:
-                    fresh.not_before = self.clock.now() + backoff(fresh.attempts)
-                    session.add(fresh)
+                if fresh is None or fresh.status is not Status.SENDING:
+                    return
+                fresh.not_before = now + backoff(fresh.attempts)
+                session.add(fresh)
+            if fresh.reason != WAIT_UNSETTLED and now - (fresh.sent_at or fresh.created_at) > GIVE_UP_AFTER:
+                await self._tell_unsettled(fresh)
             return
         async with self.db.read() as session:
             known = await ledger.known_codes(session=session, device_id=request.device_id)
@@ -781,6 +787,23 @@ class IssuingEngine:
         return None
 
     # -- delivery and prepaid days ---------------------------------------------------------------
+
+    async def _tell_unsettled(self, request: CodeRequest) -> None:
+        """A day without knowing whether a request's code was made: its people are told, once. The
+        engine goes on asking the ERM and never sends again what may have been committed, so the
+        request stays SENDING (a code found later is delivered as usual)."""
+        if self.notify is None:
+            return
+        try:
+            await self.notify(request)  # SENDING: the notifier says it is not known yet
+        except Exception as exc:  # told at the next attempt
+            log.warning("request %s: could not tell that it is unsettled (%s)", request.id, type(exc).__name__)
+            return
+        async with self.db.write() as session:
+            fresh = await ledger.get_request(session=session, request_id=request.id or 0)
+            if fresh is not None and fresh.status is Status.SENDING:
+                fresh.reason = WAIT_UNSETTLED
+                session.add(fresh)
 
     async def _deliver(self, request_id: int) -> None:
         assert self.notify is not None

@@ -272,6 +272,7 @@ class Texts:
             "erm_not_yet": self._("the ERM said not yet"),
             "settling": self._("no answer from the ERM; checking its code history"),
             "resending": self._("no code was committed; sending again"),
+            "unsettled": self._("the ERM has not said whether it made the code"),
         }.get(code, stored)
 
     def item(self, label: str, value: str) -> str:
@@ -605,6 +606,11 @@ class Texts:
         return self._("No code could be issued for <b>{device}</b>: the ERM could not be reached for a day "
                       "({reason}). Please ask again.", device=esc(device),
                       reason=esc(self.reason(reason)) if reason else self._("no answer"))
+
+    def unsettled(self, device: str, asked_at: _datetime, tz: ZoneInfo) -> str:
+        return self._("⚠️ For a day the ERM has not said whether it made the code asked for <b>{device}</b> on "
+                      "{when}. Nothing is sent again by itself: the bot keeps asking, and sends the code if it "
+                      "was made. To look now: /history {device}", device=esc(device), when=self.moment(asked_at, tz))
 
     def confirm_days(self, device: str, days: int) -> str:
         return self._("Issue a code of <b>{days}</b> for <b>{device}</b>?", days=self.days(days),

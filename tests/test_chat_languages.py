@@ -338,3 +338,24 @@ async def test_silence_ends_a_dialogue_in_the_persons_language(erm_sandbox: ErmS
         await chat.say(agent, "/days")
         ended = await chat.next(agent)
         assert ended.rendered == texts.for_language("fr").timed_out
+
+
+async def test_a_day_without_the_erm_saying_is_told_to_each_reader_in_theirs(
+    erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock
+) -> None:
+    async with chatting(erm_sandbox, erm_url, database_url, clock, ERM_TIMEOUT_SECONDS="0.3") as chat:
+        agent = speaking(AGENT, "fr")
+        await chat.make(agent, Role.AGENT)
+        erm_sandbox.late_next(1, delay=1.0)  # the ERM makes the code but the answer never comes in time
+        erm_sandbox.fail_next(10_000, status=404, body={"message": "Product not found"},
+                              paths=["/oves/v2/codeHistoryList"])
+        await chat.say(agent, f"/days {DEVICE} 3")
+        chat.clock.advance(hours=24, seconds=30)
+        after = chat.api.position
+        to_agent = await chat.api.wait_for(lambda s: s.chat_id == agent.id and "/history" in (s.rendered or ""),
+                                           after=after)
+        to_manager = await chat.api.wait_for(lambda s: s.chat_id == MANAGER.id and "/history" in (s.rendered or ""),
+                                             after=after)
+        assert_in_language(to_agent, "fr")
+        assert_in_language(to_manager, "en")
+        assert erm_sandbox.generations == 1  # asked once, never again

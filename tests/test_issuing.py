@@ -420,3 +420,34 @@ async def test_codes_carried_past_midnight_count_for_the_new_day(
     await settle(engine)
     assert len(committed(erm_sandbox)) == 4
     await engine.close()
+
+
+async def test_a_day_without_knowing_tells_people_once_and_never_sends_again(
+    crashed: int, db: Database, erm: ErmClient, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
+) -> None:
+    """The ERM refuses the code history (a 4xx) for a request whose answer never came: after a day its
+    people are told, once; it stays SENDING (a code may exist) until the ERM answers, then ends well."""
+    told: list[tuple[int | None, Status, str | None]] = []
+
+    async def notify(request: CodeRequest) -> None:
+        told.append((request.id, request.status, request.reason))
+
+    restarted = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock, notify=notify)
+    erm_sandbox.fail_next(10_000, status=404, body={"message": "Product not found"},
+                          paths=["/oves/v2/codeHistoryList"])
+    clock.advance(7)
+    await settle(restarted)
+    assert told == [] and [row.status for row in await requests(db)] == [Status.SENDING]
+    clock.advance(hours=24)
+    for _ in range(3):
+        clock.advance(seconds=10)
+        await settle(restarted)
+    [row] = await requests(db)
+    assert told == [(crashed, Status.SENDING, None)] and row.status is Status.SENDING and row.reason == "unsettled"
+    assert erm_sandbox.generations == 0  # never sent again while a code may exist
+    erm_sandbox.clear_faults()
+    clock.advance(seconds=10)
+    await settle(restarted)
+    [row] = await requests(db)
+    assert row.status is Status.DELIVERED and erm_sandbox.generations == 1 and told[-1][:2] == (crashed, Status.ISSUED)
+    await restarted.close()
