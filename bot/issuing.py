@@ -55,6 +55,7 @@ _HISTORY_DAYS = {CodeKind.FREE: 1096, CodeKind.RESET: 2192}
 CLOCK_SKEW = timedelta(minutes=10)
 SETTLE_GRACE = timedelta(seconds=5)
 GIVE_UP_AFTER = timedelta(days=1)
+SETTLE_POLL_CAP = timedelta(minutes=5)
 PREPAID_BATCH_DAYS = 30
 PREPAID_CHECK_EVERY = timedelta(minutes=1)
 
@@ -749,9 +750,11 @@ class IssuingEngine:
                 fresh = await ledger.get_request(session=session, request_id=request.id)
                 if fresh is None or fresh.status is not Status.SENDING:
                     return
-                fresh.not_before = now + backoff(fresh.attempts)
+                waited = now - (fresh.sent_at or fresh.created_at)
+                # ask less often the longer it lasts: a tenth of the wait, at most every 5 minutes
+                fresh.not_before = now + max(backoff(fresh.attempts), min(SETTLE_POLL_CAP, waited / 10))
                 session.add(fresh)
-            if fresh.reason != WAIT_UNSETTLED and now - (fresh.sent_at or fresh.created_at) > GIVE_UP_AFTER:
+            if fresh.reason != WAIT_UNSETTLED and waited > GIVE_UP_AFTER:
                 await self._tell_unsettled(fresh)
             return
         async with self.db.read() as session:
