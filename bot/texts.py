@@ -8,6 +8,7 @@ Command-line lines, for the engineer at the server, are plain English functions 
 
 from __future__ import annotations
 
+import logging
 from datetime import date as _date
 from datetime import datetime as _datetime
 from datetime import timedelta
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from bot.erm.models import CodeEvent
     from bot.erm.sandbox import ErmSandbox
     from storage.models import Person
+
+log = logging.getLogger("paygbot.texts")
 
 # -- command line -----------------------------------------------------------------------------
 
@@ -164,6 +167,16 @@ def for_language(language: str) -> Texts:
     return Texts(language if language in i18n.LANGUAGES else i18n.DEFAULT)
 
 
+def _filled(translated: str, english: str, values: dict[str, Any]) -> str:
+    """The translation with its placeholders filled; the English one if the translation's are broken
+    (the catalogue tests catch that, but a person must never get an error instead of their code)."""
+    try:
+        return translated.format(**values)
+    except (KeyError, IndexError, ValueError):
+        log.error("a translation's placeholders do not match the English: %r", english)
+        return english.format(**values)
+
+
 class Texts:
     """Every chat sentence in one language."""
 
@@ -174,12 +187,13 @@ class Texts:
 
     def _(self, message: str, **values: Any) -> str:
         """``message`` in this language, its placeholders filled."""
-        text = self._catalogue.gettext(message)
-        return text.format(**values) if values else text
+        return _filled(self._catalogue.gettext(message), message, values) if values else \
+            self._catalogue.gettext(message)
 
     def n_(self, singular: str, plural: str, n: int, **values: Any) -> str:
         """A message that changes with a count ``{n}``."""
-        return self._catalogue.ngettext(singular, plural, n).format(n=self.number(n), **values)
+        english = singular if n == 1 else plural
+        return _filled(self._catalogue.ngettext(singular, plural, n), english, {"n": self.number(n), **values})
 
     # -- formatting ---------------------------------------------------------------------------
 

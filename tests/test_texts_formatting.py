@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gettext
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -43,3 +44,14 @@ def test_amounts_dates_and_counts_per_language(language: str, amount: str, momen
     assert t.money(Decimal("1250.5"), "KES") == amount
     assert t.moment(datetime(2026, 12, 23, 0, 0, tzinfo=UTC), NAIROBI) == moment  # in PAYGBOT_TIMEZONE
     assert (t.days(1095), t.days(1)) == (days, one_day)
+
+
+def test_a_broken_translation_falls_back_to_english_rather_than_failing(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(gettext.NullTranslations):
+        def gettext(self, message: str) -> str:
+            return "Mauvais {appareil}" if "{device}" in message else message
+
+    t = texts.Texts("fr")
+    t._catalogue = Broken()
+    assert t.ask_days("TEST2503000017") == "How many days for <b>TEST2503000017</b>?"
+    assert "do not match the English" in caplog.text
