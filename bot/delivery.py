@@ -2,7 +2,8 @@
 
 The engine calls :class:`Delivery` for every finished request until it succeeds, so it
 raises on a failure worth retrying (the network, Telegram's flood control) and returns
-quietly when retrying cannot help (the person blocked the bot, the chat is gone).
+quietly when retrying cannot help (the person blocked the bot, the chat is gone). It is also
+called once for a request still SENDING after a day: a warning, sent to each reader best effort.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from telegram import Bot, InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden
+from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot import reports
 from bot.config import Settings
@@ -102,8 +103,12 @@ class Delivery:
         readers = dict.fromkeys([request.chat_id, *(manager.telegram_id for manager in managers)])
         tz = self.settings.tz
         for chat_id in readers:
-            if chat_id is not None:
+            if chat_id is None:
+                continue
+            try:  # one unreachable reader must not keep the warning from the others
                 await self._send(chat_id, request, lambda t: t.unsettled(request.device_ref, request.created_at, tz))
+            except TelegramError as exc:
+                log.warning("request %s: chat %s not warned (%s)", request.id, chat_id, exc.message)
 
     async def _send(self, chat_id: int, request: CodeRequest, words: Callable[[Texts], str]) -> None:
         try:

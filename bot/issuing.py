@@ -82,6 +82,8 @@ WAIT_SETTLING = "settling"
 WAIT_RESENDING = "resending"
 WAIT_UNSETTLED = "unsettled"
 """A day without the ERM saying whether the code was made; people were told (once)."""
+WAIT_TOO_LATE = "too_late"
+"""Settled as nothing made, but asked over a day ago: an unpaid request then ends (FAILED)."""
 
 
 @dataclass(frozen=True)
@@ -765,8 +767,13 @@ class IssuingEngine:
             await self._issued(request.id, event.code_dec_string, event.code_hex_string.upper(), None,
                                event.code_number)
             return
-        log.info("request %s settled: nothing was committed; it goes out again", request.id)
         now = self.clock.now()
+        if request.source is Source.CHAT and now - request.created_at > GIVE_UP_AFTER:
+            # as _retry_later: an unpaid request does not go out more than a day after it was asked
+            log.info("request %s settled: nothing was committed, and it was asked over a day ago", request.id)
+            await self._finish(request.id, Status.FAILED, WAIT_TOO_LATE)
+            return
+        log.info("request %s settled: nothing was committed; it goes out again", request.id)
         async with self.db.write() as session:
             fresh = await ledger.get_request(session=session, request_id=request.id)
             if fresh is not None and fresh.status is Status.SENDING:
@@ -792,21 +799,22 @@ class IssuingEngine:
     # -- delivery and prepaid days ---------------------------------------------------------------
 
     async def _tell_unsettled(self, request: CodeRequest) -> None:
-        """A day without knowing whether a request's code was made: its people are told, once. The
-        engine goes on asking the ERM and never sends again what may have been committed, so the
-        request stays SENDING (a code found later is delivered as usual)."""
+        """A day without knowing whether a request's code was made: its people are warned, once (marked
+        first: a warning is not worth repeating). The engine goes on asking the ERM and never sends
+        again what may have been committed, so the request stays SENDING; how it ends (the code, or
+        nothing made) reaches them as usual."""
+        async with self.db.write() as session:
+            fresh = await ledger.get_request(session=session, request_id=request.id or 0)
+            if fresh is None or fresh.status is not Status.SENDING:
+                return
+            fresh.reason = WAIT_UNSETTLED
+            session.add(fresh)
         if self.notify is None:
             return
         try:
-            await self.notify(request)  # SENDING: the notifier says it is not known yet
-        except Exception as exc:  # told at the next attempt
-            log.warning("request %s: could not tell that it is unsettled (%s)", request.id, type(exc).__name__)
-            return
-        async with self.db.write() as session:
-            fresh = await ledger.get_request(session=session, request_id=request.id or 0)
-            if fresh is not None and fresh.status is Status.SENDING:
-                fresh.reason = WAIT_UNSETTLED
-                session.add(fresh)
+            await self.notify(fresh)  # SENDING: the notifier says it is not known yet
+        except Exception as exc:
+            log.warning("request %s: could not warn that it is unsettled (%s)", request.id, type(exc).__name__)
 
     async def _deliver(self, request_id: int) -> None:
         assert self.notify is not None

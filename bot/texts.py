@@ -287,6 +287,7 @@ class Texts:
             "settling": self._("no answer from the ERM; checking its code history"),
             "resending": self._("no code was committed; sending again"),
             "unsettled": self._("the ERM has not said whether it made the code"),
+            "too_late": self._("the ERM made nothing, and it was asked over a day ago: ask again if still needed"),
         }.get(code, stored)
 
     def item(self, label: str, value: str) -> str:
@@ -623,8 +624,8 @@ class Texts:
 
     def unsettled(self, device: str, asked_at: _datetime, tz: ZoneInfo) -> str:
         return self._("⚠️ For a day the ERM has not said whether it made the code asked for <b>{device}</b> on "
-                      "{when}. Nothing is sent again by itself: the bot keeps asking, and sends the code if it "
-                      "was made. To look now: /history {device}", device=esc(device), when=self.moment(asked_at, tz))
+                      "{when}; the device's other codes wait behind it. Do not ask again: the bot keeps asking the "
+                      "ERM and says here how it ends.", device=esc(device), when=self.moment(asked_at, tz))
 
     def confirm_days(self, device: str, days: int) -> str:
         return self._("Issue a code of <b>{days}</b> for <b>{device}</b>?", days=self.days(days),

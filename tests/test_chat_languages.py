@@ -352,9 +352,9 @@ async def test_a_day_without_the_erm_saying_is_told_to_each_reader_in_theirs(
         await chat.say(agent, f"/days {DEVICE} 3")
         chat.clock.advance(hours=24, seconds=30)
         after = chat.api.position
-        to_agent = await chat.api.wait_for(lambda s: s.chat_id == agent.id and "/history" in (s.rendered or ""),
+        to_agent = await chat.api.wait_for(lambda s: s.chat_id == agent.id and "⚠️" in (s.rendered or ""),
                                            after=after)
-        to_manager = await chat.api.wait_for(lambda s: s.chat_id == MANAGER.id and "/history" in (s.rendered or ""),
+        to_manager = await chat.api.wait_for(lambda s: s.chat_id == MANAGER.id and "⚠️" in (s.rendered or ""),
                                              after=after)
         assert_in_language(to_agent, "fr")
         assert_in_language(to_manager, "en")

@@ -426,7 +426,8 @@ async def test_a_day_without_knowing_tells_people_once_and_never_sends_again(
     crashed: int, db: Database, erm: ErmClient, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
 ) -> None:
     """The ERM refuses the code history (a 4xx) for a request whose answer never came: after a day its
-    people are told, once; it stays SENDING (a code may exist) until the ERM answers, then ends well."""
+    people are warned, once; it stays SENDING (a code may exist) until the ERM answers. Nothing was
+    made, and an unpaid request does not go out a day late: it ends FAILED, and they are told."""
     told: list[tuple[int | None, Status, str | None]] = []
 
     async def notify(request: CodeRequest) -> None:
@@ -444,10 +445,12 @@ async def test_a_day_without_knowing_tells_people_once_and_never_sends_again(
         [row] = await requests(db)
         assert row.not_before == clock.now() + timedelta(minutes=5)  # asked less often as the wait goes on
         clock.advance(minutes=5)
-    assert told == [(crashed, Status.SENDING, None)] and row.status is Status.SENDING and row.reason == "unsettled"
+    assert told == [(crashed, Status.SENDING, "unsettled")] and row.status is Status.SENDING
     assert erm_sandbox.generations == 0  # never sent again while a code may exist
     erm_sandbox.clear_faults()
     await settle(restarted)
     [row] = await requests(db)
-    assert row.status is Status.DELIVERED and erm_sandbox.generations == 1 and told[-1][:2] == (crashed, Status.ISSUED)
+    assert row.status is Status.FAILED and row.reason == "too_late" and row.delivered_at is not None
+    assert erm_sandbox.generations == 0
+    assert told[-1] == (crashed, Status.FAILED, "too_late") and len(told) == 2
     await restarted.close()
