@@ -206,7 +206,7 @@ async def days_confirmed(update: Update, context: BotContext) -> int:
 # -- /device and /history ------------------------------------------------------------------------
 
 
-async def _resolve(update: Update, context: BotContext, ref: str) -> int | None:
+async def known_device(update: Update, context: BotContext, ref: str) -> int | None:
     """The ledger's device for ``ref``, or a reply saying why there is none."""
     outcome = await context.services.engine.resolve_device(ref)
     if isinstance(outcome, Refused):
@@ -227,7 +227,7 @@ async def one_device(update: Update, context: BotContext, command: str) -> tuple
     if device is None:
         await reply(update, context, context.texts.bad_device)
         return None
-    device_id = await _resolve(update, context, device)
+    device_id = await known_device(update, context, device)
     return None if device_id is None else (device, device_id)
 
 
@@ -295,7 +295,7 @@ async def _history_page(update: Update, context: BotContext, device_id: int, ref
 async def register_customer(update: Update, context: BotContext, device: str, phone: str, name: str) -> None:
     """Register or update the device's customer, then give their invite link and its QR picture."""
     services = context.services
-    device_id = await _resolve(update, context, device)
+    device_id = await known_device(update, context, device)
     if device_id is None:
         return
     customer, _ = await services.people.register_customer(device_id=device_id, phone=phone, name=name,

@@ -10,9 +10,8 @@ from telegram import Update
 
 from bot import devices, limits, reports
 from bot.delivery import send_summary
-from bot.issuing import Refused
 from bot.services import BotContext
-from handlers.agent import valid_device
+from handlers.agent import known_device, valid_device
 from handlers.common import arguments, reply, reply_qr, too_long
 
 
@@ -45,13 +44,11 @@ async def price(update: Update, context: BotContext) -> None:
         await reply(update, context, context.texts.bad_price + "\n" + context.texts.usage("price"))
         return
     services = context.services
-    outcome = await services.engine.resolve_device(device)
-    if isinstance(outcome, Refused):
-        await reply(update, context, context.texts.refused(outcome.reason.value, device, words=outcome.words,
-                                                   tz=services.settings.tz))
+    device_id = await known_device(update, context, device)
+    if device_id is None:
         return
-    await devices.set_price(services.db, outcome, amount, currency)
-    status = await services.engine.status(outcome)
+    await devices.set_price(services.db, device_id, amount, currency)
+    status = await services.engine.status(device_id)
     await reply(update, context, context.texts.price_set(device, amount, status.device.currency))
 
 

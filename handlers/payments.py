@@ -16,7 +16,7 @@ from bot.issuing import PaymentApplied, PaymentHeld, Reason, Refused
 from bot.payments import Incoming, NotMatched, Outcome, Payments, Pending, Provider, new_cash_reference
 from bot.people import Kind
 from bot.services import BotContext
-from handlers.agent import valid_device
+from handlers.agent import known_device, valid_device
 from handlers.common import arguments, buttons, reply, too_long
 from storage.models import Payment, PaymentStatus
 
@@ -206,11 +206,8 @@ async def assign_command(update: Update, context: BotContext) -> None:
     if payment is None:
         await reply(update, context, context.texts.no_such_payment(args[0]))
         return
-    services = context.services
-    device_id = await services.engine.resolve_device(device)
-    if isinstance(device_id, Refused):
-        await reply(update, context, context.texts.refused(device_id.reason.value, device, words=device_id.words,
-                                                   tz=services.settings.tz))
+    device_id = await known_device(update, context, device)
+    if device_id is None:
         return
     await _assign(update, context, payment, device_id)
 
