@@ -266,9 +266,9 @@ class Texts:
             return ""
         code, _, detail = stored.partition(": ")
         try:
-            if code == "stacking" and detail and int(detail.split()[0]):
+            if code == "stacking" and detail and (fits := int(detail.split()[0])):
                 return self.n_("too much credit (at most {n} day fitted)", "too much credit (at most {n} days fitted)",
-                               int(detail.split()[0]))
+                               fits)
             if code == "daily_limit" and detail:
                 when = _datetime.fromisoformat(detail.removeprefix("next at "))
                 return self._("all the day's codes used; next from {when}", when=self.moment(when, tz or when.tzinfo))
