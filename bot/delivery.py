@@ -31,12 +31,21 @@ log = logging.getLogger("paygbot.delivery")
 
 
 async def speak_to(bot: Bot, db: Database, chat_id: int, words: Callable[[Texts], str], *, sandbox: bool,
-                   markup: Callable[[Texts], InlineKeyboardMarkup | None] | None = None) -> None:
+                   markup: Callable[[Texts], InlineKeyboardMarkup | None] | None = None,
+                   unreachable: str | None = None) -> None:
     """Send to a chat in its owner's language (kept in the ledger), when they did not just write: a
-    customer reads the code an agent asked for in theirs, each manager a notice in theirs."""
+    customer reads the code an agent asked for in theirs, each manager a notice in theirs.
+
+    With ``unreachable`` (what is being sent, for the log), a chat that cannot be reached (the person
+    blocked the bot, the chat is gone) is logged and left: retrying cannot help. Other failures raise."""
     them = for_language(await language_of(db, chat_id))
-    await bot.send_message(chat_id, them.with_sandbox_note(words(them), sandbox),
-                           reply_markup=markup(them) if markup else None)
+    try:
+        await bot.send_message(chat_id, them.with_sandbox_note(words(them), sandbox),
+                               reply_markup=markup(them) if markup else None)
+    except (Forbidden, BadRequest) as exc:
+        if unreachable is None:
+            raise
+        log.warning("%s: chat %s cannot be reached (%s); not retrying", unreachable, chat_id, exc.message)
 
 
 class Delivery:
@@ -111,10 +120,8 @@ class Delivery:
                 log.warning("request %s: chat %s not warned (%s)", request.id, chat_id, exc.message)
 
     async def _send(self, chat_id: int, request: CodeRequest, words: Callable[[Texts], str]) -> None:
-        try:
-            await speak_to(self.bot, self.db, chat_id, words, sandbox=self.settings.uses_sandbox)
-        except (Forbidden, BadRequest) as exc:
-            log.warning("request %s: chat %s cannot be reached (%s); not retrying", request.id, chat_id, exc.message)
+        await speak_to(self.bot, self.db, chat_id, words, sandbox=self.settings.uses_sandbox,
+                       unreachable=f"request {request.id}")
 
 
 async def send_summary(bot: Bot, services: Services, chat_id: int, day: date, words: Texts) -> None:

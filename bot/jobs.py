@@ -65,10 +65,8 @@ async def send_reminders(services: Services, bot: Bot) -> int:
         assert device.id is not None and device.credit_until is not None and customer.chat_id is not None
         words = partial(Texts.reminder, device=device.label, credit_until=device.credit_until,
                         days_left=limits.days_left(device.credit_until, now), tz=settings.tz)
-        try:  # in the customer's language, whoever paid
-            await speak_to(bot, services.db, customer.chat_id, words, sandbox=services.sandbox)
-        except (Forbidden, BadRequest) as exc:
-            log.warning("device %s: reminder not delivered to chat %s (%s)", device.label, customer.chat_id, exc.message)
+        await speak_to(bot, services.db, customer.chat_id, words, sandbox=services.sandbox,  # theirs, whoever paid
+                       unreachable=f"reminder for {device.label}")
         async with services.db.write() as session:
             await ledger.mark_reminded(session=session, device_id=device.id, credit_until=device.credit_until)
         sent += 1
@@ -142,11 +140,8 @@ async def expire_approvals(services: Services, bot: Bot) -> int:
         device = await services.engine.device(approval.device_id)
         if approval.chat_id is None or device is None:
             continue
-        try:
-            await speak_to(bot, services.db, approval.chat_id, partial(Texts.approval_expired, device=device.label),
-                           sandbox=services.sandbox)
-        except (Forbidden, BadRequest) as exc:
-            log.warning("approval %s: requester not told of the expiry (%s)", approval.id, exc.message)
+        await speak_to(bot, services.db, approval.chat_id, partial(Texts.approval_expired, device=device.label),
+                       sandbox=services.sandbox, unreachable=f"expiry of approval {approval.id}")
     return len(expired)
 
 

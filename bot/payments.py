@@ -43,7 +43,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden
 from telegram.ext import CallbackContext, JobQueue
 
 from bot import logs
@@ -538,10 +537,8 @@ class ChatNotices:
 
     async def _send(self, chat_id: int, words: Callable[[Texts], str],
                     markup: Callable[[Texts], InlineKeyboardMarkup | None] | None = None) -> None:
-        try:
-            await speak_to(self.bot, self.db, chat_id, words, sandbox=self.settings.uses_sandbox, markup=markup)
-        except (Forbidden, BadRequest) as exc:
-            log.warning("payment notice: chat %s cannot be reached (%s); not retrying", chat_id, exc.message)
+        await speak_to(self.bot, self.db, chat_id, words, sandbox=self.settings.uses_sandbox, markup=markup,
+                       unreachable="payment notice")
 
 
 def assign_buttons(payment: Payment, candidates: list[Device], words: Texts) -> InlineKeyboardMarkup | None:
