@@ -17,9 +17,6 @@ from bot.texts import for_language
 
 log = logging.getLogger("paygbot.commands")
 
-ROLES = ("stranger", "customer", "agent", "manager")
-
-
 def commands_of(role: str, language: str) -> list[BotCommand]:
     return [BotCommand(name, description) for name, description in for_language(language).command_descriptions(role)]
 

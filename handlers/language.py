@@ -47,6 +47,5 @@ async def _choose(update: Update, context: BotContext, language: str) -> None:
             context.user_data[LANGUAGE] = language
     else:
         await context.services.people.keep_language(who, language, chosen=True)
+        show_menu(context, chat.id, who.kind.value)  # in the background: the answer is not held up
     await reply(update, context, context.texts.language_set() + "\n\n" + context.texts.help_for(who.kind.value))
-    if who.kind is not Kind.STRANGER:
-        show_menu(context, chat.id, who.kind.value)
