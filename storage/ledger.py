@@ -55,24 +55,29 @@ async def put_person(
         person.role, person.active = role, True
         if name:
             person.name = name
-    if language is not None and (language_chosen or not person.language_chosen):
-        person.language, person.language_chosen = language, language_chosen
+    _keep_language(person, language, language_chosen)
     session.add(person)
     await session.flush()
     return person
 
 
+def _keep_language(row: Person | Customer, language: str | None, chosen: bool) -> None:
+    """Keep ``language`` unless it would replace one the person chose (/language) with one they did not."""
+    if language is not None and (chosen or not row.language_chosen):
+        row.language, row.language_chosen = language, chosen
+
+
 async def set_person_language(*, session: AsyncSession, person_id: int, language: str, chosen: bool) -> None:
     person = await session.get(Person, person_id)
     if person is not None:
-        person.language, person.language_chosen = language, chosen
+        _keep_language(person, language, chosen)
         session.add(person)
 
 
 async def set_customer_language(*, session: AsyncSession, customer_id: int, language: str, chosen: bool) -> None:
     customer = await session.get(Customer, customer_id)
     if customer is not None:
-        customer.language, customer.language_chosen = language, chosen
+        _keep_language(customer, language, chosen)
         session.add(customer)
 
 
@@ -453,8 +458,7 @@ async def link_customer_chat(
         session.add(previous)
         await session.flush()
     customer.telegram_user_id, customer.chat_id = telegram_user_id, chat_id
-    if language is not None and (language_chosen or not customer.language_chosen):
-        customer.language, customer.language_chosen = language, language_chosen
+    _keep_language(customer, language, language_chosen)
     session.add(customer)
     await session.flush()
     return customer
