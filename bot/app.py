@@ -82,7 +82,7 @@ async def running_bot(
     for language in i18n.LANGUAGES:  # a broken catalogue stops the start here, not a person's chat later
         texts.for_language(language)
     async with AsyncExitStack() as stack:
-        await upgrade(settings.database_url)
+        await upgrade(settings.database_url, currency=settings.currency, phone_region=settings.phone_region)
         db = Database(settings.database_url)
         stack.push_async_callback(db.dispose)
         erm = await stack.enter_async_context(open_erm(settings, clock))

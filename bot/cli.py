@@ -153,7 +153,7 @@ async def _db(settings: Settings, args: argparse.Namespace) -> None:
     if args.action == "backup":
         await _db_backup(settings, args)
         return
-    await upgrade(settings.database_url)
+    await upgrade(settings.database_url, currency=settings.currency, phone_region=settings.phone_region)
     print(texts.cli_db_upgraded(await current_revision(settings.database_url)))
 
 
@@ -175,7 +175,7 @@ async def _users(settings: Settings, args: argparse.Namespace) -> None:
     from storage.migrate import upgrade
     from storage.models import Role
 
-    await upgrade(settings.database_url)
+    await upgrade(settings.database_url, currency=settings.currency, phone_region=settings.phone_region)
     db = Database(settings.database_url)
     try:
         if args.action == "add":

@@ -11,6 +11,7 @@ from datetime import time
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=0, le=65535, validation_alias=_var("PAYGBOT_HTTP_PORT"))
     webhook_secret: SecretStr | None = Field(None, validation_alias=_var("PAYGBOT_WEBHOOK_SECRET"))
     mpesa_path: SecretStr | None = Field(None, validation_alias=_var("PAYGBOT_MPESA_PATH"))
+    currency: str = Field("KES", validation_alias=_var("PAYGBOT_CURRENCY"))
+    """The currency of a daily price set without one (a price always has a currency)."""
+    phone_region: str = Field("KE", validation_alias=_var("PAYGBOT_PHONE_REGION"))
+    """The country whose local numbers (0712 345 678) people type; stored numbers are international."""
 
     @field_validator("telegram_bot_token", "erm_username", "erm_password", "webhook_secret", "mpesa_path",
                      mode="before")
@@ -94,6 +99,21 @@ class Settings(BaseSettings):
                     raise ValueError(f"{part!r} is not a numeric Telegram user id")
             return [int(part) for part in parts]
         return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{3}", value.strip()):
+            raise ValueError(f"{value!r} is not a currency code such as KES")
+        return value.strip().upper()
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a country code such as KE, TZ or UG")
+        return region
 
     @field_validator("timezone")
     @classmethod

@@ -36,20 +36,22 @@ def _ensure_directory(url: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
 
-async def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision``."""
+async def upgrade(url: str, revision: str = "head", *, currency: str = "KES", phone_region: str = "KE") -> None:
+    """Bring the database at ``url`` to ``revision``. ``currency`` and ``phone_region`` fill in what old
+    rows lack (``PAYGBOT_CURRENCY``, ``PAYGBOT_PHONE_REGION``)."""
     _ensure_directory(url)
     engine = create_async_engine(async_url(url))
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade, revision)
+            await connection.run_sync(_upgrade, revision, {"currency": currency, "phone_region": phone_region})
     finally:
         await engine.dispose()
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _upgrade(connection: Connection, revision: str, defaults: dict[str, str]) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
+    config.attributes.update(defaults)
     command.upgrade(config, revision)
 
 

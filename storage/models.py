@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, text
 from sqlmodel import Field, SQLModel
 
 from storage.types import Money, UTCDateTime
@@ -129,6 +129,10 @@ class Device(SQLModel, table=True):
     prepaid_days: int = 0
     credit_money: Decimal = Field(default=Decimal(0), sa_type=Money)
     reminded_for: datetime | None = _when(default=None)
+    verified: bool = False
+    """Its ids come from the ERM's item record. Otherwise the ledger knows the device only by the ids
+    people typed, and compares its code history with the ledger's before each of its codes while it has
+    none yet (another of its ids may already be a row: see ``bot.issuing``)."""
     created_at: datetime = _when()
 
 
@@ -150,7 +154,9 @@ class Payment(SQLModel, table=True):
     __tablename__ = "payment"  # type: ignore[assignment]
 
     __table_args__ = (
-        UniqueConstraint("provider", "reference", name="uq_payment_provider_reference"),
+        # one payment per (provider, reference); a later copy of it (``duplicate_of``) is kept beside it
+        Index("uq_payment_provider_reference", "provider", "reference", unique=True,
+              sqlite_where=text("duplicate_of IS NULL"), postgresql_where=text("duplicate_of IS NULL")),
         Index("ix_payment_status_retry", "status", "retry_at"),
         Index("ix_payment_received", "received_at"),  # the day's payments (summary, chart, export)
     )
@@ -184,6 +190,11 @@ class Payment(SQLModel, table=True):
     retry_at: datetime | None = _when(default=None)
     notice: PaymentNotice | None = None
     notified_at: datetime | None = _when(default=None)
+    duplicate_of: int | None = Field(default=None, foreign_key="payment.id", index=True)
+    """Another copy of the money of that payment (same reference): the provider's own confirmation of a
+    pasted one (never days again), or a conflicting one (another amount or account: kept for the managers)."""
+    confirmed_at: datetime | None = _when(default=None)
+    """When the provider's own confirmation (Daraja) of this pasted payment arrived and agreed with it."""
 
 
 class CodeRequest(SQLModel, table=True):
