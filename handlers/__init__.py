@@ -1,4 +1,5 @@
-"""Every handler of the bot, in one visible list, in the order PTB tries them."""
+"""Every handler of the bot, in one visible list, in the order PTB tries them. Who may send each
+command is :data:`handlers.access.COMMANDS`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 from handlers import access, agent, common, customer, language, manager, payments, special
 
 GATE, MAIN = -1, 0
+NEW = filters.UpdateType.MESSAGE
+"""Commands and messages act when sent, never when edited (the gate stops edits too)."""
+
+
+def command(name: str, callback: Any) -> CommandHandler[Any, Any]:
+    return CommandHandler(name, callback, filters=NEW)
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -20,37 +27,37 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
             # dialogues first: while one is open, its typed answers and buttons belong to it
             agent.days_dialogue(),
             agent.customer_dialogue(),
-            CommandHandler("start", common.start),
-            CommandHandler("help", common.help_command),
-            CommandHandler("cancel", common.cancel_outside),
-            CommandHandler("language", language.language_command),
+            command("start", common.start),
+            command("help", common.help_command),
+            command("cancel", common.cancel_outside),
+            command("language", language.language_command),
             CallbackQueryHandler(language.language_tapped, pattern=language.PATTERN),
-            CommandHandler("device", agent.device_command),
-            CommandHandler("history", agent.history_command),
-            CallbackQueryHandler(agent.history_tapped, pattern=r"^hist:\d+:\d+$"),
-            CommandHandler("free", special.free_command),
-            CommandHandler("reset", special.reset_command),
+            command("device", agent.device_command),
+            command("history", agent.history_command),
+            CallbackQueryHandler(agent.history_tapped, pattern=r"^hist:[0-9]+:[0-9]+$"),
+            command("free", special.free_command),
+            command("reset", special.reset_command),
             CallbackQueryHandler(special.confirmation_tapped, pattern=r"^c[fx]:[\w-]+$"),
-            CallbackQueryHandler(special.approval_tapped, pattern=r"^ap:\d+:[yn]$"),
-            CommandHandler("invite", manager.invite),
-            CommandHandler("price", manager.price),
-            CommandHandler("summary", manager.summary),
-            CommandHandler("export", manager.export),
-            CommandHandler("agents", manager.agents),
-            CommandHandler("revoke", manager.revoke),
-            CommandHandler("pay", payments.pay_command),
-            CommandHandler("assign", payments.assign_command),
+            CallbackQueryHandler(special.approval_tapped, pattern=r"^ap:[0-9]+:[yn]$"),
+            command("invite", manager.invite),
+            command("price", manager.price),
+            command("summary", manager.summary),
+            command("export", manager.export),
+            command("agents", manager.agents),
+            command("revoke", manager.revoke),
+            command("pay", payments.pay_command),
+            command("assign", payments.assign_command),
             CallbackQueryHandler(payments.confirmation_tapped, pattern=r"^sms:(ok|no):[0-9a-f]+$"),
-            CallbackQueryHandler(payments.assign_tapped, pattern=r"^pay:asg:\d+:\d+$"),
-            CommandHandler("balance", customer.balance),
-            CommandHandler("code", customer.last_code),
-            MessageHandler(filters.CONTACT, customer.contact_shared),
+            CallbackQueryHandler(payments.assign_tapped, pattern=r"^pay:asg:[0-9]+:[0-9]+$"),
+            command("balance", customer.balance),
+            command("code", customer.last_code),
+            MessageHandler(NEW & filters.CONTACT, customer.contact_shared),
             # a pasted or forwarded M-Pesa confirmation (other text falls through to the end)
-            MessageHandler(filters.TEXT & payments.CONFIRMATION, payments.confirmation_pasted),
+            MessageHandler(NEW & filters.TEXT & payments.CONFIRMATION, payments.confirmation_pasted),
             # last: whatever nothing above understood
-            MessageHandler(filters.COMMAND, common.unknown_command),
+            MessageHandler(NEW & filters.COMMAND, common.unknown_command),
             CallbackQueryHandler(common.stale_button),
-            MessageHandler(filters.ALL, common.other_text),
+            MessageHandler(NEW, common.other_text),
         ],
         group=MAIN,
     )

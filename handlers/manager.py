@@ -11,10 +11,12 @@ from telegram import Update
 from bot import devices, limits, reports
 from bot.delivery import send_summary
 from bot.services import BotContext
+from handlers.access import MANAGERS, only
 from handlers.agent import known_device, valid_device
 from handlers.common import arguments, reply, reply_qr, too_long
 
 
+@only(MANAGERS)
 async def invite(update: Update, context: BotContext) -> None:
     """/invite agent|manager: a single-use link, valid 24 hours, and its QR picture."""
     args = arguments(context)
@@ -28,6 +30,7 @@ async def invite(update: Update, context: BotContext) -> None:
     await reply_qr(update, context, link, context.texts.invite_created(role, link))
 
 
+@only(MANAGERS)
 async def price(update: Update, context: BotContext) -> None:
     """/price device amount [currency]: the daily price that turns payments into days."""
     args = arguments(context)
@@ -47,7 +50,7 @@ async def price(update: Update, context: BotContext) -> None:
     device_id = await known_device(update, context, device)
     if device_id is None:
         return
-    await devices.set_price(services.db, device_id, amount, currency)
+    await devices.set_price(services.db, device_id, amount, currency, default_currency=services.settings.currency)
     status = await services.engine.status(device_id)
     await reply(update, context, context.texts.price_set(device, amount, status.device.currency))
 
@@ -62,6 +65,7 @@ def parse_day(text: str) -> date | None:
         return None
 
 
+@only(MANAGERS)
 async def summary(update: Update, context: BotContext) -> None:
     """/summary [YYYY-MM-DD]: the day's figures and a chart of the last 14 days."""
     args = arguments(context)
@@ -78,6 +82,7 @@ async def summary(update: Update, context: BotContext) -> None:
     await send_summary(context.bot, services, chat.id, day, context.texts)
 
 
+@only(MANAGERS)
 async def export(update: Update, context: BotContext) -> None:
     """/export [from] [to]: the ledger of that period as a CSV document (default: today)."""
     args = arguments(context)
@@ -111,6 +116,7 @@ async def export(update: Update, context: BotContext) -> None:
     )
 
 
+@only(MANAGERS)
 async def agents(update: Update, context: BotContext) -> None:
     """/agents: the team, with the codes each asked today."""
     services = context.services
@@ -120,10 +126,11 @@ async def agents(update: Update, context: BotContext) -> None:
     await reply(update, context, context.texts.agents_list(rows))
 
 
+@only(MANAGERS)
 async def revoke(update: Update, context: BotContext) -> None:
     """/revoke telegram-id: the person's next command is refused."""
     args = arguments(context)
-    if len(args) != 1 or not args[0].isdigit() or len(args[0]) > 20:
+    if len(args) != 1 or not re.fullmatch(r"[0-9]{1,20}", args[0]):
         await reply(update, context, context.texts.usage("revoke"))
         return
     telegram_id = int(args[0])

@@ -19,9 +19,10 @@ from bot.approvals import Verdict
 from bot.issuing import Refused
 from bot.people import Kind
 from bot.services import BotContext
+from handlers.access import MANAGERS, STAFF, only
 from handlers.agent import answer_outcome, one_device
 from handlers.common import buttons, reply, tell
-from storage.models import CodeKind
+from storage.models import CodeKind, Role
 
 log = logging.getLogger("paygbot.handlers")
 
@@ -53,16 +54,19 @@ async def _preview(update: Update, context: BotContext, kind: CodeKind) -> None:
     await reply(update, context, text, buttons([[(label, f"cf:{nonce}"), (context.texts.cancel, f"cx:{nonce}")]]))
 
 
+@only(STAFF)
 async def free_command(update: Update, context: BotContext) -> None:
     """/free device: what it does, then a confirmation; from an agent, an approval request."""
     await _preview(update, context, CodeKind.FREE)
 
 
+@only(STAFF)
 async def reset_command(update: Update, context: BotContext) -> None:
     """/reset device: what it does, then a confirmation."""
     await _preview(update, context, CodeKind.RESET)
 
 
+@only(STAFF)
 async def confirmation_tapped(update: Update, context: BotContext) -> None:
     """The confirm or cancel button of a free or reset preview: acts once, and only within a day."""
     query = update.callback_query
@@ -108,6 +112,7 @@ async def _ask_managers(update: Update, context: BotContext, device_id: int, dev
             log.warning("approval %s: manager %s not reachable (%s)", approval.id, manager.telegram_id, exc.message)
 
 
+@only(MANAGERS)
 async def approval_tapped(update: Update, context: BotContext) -> None:
     """A manager's Approve or Reject: the first decision wins; the requester is told."""
     query = update.callback_query
@@ -136,17 +141,21 @@ async def approval_tapped(update: Update, context: BotContext) -> None:
     approved = choice == "y"
     await query.edit_message_text(context.texts.with_sandbox_note(
         context.texts.approval_decided(approved, decider, device_name), services.sandbox))
+    # The requester is checked again now: one whose role was taken away meanwhile gets neither word nor
+    # code; the code then goes to the approving manager (and, as always, to the customer).
     requester = decision.requester
-    if approval.chat_id is not None:
+    still_staff = requester is not None and requester.active and requester.role in (Role.AGENT, Role.MANAGER)
+    code_chat = approval.chat_id if still_staff else manager.telegram_id
+    if still_staff and approval.chat_id is not None:
         await tell(context, approval.chat_id, lambda t: t.approval_requester_told(approved, decider, device_name))
     if not approved or device is None:
         return
     outcome = await services.engine.request(device_name, CodeKind.FREE,
-                                            requested_by=requester.id if requester else None,
-                                            chat_id=approval.chat_id)
+                                            requested_by=requester.id if still_staff and requester else manager.id,
+                                            chat_id=code_chat)
     if isinstance(outcome, Refused):
         refused = outcome
-        for chat_id in {approval.chat_id, manager.telegram_id} - {None}:
+        for chat_id in {code_chat, manager.telegram_id} - {None}:
             assert chat_id is not None
             await tell(context, chat_id, lambda t: t.refused(refused.reason.value, device_name, fits=refused.fits,
                                                              possible_at=refused.possible_at, words=refused.words,
