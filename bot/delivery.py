@@ -4,14 +4,21 @@ The engine calls :class:`Delivery` for every finished request until it succeeds,
 raises on a failure worth retrying (the network, Telegram's flood control) and returns
 quietly when retrying cannot help (the person blocked the bot, the chat is gone). It is also
 called once for a request still SENDING after a day: a warning, sent to each reader best effort.
+
+A text Telegram cannot parse (400 "can't parse entities") is sent again as plain text, so the person
+still reads it; one Telegram refuses even so is not delivered, and whoever asked is told.
 """
 
 from __future__ import annotations
 
+import html
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from datetime import date
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, TelegramError
@@ -29,23 +36,78 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("paygbot.delivery")
 
+_TAG = re.compile(r"</?(?:a|b|strong|i|em|u|ins|s|strike|del|code|pre|span|tg-spoiler|tg-emoji|blockquote)\b[^<>]*>",
+                  re.IGNORECASE)
+_CHAT_GONE = ("chat not found", "peer_id_invalid", "user not found")
+"""What a 400 says when the chat itself is not there (as unreachable as a 403)."""
+
+
+class Spoken(StrEnum):
+    """What became of a message :func:`speak_to` was asked to send."""
+
+    SENT = "sent"
+    UNREACHABLE = "unreachable"
+    """The person blocked the bot or the chat is gone: logged and left."""
+    REFUSED = "refused"
+    """Telegram refused the text itself, even as plain text: logged; whoever asked should be told."""
+
+
+def as_plain(text: str) -> str:
+    """An HTML message as its reader would have seen it: the tags dropped, ``&amp;`` and the like decoded."""
+    return html.unescape(_TAG.sub("", text))
+
+
+def unparsable(exc: TelegramError) -> bool:
+    """Telegram's 400 for HTML it cannot parse (a bug in a sentence or a translation, not the chat)."""
+    return isinstance(exc, BadRequest) and "can't parse entities" in exc.message.lower()
+
+
+async def send_text(bot: Bot, chat_id: int, text: str, **options: Any) -> None:
+    """Send an HTML text; one Telegram cannot parse goes again as plain text, so that the person still
+    reads it (a code must not be lost to a stray tag). Any other failure raises."""
+    try:
+        await bot.send_message(chat_id, text, **options)
+    except BadRequest as exc:
+        if not unparsable(exc):
+            raise
+        log.error("chat %s: Telegram could not parse a message (%s); sending it again as plain text", chat_id,
+                  exc.message)
+        await bot.send_message(chat_id, as_plain(text), **{**options, "parse_mode": None})
+
 
 async def speak_to(bot: Bot, db: Database, chat_id: int, words: Callable[[Texts], str], *, sandbox: bool,
                    markup: Callable[[Texts], InlineKeyboardMarkup | None] | None = None,
-                   unreachable: str | None = None) -> None:
+                   unreachable: str | None = None) -> Spoken:
     """Send to a chat in its owner's language (kept in the ledger), when they did not just write: a
     customer reads the code an agent asked for in theirs, each manager a notice in theirs.
 
     With ``unreachable`` (what is being sent, for the log), a chat that cannot be reached (the person
-    blocked the bot, the chat is gone) is logged and left: retrying cannot help. Other failures raise."""
+    blocked the bot, the chat is gone), or a text Telegram refuses even as plain text, is logged and
+    left: retrying cannot help; the answer says which, so that the caller can tell whoever asked.
+    Without it, every failure raises."""
     them = for_language(await language_of(db, chat_id))
     try:
-        await bot.send_message(chat_id, them.with_sandbox_note(words(them), sandbox),
-                               reply_markup=markup(them) if markup else None)
+        await send_text(bot, chat_id, them.with_sandbox_note(words(them), sandbox),
+                        reply_markup=markup(them) if markup else None)
     except (Forbidden, BadRequest) as exc:
         if unreachable is None:
             raise
-        log.warning("%s: chat %s cannot be reached (%s); not retrying", unreachable, chat_id, exc.message)
+        if isinstance(exc, Forbidden) or any(gone in exc.message.lower() for gone in _CHAT_GONE):
+            log.warning("%s: chat %s cannot be reached (%s); not retrying", unreachable, chat_id, exc.message)
+            return Spoken.UNREACHABLE
+        log.error("%s: Telegram refused the message to chat %s (%s); not delivered", unreachable, chat_id,
+                  exc.message)
+        return Spoken.REFUSED
+    return Spoken.SENT
+
+
+def _refusal(words: Texts, request: CodeRequest, tz: ZoneInfo) -> str:
+    """A refusal found after the request was queued: the ERM's (its own words), or ours when two ledger
+    rows turned out to be one device and the days no longer fit (``stacking: N days fit``)."""
+    code, _, detail = (request.reason or "").partition(": ")
+    if code == "stacking" and detail.split()[:1] and detail.split()[0].isdecimal():
+        return words.refused("stacking", request.device_ref, fits=int(detail.split()[0]), tz=tz)
+    return words.refused("erm_refused", request.device_ref, words=request.reason, tz=tz)
 
 
 class Delivery:
@@ -62,8 +124,7 @@ class Delivery:
         elif request.chat_id is not None:
             tz = self.settings.tz
             await self._send(request.chat_id, request, lambda t: t.failed(request.device_ref, request.reason)
-                             if request.status is Status.FAILED else
-                             t.refused("erm_refused", request.device_ref, words=request.reason, tz=tz))
+                             if request.status is Status.FAILED else _refusal(t, request, tz))
 
     async def _issued(self, request: CodeRequest) -> None:
         assert request.code is not None
@@ -82,7 +143,8 @@ class Delivery:
         if request.chat_id is not None:
             await self._send(request.chat_id, request, lambda t: t.code_issued(**details))
         if customer is not None and customer.chat_id is not None and customer.chat_id != request.chat_id:
-            await self._send(customer.chat_id, request, lambda t: t.customer_code(**details))
+            await self._send(customer.chat_id, request, lambda t: t.customer_code(**details),
+                             requesters=[request.chat_id], customer=customer)
 
     async def _paid(self, request: CodeRequest, details: dict[str, Any], customer: Customer | None) -> None:
         """A payment's code: to the customer, the agent who registered them, and whoever recorded or
@@ -96,14 +158,17 @@ class Delivery:
         assert payment is not None
         paid = {"reference": payment.reference, "amount": payment.amount, "currency": payment.currency}
         staff = [request.chat_id, payment.chat_id, agent.telegram_id if agent is not None and agent.active else None]
+        requesters = [request.chat_id, payment.chat_id] if request.chat_id or payment.chat_id else staff
         told: set[int] = set()
         if customer is not None and customer.chat_id is not None:
             told.add(customer.chat_id)
-            await self._send(customer.chat_id, request, lambda t: t.paid_code(for_customer=True, **paid, **details))
+            await self._send(customer.chat_id, request, lambda t: t.paid_code(for_customer=True, **paid, **details),
+                             requesters=requesters, customer=customer)
         for chat_id in staff:
             if chat_id is not None and chat_id not in told:
                 told.add(chat_id)
-                await self._send(chat_id, request, lambda t: t.paid_code(for_customer=False, **paid, **details))
+                await self._send(chat_id, request, lambda t: t.paid_code(for_customer=False, **paid, **details),
+                                 requesters=requesters, customer=customer)
 
     async def _unsettled(self, request: CodeRequest) -> None:
         """A day without the ERM saying whether it made the code: whoever asked, and the managers."""
@@ -119,15 +184,26 @@ class Delivery:
             except TelegramError as exc:
                 log.warning("request %s: chat %s not warned (%s)", request.id, chat_id, exc.message)
 
-    async def _send(self, chat_id: int, request: CodeRequest, words: Callable[[Texts], str]) -> None:
-        await speak_to(self.bot, self.db, chat_id, words, sandbox=self.settings.uses_sandbox,
-                       unreachable=f"request {request.id}")
+    async def _send(self, chat_id: int, request: CodeRequest, words: Callable[[Texts], str], *,
+                    requesters: Iterable[int | None] = (), customer: Customer | None = None) -> None:
+        """Send one reader their message; if Telegram refuses its text even as plain text, tell
+        ``requesters`` (whoever asked for the code or recorded the payment) that it did not arrive."""
+        spoken = await speak_to(self.bot, self.db, chat_id, words, sandbox=self.settings.uses_sandbox,
+                                unreachable=f"request {request.id}")
+        if spoken is not Spoken.REFUSED:
+            return
+        name = customer.name if customer is not None and customer.chat_id == chat_id else None
+        for requester in dict.fromkeys(requesters):
+            if requester is not None and requester != chat_id:
+                await speak_to(self.bot, self.db, requester, lambda t: t.not_delivered(request.device_ref, name),
+                               sandbox=self.settings.uses_sandbox, unreachable=f"request {request.id}: not delivered")
 
 
 async def send_summary(bot: Bot, services: Services, chat_id: int, day: date, words: Texts) -> None:
     """The summary of a local day, then its chart (for /summary and the daily push), in ``words``' language."""
     tz = services.settings.tz
-    figures = await reports.summary(services.db, day, tz, services.clock.now())
+    figures = await reports.summary(services.db, day, tz, services.clock.now(),
+                                    confirmations=services.settings.mpesa_path is not None)
     text = words.summary_text(figures, tz, services.clock.now())
     await bot.send_message(chat_id, words.with_sandbox_note(text, services.sandbox))
     picture = await reports.chart(services.db, day, tz, words)

@@ -84,6 +84,10 @@ WAIT_UNSETTLED = "unsettled"
 """A day without the ERM saying whether the code was made; people were told (once)."""
 WAIT_TOO_LATE = "too_late"
 """Settled as nothing made, but asked over a day ago: an unpaid request then ends (FAILED)."""
+WAIT_KEPT_PREPAID = "kept_prepaid"
+"""A paid request whose days no longer fit once two rows were found to be one device: kept as prepaid days."""
+HISTORY_PROBE = 50
+"""History events read to tell whether a typed id is a device the ledger knows (five days of codes at most)."""
 
 
 @dataclass(frozen=True)
@@ -387,10 +391,14 @@ class IssuingEngine:
         return days_now, request_id, not_before
 
     async def resolve_device(self, device_ref: str) -> int | Refused:
-        """The ledger's device for ``device_ref``; a new id is looked up once at the ERM.
+        """The ledger's device for ``device_ref``; a new id is looked up at the ERM first.
 
-        The ERM's item record names all three ids of a device, so a device typed by another
-        of its ids later is still one device here, with one pacing clock and one credit.
+        A device has three ids, and a new id must not get a pacing clock and a credit of its own when
+        it is a device the ledger knows by another id. The ERM's item record names all three ids; an ERM
+        that will not give it still shows the device's code history, which is one per device whatever
+        id asks: an id whose history holds a code of a known device is that device. An id whose history
+        holds none becomes a row marked unverified, and its history is compared again before each of its
+        codes (:meth:`_same_as_another`).
         """
         async with self.db.read() as session:
             device = await ledger.find_device(session=session, ref=device_ref)
@@ -398,7 +406,7 @@ class IssuingEngine:
             assert device.id is not None
             return device.id
         try:
-            ids = await self._erm_ids(device_ref)
+            ids, verified, seen = await self._erm_ids(device_ref)
         except ErmAuthError as exc:
             log.error("the ERM refused our credentials while looking up device %s: %s", device_ref, exc.message)
             return Refused(Reason.ERM_UNAVAILABLE, device_ref, words=exc.message)
@@ -411,7 +419,15 @@ class IssuingEngine:
             log.warning("could not look up device %s (%s)", device_ref, exc.message)
             return Refused(Reason.ERM_UNAVAILABLE, device_ref, words=exc.message)
         async with self.db.write() as session:
-            device = await ledger.add_device(session=session, ids=ids, now=self.clock.now(), label=device_ref)
+            now = self.clock.now()
+            holders = await ledger.devices_holding_codes(session=session, hexes=seen)
+            if holders:  # its history holds codes of these rows: they and this id are one device
+                known = await ledger.device_aliases(session=session, device_id=holders[0])
+                for other in holders[1:]:
+                    known += await ledger.device_aliases(session=session, device_id=other)
+                ids = [*known, device_ref]
+                log.warning("device %s is %s by its code history", device_ref, ", ".join(known))
+            device = await ledger.add_device(session=session, ids=ids, now=now, label=device_ref, verified=verified)
         assert device.id is not None
         return device.id
 
@@ -454,17 +470,74 @@ class IssuingEngine:
                 last_codes=list(await ledger.last_codes(session=session, device_id=device_id, limit=last)),
             )
 
-    async def _erm_ids(self, device_ref: str) -> list[str]:
-        """Every id of the device as the ERM knows it (its item record), or just ``device_ref`` if the
-        item record cannot be had but the ERM does know the device (its code history answers)."""
+    async def _erm_ids(self, device_ref: str) -> tuple[list[str], bool, list[str]]:
+        """Every id of the device as the ERM's item record has them (verified); or, when the ERM will not
+        give the record but knows the device (its code history answers), just ``device_ref`` and the
+        codes of its history (hex), to compare with the ledger's."""
         try:
             item = await self.erm.assigned_item(device_ref)
         except ErmRefused as exc:
             if isinstance(exc, ErmAuthError):
                 raise
-            await self.erm.code_history(device_ref, 0, 1)
-            return [device_ref]
-        return [*item.ids, device_ref]
+            return [device_ref], False, await self._history_codes(device_ref)
+        return [*item.ids, device_ref], True, []
+
+    async def _history_codes(self, device_ref: str) -> list[str]:
+        """The codes (hex) of the newest page of the device's history: a few days of codes at most."""
+        page = await self.erm.code_history(device_ref, 0, HISTORY_PROBE)
+        return [event.code_hex_string.upper() for event in page.events]
+
+    async def _same_as_another(self, request: CodeRequest) -> bool:
+        """Before a code of a device known only by typed ids: does its code history hold a code of
+        another ledger row? Then both are one device: merged (the older row kept, every request moved),
+        and this request goes back to the queue to be paced as that device's. True if merged."""
+        try:
+            seen = await self._history_codes(request.device_ref)
+        except ErmError as exc:  # the generation will meet the same fault and be retried as usual
+            log.warning("request %s: the code history of %s could not be compared (%s)", request.id,
+                        request.device_ref, exc.message)
+            return False
+        now = self.clock.now()
+        async with self.db.write() as session:
+            holders = [d for d in await ledger.devices_holding_codes(session=session, hexes=seen)
+                       if d != request.device_id]
+            if not holders:
+                return False
+            rows = sorted({*holders, request.device_id})
+            keep = rows[0]
+            for gone in rows[1:]:
+                await ledger.merge_devices(session=session, keep_id=keep, gone_id=gone, now=now)
+            await ledger.requeue(session=session, request_id=request.id or 0, now=now)
+            await self._refuse_what_no_longer_fits(session, keep, now)
+        log.warning("device %s: its code history shows it is ledger device %s; merged, request %s queued again",
+                    request.device_ref, keep, request.id)
+        self.kick()
+        return True
+
+    async def _refuse_what_no_longer_fits(self, session: ledger.AsyncSession, device_id: int, now: datetime) -> None:
+        """After a merge, the open requests of both rows weigh on one credit: unpaid days that no longer fit
+        under the stacking limit are refused (their people are told, with how many days fit); paid days
+        that do not fit are kept as prepaid days, as for any payment."""
+        device = await ledger.lock_device(session=session, device_id=device_id)
+        room = limits.headroom(device.credit_until, 0, now, self.limits.max_stacked_days)
+        for request in await ledger.open_requests(session=session, device_id=device_id):
+            if request.kind is not CodeKind.DAYS or request.days is None or request.status is not Status.QUEUED:
+                room -= request.days or 0
+                continue
+            if request.days <= room:
+                room -= request.days
+                continue
+            if request.source in (Source.PAYMENT, Source.PREPAID):
+                device.prepaid_days += request.days - max(room, 0)
+                if room > 0:
+                    request.days, room = room, 0
+                else:
+                    request.status, request.reason, request.delivered_at = Status.REFUSED, WAIT_KEPT_PREPAID, now
+            else:
+                request.status, request.reason = Status.REFUSED, f"{Reason.STACKING}: {max(room, 0)} days fit"
+            request.not_before = now
+            session.add(request)
+        session.add(device)
 
     async def sync_devices(self, page_size: int = 100) -> int:
         """Learn every assigned device and its ids from the ERM (``assignedItemsList``), page by page;
@@ -479,7 +552,7 @@ class IssuingEngine:
                 async with self.db.write() as session:
                     for item in new:
                         await ledger.add_device(session=session, ids=item.ids, now=self.clock.now(),
-                                                label=item.oem_item_id or item.ids[0])
+                                            label=item.oem_item_id or item.ids[0], verified=True)
             learned += len(new)
             if len(items) < page_size:
                 return learned
@@ -568,6 +641,8 @@ class IssuingEngine:
                         limit=room,
                     )
             if due:
+                due = await self._one_unverified_at_a_time(due)
+            if due:
                 # One transaction claims the whole batch, and only as many as can be sent at once,
                 # so that sent_at is the moment the request really leaves.
                 day_start, day_end = limits.local_day(now, self.limits.tz)
@@ -596,6 +671,24 @@ class IssuingEngine:
                         assert request.id is not None
                         self._delivering.add(request.id)
                         self._spawn(self._deliver(request.id))
+
+    async def _one_unverified_at_a_time(self, due: Sequence[CodeRequest]) -> list[CodeRequest]:
+        """Devices known only by typed ids and holding no code yet may be one device under two ids, and
+        their code histories cannot tell until one of them has a code: they get codes one at a time,
+        none while another's answer is awaited, so each compares its history after the last one's code."""
+        async with self.db.read() as session:
+            blank = await ledger.unverified_without_codes(session=session, device_ids=[r.device_id for r in due])
+            if not blank:
+                return list(due)
+            room = not await ledger.unverified_without_codes_sending(session=session)
+        kept = []
+        for request in due:
+            if request.device_id in blank:
+                if not room:
+                    continue
+                room = False
+            kept.append(request)
+        return kept
 
     async def wait_told(self, request_id: int, timeout: float) -> bool:
         """Wait until the people of a request have been told its outcome, or at least until the
@@ -644,7 +737,10 @@ class IssuingEngine:
     async def _dispatch(self, request_id: int) -> None:
         async with self.db.read() as session:
             request = await ledger.get_request(session=session, request_id=request_id)
-        assert request is not None and request.status is Status.SENDING
+            assert request is not None and request.status is Status.SENDING
+            device = await ledger.get_device(session=session, device_id=request.device_id)
+        if device is not None and not device.verified and await self._same_as_another(request):
+            return
         try:
             async with self._slots:
                 code = await self._generate(request)
@@ -884,8 +980,8 @@ def _hold_reason(payment: Payment, device: Device) -> HoldReason | None:
         return HoldReason.UNLOCKED
     if device.daily_price is None or device.daily_price <= 0:
         return HoldReason.NO_PRICE
-    if device.currency and payment.currency and payment.currency.upper() != device.currency.upper():
-        return HoldReason.CURRENCY
+    if payment.currency and payment.currency.upper() != (device.currency or "").upper():
+        return HoldReason.CURRENCY  # a price without a currency takes no currency at face value
     return None
 
 

@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
+    CONFIRMATION_COPY,
     GENERATED_STATUSES,
     OPEN_STATUSES,
     Approval,
@@ -106,27 +107,118 @@ async def find_device(*, session: AsyncSession, ref: str) -> Device | None:
     return (await session.exec(query)).first()
 
 
-async def add_device(*, session: AsyncSession, ids: Sequence[str], now: datetime, label: str | None = None) -> Device:
+async def add_device(
+    *, session: AsyncSession, ids: Sequence[str], now: datetime, label: str | None = None, verified: bool = False,
+) -> Device:
     """Create a device known by ``ids`` (the first is its ERM id), or add ids to the one that exists.
 
-    If the ids name two devices the ledger kept apart, the first found wins and the rest
-    of the ids are attached to it only where they are free.
+    ``ids`` are one device (the ERM's item record says so, or its code history): if they name several
+    devices the ledger kept apart, those are merged into the oldest (:func:`merge_devices`).
     """
-    device = None
+    found: dict[int, Device] = {}
     for ref in ids:
         device = await find_device(session=session, ref=ref)
-        if device is not None:
-            break
-    if device is None:
-        device = Device(erm_id=ids[0], label=label or ids[0], created_at=now)
+        if device is not None and device.id is not None:
+            found.setdefault(device.id, device)
+    if not found:
+        device = Device(erm_id=ids[0], label=label or ids[0], created_at=now, verified=verified)
         session.add(device)
         await session.flush()
+    else:
+        keep, *others = sorted(found)
+        device = found[keep]
+        for other in others:
+            device = await merge_devices(session=session, keep_id=keep, gone_id=other, now=now) or device
+        device.verified = device.verified or verified
     assert device.id is not None
     for ref in dict.fromkeys(ids):
         if await session.get(DeviceAlias, ref) is None:
             session.add(DeviceAlias(alias=ref, device_id=device.id))
+    session.add(device)
     await session.flush()
     return device
+
+
+async def devices_holding_codes(*, session: AsyncSession, hexes: Sequence[str]) -> list[int]:
+    """The ledger's devices that hold one of these codes (hex): a code history names one device, whichever
+    of its ids asked for it, so an id whose history holds a device's code is that device."""
+    if not hexes:
+        return []
+    query = (select(CodeRequest.device_id).where(col(CodeRequest.code_hex).in_([h.upper() for h in hexes]))
+             .distinct().order_by(col(CodeRequest.device_id)))
+    return list((await session.exec(query)).all())
+
+
+async def merge_devices(*, session: AsyncSession, keep_id: int, gone_id: int, now: datetime) -> Device | None:
+    """Make ``gone_id`` part of ``keep_id``: one device the ledger kept as two rows (two of its ids seen
+    before the ERM told they were one). Every request, payment, approval and id moves; credit is what
+    both rows' codes gave the one device; the ``gone_id`` row is deleted. None if either row is gone."""
+    keep = await session.get(Device, keep_id, populate_existing=True, with_for_update=True)
+    gone = await session.get(Device, gone_id, populate_existing=True, with_for_update=True)
+    if keep is None or gone is None or keep_id == gone_id:
+        return None
+    for table in (CodeRequest, Payment, Approval, DeviceAlias):
+        await session.exec(  # type: ignore[call-overload]
+            update(table).where(col(table.device_id) == gone_id).values(device_id=keep_id)  # type: ignore[attr-defined]
+        )
+    keep.credit_until = _credit_together(keep.credit_until, gone.credit_until, now)
+    if gone.last_generation_at and (keep.last_generation_at is None or gone.last_generation_at > keep.last_generation_at):
+        keep.last_generation_at = gone.last_generation_at
+    keep.customer_id = keep.customer_id or gone.customer_id
+    if keep.daily_price is None:
+        keep.daily_price, keep.currency = gone.daily_price, gone.currency
+    keep.prepaid_days += gone.prepaid_days
+    keep.credit_money += gone.credit_money
+    keep.unlocked = keep.unlocked or gone.unlocked
+    keep.verified = keep.verified or gone.verified
+    keep.reminded_for = None
+    session.add(keep)
+    await session.flush()
+    await session.delete(gone)
+    await session.flush()
+    return keep
+
+
+def _credit_together(one: datetime | None, other: datetime | None, now: datetime) -> datetime | None:
+    """Codes of both rows went into one device: what is left of each adds up."""
+    if one is None or other is None:
+        return one or other
+    return max(one, now) + (max(other, now) - now)
+
+
+async def unverified_without_codes(*, session: AsyncSession, device_ids: Sequence[int]) -> set[int]:
+    """Which of these devices the ledger knows only by typed ids and holds no code of: another row may
+    be the same device, and their code histories cannot tell yet."""
+    if not device_ids:
+        return set()
+    with_codes = select(CodeRequest.device_id).where(col(CodeRequest.code_hex).is_not(None))
+    query = select(Device.id).where(col(Device.id).in_(list(device_ids)), col(Device.verified).is_(False),
+                                    col(Device.id).not_in(with_codes))
+    return {value for value in (await session.exec(query)).all() if value is not None}
+
+
+async def unverified_without_codes_sending(*, session: AsyncSession) -> bool:
+    """Whether such a device has a request at the ERM right now (its code, if made, is not known yet)."""
+    with_codes = select(CodeRequest.device_id).where(col(CodeRequest.code_hex).is_not(None))
+    query = (select(CodeRequest.id).join(Device, col(Device.id) == col(CodeRequest.device_id))
+             .where(CodeRequest.status == Status.SENDING, col(Device.verified).is_(False),
+                    col(CodeRequest.device_id).not_in(with_codes)).limit(1))
+    return (await session.exec(query)).first() is not None
+
+
+async def requeue(*, session: AsyncSession, request_id: int, now: datetime) -> None:
+    """SENDING -> QUEUED for a request that was claimed but never sent to the ERM."""
+    await session.exec(  # type: ignore[call-overload]
+        update(CodeRequest)
+        .where(col(CodeRequest.id) == request_id, col(CodeRequest.status) == Status.SENDING)
+        .values(status=Status.QUEUED, not_before=now, attempts=CodeRequest.attempts - 1)
+    )
+
+
+async def open_requests(*, session: AsyncSession, device_id: int) -> Sequence[CodeRequest]:
+    query = (select(CodeRequest).where(CodeRequest.device_id == device_id, col(CodeRequest.status).in_(OPEN_STATUSES))
+             .order_by(col(CodeRequest.id)))
+    return (await session.exec(query)).all()
 
 
 async def known_aliases(*, session: AsyncSession, aliases: Sequence[str]) -> set[str]:
@@ -307,7 +399,9 @@ async def queue_depth(*, session: AsyncSession) -> tuple[int, datetime | None]:
 
 
 async def find_payment(*, session: AsyncSession, provider: str, reference: str) -> Payment | None:
-    query = select(Payment).where(Payment.provider == provider, Payment.reference == reference)
+    """The one payment of (provider, reference); the copies kept beside it (``duplicate_of``) are not it."""
+    query = select(Payment).where(Payment.provider == provider, Payment.reference == reference,
+                                  col(Payment.duplicate_of).is_(None)).order_by(col(Payment.id))
     return (await session.exec(query)).first()
 
 
@@ -337,8 +431,10 @@ async def request_for_payment(*, session: AsyncSession, payment_id: int) -> Code
 
 
 async def payment_by_reference(*, session: AsyncSession, reference: str) -> Payment | None:
-    """The payment stored under ``reference`` whatever its provider (the first, if several)."""
-    query = select(Payment).where(Payment.reference == reference).order_by(col(Payment.id)).limit(1)
+    """The payment stored under ``reference`` whatever its provider: the first one still kept for the managers
+    (a conflicting copy, for /assign), else the first."""
+    query = (select(Payment).where(Payment.reference == reference)
+             .order_by(col(Payment.status) != PaymentStatus.UNMATCHED, col(Payment.id)).limit(1))
     return (await session.exec(query)).first()
 
 
@@ -358,15 +454,25 @@ def _fresh_copy(payment: Payment) -> Payment:
     return Payment.model_validate(payment.model_dump(exclude={"id"}))
 
 
-async def payments_by_references(*, session: AsyncSession, references: Sequence[str]) -> dict[str, Payment]:
-    """The payments stored under these references, whatever their provider (the first of each)."""
-    found: dict[str, Payment] = {}
+async def payments_under_references(*, session: AsyncSession, references: Sequence[str]) -> dict[str, list[Payment]]:
+    """Every payment stored under these references, whatever its provider, copies too (oldest first): what a
+    new payment with one of them is compared with (a repeat, the same money by another way, or a conflict)."""
+    found: dict[str, list[Payment]] = {}
     for offset in range(0, len(references), 500):
         query = (select(Payment).where(col(Payment.reference).in_(references[offset:offset + 500]))
                  .order_by(col(Payment.id)))
         for payment in (await session.exec(query)).all():
-            found.setdefault(payment.reference, payment)
+            found.setdefault(payment.reference, []).append(payment)
     return found
+
+
+async def add_payment_copy(*, session: AsyncSession, payment: Payment) -> Payment:
+    """Store a payment kept beside another of its reference (``duplicate_of`` set: the unique index of
+    (provider, reference) leaves it out), flushed at once so that the next one can point at it."""
+    assert payment.duplicate_of is not None
+    session.add(payment)
+    await session.flush()
+    return payment
 
 
 async def get_payment(*, session: AsyncSession, payment_id: int) -> Payment | None:
@@ -411,13 +517,10 @@ async def person_by_id(*, session: AsyncSession, person_id: int) -> Person | Non
 
 
 async def customer_by_phone(*, session: AsyncSession, phone: str) -> Customer | None:
-    """The customer whose number ends like ``phone`` (the last 9 digits: 0712… and 254712… match)."""
-    tail = phone[-9:]
-    query = select(Customer).where(col(Customer.phone).endswith(tail)).order_by(col(Customer.id))
-    for customer in (await session.exec(query)).all():
-        if customer.phone[-9:] == tail:
-            return customer
-    return None
+    """The customer with exactly this number, E.164 (``bot.phones.e164``): numbers that only end
+    alike are other people's."""
+    query = select(Customer).where(Customer.phone == phone)
+    return (await session.exec(query)).first()
 
 
 async def customer_by_user(*, session: AsyncSession, telegram_user_id: int) -> Customer | None:
@@ -432,12 +535,12 @@ async def get_customer(*, session: AsyncSession, customer_id: int) -> Customer |
 async def put_customer(
     *, session: AsyncSession, device: Device, phone: str, name: str, registered_by_id: int | None, now: datetime
 ) -> Customer:
-    """Register (or update) the customer with this phone and make them the device's customer."""
+    """Register (or update) the customer with this phone (E.164) and make them the device's customer."""
     customer = await customer_by_phone(session=session, phone=phone)
     if customer is None:
         customer = Customer(name=name, phone=phone, registered_by_id=registered_by_id, created_at=now)
     else:
-        customer.name, customer.phone = name, phone
+        customer.name = name
         customer.registered_by_id = registered_by_id or customer.registered_by_id
     session.add(customer)
     await session.flush()
@@ -699,7 +802,11 @@ async def generated_times(*, session: AsyncSession, start: datetime, end: dateti
 
 
 async def payment_times(*, session: AsyncSession, start: datetime, end: datetime) -> list[datetime]:
-    query = select(Payment.received_at).where(col(Payment.received_at) >= start, col(Payment.received_at) < end)
+    """When each payment in [start, end) was received; a provider's copy of a pasted one is not another payment."""
+    not_a_copy = or_(col(Payment.duplicate_of).is_(None), col(Payment.reason).is_(None),
+                     col(Payment.reason) != CONFIRMATION_COPY)
+    query = select(Payment.received_at).where(col(Payment.received_at) >= start, col(Payment.received_at) < end,
+                                              not_a_copy)
     return list((await session.exec(query)).all())
 
 
