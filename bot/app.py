@@ -87,7 +87,7 @@ async def running_bot(
         stack.push_async_callback(db.dispose)
         erm = await stack.enter_async_context(open_erm(settings, clock))
         await stack.enter_async_context(application)  # initialize (getMe) ... shutdown
-        people = People(db, clock)
+        people = People(db, clock, settings.phone_region)
         await people.ensure_managers(settings.managers)
         engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock,
                                notify=Delivery(application.bot, db, settings))
@@ -95,7 +95,7 @@ async def running_bot(
         services = Services(settings=settings, clock=clock, db=db, erm=erm, engine=engine, people=people,
                             approvals=Approvals(db, clock), team=Team(db), bot_username=application.bot.username,
                             sandbox=settings.uses_sandbox)
-        services.payments = Payments(db=db, engine=engine, clock=clock,
+        services.payments = Payments(db=db, engine=engine, clock=clock, phone_region=settings.phone_region,
                                      notify=ChatNotices(application.bot, db, settings, clock))
         stack.push_async_callback(services.payments.close)  # before the engine's: it may still queue codes
         application.bot_data[SERVICES] = services

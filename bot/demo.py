@@ -175,6 +175,7 @@ def _settings(base_url: str, folder: Path, port: int, webhook_secret: str) -> Se
         "PAYGBOT_TIMEZONE": ZONE, "PAYGBOT_SUMMARY_TIME": "23:30", "PAYGBOT_REMINDER_DAYS": "2",
         "PAYGBOT_MIN_GAP_SECONDS": "6", "PAYGBOT_DAILY_CODE_LIMIT": "10", "PAYGBOT_MAX_STACKED_DAYS": "1095",
         "PAYGBOT_HTTP_PORT": str(port), "PAYGBOT_WEBHOOK_SECRET": webhook_secret, "PAYGBOT_MPESA_PATH": "",
+        "PAYGBOT_CURRENCY": "KES", "PAYGBOT_PHONE_REGION": "KE",
     }
     settings = load_settings(_env_file=None, **values)
     missing = {alias for field in type(settings).model_fields.values()

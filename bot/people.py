@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot import i18n
+from bot import i18n, phones
 from bot.clock import Clock
 from storage import ledger
 from storage.db import Database
@@ -21,7 +21,6 @@ from storage.models import Customer, Device, Invite, Person, Role
 INVITE_LIFETIME = timedelta(hours=24)
 CUSTOMER_ROLE = "customer"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{6,20}$")
 _NAME = re.compile(r"^[^\x00-\x1f<>]{1,100}$")
 
 
@@ -71,6 +70,8 @@ class InviteProblem(StrEnum):
     UNKNOWN = "unknown"
     USED = "used"
     EXPIRED = "expired"
+    MANAGER = "manager"
+    """A manager opened an agent invite: refused (it would take their role away), the invite kept."""
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,13 @@ class Joined:
     customer: Customer | None = None
 
 
-def normalise_phone(text: str) -> str | None:
-    """Digits only (a leading + dropped); None if it does not look like a phone number."""
-    if not _PHONE.match(text.strip()):
-        return None
-    digits = re.sub(r"\D", "", text)
-    return digits if 7 <= len(digits) <= 15 else None
+@dataclass(frozen=True)
+class LinkedElsewhere:
+    """A shared number whose customer already gets their codes in another Telegram account: nothing
+    was linked (only the agent's invite moves a chat); ``chat_id`` is that account's chat, to warn."""
+
+    customer: Customer
+    chat_id: int | None
 
 
 def valid_name(text: str) -> str | None:
@@ -97,8 +99,12 @@ def valid_name(text: str) -> str | None:
 class People:
     """Roles, invitations and customers over the ledger."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self.db, self.clock = db, clock
+    def __init__(self, db: Database, clock: Clock, phone_region: str) -> None:
+        self.db, self.clock, self.phone_region = db, clock, phone_region
+
+    def phone(self, text: str) -> str | None:
+        """A number as typed or sent, as the ledger keeps it (E.164); None if it is not one."""
+        return phones.e164(text, self.phone_region)
 
     async def who(self, telegram_id: int) -> Who:
         async with self.db.read() as session:
@@ -165,6 +171,10 @@ class People:
                 return InviteProblem.USED
             if invite.expires_at <= now:
                 return InviteProblem.EXPIRED
+            if invite.role == Role.AGENT.value:
+                person = await ledger.get_person(session=session, telegram_id=telegram_id)
+                if person is not None and person.active and person.role is Role.MANAGER:
+                    return InviteProblem.MANAGER
             assert invite.id is not None
             if not await ledger.use_invite(session=session, invite_id=invite.id, telegram_id=telegram_id, now=now):
                 return InviteProblem.USED
@@ -181,17 +191,32 @@ class People:
 
     async def link_by_contact(
         self, *, phone: str, telegram_id: int, chat_id: int, language: str | None, language_chosen: bool = False,
-    ) -> Customer | None:
-        """A customer who shares their own number, when it is on file, is linked to this chat."""
-        digits = normalise_phone(phone)
-        if digits is None:
+    ) -> Customer | LinkedElsewhere | None:
+        """A customer who shares their own number, when it is on file, is linked to this chat — unless
+        that customer already has another Telegram account: a number can be recycled or mistyped by the
+        agent, and the chat must not move without the agent's say (their invite link)."""
+        number = self.phone(phone)
+        if number is None:
             return None
         async with self.db.write() as session:
-            customer = await ledger.customer_by_phone(session=session, phone=digits)
+            customer = await ledger.customer_by_phone(session=session, phone=number)
             if customer is None:
                 return None
+            if customer.telegram_user_id is not None and customer.telegram_user_id != telegram_id:
+                return LinkedElsewhere(customer, customer.chat_id)
             return await ledger.link_customer_chat(session=session, customer=customer, telegram_user_id=telegram_id,
                                                    chat_id=chat_id, language=language, language_chosen=language_chosen)
+
+    async def chat_of_invited(self, token: str) -> int | None:
+        """The chat a customer invite's customer gets their codes in now: told when the invite moves them."""
+        if not _TOKEN.match(token):
+            return None
+        async with self.db.read() as session:
+            invite = await ledger.invite_by_token(session=session, token=token)
+            if invite is None or invite.role != CUSTOMER_ROLE or invite.customer_id is None:
+                return None
+            customer = await ledger.get_customer(session=session, customer_id=invite.customer_id)
+        return customer.chat_id if customer is not None else None
 
     async def register_customer(
         self, *, device_id: int, phone: str, name: str, agent: Person | None

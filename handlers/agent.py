@@ -26,8 +26,9 @@ from telegram.warnings import PTBUserWarning
 from bot.erm.client import check_product_id
 from bot.erm.errors import ErmAuthError, ErmError, ErmRefused
 from bot.issuing import Accepted, Refused
-from bot.people import normalise_phone, valid_name
+from bot.people import valid_name
 from bot.services import BotContext
+from handlers.access import STAFF, only
 from handlers.common import arguments, buttons, cancel, reply, reply_qr, timed_out, too_long
 from storage.models import CodeKind
 
@@ -36,13 +37,13 @@ COMMON_DAYS = (7, 14, 30)
 HISTORY_PAGE = 5
 ASK_DEVICE, ASK_DAYS, CONFIRM_DAYS = range(3)
 ASK_CUSTOMER_DEVICE, ASK_PHONE, ASK_NAME, CONFIRM_CUSTOMER = range(3, 7)
-TEXT = filters.TEXT & ~filters.COMMAND
+TEXT = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
 PHONE_PART = re.compile(r"^\+?[0-9()-]+$")
 
 
 def parse_days(text: str) -> int | None:
     text = text.strip()
-    if not text.isdigit() or len(text) > 4:
+    if not re.fullmatch(r"[0-9]{1,4}", text):  # not isdigit(): it takes '²' and other scripts' digits
         return None
     days = int(text)
     return days if 1 <= days <= 1095 else None
@@ -105,6 +106,7 @@ async def answer_outcome(update: Update, context: BotContext, outcome: Accepted 
         await reply(update, context, context.texts.on_its_way(outcome.device_ref))
 
 
+@only(STAFF)
 async def days_command(update: Update, context: BotContext) -> int:
     """/days device days — or bare /days for the dialogue."""
     args = arguments(context)
@@ -178,7 +180,9 @@ async def days_tapped(update: Update, context: BotContext) -> int:
         await reply(update, context, context.texts.ask_other_days)
         return ASK_DAYS
     days = parse_days(data.split(":")[1])
-    assert days is not None
+    if days is None:  # not a button of ours
+        await reply(update, context, context.texts.bad_days)
+        return ASK_DAYS
     return await _confirm_days(update, context, days)
 
 
@@ -231,6 +235,7 @@ async def one_device(update: Update, context: BotContext, command: str) -> tuple
     return None if device_id is None else (device, device_id)
 
 
+@only(STAFF)
 async def device_command(update: Update, context: BotContext) -> None:
     """/device device: customer, price, credit, today's codes, next possible code, last codes."""
     found = await one_device(update, context, "device")
@@ -242,6 +247,7 @@ async def device_command(update: Update, context: BotContext) -> None:
     await reply(update, context, context.texts.device_view(status, services.settings.tz, services.clock.now()))
 
 
+@only(STAFF)
 async def history_command(update: Update, context: BotContext) -> None:
     """/history device: the ERM's committed codes, newest first, paged with buttons."""
     found = await one_device(update, context, "history")
@@ -250,6 +256,7 @@ async def history_command(update: Update, context: BotContext) -> None:
         await _history_page(update, context, device_id, device, 0, edit=False)
 
 
+@only(STAFF)
 async def history_tapped(update: Update, context: BotContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
@@ -305,6 +312,7 @@ async def register_customer(update: Update, context: BotContext, device: str, ph
     await reply_qr(update, context, link, context.texts.customer_registered(name, device, link))
 
 
+@only(STAFF)
 async def customer_command(update: Update, context: BotContext) -> int:
     """/customer device phone name… — or bare /customer for the dialogue."""
     args = arguments(context)
@@ -317,7 +325,7 @@ async def customer_command(update: Update, context: BotContext) -> int:
         await reply(update, context, context.texts.usage("customer"))
         return ConversationHandler.END
     device = valid_device(args[0])
-    phone = normalise_phone(" ".join(phone_parts))
+    phone = context.services.people.phone(" ".join(phone_parts))
     name = valid_name(" ".join(args[1 + len(phone_parts):]))
     if device is None:
         await reply(update, context, context.texts.bad_device)
@@ -359,11 +367,11 @@ async def customer_phone(update: Update, context: BotContext) -> int:
     assert message is not None
     state = _state(context, "customer")
     if message.contact is not None:
-        phone = normalise_phone(message.contact.phone_number)
+        phone = context.services.people.phone(message.contact.phone_number)
         contact_name = " ".join(filter(None, [message.contact.first_name, message.contact.last_name]))
         state["suggested_name"] = valid_name(contact_name) if contact_name else None
     else:
-        phone = normalise_phone(message.text or "")
+        phone = context.services.people.phone(message.text or "")
     if phone is None:
         await reply(update, context, context.texts.bad_phone)
         return ASK_PHONE
@@ -414,7 +422,7 @@ def _dialogue(name: str, entry: CommandHandler[Any, Any], states: dict[object, l
         return ConversationHandler(
             entry_points=[entry],
             states={**states, ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)]},
-            fallbacks=[CommandHandler("cancel", cancel)],
+            fallbacks=[CommandHandler("cancel", cancel, filters=filters.UpdateType.MESSAGE)],
             conversation_timeout=DIALOGUE_TIMEOUT,
             name=name,
             allow_reentry=True,
@@ -422,18 +430,19 @@ def _dialogue(name: str, entry: CommandHandler[Any, Any], states: dict[object, l
 
 
 def days_dialogue() -> ConversationHandler[Any]:
-    return _dialogue("days", CommandHandler("days", days_command), {
-        ASK_DEVICE: [MessageHandler(TEXT, days_device_typed), CallbackQueryHandler(days_device_tapped, "^dev:")],
-        ASK_DAYS: [MessageHandler(TEXT, days_typed), CallbackQueryHandler(days_tapped, "^days:")],
+    return _dialogue("days", CommandHandler("days", days_command, filters=filters.UpdateType.MESSAGE), {
+        ASK_DEVICE: [MessageHandler(TEXT, days_device_typed),
+                     CallbackQueryHandler(days_device_tapped, "^dev:[0-9]{1,2}$")],
+        ASK_DAYS: [MessageHandler(TEXT, days_typed), CallbackQueryHandler(days_tapped, "^days:([0-9]{1,4}|other)$")],
         CONFIRM_DAYS: [CallbackQueryHandler(days_confirmed, "^ok:")],
     })
 
 
 def customer_dialogue() -> ConversationHandler[Any]:
-    return _dialogue("customer", CommandHandler("customer", customer_command), {
+    return _dialogue("customer", CommandHandler("customer", customer_command, filters=filters.UpdateType.MESSAGE), {
         ASK_CUSTOMER_DEVICE: [MessageHandler(TEXT, customer_device_typed),
-                              CallbackQueryHandler(customer_device_tapped, "^dev:")],
-        ASK_PHONE: [MessageHandler(TEXT | filters.CONTACT, customer_phone)],
+                              CallbackQueryHandler(customer_device_tapped, "^dev:[0-9]{1,2}$")],
+        ASK_PHONE: [MessageHandler(TEXT | (filters.UpdateType.MESSAGE & filters.CONTACT), customer_phone)],
         ASK_NAME: [MessageHandler(TEXT, customer_name)],
         CONFIRM_CUSTOMER: [CallbackQueryHandler(customer_confirmed, "^ok:")],
     })

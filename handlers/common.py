@@ -19,7 +19,7 @@ from telegram import (
 from telegram.ext import ConversationHandler
 
 from bot import commands, i18n
-from bot.delivery import speak_to
+from bot.delivery import send_text, speak_to
 from bot.people import InviteProblem, Kind
 from bot.services import BotContext
 from bot.texts import Texts, for_language
@@ -34,11 +34,12 @@ Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
 
 
 async def reply(update: Update, context: BotContext, text: str, markup: Markup = None) -> None:
-    """Answer in the update's chat; in sandbox mode every reply says so."""
+    """Answer in the update's chat; in sandbox mode every reply says so. A text Telegram cannot parse
+    goes again as plain text (:func:`bot.delivery.send_text`)."""
     chat = update.effective_chat
     assert chat is not None
-    await context.bot.send_message(
-        chat.id, context.texts.with_sandbox_note(text, context.services.sandbox), reply_markup=markup,
+    await send_text(
+        context.bot, chat.id, context.texts.with_sandbox_note(text, context.services.sandbox), reply_markup=markup,
         disable_web_page_preview=True,
     )
 
@@ -84,6 +85,7 @@ async def start(update: Update, context: BotContext) -> None:
     args = arguments(context)
     who = context.who
     if args:
+        linked_before = await context.services.people.chat_of_invited(args[0])
         joined = await context.services.people.redeem(
             args[0], telegram_id=user.id, chat_id=chat.id, name=user.full_name, language=context.language,
             language_chosen=LANGUAGE in (context.user_data or {}),
@@ -93,6 +95,10 @@ async def start(update: Update, context: BotContext) -> None:
                         None if who.kind is not Kind.STRANGER else share_number_keyboard(context.texts))
             return
         await welcome(update, context, joined.role)
+        if joined.customer is not None and linked_before is not None and linked_before != chat.id:
+            # the agent's invite moved the customer's codes here: the chat that had them is told (best effort)
+            await speak_to(context.bot, context.services.db, linked_before, lambda t: t.codes_moved_elsewhere(),
+                           sandbox=context.services.sandbox, unreachable="moved customer chat notice")
         return
     if who.kind is Kind.STRANGER:
         await reply(update, context, context.texts.help_for("stranger"), share_number_keyboard(context.texts))

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from telegram import ReplyKeyboardRemove, Update
 
-from bot.people import Kind
+from bot.delivery import speak_to
+from bot.people import Kind, LinkedElsewhere
 from bot.services import BotContext
+from handlers.access import PEOPLE, only
 from handlers.common import LANGUAGE, reply, welcome
+
+log = logging.getLogger("paygbot.handlers")
 
 
 async def contact_shared(update: Update, context: BotContext) -> None:
@@ -26,9 +32,18 @@ async def contact_shared(update: Update, context: BotContext) -> None:
     if customer is None:
         await reply(update, context, context.texts.contact_unknown(), ReplyKeyboardRemove())
         return
+    if isinstance(customer, LinkedElsewhere):  # only the agent's invite moves a customer's chat
+        log.warning("customer %s: Telegram user %s shared their number, but chat %s has it; nothing linked",
+                    customer.customer.id, user.id, customer.chat_id)
+        await reply(update, context, context.texts.contact_linked_elsewhere(), ReplyKeyboardRemove())
+        if customer.chat_id is not None:  # best effort: a blocked chat must not fail the sharer's update
+            await speak_to(context.bot, context.services.db, customer.chat_id, lambda t: t.someone_shared_your_number(),
+                           sandbox=context.services.sandbox, unreachable="shared number warning")
+        return
     await welcome(update, context, "customer")
 
 
+@only(PEOPLE)
 async def balance(update: Update, context: BotContext) -> None:
     """/balance: days left and credit-until of each of the customer's devices."""
     customer = context.who.customer
@@ -41,6 +56,7 @@ async def balance(update: Update, context: BotContext) -> None:
     await reply(update, context, context.texts.balance(rows, services.settings.tz))
 
 
+@only(PEOPLE)
 async def last_code(update: Update, context: BotContext) -> None:
     """/code: the last code of each of the customer's devices again, from the ledger."""
     customer = context.who.customer

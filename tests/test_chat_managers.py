@@ -183,7 +183,7 @@ async def test_summary_of_the_day_with_a_chart(chat: Chat) -> None:
     assert "• Alex Kamau: 1 code, 2 days" in body and "• Mary Otieno: 1 code, 30 days" in body
     assert "Refused or failed: 1" in body and "refused — too much credit (at most 1,093 days fitted)" in body
     assert "Queue: 0 waiting" in body
-    assert "TEST2503000017 (Jane Wanjiru, 0712345678)" in body  # credit ends in 2 days
+    assert "TEST2503000017 (Jane Wanjiru, +254712345678)" in body  # credit ends in 2 days; the number as kept
     assert picture.photo is not None and picture.photo.startswith(b"\x89PNG") and len(picture.photo) > 5000
     yesterday = await chat.say(MANAGER, "/summary 2026-11-21")
     assert "Codes: 0" in (yesterday.rendered or "")
