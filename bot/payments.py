@@ -1,9 +1,9 @@
 """Money in: the signed ``POST /payments`` webhook, Safaricom's M-Pesa (Daraja) C2B confirmations,
 cash recorded by agents and confirmations pasted into the chat — one path for all of them.
 
-1. **Store** the payment first, unconditionally, once per reference (:meth:`Payments.record`): a
-   repeat, or five at once, finds the stored one and changes nothing. Only then does a webhook
-   answer 2xx.
+1. **Store** the payment first, unconditionally (:meth:`Payments.record`): a repeat (same provider,
+   reference, amount and account), or five at once, finds the stored one and changes nothing. Only
+   then does a webhook answer 2xx.
 2. **Match** its account to a device: any id of a device, or a customer's phone (their one device);
    a device the ledger does not know yet is looked up at the ERM. If the ERM cannot be asked, the
    payment stays PENDING and is tried again (:meth:`Payments.sweep`) — never dropped, never refused.
@@ -16,8 +16,13 @@ cash recorded by agents and confirmations pasted into the chat — one path for 
    registered them) when no code goes out at once. The code itself goes out through the engine's
    delivery, to the customer, their agent and whoever recorded the payment.
 
-A reference is one payment whatever the channel: the M-Pesa transaction code pasted by an agent
-is the ``TransID`` Daraja sends, and either one coming second is a duplicate.
+A reference is unique per provider, and a payment whose reference is stored already is never
+dropped unless it is that payment again. The M-Pesa transaction code an agent pastes (provider
+``mpesa_pasted``: the agent's word) is the ``TransID`` Daraja sends (``mpesa``: Safaricom's): with the
+same amount they are the same money, and whichever comes second makes no days — Daraja's is kept as a
+copy that confirms the pasted one (``confirmed_at``). Anything else under a stored reference (another
+amount, account or provider) is kept UNMATCHED for the managers (``reference_conflict``, ``duplicate_of``
+the first payment). Cash references cannot take the shape of an M-Pesa code.
 """
 
 from __future__ import annotations
@@ -51,11 +56,21 @@ from bot.config import Settings
 from bot.delivery import speak_to
 from bot.erm.client import check_product_id
 from bot.issuing import IssuingEngine, PaymentApplied, PaymentHeld, Reason, Refused, backoff
-from bot.people import normalise_phone
+from bot.phones import e164
 from bot.texts import Texts
 from storage import ledger
 from storage.db import Database
-from storage.models import Customer, Device, Payment, PaymentNotice, PaymentStatus, Person, Role, Status
+from storage.models import (
+    CONFIRMATION_COPY,
+    Customer,
+    Device,
+    Payment,
+    PaymentNotice,
+    PaymentStatus,
+    Person,
+    Role,
+    Status,
+)
 
 log = logging.getLogger("paygbot.payments")
 
@@ -74,15 +89,26 @@ SWEEP_INTERVAL = 5.0
 SWEEP_JOB = "payments-sweep"
 DARAJA_TZ = ZoneInfo("Africa/Nairobi")
 """Daraja's ``TransTime`` is Kenyan time."""
+DARAJA_REGION = "KE"
+"""Daraja is Safaricom Kenya's: an ``MSISDN`` without its country code is a Kenyan number."""
 DARAJA_ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
 _TEXT_FIELD = re.compile(r"^[^\x00-\x1f\x7f]+$")
 _CURRENCY = re.compile(r"^[A-Za-z]{0,8}$")
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+"""How an amount is written: ASCII digits and a decimal point (no exponent, '_', sign or other digits)."""
 
 
 class Provider(StrEnum):
     WEBHOOK = "webhook"
     MPESA = "mpesa"
+    """Safaricom's own confirmation (Daraja C2B)."""
+    MPESA_PASTED = "mpesa_pasted"
+    """An M-Pesa confirmation message pasted or forwarded by an agent: the agent's word until Daraja's agrees."""
     CASH = "cash"
+
+
+MPESA_FAMILY = (Provider.MPESA, Provider.MPESA_PASTED)
+"""Two ways of hearing of one M-Pesa transaction: one transaction code, one payment."""
 
 
 class Unmatched(StrEnum):
@@ -90,6 +116,8 @@ class Unmatched(StrEnum):
 
     UNKNOWN_ACCOUNT = "unknown_account"
     SEVERAL_DEVICES = "several_devices"
+    REFERENCE_CONFLICT = "reference_conflict"
+    """Its reference is another payment's (another amount, account or provider): a manager decides."""
 
 
 PENDING_REASON = "erm_unavailable"
@@ -148,10 +176,11 @@ class Payments:
     """Money in, stored first, then matched and turned into days by the engine."""
 
     def __init__(
-        self, *, db: Database, engine: IssuingEngine, clock: Clock, notify: Notifier | None = None,
+        self, *, db: Database, engine: IssuingEngine, clock: Clock, phone_region: str, notify: Notifier | None = None,
         max_concurrency: int = 2,
     ) -> None:
         self.db, self.engine, self.clock, self.notify = db, engine, clock, notify
+        self.phone_region = phone_region
         self._slots = asyncio.Semaphore(max_concurrency)
         self._lookups = asyncio.Semaphore(MAX_LOOKUPS)
         self._working: set[int] = set()
@@ -164,7 +193,11 @@ class Payments:
     # -- storing ------------------------------------------------------------------------------
 
     async def record(self, incoming: Incoming) -> tuple[Payment, bool]:
-        """Store the payment once per reference: (the stored payment, whether it is new).
+        """Store the payment: (the stored payment, whether it is new and is to be matched).
+
+        Not new: a repeat of a stored payment, or the same M-Pesa money heard of again (Daraja's copy of a
+        pasted one is stored beside it; the pasted one is returned). New: a payment, or a conflicting one
+        under a stored reference (matched to nothing: kept for the managers).
 
         Returns once it is committed. Payments arriving together are written in one transaction
         (group commit): while one is being written the next ones gather, so a burst costs a few
@@ -197,30 +230,39 @@ class Payments:
     async def _store(self, batch: list[Incoming]) -> list[tuple[Payment, bool]]:
         now = self.clock.now()
         async with self.db.write() as session:
-            known = await ledger.payments_by_references(session=session,
-                                                        references=list({i.reference for i in batch}))
-            fresh: dict[str, Payment] = {}
-            for incoming in batch:
-                if incoming.reference not in known and incoming.reference not in fresh:
-                    fresh[incoming.reference] = Payment(
-                        provider=incoming.provider, reference=incoming.reference, amount=incoming.amount,
-                        currency=incoming.currency, account=incoming.account, phone=incoming.phone,
-                        payer=incoming.payer, paid_at=incoming.paid_at, received_at=now,
-                        status=PaymentStatus.PENDING, recorded_by_id=incoming.recorded_by, chat_id=incoming.chat_id,
-                        retry_at=now + RECORD_GRACE,
-                    )
-            added = await ledger.add_new_payments(session=session, payments=list(fresh.values()))
-        new_ones = {payment.reference: payment for payment, new in added if new}
-        stored = {**known, **{payment.reference: payment for payment, _ in added}}
-        results: list[tuple[Payment, bool]] = []
-        for incoming in batch:
-            first = new_ones.pop(incoming.reference, None)  # the first of a reference in the batch is the new one
-            results.append((first, True) if first is not None else (stored[incoming.reference], False))
-        for payment, new in results:
-            if new:
+            stored = await ledger.payments_under_references(session=session,
+                                                            references=list({i.reference for i in batch}))
+            # references new to the ledger (the first of each in the batch): one flush for all of them
+            fresh: dict[str, tuple[int, Payment]] = {}
+            for index, incoming in enumerate(batch):
+                if incoming.reference not in stored and incoming.reference not in fresh:
+                    fresh[incoming.reference] = (index, _row(incoming, now))
+            added = await ledger.add_new_payments(session=session, payments=[row for _, row in fresh.values()])
+            results: dict[int, tuple[Payment, bool]] = {}
+            for (index, _), (payment, new) in zip(fresh.values(), added, strict=True):
+                stored.setdefault(payment.reference, []).append(payment)
+                if new:
+                    results[index] = (payment, True)
+            # the rest: compared with every payment of their reference, one by one
+            for index, incoming in enumerate(batch):
+                if index in results:
+                    continue
+                rows = stored[incoming.reference]
+                payment, new, row = _beside(incoming, rows, now)
+                if row is not None:
+                    await ledger.add_payment_copy(session=session, payment=row)
+                    rows.append(row)
+                    _log_beside(row)
+                if row is not None and row.reason == CONFIRMATION_COPY:
+                    payment.confirmed_at = payment.confirmed_at or now
+                    session.add(payment)
+                results[index] = (payment, new)
+        ordered = [results[index] for index in range(len(batch))]
+        for payment, new in ordered:
+            if new and payment.duplicate_of is None:
                 log.info("payment %s/%s stored: %s %s for %r", payment.provider, payment.reference, payment.amount,
                          payment.currency, payment.account)
-        return results
+        return ordered
 
     async def receive(self, incoming: Incoming) -> Received:
         """Store, then match and apply at once (the chat's way: the person waits for the outcome)."""
@@ -255,6 +297,9 @@ class Payments:
 
     async def _process(self, payment: Payment, slot: contextlib.AbstractAsyncContextManager[Any]) -> Outcome:
         assert payment.id is not None
+        if payment.duplicate_of is not None:  # kept beside another payment of its reference: never days by itself
+            async with slot:
+                return await self._hold_conflict(payment)
         if payment.status is PaymentStatus.MATCHED and payment.device_id is not None:
             async with slot:
                 return await self.engine.apply_payment(payment.id, payment.device_id)
@@ -296,7 +341,7 @@ class Payments:
                 if device is not None:
                     assert device.id is not None
                     return device.id
-            phone = normalise_phone(account)
+            phone = e164(account, self.phone_region)
             customer = await ledger.customer_by_phone(session=session, phone=phone) if phone else None
             if customer is None or customer.id is None:
                 return None
@@ -335,6 +380,28 @@ class Payments:
                 return NotMatched(payment_id, reason, match if isinstance(match, list) else [])
         return await self.engine.apply_payment(payment_id, moved_on)  # someone assigned it meanwhile
 
+    async def _hold_conflict(self, payment: Payment) -> Outcome:
+        """Keep a payment whose reference is another's for the managers (unless one assigned it meanwhile),
+        with the device its account names, if the ledger knows one, for the notice's button."""
+        assert payment.id is not None
+        known = await self._known(payment.account.strip())
+        async with self.db.write() as session:
+            fresh = await ledger.lock_payment(session=session, payment_id=payment.id)
+            if fresh.status is PaymentStatus.PENDING:
+                fresh.status, fresh.reason, fresh.retry_at = (PaymentStatus.UNMATCHED,
+                                                              Unmatched.REFERENCE_CONFLICT.value, None)
+                if fresh.device_id is None and isinstance(known, int):
+                    fresh.device_id = known
+                fresh.notice, fresh.notified_at = PaymentNotice.MANAGERS, None
+                session.add(fresh)
+                log.warning("payment %s/%s kept for the managers: payment %s has its reference", fresh.provider,
+                            fresh.reference, fresh.duplicate_of)
+            moved_on = fresh.device_id if fresh.status is PaymentStatus.MATCHED else None
+        if moved_on is not None:  # assigned by a manager meanwhile (or a copy): nothing changes
+            return await self.engine.apply_payment(payment.id, moved_on)
+        return NotMatched(payment.id, Unmatched.REFERENCE_CONFLICT,
+                          [known] if isinstance(known, int) else known if isinstance(known, list) else [])
+
     # -- managers assign what was kept ---------------------------------------------------------
 
     async def get(self, payment_id: int) -> Payment | None:
@@ -344,6 +411,17 @@ class Payments:
     async def find(self, reference: str) -> Payment | None:
         async with self.db.read() as session:
             return await ledger.payment_by_reference(session=session, reference=reference)
+
+    async def repeated(self, incoming: Incoming) -> Payment | None:
+        """The stored payment that ``incoming`` would only repeat (storing it would change nothing), if any:
+        for a pasted confirmation, before it is shown back."""
+        async with self.db.read() as session:
+            stored = await ledger.payments_under_references(session=session, references=[incoming.reference])
+        rows = stored.get(incoming.reference)
+        if not rows:
+            return None
+        payment, new, row = _beside(incoming, rows, self.clock.now())
+        return None if new or row is not None else payment
 
     async def assign(self, payment_id: int, device_id: int, *, manager: Person, chat_id: int | None) -> Outcome:
         """A manager says which device a kept payment is for: it is applied now (exactly once)."""
@@ -439,6 +517,72 @@ class Payments:
         task.add_done_callback(done)
 
 
+def _row(incoming: Incoming, now: datetime) -> Payment:
+    """A payment as first stored: PENDING, matched at once (or by the sweep after ``RECORD_GRACE``)."""
+    return Payment(
+        provider=incoming.provider, reference=incoming.reference, amount=incoming.amount, currency=incoming.currency,
+        account=incoming.account, phone=incoming.phone, payer=incoming.payer, paid_at=incoming.paid_at,
+        received_at=now, status=PaymentStatus.PENDING, recorded_by_id=incoming.recorded_by, chat_id=incoming.chat_id,
+        retry_at=now + RECORD_GRACE,
+    )
+
+
+def _beside(incoming: Incoming, rows: list[Payment], now: datetime) -> tuple[Payment, bool, Payment | None]:
+    """Where a payment goes whose reference is stored already (``rows``, oldest first): (the payment it is,
+    whether that is new, the row to store beside the others).
+
+    The same provider, amount and account again is that payment (webhooks retry). Daraja's confirmation of
+    money pasted first (the same amount) is a copy beside it that makes no days; money pasted after Daraja's
+    confirmation of it is Daraja's. Anything else is a conflict: stored, never dropped, kept for the managers.
+    """
+    same_provider = [row for row in rows if row.provider == incoming.provider]
+    for row in same_provider:
+        if _same_money(row, incoming) and _same_account(row.account, incoming.account):
+            return _shown(row, rows), False, None
+    if not same_provider and incoming.provider in MPESA_FAMILY:
+        twin = next((row for row in rows if row.provider in MPESA_FAMILY and _same_money(row, incoming)), None)
+        if twin is not None and incoming.provider == Provider.MPESA:
+            assert twin.id is not None
+            copy = _row(incoming, now)
+            copy.status, copy.reason, copy.duplicate_of, copy.retry_at = (PaymentStatus.MATCHED, CONFIRMATION_COPY,
+                                                                          twin.id, None)
+            copy.device_id, copy.matched_at = twin.device_id, now
+            return twin, False, copy
+        if twin is not None:
+            return twin, False, None
+    first = next((row for row in rows if row.duplicate_of is None), rows[0])
+    assert first.id is not None
+    conflict = _row(incoming, now)
+    conflict.reason, conflict.duplicate_of = Unmatched.REFERENCE_CONFLICT.value, first.id
+    return conflict, True, conflict
+
+
+def _shown(row: Payment, rows: list[Payment]) -> Payment:
+    """What a repeat of ``row`` is answered with: the payment itself, the pasted one for Daraja's copy of it."""
+    if row.reason == CONFIRMATION_COPY and row.duplicate_of is not None:
+        return next((other for other in rows if other.id == row.duplicate_of), row)
+    return row
+
+
+def _same_money(stored: Payment, incoming: Incoming) -> bool:
+    currencies = (stored.currency.upper(), incoming.currency.upper())
+    return stored.amount == incoming.amount and (not all(currencies) or currencies[0] == currencies[1])
+
+
+def _same_account(stored: str, incoming: str) -> bool:
+    return stored.strip().casefold() == incoming.strip().casefold()
+
+
+def _log_beside(row: Payment) -> None:
+    if row.reason == CONFIRMATION_COPY:
+        log.info("payment %s/%s: it confirms payment %s (no days of its own)", row.provider, row.reference,
+                 row.duplicate_of)
+    else:
+        log.warning("payment %s/%s stored beside payment %s: same reference, another amount, account or provider "
+                    "(%s %s for %r)", row.provider, row.reference, row.duplicate_of, row.amount, row.currency,
+                    row.account)
+
+
 def _may_owe_notice(outcome: Outcome, now: datetime) -> bool:
     """False when the payment's code simply goes out now (its message says it all)."""
     if isinstance(outcome, PaymentApplied):
@@ -455,8 +599,9 @@ def _could_be_device(account: str) -> bool:
     return True
 
 
-async def candidates(db: Database, payment: Payment) -> list[Device]:
-    """Devices a kept payment may be for: its device (no price yet), or its customer's devices."""
+async def candidates(db: Database, payment: Payment, phone_region: str) -> list[Device]:
+    """Devices a kept payment may be for: its device (no price yet), or its customer's devices (their
+    whole number: local ones read in ``phone_region``)."""
     async with db.read() as session:
         found: dict[int, Device] = {}
         if payment.device_id is not None:
@@ -464,7 +609,7 @@ async def candidates(db: Database, payment: Payment) -> list[Device]:
             if device is not None and device.id is not None:
                 found[device.id] = device
         for number in (payment.account, payment.phone):
-            phone = normalise_phone(number) if number else None
+            phone = e164(number, phone_region) if number else None
             customer = await ledger.customer_by_phone(session=session, phone=phone) if phone else None
             if customer is not None and customer.id is not None:
                 for device in await ledger.customer_devices(session=session, customer_id=customer.id):
@@ -494,13 +639,17 @@ class ChatNotices:
             await self._received(payment)
 
     async def _managers(self, payment: Payment) -> None:
-        devices = await candidates(self.db, payment)
+        devices = await candidates(self.db, payment, self.settings.phone_region)
         async with self.db.read() as session:
             people = await ledger.active_people(session=session)
+            first = None
+            if payment.duplicate_of is not None:
+                first = await ledger.get_payment(session=session, payment_id=payment.duplicate_of)
         details = dict(
             reference=payment.reference, amount=payment.amount, currency=payment.currency, account=payment.account,
             payer=payment.payer, phone=payment.phone, provider=payment.provider, reason=payment.reason or "",
             device=next((d.label for d in devices if d.id == payment.device_id), None),
+            first=(first.amount, first.currency, first.account, first.provider) if first is not None else None,
         )
         for person in people:
             if person.role is Role.MANAGER:
@@ -571,9 +720,17 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Number:
+    """A JSON number with a fraction or an exponent, as written (``250.50``, ``1e3``): an amount is read
+    from its text, so that only plain decimals are money."""
+
+    text: str
+
+
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(body, parse_float=Decimal, parse_constant=_no_constant)
+        data = json.loads(body, parse_float=_Number, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadPayment("the body is not JSON") from exc
     if not isinstance(data, dict):
@@ -602,10 +759,15 @@ def _text(data: dict[str, Any], name: str, *, required: bool, limit: int, number
 
 
 def _positive_amount(value: Any, name: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
+    """Plain decimals only (``250``, ``250.50``): ``1e3``, ``1_000``, ``+5`` or other scripts' digits are
+    refused, as a number and as text — Python's Decimal would read them all."""
+    if isinstance(value, bool) or not isinstance(value, (int, _Number, str)):
         raise BadPayment(f"{name} must be a positive decimal number")
+    text = value.text if isinstance(value, _Number) else value.strip() if isinstance(value, str) else str(value)
+    if not _PLAIN_DECIMAL.fullmatch(text):
+        raise BadPayment(f"{name} must be a positive decimal number, written like 250 or 250.50")
     try:
-        amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+        amount = Decimal(text)
     except InvalidOperation as exc:
         raise BadPayment(f"{name} must be a positive decimal number") from exc
     if not amount.is_finite() or amount <= 0 or amount > MAX_AMOUNT or amount.as_tuple().exponent < -4:  # type: ignore[operator]
@@ -649,7 +811,7 @@ def parse_daraja(body: bytes) -> Incoming:
     amount = _positive_amount(data["TransAmount"], "TransAmount")
     account = _text(data, "BillRefNumber", required=False, limit=100, numbers=True)
     msisdn = _text(data, "MSISDN", required=False, limit=64, numbers=True)
-    phone = normalise_phone(msisdn) if msisdn else None
+    phone = e164(msisdn, DARAJA_REGION) if msisdn else None
     names = [data.get(key) for key in ("FirstName", "MiddleName", "LastName")]
     payer = " ".join(name.strip() for name in names if isinstance(name, str) and name.strip())[:100] or None
     paid_at = None

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeKind, Customer, Device, Payment, PaymentStatus, Person
+from storage.models import CONFIRMATION_COPY, CodeKind, Customer, Device, Payment, PaymentStatus, Person
 
 if TYPE_CHECKING:
     from bot.texts import Texts
@@ -59,10 +59,13 @@ class Summary:
     queued: int
     oldest_queued: datetime | None
     expiring: list[tuple[Device, Customer | None]]
+    unconfirmed: list[Payment] = field(default_factory=list)
+    """M-Pesa messages pasted by agents that M-Pesa's own confirmation (Daraja) has not matched (yet)."""
 
 
-async def summary(db: Database, day: date, tz: ZoneInfo, now: datetime) -> Summary:
-    """The figures of ``day`` (local), with the queue and the credit ending as of ``now``."""
+async def summary(db: Database, day: date, tz: ZoneInfo, now: datetime, *, confirmations: bool = True) -> Summary:
+    """The figures of ``day`` (local), with the queue and the credit ending as of ``now``; ``confirmations``:
+    M-Pesa's confirmations arrive (Daraja), so pasted payments not matched by one are listed."""
     start, end = day_bounds(day, tz)
     async with db.read() as session:
         by_kind = await ledger.generated_by_kind(session=session, start=start, end=end)
@@ -73,6 +76,7 @@ async def summary(db: Database, day: date, tz: ZoneInfo, now: datetime) -> Summa
         expiring = await ledger.credit_ending(session=session, now=now, until=now + EXPIRING_WITHIN)
         people = {person.id: person for person, _ in await ledger.agents_with_codes(session=session, start=start,
                                                                                      end=end)}
+    payments = [payment for payment in payments if not is_copy(payment)]
     agents: dict[int | None, AgentLine] = {}
     for person_id, codes, days in by_person:
         if person_id is None:
@@ -100,7 +104,18 @@ async def summary(db: Database, day: date, tz: ZoneInfo, now: datetime) -> Summa
         queued=queued,
         oldest_queued=oldest,
         expiring=list(expiring),
+        unconfirmed=[payment for payment in payments if confirmations and payment.provider == PASTED
+                     and payment.confirmed_at is None],
     )
+
+
+PASTED = "mpesa_pasted"
+"""``bot.payments.Provider.MPESA_PASTED`` (not imported: bot.payments needs this module, through delivery)."""
+
+
+def is_copy(payment: Payment) -> bool:
+    """A provider's confirmation kept beside the pasted payment it confirms: not money of its own."""
+    return payment.duplicate_of is not None and payment.reason == CONFIRMATION_COPY
 
 
 def _name(person: Person | None, person_id: int) -> str:
@@ -171,7 +186,7 @@ async def export_csv(db: Database, first: date, last: date, tz: ZoneInfo, words:
         payments = await ledger.payments_between(session=session, start=start, end=end)
         coded = await ledger.payments_with_codes(session=session, payment_ids=[p.id for p in payments if p.id])
     for payment in payments:
-        if payment.id not in coded:
+        if payment.id not in coded and not is_copy(payment):
             writer.writerow(_payment_row(payment, tz, words))
     yield buffer.getvalue()
 

@@ -24,11 +24,16 @@ from zoneinfo import ZoneInfo
 
 MAX_AMOUNT = Decimal("10000000")
 UTC_ZONE = ZoneInfo("UTC")
-PROVIDER = "mpesa"
-"""The same provider as Daraja's C2B confirmations: one transaction code, one payment, whichever came first."""
+PROVIDER = "mpesa_pasted"
+"""Not Daraja's ``mpesa``: a pasted message is an agent's word. With the same transaction code and amount it
+is the same money as Daraja's confirmation, and whichever comes second makes no days (``bot.payments``)."""
 
-_HEAD = re.compile(r"(?<![A-Za-z0-9])(?P<ref>[A-Z0-9]{8,12})\s+confirmed\b[\s.,:;!-]*", re.IGNORECASE)
-_AMOUNT = r"(?:ksh?s?|kes)\.?\s?(?P<amount>\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?|\d{1,9}(?:\.\d{1,2})?)\b"
+# The code in ASCII letters and digits, after no letter of any script: a look-alike letter (the Kelvin sign
+# for K) must neither be read as that letter nor cut the code short, making another reference of it.
+_HEAD = re.compile(r"(?<!\w)(?P<ref>(?-i:[A-Za-z0-9]{8,12}))\s+confirmed\b[\s.,:;!-]*", re.IGNORECASE)
+_CODE = re.compile(r"(?=[A-Z0-9]*[A-Z])(?=[A-Z0-9]*[0-9])[A-Z0-9]{8,12}", re.IGNORECASE | re.ASCII)
+# plain decimals in ASCII digits (\d would take other scripts' digits, which Decimal reads)
+_AMOUNT = r"(?:ksh?s?|kes)\.?\s?(?P<amount>[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]{1,2})?|[0-9]{1,9}(?:\.[0-9]{1,2})?)\b"
 _DIRECTION = re.compile(
     rf"^(?:you\s+have\s+)?(?:(?P<verb1>received)\s+{_AMOUNT}|{_AMOUNT.replace('amount', 'amount2')}\s+"
     rf"(?P<verb2>received|sent|paid))\s+(?:from|to)\s+(?P<rest>.*)$",
@@ -78,7 +83,7 @@ def parse(text: str, tz: ZoneInfo) -> Confirmation | None:
     if head is None:
         return None
     reference = head["ref"].upper()
-    if not (re.search(r"[A-Z]", reference) and re.search(r"\d", reference)):
+    if not is_transaction_code(reference):
         return None
     moved = _DIRECTION.match(flat[head.end():])
     if moved is None:
@@ -110,6 +115,12 @@ def parse(text: str, tz: ZoneInfo) -> Confirmation | None:
         reference=reference, amount=amount, currency="KES", direction=direction, party=party[:100],
         phone=phone, account=account, paid_at=_paid_at(when, tz) if when else None,
     )
+
+
+def is_transaction_code(text: str) -> bool:
+    """Whether ``text`` reads as an M-Pesa transaction code (8 to 12 letters and digits, with both), as a
+    pasted confirmation's reference does: cash recorded by hand may not take such a reference."""
+    return _CODE.fullmatch(text) is not None
 
 
 def _amount(text: str) -> Decimal | None:

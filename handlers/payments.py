@@ -16,6 +16,7 @@ from bot.issuing import PaymentApplied, PaymentHeld, Reason, Refused
 from bot.payments import Incoming, NotMatched, Outcome, Payments, Pending, Provider, new_cash_reference
 from bot.people import Kind
 from bot.services import BotContext
+from handlers.access import MANAGERS, STAFF, only
 from handlers.agent import known_device, valid_device
 from handlers.common import arguments, buttons, reply, too_long
 from storage.models import Payment, PaymentStatus
@@ -68,20 +69,28 @@ async def answer_outcome(update: Update, context: BotContext, payment: Payment, 
 
 
 async def _already(context: BotContext, payment: Payment) -> str:
-    """A reference seen before: what became of it."""
+    """A reference seen before: what became of it, and whether M-Pesa itself confirmed it (where Daraja's
+    confirmations arrive, a pasted one is the agent's word until then)."""
     label = None
     if payment.device_id is not None:
         device = await context.services.engine.device(payment.device_id)
         label = device.label if device is not None else None
+    settings = context.services.settings
+    confirmed: bool | None = None
+    if payment.provider == Provider.MPESA:
+        confirmed = True
+    elif payment.provider == Provider.MPESA_PASTED and (payment.confirmed_at or settings.mpesa_path is not None):
+        confirmed = payment.confirmed_at is not None
     return context.texts.payment_duplicate(
         payment.reference, payment.amount, payment.currency, payment.received_at, payment.status.value,
-        label, payment.days, context.services.settings.tz,
+        label, payment.days, settings.tz, confirmed=confirmed, confirmed_at=payment.confirmed_at,
     )
 
 
 # -- /pay: cash ---------------------------------------------------------------------------------
 
 
+@only(STAFF)
 async def pay_command(update: Update, context: BotContext) -> None:
     """/pay device amount [reference]: record cash; the days go to the device at its daily price."""
     args = arguments(context)
@@ -98,6 +107,10 @@ async def pay_command(update: Update, context: BotContext) -> None:
         return
     if reference is not None and not REFERENCE.match(reference):
         await reply(update, context, context.texts.bad_reference + "\n" + context.texts.usage("pay"))
+        return
+    if reference is not None and sms.is_transaction_code(reference):
+        # M-Pesa's money comes with M-Pesa's confirmation: cash must not take (and swallow) its reference
+        await reply(update, context, context.texts.mpesa_code_as_cash_reference(reference))
         return
     services = context.services
     known = await services.engine.resolve_device(device)
@@ -141,7 +154,7 @@ async def confirmation_pasted(update: Update, context: BotContext) -> None:
     confirmation = sms.parse(message.text, services.settings.tz)
     assert confirmation is not None
     payments = _payments(context)
-    existing = await payments.find(confirmation.reference)
+    existing = await payments.repeated(_pasted(confirmation, None, None))
     if existing is not None:
         await reply(update, context, await _already(context, existing))
         return
@@ -163,6 +176,7 @@ async def confirmation_pasted(update: Update, context: BotContext) -> None:
     ), buttons([[(context.texts.record_payment, f"sms:ok:{token}"), (context.texts.cancel, f"sms:no:{token}")]]))
 
 
+@only(STAFF)
 async def confirmation_tapped(update: Update, context: BotContext) -> None:
     """Record it (once, however often the button is tapped), or drop it."""
     query = update.callback_query
@@ -181,17 +195,23 @@ async def confirmation_tapped(update: Update, context: BotContext) -> None:
     person, chat = context.who.person, update.effective_chat
     assert person is not None and chat is not None and isinstance(confirmation, sms.Confirmation)
     assert confirmation.target is not None
-    received = await _payments(context).receive(Incoming(
-        provider=Provider.MPESA, reference=confirmation.reference, amount=confirmation.amount,
-        account=confirmation.target, currency=confirmation.currency, phone=confirmation.phone,
-        payer=confirmation.party or None, paid_at=confirmation.paid_at, recorded_by=person.id, chat_id=chat.id,
-    ))
+    received = await _payments(context).receive(_pasted(confirmation, person.id, chat.id))
     await answer_outcome(update, context, received.payment, received.outcome if received.new else None)
+
+
+def _pasted(confirmation: sms.Confirmation, recorded_by: int | None, chat_id: int | None) -> Incoming:
+    """A pasted confirmation as a payment: the agent's word (``mpesa_pasted``), not Safaricom's."""
+    return Incoming(
+        provider=Provider.MPESA_PASTED, reference=confirmation.reference, amount=confirmation.amount,
+        account=confirmation.target or "", currency=confirmation.currency, phone=confirmation.phone,
+        payer=confirmation.party or None, paid_at=confirmation.paid_at, recorded_by=recorded_by, chat_id=chat_id,
+    )
 
 
 # -- managers assign money kept for them ----------------------------------------------------------
 
 
+@only(MANAGERS)
 async def assign_command(update: Update, context: BotContext) -> None:
     """/assign reference device: the kept payment becomes days for that device."""
     args = arguments(context)
@@ -212,6 +232,7 @@ async def assign_command(update: Update, context: BotContext) -> None:
     await _assign(update, context, payment, device_id)
 
 
+@only(MANAGERS)
 async def assign_tapped(update: Update, context: BotContext) -> None:
     """A button of a kept-payment notice: assign it to that device."""
     query = update.callback_query

@@ -79,6 +79,11 @@ class PaymentNotice(StrEnum):
     """The customer (and agent): no code at once — it waits for tomorrow, days kept as prepaid, or credit."""
 
 
+CONFIRMATION_COPY = "confirmation"
+"""The ``reason`` of a copy (``duplicate_of``, MATCHED, no days): the provider's own confirmation of money an
+agent pasted first. It is never money of its own, so totals, charts and exports leave it out."""
+
+
 class Person(SQLModel, table=True):
     """A manager or an agent, known by the numeric Telegram user id (usernames change)."""
 

@@ -208,12 +208,15 @@ async def test_the_same_reference_five_times_at_once_is_one_payment_and_one_code
     await bot.issued(1)
     again = await bot.pay(body)
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
-    other_amount = await bot.pay(payment("DUP-1", "900"))  # a repeat changes nothing, whatever it says
-    assert other_amount.status_code == 200 and other_amount.json()["status"] == "duplicate"
+    other_amount = await bot.pay(payment("DUP-1", "900"))  # not a repeat: stored beside it, for the managers
+    assert other_amount.status_code == 200 and other_amount.json()["status"] == "accepted"
     await bot.chat.next(CUSTOMER)
+    await bot.chat.next(MANAGER)
     await asyncio.sleep(0.5)
-    [stored] = await bot.payments()
+    [stored, conflict] = await bot.payments()
     assert stored.amount == Decimal("500") and stored.days == 10
+    assert (conflict.amount, conflict.status, conflict.duplicate_of, conflict.days) == (
+        Decimal("900"), PaymentStatus.UNMATCHED, stored.id, 0)
     assert len(await bot.requests()) == 1 and bot.chat.sandbox.generations == 1 and len(bot.chat.codes()) == 1
 
 
@@ -360,7 +363,7 @@ async def test_mpesa_confirmations_are_accepted_as_daraja_expects(bot: Paying) -
     assert again.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
     [stored] = await bot.payments()
     assert (stored.provider, stored.reference, stored.amount, stored.account, stored.phone, stored.payer) == (
-        "mpesa", "RKTQDM7W6S", Decimal("100.00"), DEVICE, "254712345678", "JANE WANJIRU")
+        "mpesa", "RKTQDM7W6S", Decimal("100.00"), DEVICE, "+254712345678", "JANE WANJIRU")  # MSISDN as E.164
     assert stored.paid_at == datetime(2026, 11, 22, 7, 15, tzinfo=UTC)  # 10:15 in Nairobi
     # a till payment (no account typed): the payer's number finds the customer
     bot.chat.clock.advance(6)
