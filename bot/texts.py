@@ -329,6 +329,16 @@ class Texts:
                       "Start again when ready.")
 
     @property
+    def private_chats_only(self) -> str:
+        return self._("I only work in private chats, so that codes and customers' details stay private. "
+                      "Write to me directly.")
+
+    @property
+    def edit_not_carried_out(self) -> str:
+        return self._("An edited command is not carried out (the first one was, if it was valid). "
+                      "Send the command again as a new message.")
+
+    @property
     def managers_only(self) -> str:
         return self._("That command is for managers.")
 
@@ -457,6 +467,8 @@ class Texts:
             "unknown": self._("That invite link is not valid. Ask for a new one."),
             "used": self._("That invite link has already been used. Ask for a new one."),
             "expired": self._("That invite link has expired (links last 24 hours). Ask for a new one."),
+            "manager": self._("You are a manager already: an agent invite would make you an agent. The link is "
+                              "still valid: pass it to the agent it is for."),
         }[problem]
 
     def contact_not_own(self) -> str:
@@ -465,6 +477,19 @@ class Texts:
     def contact_unknown(self) -> str:
         return self._("That number is not on file. Ask your agent to register it with your device, "
                       "or to send you your invite link.")
+
+    def contact_linked_elsewhere(self) -> str:
+        return self._("The customer with that number already gets their codes in another Telegram account, so "
+                      "nothing changed. If the number is yours, ask your agent for a new invite link.")
+
+    def someone_shared_your_number(self) -> str:
+        return self._("⚠️ Someone in another Telegram account just shared your phone number to get your device "
+                      "codes. Nothing changed: your codes still come here. If that was you, ask your agent for a "
+                      "new invite link.")
+
+    def codes_moved_elsewhere(self) -> str:
+        return self._("Your device codes now go to another Telegram account: the invite link your agent made for "
+                      "you was opened there. If that was not you, tell your agent at once.")
 
     # -- agents: asking, confirming, being told ---------------------------------------------
 
@@ -621,6 +646,15 @@ class Texts:
         return self._("No code could be issued for <b>{device}</b>: the ERM could not be reached for a day "
                       "({reason}). Please ask again.", device=esc(device),
                       reason=esc(self.reason(reason)) if reason else self._("no answer"))
+
+    def not_delivered(self, device: str, customer: str | None) -> str:
+        """To whoever asked for a code or recorded a payment: Telegram refused a message about it."""
+        if customer:
+            return self._("⚠️ Telegram refused the message about <b>{device}</b> for the customer {name}, even as "
+                          "plain text: it did not reach them. Please give them the code yourself (/device {device} "
+                          "shows it).", device=esc(device), name=esc(customer))
+        return self._("⚠️ Telegram refused the message about <b>{device}</b> for another chat, even as plain text: "
+                      "it did not reach them. /device {device} shows the code.", device=esc(device))
 
     def unsettled(self, device: str, asked_at: _datetime, tz: ZoneInfo) -> str:
         return self._("⚠️ For a day the ERM has not said whether it made the code asked for <b>{device}</b> on "
@@ -874,6 +908,14 @@ class Texts:
             lines.append(self._("Payments: none"))
         if summary.unmatched_payments:
             lines.append(self._("⚠️ Payments matching no device: {count}", count=self.number(summary.unmatched_payments)))
+        if summary.unconfirmed:
+            listed = ", ".join(f"<code>{esc(payment.reference)}</code> {self.money(payment.amount, payment.currency)}"
+                               for payment in summary.unconfirmed[:10])
+            lines.append(self.n_("⚠️ {n} pasted M-Pesa message not confirmed by M-Pesa (yet): {payments}",
+                                 "⚠️ {n} pasted M-Pesa messages not confirmed by M-Pesa (yet): {payments}",
+                                 len(summary.unconfirmed), payments=listed))
+            if len(summary.unconfirmed) > 10:
+                lines.append(self._("… and {count} more", count=len(summary.unconfirmed) - 10))
         if summary.agents:
             lines.append(self._("<b>Per agent</b>"))
             for agent in summary.agents:
@@ -960,6 +1002,12 @@ class Texts:
     def bad_reference(self) -> str:
         return self._("A reference is 1 to 64 letters, digits, '.', '-', '_' or '/'.")
 
+    def mpesa_code_as_cash_reference(self, reference: str) -> str:
+        return self._("<b>{reference}</b> looks like an M-Pesa transaction code, and cash cannot take M-Pesa's "
+                      "references. For an M-Pesa payment, paste or forward its M-Pesa confirmation message here "
+                      "instead. For cash, give no reference or one of your own that does not look like an M-Pesa "
+                      "code (for example with a '-'). Nothing was recorded.", reference=esc(reference))
+
     @property
     def cash_not_recorded(self) -> str:
         return self._("The payment was <b>not</b> recorded. Check the device id and send /pay again.")
@@ -988,6 +1036,8 @@ class Texts:
             "unlocked": self._("{device} is unlocked for good (free code) and needs no days", device=device),
             "erm_unavailable": self._("the ERM could not be reached to check {account} (still trying)",
                                       account=account),
+            "reference_conflict": self._("another payment was already recorded under this reference, with another "
+                                         "amount, account or source: check which one is real before assigning it"),
         }.get(reason) or self._("it needs a manager's look")
 
     def _what_follows(self, *, device: str, days: int, prepaid: int, credit_left: object, price: object,
@@ -1071,17 +1121,26 @@ class Texts:
                       reference=esc(reference), amount=self.money(amount, currency), account=esc(account))
 
     def payment_duplicate(self, reference: str, amount: object, currency: str, received_at: _datetime, status: str,
-                          device: str | None, days: int, tz: ZoneInfo) -> str:
-        """A reference seen before: nothing changed, and what became of it."""
+                          device: str | None, days: int, tz: ZoneInfo, *, confirmed: bool | None = None,
+                          confirmed_at: _datetime | None = None) -> str:
+        """A reference seen before: nothing changed, and what became of it; ``confirmed``: whether M-Pesa itself
+        confirmed the money (None: not M-Pesa money, or no confirmations arrive)."""
         state = {
             "matched": self._("it went to <b>{device}</b> as {days}", device=esc(device or "?"),
                               days=self.days(days)),
             "unmatched": self._("it is kept for the managers to assign"),
             "pending": self._("it waits for the ERM to answer"),
         }.get(status, status)
-        return self._("Payment <b>{reference}</b> ({amount}) was already recorded on {when}: {state}. Nothing "
+        text = self._("Payment <b>{reference}</b> ({amount}) was already recorded on {when}: {state}. Nothing "
                       "changed.", reference=esc(reference), amount=self.money(amount, currency),
                       when=self.moment(received_at, tz), state=state)
+        if confirmed and confirmed_at is not None:
+            text += "\n" + self._("✔️ M-Pesa confirmed it on {when}.", when=self.moment(confirmed_at, tz))
+        elif confirmed:
+            text += "\n" + self._("✔️ It came from M-Pesa itself.")
+        elif confirmed is not None:
+            text += "\n" + self._("⏳ M-Pesa has not confirmed it yet: so far it is the word of whoever pasted it.")
+        return text
 
     def payment_already_applied(self, reference: str, device: str, days: int) -> str:
         return self._("Payment <b>{reference}</b> already went to <b>{device}</b> as {days}. Nothing changed.",
@@ -1096,10 +1155,10 @@ class Texts:
 
     def payment_kept_notice(self, *, reference: str, amount: object, currency: str, account: str,
                             payer: str | None, phone: str | None, provider: str, reason: str,
-                            device: str | None) -> str:
-        """To every manager: money that did not become days by itself, and how to assign it."""
-        source = {"webhook": self._("payment webhook"), "mpesa": "M-Pesa", "cash": self._("cash")}.get(provider,
-                                                                                                       provider)
+                            device: str | None, first: tuple[object, str, str, str] | None = None) -> str:
+        """To every manager: money that did not become days by itself, and how to assign it; ``first``: the
+        (amount, currency, account, provider) of the payment first recorded under its reference."""
+        source = self._source(provider)
         lines = [self._("⚠️ <b>Payment kept for review</b> ({source})", source=esc(source)),
                  self._("Reference: {reference}", reference=f"<code>{esc(reference)}</code>"),
                  self._("Amount: {amount}", amount=self.money(amount, currency)),
@@ -1107,12 +1166,24 @@ class Texts:
         if payer or phone:
             lines.append(self._("From: {payer}", payer=", ".join(esc(part) for part in (payer, phone) if part)))
         lines.append(self._("Why: {why}.", why=self._kept_reason(reason, account or "—", device)))
+        if first is not None:
+            first_amount, first_currency, first_account, first_provider = first
+            lines.append(self._("Recorded first under this reference: {amount} for {account} ({source}).",
+                                amount=self.money(first_amount, first_currency),
+                                account=f"<code>{esc(first_account or '—')}</code>",
+                                source=esc(self._source(first_provider))))
         if device or reason == "several_devices":
             lines.append(self._("Assign it: /assign {reference} <i>device</i> — or tap a device below.",
                                 reference=esc(reference)))
         else:
             lines.append(self._("Assign it: /assign {reference} <i>device</i>", reference=esc(reference)))
         return "\n".join(lines)
+
+    def _source(self, provider: str) -> str:
+        """Where a payment came from, in a few words."""
+        return {"webhook": self._("payment webhook"), "mpesa": "M-Pesa",
+                "mpesa_pasted": self._("M-Pesa message pasted by an agent"), "cash": self._("cash")}.get(provider,
+                                                                                                      provider)
 
     def payment_received_notice(self, *, for_customer: bool, reference: str, amount: object, currency: str,
                                 device: str, days: int, prepaid: int, credit_left: object, price: object,
@@ -1167,9 +1238,9 @@ class Texts:
 
     def confirmation_without_account(self, reference: str, amount: object) -> str:
         return self._("That M-Pesa message ({reference}, {amount}) names no account and no phone number, so I "
-                      "cannot tell which device it is for. Record it with /pay <i>device</i> {number} "
-                      "{reference}.", reference=esc(reference), amount=self.money(amount, "KES"),
-                      number=esc(str(amount)))
+                      "cannot tell which device it is for. Add <code>Account</code> and the device id at its end "
+                      "(for example <code>Account TEST2503000017</code>) and send it again.",
+                      reference=esc(reference), amount=self.money(amount, "KES"))
 
 
 ENGLISH = for_language(i18n.DEFAULT)
