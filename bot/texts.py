@@ -1026,8 +1026,8 @@ class Texts:
                       "code will come here as soon as the payment reaches us. Send /balance to see your credit.")
 
     def _kept_reason(self, reason: str, account: str, device: str | None) -> str:
-        account = f"<code>{esc(account)}</code>"
         device = f"<b>{esc(device or account)}</b>"
+        account = f"<code>{esc(account)}</code>"
         return {
             "unknown_account": self._("{account} matches no device and no customer's phone", account=account),
             "several_devices": self._("the customer with phone {account} has several devices", account=account),
