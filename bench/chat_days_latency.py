@@ -1,8 +1,8 @@
 """The bot's own time per ``/days`` update, split at the ERM call: median and p99.
 
 The real bot (:func:`bot.app.running_bot`: PTB long polling, the AIORateLimiter, the handlers, the
-engine, a fresh SQLite ledger) runs against the Bot API stand-in (:class:`bot.botapi.FakeBotApi`)
-and the ERM sandbox at zero latency (:class:`bot.erm.sandbox.ErmSandbox`), both served over
+engine, a fresh SQLite ledger) runs against the Bot API stand-in (:class:`bot.standins.telegram.FakeBotApi`)
+and the ERM sandbox at zero latency (:class:`bot.standins.erm.ErmSandbox`), both served over
 loopback HTTP in this process, on the bot's event loop. Nothing in the bot is changed: from here,
 each server's Starlette app gets one pure ASGI middleware that stamps ``time.perf_counter()`` when
 a request reaches the app (its headers parsed) and when the last byte of its answer is handed to
@@ -57,13 +57,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
 from bench.common import percentile  # noqa: E402
-from bot import botapi  # noqa: E402
 from bot.app import RunningBot, running_bot  # noqa: E402
-from bot.botapi import FakeBotApi, TelegramUser  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.erm import sandbox as erm_sandbox  # noqa: E402
-from bot.erm.sandbox import ErmSandbox  # noqa: E402
+from bot.standins import erm as erm_sandbox  # noqa: E402
+from bot.standins.erm import ErmSandbox  # noqa: E402
+from bot.standins.telegram import FakeBotApi, TelegramUser  # noqa: E402
+from bot.standins.telegram import server as botapi  # noqa: E402
 from storage import ledger  # noqa: E402
 from storage.models import Role  # noqa: E402
 
@@ -208,14 +208,15 @@ async def run(count: int, warmup: int, gap: float, cold: bool) -> list[Sample]:
     api = FakeBotApi(TOKEN)
     erm_log: list[Exchange] = []
     api_log: list[Exchange] = []
-    sandbox.app.add_middleware(Stopwatch, log=erm_log, keep_body=lambda path: False)
-    api.app.add_middleware(Stopwatch, log=api_log, keep_body=_is_get_updates)
+    erm_app, api_app = erm_sandbox.build_app(sandbox), botapi.build_app(api)
+    erm_app.add_middleware(Stopwatch, log=erm_log, keep_body=lambda path: False)
+    api_app.add_middleware(Stopwatch, log=api_log, keep_body=_is_get_updates)
     if cold:
         sandbox.fail_next(1, status=503, paths=[SYNC])
         logging.getLogger("paygbot.jobs").setLevel(logging.ERROR)  # "device sync failed": wanted here
     samples: list[Sample] = []
     with tempfile.TemporaryDirectory(prefix="paygbot-bench-") as folder:
-        async with erm_sandbox.running(sandbox) as erm_url, botapi.running(api) as base_url:
+        async with erm_sandbox.running(sandbox, app=erm_app) as erm_url, botapi.running(api, app=api_app) as base_url:
             settings = load_settings(
                 _env_file=None, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=base_url, ERM_BASE_URL=erm_url,
                 ERM_USERNAME="test@example.com", ERM_PASSWORD="test1234", DATABASE_URL=f"sqlite:///{folder}/ledger.db",

@@ -36,11 +36,10 @@ from sqlalchemy import create_engine, event, insert
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import percentile  # noqa: E402
-from bot import limits  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.erm.client import ErmClient  # noqa: E402
-from bot.issuing import IssuingEngine  # noqa: E402
+from bot.issuing import IssuingEngine, limits  # noqa: E402
 from storage import ledger  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402

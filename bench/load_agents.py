@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import percentile, sandbox_process  # noqa: E402
 from bot.app import running_bot  # noqa: E402
-from bot.botapi import FakeBotApi, Sent, TelegramUser, running  # noqa: E402
 from bot.config import load_settings  # noqa: E402
+from bot.standins.telegram import FakeBotApi, Sent, TelegramUser  # noqa: E402
+from bot.standins.telegram.server import running  # noqa: E402
 from storage import ledger  # noqa: E402
 from storage.models import Role  # noqa: E402
 

@@ -4,7 +4,7 @@ to become the code message in the customer's chat.
 The bot runs as it is deployed, ``paygbot run`` in its own process (PTB long polling, the HTTP side
 on its event loop, the engine, the payment sweep, a fresh SQLite ledger), against the ERM sandbox
 in another process (``paygbot sandbox --latency 0.2``: every ERM call takes 200 ms) and the Bot API
-stand-in (:class:`bot.botapi.FakeBotApi`) served from this process, which is also the payment
+stand-in (:class:`bot.standins.telegram.FakeBotApi`) served from this process, which is also the payment
 provider: it signs each body with ``PAYGBOT_WEBHOOK_SECRET`` and posts it over keep-alive
 connections. Before the bot starts, the ledger gets every sandbox device with a daily price and a
 customer whose chat is known, so each payment is matched at once (no ERM lookup).
@@ -45,10 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 from sqlmodel import col, func, select  # noqa: E402
 
-from bench.common import COMMAND, free_port, percentile, sandbox_process  # noqa: E402
-from bot.botapi import FakeBotApi, TelegramUser, running  # noqa: E402
+from bench.common import COMMAND, percentile, sandbox_process  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
+from bot.http import free_port  # noqa: E402
 from bot.payments import sign  # noqa: E402
+from bot.standins.telegram import FakeBotApi, TelegramUser  # noqa: E402
+from bot.standins.telegram.server import running  # noqa: E402
 from storage import ledger  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -66,7 +68,7 @@ async def prepare(db: Database, ids: list[str], api: FakeBotApi) -> dict[str, in
     now = SystemClock().now()
     async with db.write() as session:
         for n, ref in enumerate(ids):
-            device = await ledger.add_device(session=session, ids=[ref], now=now, label=ref)
+            device, _ = await ledger.add_device(session=session, ids=[ref], now=now, label=ref)
             device.daily_price, device.currency = PRICE, "KES"
             customer = await ledger.put_customer(session=session, device=device, phone=f"2547{n:08d}",
                                                  name=f"Customer {n}", registered_by_id=None, now=now)

@@ -28,9 +28,10 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")  # before telegram is imported: P
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import sandbox_process  # noqa: E402
-from bot import botapi  # noqa: E402
 from bot.app import running_bot  # noqa: E402
 from bot.config import load_settings  # noqa: E402
+from bot.standins import telegram as botapi  # noqa: E402
+from bot.standins.telegram.server import running  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.ledger import put_person  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -52,7 +53,7 @@ async def one_round(flood: int, erm_url: str, device: str, folder: Path, per_cha
         await put_person(session=session, telegram_id=AGENT.id, role=Role.AGENT, name="Alex", now=SystemClock().now())
     await db.dispose()
     api.meet(AGENT)
-    async with botapi.running(api) as base_url:
+    async with running(api) as base_url:
         settings = load_settings(
             _env_file=None, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=base_url, ERM_BASE_URL=erm_url,
             ERM_USERNAME="test@example.com", ERM_PASSWORD="test1234", DATABASE_URL=url, PAYGBOT_HTTP_PORT="0",

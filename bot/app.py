@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +17,10 @@ from typing import Any
 from telegram import Update
 from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
+from telegram.request import BaseRequest
 
 import handlers
-from bot import commands, i18n, texts
+from bot import cli_texts, i18n, texts
 from bot.approvals import Approvals
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -27,10 +28,17 @@ from bot.delivery import Delivery
 from bot.erm.connect import open_erm
 from bot.http import build_http_app, serving
 from bot.issuing import IssuingEngine
-from bot.jobs import schedule_device_sync, schedule_managers_jobs, schedule_pump, schedule_reminders
-from bot.payments import ChatNotices, Payments, payment_routes, schedule_payment_sweep
+from bot.jobs import (
+    schedule_device_sync,
+    schedule_managers_jobs,
+    schedule_payment_sweep,
+    schedule_pump,
+    schedule_reminders,
+)
+from bot.payments import ChatNotices, Payments, payment_routes
 from bot.people import People, Team
 from bot.services import SERVICES, BotContext, Services
+from handlers import menus
 from storage.db import Database
 from storage.migrate import upgrade
 
@@ -47,11 +55,15 @@ class MissingToken(Exception):
     """``paygbot run`` needs TELEGRAM_BOT_TOKEN."""
 
 
-def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any, Any]:
-    """The PTB Application with every handler registered, not yet started."""
+def build_application(
+    settings: Settings, telegram: Callable[[], BaseRequest] | None = None
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    """The PTB Application with every handler registered, not yet started. ``telegram`` makes its
+    transports to the Bot API (default: HTTPX to ``TELEGRAM_BASE_URL``; the demo and the chat
+    tests give the stand-in's, in-process)."""
     if settings.telegram_bot_token is None:
-        raise MissingToken(texts.CLI_NO_TOKEN)
-    application = (
+        raise MissingToken(cli_texts.NO_TOKEN)
+    builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_base_url)
@@ -59,8 +71,10 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz))
         .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
         .concurrent_updates(True)
-        .build()
     )
+    if telegram is not None:
+        builder = builder.request(telegram()).get_updates_request(telegram())
+    application = builder.build()
     handlers.register(application)
     return application
 
@@ -74,11 +88,12 @@ class RunningBot:
 
 @asynccontextmanager
 async def running_bot(
-    settings: Settings, *, clock: Clock | None = None, poll_interval: float = 0.0, http_host: str = "0.0.0.0"  # noqa: S104
+    settings: Settings, *, clock: Clock | None = None, poll_interval: float = 0.0, http_host: str = "0.0.0.0",  # noqa: S104
+    telegram: Callable[[], BaseRequest] | None = None,
 ) -> AsyncIterator[RunningBot]:
-    """The whole bot, polling, for the duration of the block."""
+    """The whole bot, polling, for the duration of the block (``telegram``: see :func:`build_application`)."""
     clock = clock or SystemClock()
-    application = build_application(settings)
+    application = build_application(settings, telegram)
     for language in i18n.LANGUAGES:  # a broken catalogue stops the start here, not a person's chat later
         texts.for_language(language)
     async with AsyncExitStack() as stack:
@@ -92,30 +107,31 @@ async def running_bot(
         engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock,
                                notify=Delivery(application.bot, db, settings))
         stack.push_async_callback(engine.close)
-        services = Services(settings=settings, clock=clock, db=db, erm=erm, engine=engine, people=people,
-                            approvals=Approvals(db, clock), team=Team(db), bot_username=application.bot.username,
-                            sandbox=settings.uses_sandbox)
-        services.payments = Payments(db=db, engine=engine, clock=clock, phone_region=settings.phone_region,
-                                     notify=ChatNotices(application.bot, db, settings, clock))
-        stack.push_async_callback(services.payments.close)  # before the engine's: it may still queue codes
+        payments = Payments(db=db, engine=engine, clock=clock, phone_region=settings.phone_region,
+                            notify=ChatNotices(application.bot, db, settings, clock))
+        stack.push_async_callback(payments.close)  # before the engine's: it may still queue codes
+        services = Services(settings=settings, clock=clock, db=db, erm=erm, engine=engine, payments=payments,
+                            people=people, approvals=Approvals(db, clock), team=Team(db),
+                            bot_username=application.bot.username, sandbox=settings.uses_sandbox)
         application.bot_data[SERVICES] = services
         http_port = None
         if settings.http_port:
             http_port = await stack.enter_async_context(serving(
-                build_http_app(services, payment_routes(services.payments, settings)), settings.http_port,
+                build_http_app(services, payment_routes(payments, settings)), settings.http_port,
                 host=http_host))
         assert application.job_queue is not None and application.updater is not None
         schedule_pump(application.job_queue, engine)
         schedule_reminders(application.job_queue, services)
         schedule_device_sync(application.job_queue, engine)
-        schedule_payment_sweep(application.job_queue, services.payments)
+        schedule_payment_sweep(application.job_queue, payments)
         schedule_managers_jobs(application.job_queue, services)
         await application.start()
         stack.push_async_callback(application.stop)
         await application.updater.start_polling(poll_interval=poll_interval, allowed_updates=Update.ALL_TYPES,
                                                 drop_pending_updates=False)
         stack.push_async_callback(application.updater.stop)
-        application.create_task(commands.register_all(application.bot, people), name="register-commands")
+        application.create_task(menus.register_all(application.bot, application.bot_data[menus.TABLE], people),
+                                name="register-commands")
         log.info("paygbot started as @%s%s; HTTP on %s", services.bot_username,
                  " on the ERM sandbox" if services.sandbox else "", http_port or "off")
         yield RunningBot(application, services, http_port)

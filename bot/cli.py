@@ -1,7 +1,7 @@
 """``paygbot``: the command line (see product.md, "Command line").
 
 Every command answers a person: a failure is one plain line on stderr and a non-zero exit,
-never a traceback and never a secret.
+never a traceback and never a secret. What it prints is worded in :mod:`bot.cli_texts`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from telegram.error import InvalidToken, NetworkError
 
-from bot import texts
+from bot import cli_texts as say
 from bot.config import ConfigError, Settings, load_settings
 from bot.erm.client import check_days, check_product_id
 from bot.erm.errors import ErmError
@@ -50,12 +50,12 @@ def _days(value: str) -> int:
     try:
         return check_days(int(value))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: days must be a whole number from 1 to 1095") from None
+        raise argparse.ArgumentTypeError(say.bad_days(value)) from None
 
 
 def _port(value: str) -> int:
     if not value.isdigit() or not 0 <= int(value) <= 65535:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (0 to 65535)")
+        raise argparse.ArgumentTypeError(say.bad_port(value))
     return int(value)
 
 
@@ -65,13 +65,13 @@ def _non_negative(value: str) -> float:
     except ValueError:
         number = -1
     if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds")
+        raise argparse.ArgumentTypeError(say.bad_seconds(value))
     return number
 
 
 def _positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number from 1 up")
+        raise argparse.ArgumentTypeError(say.bad_count(value))
     return int(value)
 
 
@@ -82,28 +82,28 @@ async def _erm(settings: Settings, args: argparse.Namespace) -> None:
     from bot.erm.connect import open_erm
 
     if settings.uses_sandbox:
-        print(texts.CLI_USING_SANDBOX, file=sys.stderr)
+        print(say.USING_SANDBOX, file=sys.stderr)
     async with open_erm(settings) as erm:
         if args.action == "login":
             result = await erm.login()
-            print(texts.cli_logged_in(erm.username, erm.base_url, result.user_role))
+            print(say.logged_in(erm.username, erm.base_url, result.user_role))
         elif args.action == "days":
             code = await erm.days_code(args.device, args.days)
             print(code.code)
-            print(texts.cli_code_detail(args.device, f"{args.days} days", code.hex, code.otp_count), file=sys.stderr)
+            print(say.code_detail(args.device, say.days_code(args.days), code.hex, code.otp_count), file=sys.stderr)
         elif args.action == "free":
             code = await erm.free_code(args.device)
             print(code.code)
-            print(texts.cli_code_detail(args.device, "free (unlocks for good)", code.hex, None), file=sys.stderr)
+            print(say.code_detail(args.device, say.FREE_CODE, code.hex, None), file=sys.stderr)
         elif args.action == "reset":
             code = await erm.reset_code(args.device)
             print(code.code)
-            print(texts.cli_code_detail(args.device, "reset (0 days, locked)", code.hex, None), file=sys.stderr)
+            print(say.code_detail(args.device, say.RESET_CODE, code.hex, None), file=sys.stderr)
         elif args.action == "history":
             page = await erm.code_history(args.device, args.offset, args.limit)
-            print(texts.cli_history_header(args.device, page.count, page.offset, len(page.events)))
+            print(say.history_header(args.device, page.count, page.offset, len(page.events)))
             for event in page.events:
-                print(texts.cli_history_line(event))
+                print(say.history_line(event))
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> None:
@@ -111,9 +111,9 @@ async def _run(settings: Settings, args: argparse.Namespace) -> None:
     from bot.app import running_bot
 
     if settings.telegram_bot_token is None:
-        raise CommandError(texts.CLI_NO_TOKEN)
+        raise CommandError(say.NO_TOKEN)
     if settings.uses_sandbox:
-        print(texts.CLI_USING_SANDBOX, file=sys.stderr)
+        print(say.USING_SANDBOX, file=sys.stderr)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -122,9 +122,9 @@ async def _run(settings: Settings, args: argparse.Namespace) -> None:
         async with running_bot(settings):
             await stop.wait()
     except InvalidToken:
-        raise CommandError(texts.CLI_TOKEN_REFUSED) from None
+        raise CommandError(say.TOKEN_REFUSED) from None
     except NetworkError as exc:
-        raise CommandError(texts.cli_telegram_unreachable(settings.telegram_base_url, exc.message)) from None
+        raise CommandError(say.telegram_unreachable(settings.telegram_base_url, exc.message)) from None
 
 
 async def _demo(settings: Settings, args: argparse.Namespace) -> None:
@@ -134,16 +134,16 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> None:
     try:
         await run_demo()
     except DemoFailed as exc:
-        raise CommandError(f"the demo stopped: {exc}") from None
+        raise CommandError(say.demo_stopped(exc)) from None
 
 
 async def _sandbox(settings: Settings, args: argparse.Namespace) -> None:
-    from bot.erm.sandbox import ErmSandbox, serve
+    from bot.standins.erm import ErmSandbox, serve
 
     sandbox = ErmSandbox(
         latency=args.latency, device_count=args.devices, min_gap_seconds=args.min_gap, daily_limit=args.daily_limit
     )
-    print(texts.cli_sandbox_serving(args.host, args.port, sandbox), file=sys.stderr)
+    print(say.sandbox_serving(args.host, args.port, len(sandbox.devices)), file=sys.stderr)
     await serve(sandbox, host=args.host, port=args.port)
 
 
@@ -154,7 +154,7 @@ async def _db(settings: Settings, args: argparse.Namespace) -> None:
         await _db_backup(settings, args)
         return
     await upgrade(settings.database_url, currency=settings.currency, phone_region=settings.phone_region)
-    print(texts.cli_db_upgraded(await current_revision(settings.database_url)))
+    print(say.db_upgraded(await current_revision(settings.database_url)))
 
 
 async def _db_backup(settings: Settings, args: argparse.Namespace) -> None:
@@ -164,8 +164,8 @@ async def _db_backup(settings: Settings, args: argparse.Namespace) -> None:
     try:
         made = await backup(settings.database_url, args.file, force=args.force)
     except BackupRefused as exc:
-        raise CommandError(texts.cli_backup_refused(exc.reason, exc.path, exc.detail)) from None
-    print(texts.cli_backup_done(made.source, made.target, made.size, made.revision))
+        raise CommandError(say.backup_refused(exc.reason, exc.path, exc.detail)) from None
+    print(say.backup_done(made.source, made.target, made.size, made.revision))
 
 
 async def _users(settings: Settings, args: argparse.Namespace) -> None:
@@ -184,24 +184,24 @@ async def _users(settings: Settings, args: argparse.Namespace) -> None:
                     session=session, telegram_id=args.telegram_id, role=Role(args.role), name=args.name,
                     now=SystemClock().now(),
                 )
-            print(texts.cli_user_added(person))
+            print(say.user_added(person))
         else:
             async with db.read() as session:
                 people = await ledger.list_people(session=session)
-            print(texts.cli_user_list(people))
+            print(say.user_list(people))
     finally:
         await db.dispose()
 
 
 def _telegram_id(value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 2**63:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a numeric Telegram user id")
+        raise argparse.ArgumentTypeError(say.bad_telegram_id(value))
     return int(value)
 
 
 def _name(value: str) -> str:
     if not value.strip() or len(value) > 200:
-        raise argparse.ArgumentTypeError("a name has 1 to 200 characters")
+        raise argparse.ArgumentTypeError(say.BAD_NAME)
     return value.strip()
 
 
@@ -276,19 +276,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"paygbot: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ErmError as exc:
-        print(f"paygbot: {texts.cli_erm_failure(exc)}", file=sys.stderr)
+        print(f"paygbot: {say.erm_failure(exc)}", file=sys.stderr)
         return EXIT_FAILURE
     except CommandError as exc:
         print(f"paygbot: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except (OSError, SQLAlchemyError) as exc:
-        print(f"paygbot: {texts.cli_database_failure(exc)}", file=sys.stderr)
+        print(f"paygbot: {say.database_failure(exc)}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the last resort: a person gets one line, the log gets the traceback
         logging.getLogger("paygbot").debug("unexpected failure", exc_info=exc)
-        print(f"paygbot: {texts.cli_unexpected(exc)}", file=sys.stderr)
+        print(f"paygbot: {say.unexpected(exc)}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
 

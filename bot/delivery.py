@@ -17,22 +17,20 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import date
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot import reports
+from bot.clock import Clock
 from bot.config import Settings
 from bot.people import language_of
 from bot.texts import Texts, for_language
 from storage import ledger
 from storage.db import Database
 from storage.models import CodeRequest, Customer, Status
-
-if TYPE_CHECKING:
-    from bot.services import Services
 
 log = logging.getLogger("paygbot.delivery")
 
@@ -103,10 +101,9 @@ async def speak_to(bot: Bot, db: Database, chat_id: int, words: Callable[[Texts]
 
 def _refusal(words: Texts, request: CodeRequest, tz: ZoneInfo) -> str:
     """A refusal found after the request was queued: the ERM's (its own words), or ours when two ledger
-    rows turned out to be one device and the days no longer fit (``stacking: N days fit``)."""
-    code, _, detail = (request.reason or "").partition(": ")
-    if code == "stacking" and detail.split()[:1] and detail.split()[0].isdecimal():
-        return words.refused("stacking", request.device_ref, fits=int(detail.split()[0]), tz=tz)
+    rows turned out to be one device and the days no longer fit (``stacking``, with ``refused_fits``)."""
+    if request.reason == "stacking" and request.refused_fits is not None:
+        return words.refused("stacking", request.device_ref, fits=request.refused_fits, tz=tz)
     return words.refused("erm_refused", request.device_ref, words=request.reason, tz=tz)
 
 
@@ -187,7 +184,13 @@ class Delivery:
     async def _send(self, chat_id: int, request: CodeRequest, words: Callable[[Texts], str], *,
                     requesters: Iterable[int | None] = (), customer: Customer | None = None) -> None:
         """Send one reader their message; if Telegram refuses its text even as plain text, tell
-        ``requesters`` (whoever asked for the code or recorded the payment) that it did not arrive."""
+        ``requesters`` (whoever asked for the code or recorded the payment) that it did not arrive.
+        Never into a group (a chat linked before codes went to private chats only), never to someone
+        whose role was taken away since they asked."""
+        if chat_id < 0 or await self._revoked(chat_id):
+            log.warning("request %s: not sent to chat %s (a group, or a person whose role was taken away)",
+                        request.id, chat_id)
+            return
         spoken = await speak_to(self.bot, self.db, chat_id, words, sandbox=self.settings.uses_sandbox,
                                 unreachable=f"request {request.id}")
         if spoken is not Spoken.REFUSED:
@@ -199,12 +202,31 @@ class Delivery:
                                sandbox=self.settings.uses_sandbox, unreachable=f"request {request.id}: not delivered")
 
 
-async def send_summary(bot: Bot, services: Services, chat_id: int, day: date, words: Texts) -> None:
+    async def _revoked(self, chat_id: int) -> bool:
+        async with self.db.read() as session:
+            person = await ledger.get_person(session=session, telegram_id=chat_id)
+        return person is not None and not person.active
+
+
+class SummarySource(Protocol):
+    """What a summary is made from: the ledger, the clock and the settings (``bot.services.Services`` has them)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+
+async def send_summary(bot: Bot, source: SummarySource, chat_id: int, day: date, words: Texts) -> None:
     """The summary of a local day, then its chart (for /summary and the daily push), in ``words``' language."""
-    tz = services.settings.tz
-    figures = await reports.summary(services.db, day, tz, services.clock.now(),
-                                    confirmations=services.settings.mpesa_path is not None)
-    text = words.summary_text(figures, tz, services.clock.now())
-    await bot.send_message(chat_id, words.with_sandbox_note(text, services.sandbox))
-    picture = await reports.chart(services.db, day, tz, words)
+    settings = source.settings
+    tz = settings.tz
+    figures = await reports.summary(source.db, day, tz, source.clock.now(), confirmations=settings.mpesa_path is not None)
+    text = words.summary_text(figures, tz, source.clock.now())
+    await bot.send_message(chat_id, words.with_sandbox_note(text, settings.uses_sandbox))
+    picture = await reports.chart(source.db, day, tz, words)
     await bot.send_photo(chat_id, picture, caption=words.chart_labels()["title"])

@@ -1,10 +1,11 @@
 """``paygbot demo``: a scripted day, offline, through the real handlers, printed as a chat transcript.
 
-Everything runs in this process on loopback: the bot itself (``running_bot``), the embedded
-ERM sandbox (no credentials), the Telegram Bot API stand-in, and a fresh SQLite ledger in a
-temporary folder that is removed at the end. The day's clock is scripted (a manual clock
-shared by the bot and the sandbox), so six-second pacing and the evening summary take no
-real time.
+Everything runs in this process: the bot itself (``running_bot``, its payments webhook on a
+loopback port), the embedded ERM sandbox (no credentials), the Telegram Bot API stand-in reached
+through a PTB transport (:class:`bot.standins.telegram.StandInRequest`: no port, no server), and
+a fresh SQLite ledger in a temporary folder that is removed at the end. The day's clock is
+scripted (a manual clock shared by the bot and the sandbox), so six-second pacing and the
+evening summary take no real time.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import httpx
 
 from bot import i18n, texts
 from bot.app import running_bot
-from bot.botapi import FakeBotApi, Sent, TelegramUser, running
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
 from bot.http import free_port
+from bot.standins.telegram import FakeBotApi, Sent, StandInRequest, TelegramUser
+from bot.standins.telegram.transport import BASE_URL
 
 ZONE = "Africa/Nairobi"
 DAY = datetime(2026, 11, 23).date()
@@ -157,19 +159,18 @@ async def run_demo(out: TextIO = sys.stdout) -> None:
         clock = ManualClock(_at(8, 0))
         webhook_secret = secrets.token_hex(16)
         port = free_port()
-        async with running(api) as base_url:
-            settings = _settings(base_url, Path(folder), port, webhook_secret)
-            for person in PEOPLE.values():
-                api.meet(person)
-            async with running_bot(settings, clock=clock, http_host="127.0.0.1"):
-                await _play(Script(api, Transcript(api, clock, out)), clock, port, webhook_secret, out)
+        settings = _settings(Path(folder), port, webhook_secret)
+        for person in PEOPLE.values():
+            api.meet(person)
+        async with running_bot(settings, clock=clock, http_host="127.0.0.1", telegram=lambda: StandInRequest(api)):
+            await _play(Script(api, Transcript(api, clock, out)), clock, port, webhook_secret, out)
 
 
-def _settings(base_url: str, folder: Path, port: int, webhook_secret: str) -> Settings:
+def _settings(folder: Path, port: int, webhook_secret: str) -> Settings:
     # Every variable is given, so the demo runs on embedded defaults whatever this machine's
     # environment or .env say (no real ERM, no real Telegram, no ledger of yours).
     values = {
-        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": base_url, "ERM_BASE_URL": "http://127.0.0.1:9",
+        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": BASE_URL, "ERM_BASE_URL": "http://127.0.0.1:9",
         "ERM_USERNAME": "", "ERM_PASSWORD": "", "ERM_TIMEOUT_SECONDS": "30",
         "DATABASE_URL": f"sqlite:///{folder / 'ledger.db'}", "PAYGBOT_MANAGERS": str(MARY.id),
         "PAYGBOT_TIMEZONE": ZONE, "PAYGBOT_SUMMARY_TIME": "23:30", "PAYGBOT_REMINDER_DAYS": "2",

@@ -1,6 +1,8 @@
 """The HTTP side, in the bot's own process and event loop (starlette + uvicorn): ``/healthz``.
 
 As in PTB's ``customwebhookbot`` example, uvicorn runs as a task beside the bot and stops with it.
+:func:`serving` is the project's one in-process server runner (the stand-ins in
+:mod:`bot.standins` serve themselves with it too), and :func:`free_port` its one free-port finder.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from bot.services import Services
 from storage import ledger
@@ -52,20 +55,24 @@ def build_http_app(services: Services, routes: list[Route] | None = None) -> Sta
 
 
 class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the bot decides when to stop."""
+    """uvicorn without its own signal handling: whoever embeds it decides when to stop."""
 
     def capture_signals(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Starlette, port: int, host: str = "0.0.0.0") -> AsyncIterator[int]:  # noqa: S104
-    """Serve ``app`` until the block ends; yields the port actually bound (``port=0`` picks one).
+async def serving(app: ASGIApp, port: int, host: str = "0.0.0.0") -> AsyncIterator[int]:  # noqa: S104
+    """Serve ``app`` on this event loop until the block ends; yields the port actually bound
+    (``port=0`` picks a free one).
 
     The socket is bound here, so a port in use is an ``OSError`` the caller can report
-    (uvicorn itself would exit the process).
+    (uvicorn itself would exit the process). No signal handling and no logging set-up of its
+    own: the process that embeds it keeps both.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP as asyncio would create it: its transports then set TCP_NODELAY on every accepted
+    # connection (with proto 0 they do not, and Nagle's algorithm holds small answers back ~40 ms).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -83,8 +90,12 @@ async def serving(app: Starlette, port: int, host: str = "0.0.0.0") -> AsyncIter
             task.result()
             raise RuntimeError(f"the HTTP side could not start on port {port}")
         if loop.time() > deadline:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            sock.close()
             raise RuntimeError(f"the HTTP side did not start on port {port}")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # uvicorn sets ``started`` and offers nothing to await
     bound: Any = server.servers[0].sockets[0].getsockname()
     try:
         yield int(bound[1])
@@ -95,7 +106,8 @@ async def serving(app: Starlette, port: int, host: str = "0.0.0.0") -> AsyncIter
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (for the demo's HTTP side)."""
+    """A port nobody listens on right now, for a server that must be told its port before it
+    starts (the demo's HTTP side, a ``paygbot`` process started by a test or a benchmark)."""
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])

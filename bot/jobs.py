@@ -1,5 +1,5 @@
 """Work the scheduler (PTB's JobQueue on APScheduler) runs: the issuing pump, reminders, device
-sync, the daily summary and expired approvals.
+sync, the payments sweep, the daily summary and expired approvals.
 
 The jobs only pump the ledger; nothing important lives in a job. The pump ticks often
 enough that a request goes out within ``PUMP_INTERVAL`` (well under 0.5 s) of being allowed,
@@ -17,14 +17,15 @@ from telegram import Bot
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import CallbackContext, JobQueue
 
-from bot import i18n, limits
+from bot import i18n
 from bot.delivery import send_summary, speak_to
 from bot.erm.errors import ErmError
-from bot.issuing import IssuingEngine
+from bot.issuing import IssuingEngine, limits
 from bot.texts import Texts, for_language
 from storage import ledger
 
 if TYPE_CHECKING:
+    from bot.payments import Payments
     from bot.services import Services
 
 log = logging.getLogger("paygbot.jobs")
@@ -102,6 +103,22 @@ async def _sync_devices(context: CallbackContext[Any, Any, Any, Any]) -> None:
 
 def schedule_device_sync(job_queue: JobQueue[Any], engine: IssuingEngine, interval: float = SYNC_INTERVAL) -> None:
     job_queue.run_repeating(_sync_devices, interval=interval, first=1, name=SYNC_JOB, data=engine,
+                            job_kwargs={"max_instances": 1, "coalesce": True})
+
+
+SWEEP_JOB = "payments-sweep"
+SWEEP_INTERVAL = 5.0
+
+
+async def _sweep_payments(context: CallbackContext[Any, Any, Any, Any]) -> None:
+    assert context.job is not None
+    payments: Payments = context.job.data  # type: ignore[assignment]
+    await payments.sweep()
+
+
+def schedule_payment_sweep(job_queue: JobQueue[Any], payments: Payments, interval: float = SWEEP_INTERVAL) -> None:
+    """Every few seconds: PENDING payments due for another try, and notices still owed."""
+    job_queue.run_repeating(_sweep_payments, interval=interval, first=interval, name=SWEEP_JOB, data=payments,
                             job_kwargs={"max_instances": 1, "coalesce": True})
 
 

@@ -1,8 +1,9 @@
-"""What the handlers reach through ``context``: one object made at start, closed at stop."""
+"""What the handlers reach through ``context``: one object made at start, complete when made
+(every part is built before it, in :func:`bot.app.running_bot`), closed at stop."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from telegram.ext import Application, CallbackContext, ExtBot
@@ -21,21 +22,20 @@ from storage.db import Database
 SERVICES = "services"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
     settings: Settings
     clock: Clock
     db: Database
     erm: ErmClient
     engine: IssuingEngine
+    payments: Payments
+    """Money in (:mod:`bot.payments`)."""
     people: People
     approvals: Approvals
     team: Team
     bot_username: str
     sandbox: bool
-    extra: dict[str, Any] = field(default_factory=dict)
-    payments: Payments | None = None
-    """Money in (set once the payments service is made; see :mod:`bot.payments`)."""
 
     def start_link(self, token: str) -> str:
         """The deep link that opens the bot with ``/start <token>``."""

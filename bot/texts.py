@@ -3,7 +3,7 @@
 Chat sentences are methods of :class:`Texts`, one object per language (``for_language``): each
 is marked for gettext (``self._`` and ``self.n_``) and formatted with Babel, so French and
 Swahili come from ``bot/locale`` and dates, numbers and amounts read as the person expects.
-Command-line lines, for the engineer at the server, are plain English functions at the top.
+The command line's own lines, for the engineer at the server, are in :mod:`bot.cli_texts`.
 """
 
 from __future__ import annotations
@@ -22,139 +22,12 @@ from babel.dates import format_date, format_skeleton, format_timedelta
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 
 from bot import i18n
-from bot.erm.errors import (
-    ErmAuthError,
-    ErmError,
-    ErmOutcomeUnknown,
-    ErmRateLimited,
-    ErmRefused,
-    ErmUnavailable,
-)
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from bot.erm.models import CodeEvent
-    from bot.erm.sandbox import ErmSandbox
-    from storage.models import Person
+    from bot.reports.figures import Summary
 
 log = logging.getLogger("paygbot.texts")
-
-# -- command line -----------------------------------------------------------------------------
-
-CLI_USING_SANDBOX = "No ERM_USERNAME/ERM_PASSWORD set: using the embedded ERM sandbox (codes are not real)."
-CLI_NO_TOKEN = "TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and put it in the environment or .env."
-CLI_TOKEN_REFUSED = "Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather."
-
-
-def cli_unexpected(exc: Exception) -> str:
-    return f"something unexpected went wrong ({type(exc).__name__}). Run again with -v to see the details."
-
-
-def cli_telegram_unreachable(base_url: str, reason: str) -> str:
-    return f"Telegram could not be reached at {base_url} ({reason}). Check the network or TELEGRAM_BASE_URL."
-
-
-def cli_logged_in(username: str, base_url: str, role: str | None) -> str:
-    return f"Logged in to {base_url} as {username}" + (f" (role {role})." if role else ".")
-
-
-def cli_code_detail(device: str, what: str, hex_code: str, count: int | None) -> str:
-    count_text = f", ERM count {count}" if count is not None else ""
-    return f"device {device}: {what}, hash {hex_code}{count_text}"
-
-
-def cli_history_header(device: str, total: int, offset: int, shown: int) -> str:
-    if not total:
-        return f"No codes committed for {device} yet."
-    return f"Codes of {device}, newest first ({offset + 1}-{offset + shown} of {total}):"
-
-
-def cli_history_line(event: CodeEvent) -> str:
-    days = {"FREECODE": "free", "RESETCODE": "reset"}.get(event.code_type, f"{event.code_days} days")
-    when = event.created_at.strftime("%Y-%m-%d %H:%M UTC")
-    return f"#{event.code_number:<4} {when}  {event.code_type:<9} {days:<9} {event.code_dec_string}"
-
-
-def cli_sandbox_serving(host: str, port: int, sandbox: ErmSandbox) -> str:
-    return (
-        f"ERM sandbox on http://{host}:{port} - log in as test@example.com / test1234; "
-        f"{len(sandbox.devices)} devices, e.g. TEST2503000017. Ctrl-C stops it."
-    )
-
-
-def cli_erm_failure(exc: ErmError) -> str:
-    """One line for a failed ERM call, with the ERM's own words where it gave some."""
-    if isinstance(exc, ErmAuthError):
-        return f"ERM login failed: {exc.message}. Check ERM_USERNAME and ERM_PASSWORD."
-    if isinstance(exc, ErmRateLimited):
-        return f"the ERM says not now: {exc.message}"
-    if isinstance(exc, ErmRefused):
-        return f"the ERM refused: {exc.message}"
-    if isinstance(exc, ErmUnavailable):
-        return f"{exc.message}. Nothing was generated; try again later."
-    if isinstance(exc, ErmOutcomeUnknown):
-        return f"{exc.message}. A code may have been generated: check `paygbot erm history` before trying again."
-    return exc.message
-
-
-def cli_db_upgraded(revision: str | None) -> str:
-    return f"The ledger is at schema revision {revision}."
-
-
-def cli_user_added(person: Person) -> str:
-    name = f" ({person.name})" if person.name else ""
-    return f"{person.telegram_id}{name} is now {'a manager' if person.role == 'manager' else 'an agent'}."
-
-
-def cli_user_list(people: Sequence[Person]) -> str:
-    if not people:
-        return "No managers or agents yet. Add one with: paygbot users add --telegram-id N --role manager"
-    rows = [f"{'telegram id':<14} {'role':<8} {'active':<7} name"]
-    rows += [f"{p.telegram_id:<14} {p.role:<8} {'yes' if p.active else 'no':<7} {p.name}" for p in people]
-    return "\n".join(rows)
-
-
-def cli_database_failure(exc: Exception) -> str:
-    """A database or file problem in one line, without the SQL or the URL (it may hold a password)."""
-    reason = getattr(exc, "orig", None) or exc
-    text = str(reason).splitlines()[0] if str(reason) else type(reason).__name__
-    return f"the ledger could not be used: {text}. Check DATABASE_URL."
-
-
-
-# == operations ==================================================================================
-
-_BACKUP_REFUSED = {
-    "not_sqlite": "paygbot db backup copies a SQLite ledger, and DATABASE_URL is not one: back up that "
-                  "database with its own tools (pg_dump for PostgreSQL).",
-    "no_ledger": "there is no ledger at {path}: check DATABASE_URL.",
-    "no_folder": "the folder {path} does not exist: create it first, or choose another file.",
-    "target_exists": "{path} already exists: choose another file, or add --force to replace it.",
-    "not_a_file": "{path} is not a file: choose a file name for the copy.",
-    "same_file": "{path} is the ledger itself: choose another file for the copy.",
-    "failed": "the backup could not be written to {path}: {detail}. Nothing was changed.",
-}
-
-
-def cli_backup_refused(reason: str, path: object, detail: str = "") -> str:
-    """Why ``paygbot db backup`` made no copy, in one line."""
-    return _BACKUP_REFUSED[reason].format(path=path, detail=detail)
-
-
-def file_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
-
-
-def cli_backup_done(source: object, target: object, size: int, revision: str | None) -> str:
-    schema = f"schema revision {revision}" if revision else "no schema revision (an empty ledger)"
-    return f"Copied the ledger {source} to {target}: {file_size(size)}, {schema}."
-
 
 # == the chat ====================================================================================
 # Replies are HTML (Defaults(parse_mode=HTML)): anything a person typed goes through esc().
@@ -258,22 +131,19 @@ class Texts:
             "expired": self._("expired"), "matched": self._("matched"), "unmatched": self._("unmatched"),
         }.get(status, status)
 
-    def reason(self, stored: str | None, tz: ZoneInfo | None = None) -> str:
+    def reason(self, stored: str | None, tz: ZoneInfo | None = None, *, fits: int | None = None,
+               until: _datetime | None = None) -> str:
         """A request's kept reason (the summary, the export, a failure): ours in words, the ERM's as it
-        gave them. The engine keeps a refusal as ``<reason>`` or ``<reason>: <detail>`` (see
-        ``issuing._refused_row``), and why a request waits as one word (``issuing.WAIT_*``)."""
+        gave them. The engine keeps a refusal as one word in ``CodeRequest.reason`` and its details in
+        ``refused_fits`` (stacking: the days that fitted) and ``refused_until`` (the daily limit: when the
+        next code could go out), and why a request waits as one word (``bot.issuing.outcomes.WAIT_*``)."""
         if not stored:
             return ""
-        code, _, detail = stored.partition(": ")
-        try:
-            if code == "stacking" and detail and (fits := int(detail.split()[0])):
-                return self.n_("too much credit (at most {n} day fitted)", "too much credit (at most {n} days fitted)",
-                               fits)
-            if code == "daily_limit" and detail:
-                when = _datetime.fromisoformat(detail.removeprefix("next at "))
-                return self._("all the day's codes used; next from {when}", when=self.moment(when, tz or when.tzinfo))
-        except (ValueError, IndexError):
-            return stored
+        if stored == "stacking" and fits:
+            return self.n_("too much credit (at most {n} day fitted)", "too much credit (at most {n} days fitted)",
+                           fits)
+        if stored == "daily_limit" and until is not None:
+            return self._("all the day's codes used; next from {when}", when=self.moment(until, tz or until.tzinfo))
         return {
             "daily_limit": self._("all the day's codes used"),
             "stacking": self._("too much credit"),
@@ -288,7 +158,7 @@ class Texts:
             "resending": self._("no code was committed; sending again"),
             "unsettled": self._("the ERM has not said whether it made the code"),
             "too_late": self._("the ERM made nothing, and it was asked over a day ago: ask again if still needed"),
-        }.get(code, stored)
+        }.get(stored, stored)
 
     def item(self, label: str, value: str) -> str:
         """One line of a list: ``• label: value`` (French puts a space before the colon)."""
@@ -421,35 +291,33 @@ class Texts:
     def _help_language(self) -> str:
         return "\n\n" + self._("/language — English, Français or Kiswahili")
 
-    def command_descriptions(self, role: str) -> list[tuple[str, str]]:
-        """The menu Telegram shows: command names stay English (agents learn them), descriptions do not."""
-        if role == "stranger":
-            return [("start", self._("Join with your invite link")), ("help", self._("How to get access")),
-                    ("language", self._("Choose your language"))]
-        if role == "customer":
-            return [("balance", self._("Days left on your devices")), ("code", self._("Your last code again")),
-                    ("help", self._("What you can do")), ("language", self._("Choose your language"))]
-        agent = [
-            ("days", self._("A days code: /days device days")),
-            ("free", self._("A free code (needs a manager's approval)")),
-            ("reset", self._("A reset code (0 days, locked)")),
-            ("device", self._("A device's credit and codes")),
-            ("history", self._("The ERM's code history")),
-            ("customer", self._("Register a customer")),
-            ("pay", self._("Record a cash payment")),
-        ]
-        manager = [
-            ("summary", self._("The day's summary and chart")),
-            ("export", self._("The ledger as a spreadsheet (CSV)")),
-            ("price", self._("Set a device's daily price")),
-            ("assign", self._("Assign a payment kept for review")),
-            ("agents", self._("The team")),
-            ("revoke", self._("Take a person's role away")),
-            ("invite", self._("Invite an agent or a manager")),
-        ]
-        end = [("cancel", self._("Stop what you started")), ("help", self._("What you can do")),
-               ("language", self._("Choose your language"))]
-        return agent + (manager if role == "manager" else []) + end
+    def menu_line(self, command: str, role: str) -> str:
+        """A command's line in the menu Telegram shows (see handlers.table): command names stay English
+        (agents learn them), descriptions do not."""
+        if command == "help" and role == "stranger":
+            return self._("How to get access")
+        return {
+            "start": self._("Join with your invite link"),
+            "help": self._("What you can do"),
+            "language": self._("Choose your language"),
+            "balance": self._("Days left on your devices"),
+            "code": self._("Your last code again"),
+            "days": self._("A days code: /days device days"),
+            "free": self._("A free code (needs a manager's approval)"),
+            "reset": self._("A reset code (0 days, locked)"),
+            "device": self._("A device's credit and codes"),
+            "history": self._("The ERM's code history"),
+            "customer": self._("Register a customer"),
+            "pay": self._("Record a cash payment"),
+            "summary": self._("The day's summary and chart"),
+            "export": self._("The ledger as a spreadsheet (CSV)"),
+            "price": self._("Set a device's daily price"),
+            "assign": self._("Assign a payment kept for review"),
+            "agents": self._("The team"),
+            "revoke": self._("Take a person's role away"),
+            "invite": self._("Invite an agent or a manager"),
+            "cancel": self._("Stop what you started"),
+        }.get(command, command)
 
     def welcome(self, kind: str, name: str) -> str:
         if kind == "manager":
@@ -887,12 +755,9 @@ class Texts:
     def approval_too_late(self) -> str:
         return self._("This request has expired (24 hours). Nothing was issued.")
 
-    def summary_text(self, summary: object, tz: ZoneInfo, now: _datetime) -> str:
+    def summary_text(self, summary: Summary, tz: ZoneInfo, now: _datetime) -> str:
         """The day's summary for managers."""
-        from bot.reports import Summary
-
-        assert isinstance(summary, Summary)
-        kinds: dict[str, int] = {str(kind): count for kind, count in summary.codes.items()}
+        kinds = summary.codes
         lines = [self._("📊 <b>Summary for {day}</b> ({zone})", day=self.weekday_date(summary.day),
                         zone=esc(str(tz)))]
         lines.append(self._("Codes: {total} — days {days}, free {free}, reset {reset}; {issued} issued",
@@ -928,8 +793,9 @@ class Texts:
                 lines.append(line)
         if summary.bad_total:
             lines.append(self._("<b>Refused or failed: {count}</b>", count=self.number(summary.bad_total)))
-            for ref, status, reason in summary.bad[:10]:
-                lines.append(self.item(esc(ref), f"{self.status(status)} — {esc(self.reason(reason, tz))}"))
+            for bad in summary.bad[:10]:
+                why = self.reason(bad.reason, tz, fits=bad.fits, until=bad.until)
+                lines.append(self.item(esc(bad.device), f"{self.status(bad.status)} — {esc(why)}"))
             if summary.bad_total > 10:
                 lines.append(self._("… and {count} more (see /export)", count=self.number(summary.bad_total - 10)))
         else:
@@ -941,10 +807,9 @@ class Texts:
             lines.append(self._("Queue: {count} waiting", count=self.number(summary.queued)))
         if summary.expiring:
             lines.append(self._("<b>Credit ending in the next 3 days</b>"))
-            for device, customer in summary.expiring[:20]:
-                who = f" ({esc(customer.name)}, {esc(customer.phone)})" if customer else ""
-                assert device.credit_until is not None
-                lines.append(self.item(f"{esc(device.label)}{who}", self.moment(device.credit_until, tz)))
+            for ending in summary.expiring[:20]:
+                who = f" ({esc(ending.customer)}, {esc(ending.phone or '')})" if ending.customer is not None else ""
+                lines.append(self.item(f"{esc(ending.device)}{who}", self.moment(ending.credit_until, tz)))
             if len(summary.expiring) > 20:
                 lines.append(self._("… and {count} more", count=len(summary.expiring) - 20))
         else:

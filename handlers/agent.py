@@ -28,8 +28,9 @@ from bot.erm.errors import ErmAuthError, ErmError, ErmRefused
 from bot.issuing import Accepted, Refused
 from bot.people import valid_name
 from bot.services import BotContext
-from handlers.access import STAFF, only
+from handlers.access import only
 from handlers.common import arguments, buttons, cancel, reply, reply_qr, timed_out, too_long
+from handlers.roles import STAFF
 from storage.models import CodeKind
 
 DIALOGUE_TIMEOUT = 300
@@ -106,7 +107,6 @@ async def answer_outcome(update: Update, context: BotContext, outcome: Accepted 
         await reply(update, context, context.texts.on_its_way(outcome.device_ref))
 
 
-@only(STAFF)
 async def days_command(update: Update, context: BotContext) -> int:
     """/days device days — or bare /days for the dialogue."""
     args = arguments(context)
@@ -235,7 +235,6 @@ async def one_device(update: Update, context: BotContext, command: str) -> tuple
     return None if device_id is None else (device, device_id)
 
 
-@only(STAFF)
 async def device_command(update: Update, context: BotContext) -> None:
     """/device device: customer, price, credit, today's codes, next possible code, last codes."""
     found = await one_device(update, context, "device")
@@ -247,7 +246,6 @@ async def device_command(update: Update, context: BotContext) -> None:
     await reply(update, context, context.texts.device_view(status, services.settings.tz, services.clock.now()))
 
 
-@only(STAFF)
 async def history_command(update: Update, context: BotContext) -> None:
     """/history device: the ERM's committed codes, newest first, paged with buttons."""
     found = await one_device(update, context, "history")
@@ -312,7 +310,6 @@ async def register_customer(update: Update, context: BotContext, device: str, ph
     await reply_qr(update, context, link, context.texts.customer_registered(name, device, link))
 
 
-@only(STAFF)
 async def customer_command(update: Update, context: BotContext) -> int:
     """/customer device phone name… — or bare /customer for the dialogue."""
     args = arguments(context)
@@ -429,8 +426,9 @@ def _dialogue(name: str, entry: CommandHandler[Any, Any], states: dict[object, l
         )
 
 
-def days_dialogue() -> ConversationHandler[Any]:
-    return _dialogue("days", CommandHandler("days", days_command, filters=filters.UpdateType.MESSAGE), {
+def days_dialogue(entry: Callable[[Update, BotContext], Awaitable[Any]]) -> ConversationHandler[Any]:
+    """/days: ``entry`` is :func:`days_command` with its role check (see handlers.table)."""
+    return _dialogue("days", CommandHandler("days", entry, filters=filters.UpdateType.MESSAGE), {
         ASK_DEVICE: [MessageHandler(TEXT, days_device_typed),
                      CallbackQueryHandler(days_device_tapped, "^dev:[0-9]{1,2}$")],
         ASK_DAYS: [MessageHandler(TEXT, days_typed), CallbackQueryHandler(days_tapped, "^days:([0-9]{1,4}|other)$")],
@@ -438,8 +436,9 @@ def days_dialogue() -> ConversationHandler[Any]:
     })
 
 
-def customer_dialogue() -> ConversationHandler[Any]:
-    return _dialogue("customer", CommandHandler("customer", customer_command, filters=filters.UpdateType.MESSAGE), {
+def customer_dialogue(entry: Callable[[Update, BotContext], Awaitable[Any]]) -> ConversationHandler[Any]:
+    """/customer: ``entry`` is :func:`customer_command` with its role check (see handlers.table)."""
+    return _dialogue("customer", CommandHandler("customer", entry, filters=filters.UpdateType.MESSAGE), {
         ASK_CUSTOMER_DEVICE: [MessageHandler(TEXT, customer_device_typed),
                               CallbackQueryHandler(customer_device_tapped, "^dev:[0-9]{1,2}$")],
         ASK_PHONE: [MessageHandler(TEXT | (filters.UpdateType.MESSAGE & filters.CONTACT), customer_phone)],

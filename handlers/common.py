@@ -18,11 +18,12 @@ from telegram import (
 )
 from telegram.ext import ConversationHandler
 
-from bot import commands, i18n
+from bot import i18n
 from bot.delivery import send_text, speak_to
 from bot.people import InviteProblem, Kind
 from bot.services import BotContext
 from bot.texts import Texts, for_language
+from handlers.menus import show_menu
 
 log = logging.getLogger("paygbot.handlers")
 
@@ -117,11 +118,6 @@ async def welcome(update: Update, context: BotContext, role: str) -> None:
         context.user_data.pop(LANGUAGE, None)
     await reply(update, context, context.texts.welcome(role, user.first_name), ReplyKeyboardRemove())
     show_menu(context, chat.id, role)
-
-
-def show_menu(context: BotContext, chat_id: int, role: str) -> None:
-    """Register the chat's command list in its person's language, without holding up the answer."""
-    context.application.create_task(commands.register_for(context.bot, chat_id, role, context.language))
 
 
 def share_number_keyboard(texts: Texts) -> ReplyKeyboardMarkup:

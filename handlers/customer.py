@@ -9,7 +9,6 @@ from telegram import ReplyKeyboardRemove, Update
 from bot.delivery import speak_to
 from bot.people import Kind, LinkedElsewhere
 from bot.services import BotContext
-from handlers.access import PEOPLE, only
 from handlers.common import LANGUAGE, reply, welcome
 
 log = logging.getLogger("paygbot.handlers")
@@ -43,7 +42,6 @@ async def contact_shared(update: Update, context: BotContext) -> None:
     await welcome(update, context, "customer")
 
 
-@only(PEOPLE)
 async def balance(update: Update, context: BotContext) -> None:
     """/balance: days left and credit-until of each of the customer's devices."""
     customer = context.who.customer
@@ -56,7 +54,6 @@ async def balance(update: Update, context: BotContext) -> None:
     await reply(update, context, context.texts.balance(rows, services.settings.tz))
 
 
-@only(PEOPLE)
 async def last_code(update: Update, context: BotContext) -> None:
     """/code: the last code of each of the customer's devices again, from the ledger."""
     customer = context.who.customer

@@ -10,7 +10,8 @@ from telegram import Update
 from bot import i18n
 from bot.people import Kind
 from bot.services import BotContext
-from handlers.common import LANGUAGE, LANGUAGE_BUTTON, arguments, buttons, reply, show_menu
+from handlers.common import LANGUAGE, LANGUAGE_BUTTON, arguments, buttons, reply
+from handlers.menus import show_menu
 
 PATTERN = rf"^{LANGUAGE_BUTTON}({'|'.join(i18n.LANGUAGES)})$"
 

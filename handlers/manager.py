@@ -8,15 +8,14 @@ from datetime import date
 
 from telegram import Update
 
-from bot import devices, limits, reports
+from bot import reports
 from bot.delivery import send_summary
+from bot.issuing import devices, limits
 from bot.services import BotContext
-from handlers.access import MANAGERS, only
 from handlers.agent import known_device, valid_device
 from handlers.common import arguments, reply, reply_qr, too_long
 
 
-@only(MANAGERS)
 async def invite(update: Update, context: BotContext) -> None:
     """/invite agent|manager: a single-use link, valid 24 hours, and its QR picture."""
     args = arguments(context)
@@ -30,7 +29,6 @@ async def invite(update: Update, context: BotContext) -> None:
     await reply_qr(update, context, link, context.texts.invite_created(role, link))
 
 
-@only(MANAGERS)
 async def price(update: Update, context: BotContext) -> None:
     """/price device amount [currency]: the daily price that turns payments into days."""
     args = arguments(context)
@@ -65,7 +63,6 @@ def parse_day(text: str) -> date | None:
         return None
 
 
-@only(MANAGERS)
 async def summary(update: Update, context: BotContext) -> None:
     """/summary [YYYY-MM-DD]: the day's figures and a chart of the last 14 days."""
     args = arguments(context)
@@ -82,7 +79,6 @@ async def summary(update: Update, context: BotContext) -> None:
     await send_summary(context.bot, services, chat.id, day, context.texts)
 
 
-@only(MANAGERS)
 async def export(update: Update, context: BotContext) -> None:
     """/export [from] [to]: the ledger of that period as a CSV document (default: today)."""
     args = arguments(context)
@@ -116,7 +112,6 @@ async def export(update: Update, context: BotContext) -> None:
     )
 
 
-@only(MANAGERS)
 async def agents(update: Update, context: BotContext) -> None:
     """/agents: the team, with the codes each asked today."""
     services = context.services
@@ -126,7 +121,6 @@ async def agents(update: Update, context: BotContext) -> None:
     await reply(update, context, context.texts.agents_list(rows))
 
 
-@only(MANAGERS)
 async def revoke(update: Update, context: BotContext) -> None:
     """/revoke telegram-id: the person's next command is refused."""
     args = arguments(context)

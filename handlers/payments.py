@@ -11,14 +11,14 @@ from typing import Any
 from telegram import Message, Update
 from telegram.ext import filters
 
-from bot import devices, sms
-from bot.issuing import PaymentApplied, PaymentHeld, Reason, Refused
-from bot.payments import Incoming, NotMatched, Outcome, Payments, Pending, Provider, new_cash_reference
+from bot.issuing import PaymentApplied, PaymentHeld, Reason, Refused, devices
+from bot.payments import Incoming, NotMatched, Outcome, Payments, Pending, Provider, new_cash_reference, sms
 from bot.people import Kind
 from bot.services import BotContext
-from handlers.access import MANAGERS, STAFF, only
+from handlers.access import only
 from handlers.agent import known_device, valid_device
 from handlers.common import arguments, buttons, reply, too_long
+from handlers.roles import MANAGERS, STAFF
 from storage.models import Payment, PaymentStatus
 
 REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
@@ -27,9 +27,7 @@ MAX_PENDING_PASTES = 20
 
 
 def _payments(context: BotContext) -> Payments:
-    payments = context.services.payments
-    assert payments is not None
-    return payments
+    return context.services.payments
 
 
 async def answer_outcome(update: Update, context: BotContext, payment: Payment, outcome: Outcome | None,
@@ -90,7 +88,6 @@ async def _already(context: BotContext, payment: Payment) -> str:
 # -- /pay: cash ---------------------------------------------------------------------------------
 
 
-@only(STAFF)
 async def pay_command(update: Update, context: BotContext) -> None:
     """/pay device amount [reference]: record cash; the days go to the device at its daily price."""
     args = arguments(context)
@@ -211,7 +208,6 @@ def _pasted(confirmation: sms.Confirmation, recorded_by: int | None, chat_id: in
 # -- managers assign money kept for them ----------------------------------------------------------
 
 
-@only(MANAGERS)
 async def assign_command(update: Update, context: BotContext) -> None:
     """/assign reference device: the kept payment becomes days for that device."""
     args = arguments(context)

@@ -19,9 +19,10 @@ from bot.approvals import Verdict
 from bot.issuing import Refused
 from bot.people import Kind
 from bot.services import BotContext
-from handlers.access import MANAGERS, STAFF, only
+from handlers.access import only
 from handlers.agent import answer_outcome, one_device
 from handlers.common import buttons, reply, tell
+from handlers.roles import MANAGERS, STAFF
 from storage.models import CodeKind, Role
 
 log = logging.getLogger("paygbot.handlers")
@@ -54,13 +55,11 @@ async def _preview(update: Update, context: BotContext, kind: CodeKind) -> None:
     await reply(update, context, text, buttons([[(label, f"cf:{nonce}"), (context.texts.cancel, f"cx:{nonce}")]]))
 
 
-@only(STAFF)
 async def free_command(update: Update, context: BotContext) -> None:
     """/free device: what it does, then a confirmation; from an agent, an approval request."""
     await _preview(update, context, CodeKind.FREE)
 
 
-@only(STAFF)
 async def reset_command(update: Update, context: BotContext) -> None:
     """/reset device: what it does, then a confirmation."""
     await _preview(update, context, CodeKind.RESET)

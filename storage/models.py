@@ -227,6 +227,11 @@ class CodeRequest(SQLModel, table=True):
     payment_reference: str | None = Field(default=None, max_length=100)
     status: Status = Status.QUEUED
     reason: str | None = Field(default=None, max_length=500)
+    """One word (``bot.issuing.outcomes``: a refusal's ``Reason``, why it waits or failed), or the ERM's own words."""
+    refused_fits: int | None = None
+    """Refused for stacking: how many days fitted then."""
+    refused_until: datetime | None = _when(default=None)
+    """Refused for the daily limit: when the device's next code could go out."""
     code: str | None = Field(default=None, max_length=40)
     code_hex: str | None = Field(default=None, max_length=16)
     erm_count: int | None = None

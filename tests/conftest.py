@@ -1,4 +1,8 @@
-"""Shared fixtures: a clock tests move by hand, the ERM sandbox on loopback, the ledger, the engine."""
+"""Shared fixtures: a clock tests move by hand, the ERM sandbox on loopback, the ledger, the engine,
+and the whole bot in a chat (``chat``, ``agent``) or paid from outside (``bot``).
+
+Mark a test (or a module, with ``pytestmark``) ``@pytest.mark.agents(AGENT, ...)`` to have those
+people made agents in the ``chat`` before it starts; the harness itself is in ``tests/support/``."""
 
 from __future__ import annotations
 
@@ -11,12 +15,16 @@ from pathlib import Path
 import pytest
 
 from bot.clock import ManualClock
-from bot.config import Settings, load_settings
+from bot.config import Settings
 from bot.erm.client import ErmClient
-from bot.erm.sandbox import ErmSandbox, running
 from bot.issuing import IssuingEngine
+from bot.standins.erm import ErmSandbox, running
 from storage.db import Database
 from storage.migrate import upgrade
+from storage.models import Role
+from tests.support.chat import AGENT, Chat, chatting
+from tests.support.paying import DEVICE, Paying, paying
+from tests.support.settings import make_settings
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")  # PTB 22 warns on every RetryAfter without it
 
@@ -63,11 +71,6 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-def make_settings(**values: object) -> Settings:
-    """Settings from keyword values named as the environment variables, ignoring any .env."""
-    return load_settings(_env_file=None, **values)
-
-
 @pytest.fixture
 def settings() -> Settings:
     return make_settings(ERM_TIMEOUT_SECONDS=2)
@@ -84,3 +87,44 @@ async def engine(db: Database, erm: ErmClient, settings: Settings, clock: Manual
     issuing = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock)
     yield issuing
     await issuing.close()
+
+
+# -- the whole bot ------------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "agents(*people): the chat fixture makes these people agents first")
+    config.addinivalue_line("markers", "customer(price=None): the bot fixture registers CUSTOMER for DEVICE "
+                                       "(and sets its daily price in KES) first")
+
+
+@pytest.fixture
+async def chat(request: pytest.FixtureRequest, erm_sandbox: ErmSandbox, erm_url: str, database_url: str,
+               clock: ManualClock) -> AsyncIterator[Chat]:
+    """The whole bot in a chat (``tests/support/chat.py``): MANAGER a manager, and the people of
+    any ``@pytest.mark.agents(...)`` agents."""
+    async with chatting(erm_sandbox, erm_url, database_url, clock) as running_chat:
+        for marker in request.node.iter_markers("agents"):
+            for person in marker.args:
+                await running_chat.make(person, Role.AGENT)
+        yield running_chat
+
+
+@pytest.fixture
+async def agent(chat: Chat) -> Chat:
+    """The chat, with AGENT an agent."""
+    await chat.make(AGENT, Role.AGENT)
+    return chat
+
+
+@pytest.fixture
+async def bot(request: pytest.FixtureRequest, erm_sandbox: ErmSandbox, erm_url: str, database_url: str,
+              clock: ManualClock) -> AsyncIterator[Paying]:
+    """The bot with its payments webhook on a loopback port (``tests/support/paying.py``), AGENT an
+    agent; ``@pytest.mark.customer(price=...)`` registers CUSTOMER for DEVICE (at that price) first."""
+    async with paying(erm_sandbox, erm_url, database_url, clock) as running_bot:
+        if (marker := request.node.get_closest_marker("customer")) is not None:
+            await running_bot.customer()
+            if (price := marker.kwargs.get("price")) is not None:
+                await running_bot.price(DEVICE, price)
+        yield running_bot

@@ -17,7 +17,7 @@ from storage.backup import BackupRefused, backup, ledger_file
 from storage.db import Database
 from storage.migrate import head_revision
 from storage.models import Role
-from tests.cli import run
+from tests.support.cli import run
 
 FILLER_ROWS, FILLER_BYTES = 3000, 8192  # ~24 MB: the copy takes long enough for writes to land meanwhile
 

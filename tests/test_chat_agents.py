@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -12,24 +11,12 @@ from sqlmodel import select
 import handlers.agent
 from bot.clock import ManualClock
 from bot.erm.models import CodeType
-from bot.erm.sandbox import ErmSandbox
+from bot.standins.erm import ErmSandbox
 from storage.models import CodeRequest, Role
-from tests.chat import AGENT, CUSTOMER, MANAGER, OTHER_AGENT, STRANGER, Chat, chatting
+from tests.support.chat import AGENT, CUSTOMER, MANAGER, OTHER_AGENT, STRANGER, Chat, chatting
 
 DEVICE = "TEST2503000017"
 LINK = re.compile(r"https://t\.me/paygbot_demo_bot\?start=([A-Za-z0-9_-]+)")
-
-
-@pytest.fixture
-async def chat(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock) -> AsyncIterator[Chat]:
-    async with chatting(erm_sandbox, erm_url, database_url, clock) as running:
-        yield running
-
-
-@pytest.fixture
-async def agent(chat: Chat) -> Chat:
-    await chat.make(AGENT, Role.AGENT)
-    return chat
 
 
 async def ledger_rows(chat: Chat) -> list[CodeRequest]:

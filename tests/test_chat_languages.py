@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import AsyncIterator
 from functools import cache
 
 import pytest
@@ -17,12 +16,14 @@ from telegram.ext import CommandHandler
 
 import handlers.agent
 from bot import i18n, texts
-from bot.botapi import Sent, TelegramUser
 from bot.clock import ManualClock
-from bot.erm.sandbox import ErmSandbox
 from bot.jobs import expire_approvals, push_summary_if_due, send_reminders
+from bot.standins.erm import ErmSandbox
+from bot.standins.telegram import Sent, TelegramUser
+from handlers.menus import commands_of
+from handlers.table import COMMANDS
 from storage.models import PaymentStatus, Role, Status
-from tests.chat import AGENT, CUSTOMER, MANAGER, STRANGER, Chat, chatting
+from tests.support.chat import AGENT, CUSTOMER, MANAGER, STRANGER, Chat, chatting
 
 DEVICE, OTHER_DEVICE = "TEST2503000017", "01AH2307000009"
 SMS = ("QK71ABC123 Confirmed. Ksh250.00 received from JANE W 254712345678 on 22/11/26 at 10:15 AM "
@@ -82,12 +83,6 @@ def english_labels() -> set[str]:
 
 def speaking(user: TelegramUser, language: str) -> TelegramUser:
     return TelegramUser(user.id, user.first_name, user.last_name, language_code=language)
-
-
-@pytest.fixture
-async def chat(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock) -> AsyncIterator[Chat]:
-    async with chatting(erm_sandbox, erm_url, database_url, clock) as running:
-        yield running
 
 
 async def code_for(chat: Chat, reader: TelegramUser, words: str, after: int) -> Sent:
@@ -201,11 +196,11 @@ async def test_every_flow_speaks_the_persons_language(chat: Chat, language: str)
     assert len(said) > 40
     for sent in said:
         assert_in_language(sent, language)
-    expected = [{"command": name, "description": words} for name, words in t.command_descriptions("agent")]
+    expected = [{"command": c.command, "description": c.description} for c in commands_of(COMMANDS, "agent", language)]
     for code in ("", *i18n.LANGUAGES):  # whatever their app's language, the menu is in theirs
         assert await chat.menu(agent.id, code) == expected
     manager_menu = await chat.menu(manager.id, until=lambda listed: len(listed) > 10)  # PAYGBOT_MANAGERS: by id
-    assert manager_menu[0]["description"] == t.command_descriptions("manager")[0][1]
+    assert manager_menu[0]["description"] == t.menu_line("days", "manager")
 
 
 async def test_each_person_reads_their_own_language_whoever_acts(chat: Chat) -> None:
@@ -259,7 +254,7 @@ async def test_language_is_chosen_with_buttons_and_kept(chat: Chat) -> None:
     assert_in_language(await chat.say(agent, "/days BAD!ID 5"), "sw")  # Telegram still says fr: the choice wins
     who = await chat.bot.services.people.who(agent.id)
     assert who.person is not None and who.person.language == "sw"
-    swahili = texts.for_language("sw").command_descriptions("agent")[0][1]
+    swahili = texts.for_language("sw").menu_line("days", "agent")
     await chat.menu(agent.id, "fr", until=lambda listed: bool(listed) and listed[0]["description"] == swahili)
     assert_in_language(await chat.say(agent, "/language en"), "en")
     assert_in_language(await chat.say(agent, "/language de"), "en")  # not one of ours: usage, nothing changed
@@ -280,7 +275,7 @@ async def test_a_stranger_chooses_before_joining_and_keeps_it(chat: Chat) -> Non
 async def test_the_strangers_menu_is_registered_per_language_code(chat: Chat, language: str) -> None:
     menu = await chat.menu(language_code=language)
     assert [c["command"] for c in menu] == ["start", "help", "language"]
-    assert menu[0]["description"] == texts.for_language(language).command_descriptions("stranger")[0][1]
+    assert menu[0]["description"] == texts.for_language(language).menu_line("start", "stranger")
     assert menu[0]["description"] != chat.api.commands_for()[0]["description"]
 
 
@@ -291,7 +286,7 @@ async def test_without_a_choice_the_telegram_app_is_followed_and_kept_for_what_c
     agent = speaking(AGENT, "fr")  # they switch their phone to French
     assert_in_language(await chat.say(agent, "/help"), "fr")
     assert (await chat.bot.services.people.who(agent.id)).person.language == "fr"  # type: ignore[union-attr]
-    french = texts.for_language("fr").command_descriptions("agent")[0][1]
+    french = texts.for_language("fr").menu_line("days", "agent")
     await chat.menu(agent.id, until=lambda listed: bool(listed) and listed[0]["description"] == french)
     after = chat.api.position
     preview = await chat.say(agent, f"/free {DEVICE}")

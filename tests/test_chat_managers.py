@@ -6,29 +6,23 @@ import asyncio
 import csv
 import dataclasses
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from sqlmodel import select
 
-from bot.botapi import TelegramUser
 from bot.clock import ManualClock
-from bot.erm.sandbox import ErmSandbox
 from bot.jobs import expire_approvals, push_summary_if_due
+from bot.standins.telegram import TelegramUser
 from storage import ledger
 from storage.models import Approval, ApprovalStatus, Payment, PaymentStatus, Role
-from tests.chat import AGENT, MANAGER, Chat, chatting
+from tests.support.chat import AGENT, MANAGER, Chat
 
 DEVICE = "TEST2503000017"
 
 
-@pytest.fixture
-async def chat(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock) -> AsyncIterator[Chat]:
-    async with chatting(erm_sandbox, erm_url, database_url, clock) as running_chat:
-        await running_chat.make(AGENT, Role.AGENT)
-        yield running_chat
+pytestmark = pytest.mark.agents(AGENT)  # the ``chat`` fixture (conftest.py) makes AGENT an agent
 
 
 async def device_price(chat: Chat) -> tuple[Decimal | None, str | None]:

@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 
 from bot.erm.client import ErmClient
-from bot.erm.sandbox import ErmSandbox
-from tests.cli import COMMAND, arun, environment, free_port, run
+from bot.http import free_port
+from bot.standins.erm import ErmSandbox
+from tests.support.cli import COMMAND, arun, environment, run
 
 KEYPAD = re.compile(r"^\*\d{3}( \d{3}){6}#$")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, Settings, load_settings
-from tests.cli import environment, run
+from tests.support.cli import environment, run
 
 _VARIABLES = [
     "TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL", "ERM_BASE_URL", "ERM_USERNAME", "ERM_PASSWORD",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,11 +29,12 @@ from sqlmodel import col, select
 
 from bot.clock import SystemClock
 from bot.erm.client import ErmClient
+from bot.http import free_port
 from bot.issuing import Accepted, IssuingEngine
 from storage.db import Database
 from storage.models import CodeKind, CodeRequest, Status
-from tests.cli import COMMAND, environment
-from tests.conftest import make_settings
+from tests.support.cli import COMMAND, environment
+from tests.support.settings import make_settings
 
 WORKER = Path(__file__).with_name("engine_worker.py")
 USER, PASSWORD = "test@example.com", "test1234"
@@ -51,12 +51,6 @@ TIMEOUT = 1.0
 """ERM_TIMEOUT_SECONDS: longer than every answer above, so only the kill cuts them short."""
 DEADLINE = 60.0
 """Seconds any one wait may take before the test fails (it needs about 20 s in all)."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Process:

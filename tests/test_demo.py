@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.cli import run
+from tests.support.cli import run
 
 
 def test_the_demo_plays_the_day_and_leaves_nothing(tmp_path: Path) -> None:

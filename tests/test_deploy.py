@@ -19,9 +19,9 @@ import yaml
 
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.erm.sandbox import ErmSandbox
-from tests.chat import chatting
-from tests.cli import free_port
+from bot.http import free_port
+from bot.standins.erm import ErmSandbox
+from tests.support.chat import chatting
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"

@@ -19,7 +19,7 @@ from bot.erm.errors import (
     ErmRefused,
     ErmUnavailable,
 )
-from bot.erm.sandbox import ErmSandbox
+from bot.standins.erm import ErmSandbox
 
 USER, PASSWORD = "test@example.com", "test1234"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -13,12 +14,12 @@ from sqlmodel import select
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.erm.client import ErmClient
-from bot.erm.sandbox import ErmSandbox
-from bot.issuing import Accepted, IssuingEngine, PaidOutcome, Reason, Refused
+from bot.issuing import Accepted, IssuingEngine, PaymentApplied, PaymentHeld, Reason, Refused
+from bot.standins.erm import ErmSandbox
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeKind, CodeRequest, Status
-from tests.conftest import make_settings
+from storage.models import CodeKind, CodeRequest, Payment, PaymentStatus, Status
+from tests.support.settings import make_settings
 
 DEVICE = "TEST2503000017"
 
@@ -37,6 +38,47 @@ async def requests(db: Database) -> list[CodeRequest]:
 
 def committed(sandbox: ErmSandbox, device: str = DEVICE) -> list[str]:
     return [record.hex for record in sandbox.device(device).codes]
+
+
+PRICE = Decimal(25)
+"""The daily price (KES) :func:`pay` gives a device that has none: a payment of ``days`` is ``days`` × 25."""
+
+
+@dataclass(frozen=True)
+class Paid:
+    """What :func:`pay` got: the engine's answer, and whether this call stored the payment (the first of
+    its provider and reference)."""
+
+    outcome: PaymentApplied | PaymentHeld
+    stored: bool
+
+    @property
+    def duplicate(self) -> bool:
+        return isinstance(self.outcome, PaymentApplied) and self.outcome.duplicate
+
+    @property
+    def applied(self) -> PaymentApplied:
+        assert isinstance(self.outcome, PaymentApplied), self.outcome
+        return self.outcome
+
+
+async def pay(engine: IssuingEngine, device_ref: str, days: int, *, provider: str, reference: str) -> Paid | Refused:
+    """Money for ``days`` as the payments service brings it to the engine: the device resolved, the payment
+    stored once per (provider, reference), then applied to the device it was stored for."""
+    device_id = await engine.resolve_device(device_ref)
+    if isinstance(device_id, Refused):
+        return device_id
+    async with engine.db.write() as session:
+        device = await ledger.lock_device(session=session, device_id=device_id)
+        if device.daily_price is None:
+            device.daily_price, device.currency = PRICE, "KES"
+            session.add(device)
+        payment, stored = await ledger.add_payment(session=session, payment=Payment(
+            provider=provider, reference=reference, amount=days * PRICE, currency="KES", account=device_ref,
+            received_at=engine.clock.now(), device_id=device_id, status=PaymentStatus.PENDING,
+        ))
+    assert payment.id is not None and payment.device_id is not None
+    return Paid(await engine.apply_payment(payment.id, payment.device_id), stored)
 
 
 async def test_a_days_code_is_issued_and_recorded(engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database,
@@ -123,6 +165,8 @@ async def test_daily_limit_in_the_local_zone(erm: ErmClient, db: Database, erm_s
     refused = await engine.request(DEVICE, CodeKind.DAYS, 1)
     assert isinstance(refused, Refused) and refused.reason is Reason.DAILY_LIMIT
     assert refused.possible_at == datetime(2026, 11, 22, 21, 0, tzinfo=UTC)  # midnight in Nairobi
+    kept = (await requests(db))[-1]
+    assert (kept.status, kept.reason, kept.refused_until) == (Status.REFUSED, "daily_limit", refused.possible_at)
     for _ in range(10):
         await settle(engine)
         clock.advance(6)
@@ -266,15 +310,15 @@ async def test_crash_after_the_erm_committed_takes_the_committed_code(
 
 
 async def test_one_payment_reference_one_code(engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database) -> None:
-    async def pay() -> PaidOutcome | Refused:
-        return await engine.request_paid(DEVICE, 30, provider="webhook", reference="PAY-1", amount=Decimal("300"),
-                                         currency="KES")
+    async def pay_once() -> Paid | Refused:
+        return await pay(engine, DEVICE, 30, provider="webhook", reference="PAY-1")
 
-    outcomes = await asyncio.gather(*(pay() for _ in range(5)))
-    assert sorted(o.duplicate for o in outcomes if isinstance(o, PaidOutcome)) == [False, True, True, True, True]
+    outcomes = await asyncio.gather(*(pay_once() for _ in range(5)))
+    assert sorted(o.duplicate for o in outcomes if isinstance(o, Paid)) == [False, True, True, True, True]
+    assert sorted(o.stored for o in outcomes if isinstance(o, Paid)) == [False, False, False, False, True]
     await settle(engine)
-    again = await pay()
-    assert isinstance(again, PaidOutcome) and again.duplicate
+    again = await pay_once()
+    assert isinstance(again, Paid) and again.duplicate and not again.stored
     await settle(engine)
     assert len(committed(erm_sandbox)) == 1 and len(await requests(db)) == 1
 
@@ -286,9 +330,9 @@ async def test_a_paid_request_past_the_daily_limit_waits_for_the_next_day(
         await engine.request(DEVICE, CodeKind.DAYS, 1)
         await settle(engine)
         clock.advance(6)
-    paid = await engine.request_paid(DEVICE, 10, provider="cash", reference="C-9", amount=Decimal(100))
+    paid = await pay(engine, DEVICE, 10, provider="cash", reference="C-9")
     midnight = datetime(2026, 11, 23, tzinfo=UTC)
-    assert isinstance(paid, PaidOutcome) and paid.days_now == 10 and paid.not_before == midnight
+    assert isinstance(paid, Paid) and paid.applied.days_now == 10 and paid.applied.not_before == midnight
     clock.set(midnight - timedelta(seconds=1))
     await settle(engine)
     assert len(committed(erm_sandbox)) == 10
@@ -303,8 +347,8 @@ async def test_days_that_do_not_fit_are_kept_as_prepaid(
     await engine.request(DEVICE, CodeKind.DAYS, 1000)
     await settle(engine)
     clock.advance(6)
-    paid = await engine.request_paid(DEVICE, 200, provider="cash", reference="C-1", amount=Decimal(2000))
-    assert isinstance(paid, PaidOutcome) and (paid.days_now, paid.prepaid_days) == (95, 105)
+    paid = await pay(engine, DEVICE, 200, provider="cash", reference="C-1")
+    assert isinstance(paid, Paid) and (paid.applied.days_now, paid.applied.prepaid_days) == (95, 105)
     await settle(engine)
     assert [record.code_days for record in erm_sandbox.device(DEVICE).codes] == [1000, 95]
     clock.advance(days=29)
@@ -354,7 +398,8 @@ async def test_refusals_are_kept_in_the_ledger(engine: IssuingEngine, db: Databa
     await engine.request(DEVICE, CodeKind.DAYS, 500)
     rows = await requests(db)
     assert [row.status for row in rows] == [Status.QUEUED, Status.REFUSED]
-    assert rows[1].reason == "stacking: 95 days fit" and rows[1].delivered_at is not None
+    assert (rows[1].reason, rows[1].refused_fits, rows[1].refused_until) == ("stacking", 95, None)
+    assert rows[1].delivered_at is not None
 
 
 async def test_a_retried_request_is_not_overtaken_by_later_ones(
@@ -405,9 +450,9 @@ async def test_codes_carried_past_midnight_count_for_the_new_day(
     await settle(engine)  # today's first code
     planned = []
     for reference in ("P-1", "P-2", "P-3"):
-        paid = await engine.request_paid(DEVICE, 1, provider="cash", reference=reference, amount=Decimal(1))
-        assert isinstance(paid, PaidOutcome) and paid.not_before is not None
-        planned.append(paid.not_before.date().isoformat())
+        paid = await pay(engine, DEVICE, 1, provider="cash", reference=reference)
+        assert isinstance(paid, Paid) and paid.applied.not_before is not None
+        planned.append(paid.applied.not_before.date().isoformat())
     assert planned == ["2026-11-22", "2026-11-23", "2026-11-23"]  # P-1 fits today, but pacing carries it over
     for _ in range(4):
         clock.advance(6)

@@ -18,7 +18,7 @@ from storage import ledger
 from storage.db import Database
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.models import CodeKind, CodeRequest, Payment, Role, Status
-from tests.cli import run
+from tests.support.cli import run
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
@@ -105,11 +105,11 @@ async def test_concurrent_duplicate_payments_make_one_row(db: Database) -> None:
 
 async def test_a_device_is_one_device_under_all_its_ids(db: Database) -> None:
     async with db.write() as session:
-        first = await ledger.add_device(session=session, ids=["TEST2503000017"], now=NOW)
-        merged = await ledger.add_device(
+        first, _ = await ledger.add_device(session=session, ids=["TEST2503000017"], now=NOW)
+        merged, two_rows = await ledger.add_device(
             session=session, ids=["64ba2e1eaa6c7f107d7a8918", "TEST2503000017", "SELLER2503000042"], now=NOW
         )
-    assert merged.id == first.id
+    assert merged.id == first.id and not two_rows
     async with db.read() as session:
         by_seller = await ledger.find_device(session=session, ref="SELLER2503000042")
         aliases = await ledger.device_aliases(session=session, device_id=first.id or 0)
@@ -118,9 +118,31 @@ async def test_a_device_is_one_device_under_all_its_ids(db: Database) -> None:
     assert aliases == ["64ba2e1eaa6c7f107d7a8918", "SELLER2503000042", "TEST2503000017"]
 
 
+async def test_two_rows_found_to_be_one_device_are_merged_keeping_every_request(db: Database) -> None:
+    later = NOW + timedelta(days=10)
+    async with db.write() as session:
+        oem, _ = await ledger.add_device(session=session, ids=["OEM1"], now=NOW)
+        seller, _ = await ledger.add_device(session=session, ids=["SELLER1"], now=NOW)
+        assert oem.id is not None and seller.id is not None
+        oem.credit_until, seller.credit_until = later, later
+        for device, ref in ((oem, "OEM1"), (seller, "SELLER1")):
+            await ledger.add_request(session=session, request=CodeRequest(
+                device_id=device.id or 0, device_ref=ref, kind=CodeKind.DAYS, days=10, not_before=NOW, created_at=NOW))
+        one, merged = await ledger.add_device(session=session, ids=["ERM1", "OEM1", "SELLER1"], now=NOW,
+                                              verified=True)
+    assert merged and one.id == oem.id and one.verified
+    async with db.read() as session:
+        assert await ledger.device_aliases(session=session, device_id=one.id or 0) == ["ERM1", "OEM1", "SELLER1"]
+        requests = await ledger.open_requests(session=session, device_id=one.id or 0)
+        kept = await ledger.get_device(session=session, device_id=one.id or 0)
+        gone = await ledger.get_device(session=session, device_id=seller.id)
+    assert [r.device_ref for r in requests] == ["OEM1", "SELLER1"]  # every request kept, on the one device
+    assert kept is not None and kept.credit_until == NOW + timedelta(days=20) and gone is None
+
+
 async def test_one_payment_one_code_request(db: Database) -> None:
     async with db.write() as session:
-        device = await ledger.add_device(session=session, ids=["D1"], now=NOW)
+        device, _ = await ledger.add_device(session=session, ids=["D1"], now=NOW)
         payment, _ = await ledger.add_payment(session=session, payment=Payment(
             provider="cash", reference="C1", amount=Decimal(1), account="D1", received_at=NOW))
         assert device.id is not None and payment.id is not None
@@ -136,7 +158,7 @@ async def test_one_payment_one_code_request(db: Database) -> None:
 
 async def test_claim_happens_once(db: Database) -> None:
     async with db.write() as session:
-        device = await ledger.add_device(session=session, ids=["D1"], now=NOW)
+        device, _ = await ledger.add_device(session=session, ids=["D1"], now=NOW)
         assert device.id is not None
         request = await ledger.add_request(session=session, request=CodeRequest(
             device_id=device.id, device_ref="D1", kind=CodeKind.FREE, not_before=NOW, created_at=NOW))

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import limits
+from bot.issuing import limits
 from storage.models import CodeKind
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)

@@ -27,12 +27,12 @@ from sqlmodel import select
 
 import bot.logs
 from bot.clock import ManualClock
-from bot.erm.sandbox import ErmSandbox
+from bot.http import free_port
 from bot.logs import configure_logging
+from bot.standins.erm import ErmSandbox
 from storage.models import CodeRequest, Status
-from tests.chat import AGENT, CUSTOMER, MANAGER, Chat, chatting
-from tests.cli import free_port
-from tests.conftest import make_settings
+from tests.support.chat import AGENT, CUSTOMER, MANAGER, Chat, chatting
+from tests.support.settings import make_settings
 
 BOT_TOKEN = "777777:SECRET-bot-token-abcdef"
 ERM_USER, ERM_PASSWORD = "distributor@example.com", "SECRET-erm-password-123"
@@ -135,9 +135,10 @@ def _signed(body: bytes, key: str) -> str:
 async def test_a_working_day_logs_no_secret(erm_sandbox: ErmSandbox, erm_url: str, database_url: str,
                                             clock: ManualClock, captured: Captured) -> None:
     erm_sandbox.add_user(ERM_USER, ERM_PASSWORD)
-    async with chatting(erm_sandbox, erm_url, database_url, clock, token=BOT_TOKEN, ERM_USERNAME=ERM_USER,
-                        ERM_PASSWORD=ERM_PASSWORD, PAYGBOT_WEBHOOK_SECRET=WEBHOOK_SECRET, PAYGBOT_MPESA_PATH=MPESA_PATH,
-                        PAYGBOT_HTTP_PORT=str(free_port()), ERM_TIMEOUT_SECONDS=str(TIMEOUT)) as chat:
+    # over HTTP: httpx's request lines, which carry the bot token, are part of what is checked
+    async with chatting(erm_sandbox, erm_url, database_url, clock, token=BOT_TOKEN, over_http=True,
+                        ERM_USERNAME=ERM_USER, ERM_PASSWORD=ERM_PASSWORD, PAYGBOT_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                        PAYGBOT_MPESA_PATH=MPESA_PATH, PAYGBOT_HTTP_PORT=str(free_port()), ERM_TIMEOUT_SECONDS=str(TIMEOUT)) as chat:
         await _a_working_day(chat, erm_sandbox, captured)
     _the_log_holds_no_secret(captured)  # the stop included
 

@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
-from bot.botapi import Sent, TelegramUser
 from bot.clock import ManualClock
-from bot.erm.sandbox import ErmSandbox
+from bot.standins.telegram import Sent, TelegramUser
 from storage.models import PaymentStatus, Role
-from tests.chat import AGENT, CUSTOMER, MANAGER, OTHER_AGENT, STRANGER
-from tests.paying import DEVICE, Paying, paying
+from tests.support.chat import AGENT, CUSTOMER, MANAGER, OTHER_AGENT, STRANGER
+from tests.support.paying import DEVICE, Paying
 
 SMS = ("QK71ABC123 Confirmed. Ksh250.00 received from JANE W 254712345678 on 22/11/26 at 10:15 AM "
        "New M-PESA balance is Ksh1,250.00. Transaction cost, Ksh0.00.")
@@ -21,12 +19,7 @@ SMS_WITH_ACCOUNT = ("QK71ABC124 Confirmed. Ksh1,250.00 sent to OMNIVOLTAIC LTD f
                     "on 22/11/26 at 3:40 PM New M-PESA balance is Ksh50.00. Transaction cost, Ksh23.00.")
 
 
-@pytest.fixture
-async def bot(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock) -> AsyncIterator[Paying]:
-    async with paying(erm_sandbox, erm_url, database_url, clock) as running:
-        await running.customer()
-        await running.price(DEVICE, "50")
-        yield running
+pytestmark = pytest.mark.customer(price="50")  # the ``bot`` fixture (conftest.py): a customer for DEVICE at KES 50
 
 
 def text_of(sent: Sent) -> str:

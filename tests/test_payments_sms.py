@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.sms import parse
+from bot.payments.sms import parse
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
 

@@ -8,24 +8,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from bot.clock import ManualClock
-from bot.erm.sandbox import ErmSandbox
 from bot.payments import sign
+from bot.standins.erm import ErmSandbox
 from storage.models import CodeKind, PaymentNotice, PaymentStatus, Source, Status
-from tests.chat import AGENT, CUSTOMER, MANAGER
-from tests.paying import DEVICE, MPESA_PATH, PHONE, SECRET, Paying, paying
-
-
-@pytest.fixture
-async def bot(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock) -> AsyncIterator[Paying]:
-    async with paying(erm_sandbox, erm_url, database_url, clock) as running:
-        yield running
+from tests.support.chat import AGENT, CUSTOMER, MANAGER
+from tests.support.paying import DEVICE, MPESA_PATH, PHONE, SECRET, Paying, paying
 
 
 def payment(reference: str = "PAY-1", amount: object = "250", account: str = DEVICE, **more: object) -> dict[str, object]:

@@ -41,7 +41,6 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,17 +52,27 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from sqlmodel import select
 from starlette.exceptions import HTTPException
 
-from bot import limits
 from bot.clock import ManualClock
 from bot.erm.client import ErmClient
 from bot.erm.errors import ErmError
 from bot.erm.models import CodeType
-from bot.erm.sandbox import CodeRecord, ErmSandbox, SandboxDevice, running
-from bot.issuing import GIVE_UP_AFTER, Accepted, IssuingEngine, PaidOutcome, Reason, Refused
+from bot.issuing import GIVE_UP_AFTER, Accepted, HoldReason, IssuingEngine, PaymentHeld, Reason, Refused, limits
+from bot.standins.erm import CodeRecord, ErmSandbox, SandboxDevice, running
 from storage import ledger
 from storage.db import Database
-from storage.models import GENERATED_STATUSES, OPEN_STATUSES, CodeKind, CodeRequest, Device, Payment, Source, Status
-from tests.conftest import make_settings
+from storage.models import (
+    GENERATED_STATUSES,
+    OPEN_STATUSES,
+    CodeKind,
+    CodeRequest,
+    Device,
+    Payment,
+    PaymentStatus,
+    Source,
+    Status,
+)
+from tests.support.settings import make_settings
+from tests.test_issuing import Paid, pay
 
 T = TypeVar("T")
 
@@ -121,7 +130,7 @@ DEVICE = st.tuples(st.sampled_from([0, 0, 1, 1, 2, 2, 3]), st.integers(0, 2))
 SOME_DAYS = st.sampled_from([1, 2, 5, 7, 10, 14, 20, 30])
 """Few distinct values, so that two codes of one device often carry the same days."""
 DAYS = st.one_of(SOME_DAYS, st.integers(1, 30), st.integers(31, 1095), st.sampled_from([0, -1, 1096, 5000]))
-PAID_DAYS = st.one_of(st.integers(0, 30), st.integers(31, 400), st.sampled_from([-3, 1095, 2000]))
+PAID_DAYS = st.one_of(st.integers(0, 30), st.integers(31, 400), st.sampled_from([1095, 2000]))
 REFERENCE = st.tuples(st.sampled_from(["mpesa", "cash"]), st.sampled_from(["R1", "R2", "R3", "R4", "R5", "R6"]))
 ASK = st.one_of(
     st.tuples(st.just("days"), DEVICE, DAYS),
@@ -167,7 +176,10 @@ class IssuingMachine(RuleBasedStateMachine):
         self.start_engine()
         # the model: what was asked and accepted, which payment reference was stored first
         self.accepted: dict[int, tuple[str, CodeKind, int | None]] = {}
+        self.stored: dict[tuple[str, str], tuple[tuple[int, int], int]] = {}
+        """Payment references as first stored: (device, days)."""
         self.payments: dict[tuple[str, str], tuple[str, int, int | None]] = {}
+        """Payments turned into days: (device id as paid for, days, their request)."""
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -200,39 +212,40 @@ class IssuingMachine(RuleBasedStateMachine):
 
     # -- asking ------------------------------------------------------------------------------
 
-    async def ask(self, what: tuple[Any, ...]) -> tuple[tuple[Any, ...], Accepted | Refused | PaidOutcome]:
+    async def ask(self, what: tuple[Any, ...]) -> tuple[tuple[Any, ...], Accepted | Refused | Paid]:
         kind, device = what[0], self.ref(what[1])
         if kind == "paid":
             days, (provider, reference) = what[2], what[3]
-            return what, await self.engine.request_paid(
-                device, days, provider=provider, reference=reference, amount=Decimal(max(days, 0) * 25)
-            )
+            return what, await pay(self.engine, device, days, provider=provider, reference=reference)
         days = what[2] if kind == "days" else None
         return what, await self.engine.request(device, CodeKind(kind), days)
 
-    def note(self, what: tuple[Any, ...], outcome: Accepted | Refused | PaidOutcome) -> None:
+    def note(self, what: tuple[Any, ...], outcome: Accepted | Refused | Paid) -> None:
         """Check one answer against the rules and remember what was accepted."""
         kind, device = what[0], self.ref(what[1])
         if kind == "paid":
-            days, key = what[2], what[3]
-            if days < 0:
-                assert isinstance(outcome, Refused) and outcome.reason is Reason.BAD_DAYS, outcome
-                return
+            key = what[3]
             if isinstance(outcome, Refused):
                 self.note_not_found(device, outcome)
                 return
-            assert isinstance(outcome, PaidOutcome), outcome
-            if outcome.duplicate:
-                assert key in self.payments, f"a first payment {key} was called a duplicate"
-                assert outcome.request_id == self.payments[key][2], "a repeated reference changed its request"
-                assert outcome.days_now == 0 and outcome.prepaid_days == 0, outcome
+            assert isinstance(outcome, Paid), outcome
+            # applied to the device and for the days it was first stored with (a repeat changes nothing)
+            assert key in self.stored, f"payment {key} applied but never stored"
+            paid_for, days = self.ref(self.stored[key][0]), self.stored[key][1]
+            if isinstance(outcome.outcome, PaymentHeld):  # every device has a price: only an unlocked one holds it
+                assert outcome.outcome.reason is HoldReason.UNLOCKED and key not in self.payments, outcome
                 return
-            assert key not in self.payments, f"payment reference {key} was stored twice"
-            assert outcome.days_now + outcome.prepaid_days == days, outcome
-            assert (outcome.request_id is not None) == (outcome.days_now > 0), outcome
-            self.payments[key] = (device, days, outcome.request_id)
-            if outcome.request_id is not None:
-                self.accepted[outcome.request_id] = (device, CodeKind.DAYS, outcome.days_now)
+            applied = outcome.applied
+            if applied.duplicate:
+                assert key in self.payments, f"a first payment {key} was called a duplicate"
+                assert applied.request_id == self.payments[key][2], "a repeated reference changed its request"
+                return
+            assert key not in self.payments, f"payment {key} was turned into days twice"
+            assert applied.days == days and applied.days_now + applied.prepaid_days == days, applied
+            assert (applied.request_id is not None) == (applied.days_now > 0), applied
+            self.payments[key] = (paid_for, days, applied.request_id)
+            if applied.request_id is not None:
+                self.accepted[applied.request_id] = (paid_for, CodeKind.DAYS, applied.days_now)
             return
         days = what[2] if kind == "days" else None
         if kind == "days" and not limits.valid_days(days):
@@ -259,9 +272,14 @@ class IssuingMachine(RuleBasedStateMachine):
         else:
             assert outcome.reason is Reason.ERM_UNAVAILABLE, outcome
 
-    def notes(self, answers: list[tuple[tuple[Any, ...], Accepted | Refused | PaidOutcome]]) -> None:
-        # Concurrent payments with one reference: the stored one first, then the duplicates.
-        for what, outcome in sorted(answers, key=lambda pair: isinstance(pair[1], PaidOutcome) and pair[1].duplicate):
+    def notes(self, answers: list[tuple[tuple[Any, ...], Accepted | Refused | Paid]]) -> None:
+        # Concurrent payments with one reference: which one stored it first, then the one that turned it into
+        # days (maybe another), then the duplicates.
+        for what, outcome in answers:
+            if isinstance(outcome, Paid) and outcome.stored:
+                assert what[3] not in self.stored, f"payment reference {what[3]} was stored twice"
+                self.stored[what[3]] = (what[1], what[2])
+        for what, outcome in sorted(answers, key=lambda pair: isinstance(pair[1], Paid) and pair[1].duplicate):
             self.note(what, outcome)
 
     def ask_together(self, asks: list[tuple[Any, ...]]) -> None:
@@ -272,15 +290,19 @@ class IssuingMachine(RuleBasedStateMachine):
         """
         full = {what[1]: self.run(self.day_is_full(what[1])) for what in asks}
 
-        async def together() -> list[tuple[tuple[Any, ...], Accepted | Refused | PaidOutcome]]:
+        async def together() -> list[tuple[tuple[Any, ...], Accepted | Refused | Paid]]:
             return list(await asyncio.gather(*(self.ask(what) for what in asks)))
 
         answers = self.run(together())
+        stored_with = {what[3]: what[1] for what, outcome in answers if isinstance(outcome, Paid) and outcome.stored}
         for what, outcome in answers:
             if full[what[1]] and isinstance(outcome, Accepted):
                 raise AssertionError(f"{what} accepted although today's {SETTINGS.daily_code_limit} codes are out")
-            if full[what[1]] and isinstance(outcome, PaidOutcome) and outcome.days_now:
-                assert outcome.not_before is not None and outcome.not_before >= self.day_end(), outcome
+            if isinstance(outcome, Paid) and not isinstance(outcome.outcome, PaymentHeld) and not outcome.duplicate:
+                paid_for = stored_with.get(what[3]) or self.stored.get(what[3], (None, 0))[0]
+                if full.get(paid_for) and outcome.applied.days_now:
+                    assert outcome.applied.not_before is not None, outcome
+                    assert outcome.applied.not_before >= self.day_end(), outcome
         self.notes(answers)
 
     def day_end(self) -> datetime:
@@ -519,13 +541,18 @@ class IssuingMachine(RuleBasedStateMachine):
         # one payment reference, one payment, at most one request; paid days are conserved
         stored = Counter((payment.provider, payment.reference) for payment in payments)
         assert all(count == 1 for count in stored.values()), stored
-        assert set(stored) == set(self.payments), (set(stored), set(self.payments))
+        assert set(stored) == set(self.stored), (set(stored), set(self.stored))
         by_payment = Counter(request.payment_id for request in requests if request.payment_id is not None)
         assert all(count == 1 for count in by_payment.values()), by_payment
         paid: Counter[int] = Counter()
         for payment in payments:
-            device_ref, days, request_id = self.payments[(payment.provider, payment.reference)]
-            assert (payment.account, payment.days) == (device_ref, days), payment
+            key = (payment.provider, payment.reference)
+            device, days = self.stored[key]
+            assert payment.account == self.ref(device), payment
+            if key in self.payments:  # turned into days
+                assert (payment.status, payment.days) == (PaymentStatus.MATCHED, days), payment
+            else:  # kept for a manager: the device was unlocked
+                assert (payment.status, payment.days) == (PaymentStatus.UNMATCHED, 0), payment
             assert payment.device_id is not None
             paid[payment.device_id] += payment.days
         given: Counter[int] = Counter()
@@ -542,7 +569,10 @@ class IssuingMachine(RuleBasedStateMachine):
         for request_id, (device_ref, kind, days) in self.accepted.items():
             request = by_id.get(request_id)
             assert request is not None, f"accepted request {request_id} is not in the ledger"
-            assert (request.device_ref, request.kind, request.days) == (device_ref, kind, days), request
+            # a payment's days are asked under the device's label, for the device paid for
+            same_device = self.sandbox.find(request.device_ref) is self.sandbox.find(device_ref)
+            as_asked = request.device_ref == device_ref or (request.source is Source.PAYMENT and same_device)
+            assert as_asked and (request.kind, request.days) == (kind, days), request
         for request in requests:
             if request.status is Status.REFUSED:
                 assert request.reason, request

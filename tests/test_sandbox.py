@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from bot.clock import ManualClock
 from bot.erm import codes
 from bot.erm.models import AssignedItem, Avatar, CodeType, HistoryMetadata, HistoryPage
-from bot.erm.sandbox import ErmSandbox, running
+from bot.standins.erm import ErmSandbox, running
 
 CREDENTIALS = {"username": "test@example.com", "password": "test1234"}
 EXAMPLE_IDS = ("64ba2e1eaa6c7f107d7a8918", "TEST2503000017", "SELLER2503000042")

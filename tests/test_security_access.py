@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -16,26 +15,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 from telegram import Bot, Message, MessageEntity, Update, User
-from telegram.ext import CommandHandler, ConversationHandler
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler
 
 import handlers
-from bot.botapi import Sent, TelegramUser, _command_entities
 from bot.clock import ManualClock
-from bot.erm.sandbox import ErmSandbox
-from handlers.access import COMMANDS, STAFF, command_of
+from bot.standins.erm import ErmSandbox
+from bot.standins.telegram import Sent, TelegramUser
+from bot.standins.telegram.html import command_entities as _command_entities
+from handlers.access import command_of
+from handlers.roles import MANAGERS, STAFF, Command
+from handlers.table import COMMANDS
 from storage import ledger
 from storage.models import CodeRequest, Invite, Payment, Role
-from tests.chat import AGENT, MANAGER, OTHER_AGENT, STRANGER, Chat, chatting
+from tests.support.chat import AGENT, MANAGER, OTHER_AGENT, STRANGER, Chat, chatting
 
 DEVICE = "TEST2503000017"
 LINK = re.compile(r"https://t\.me/paygbot_demo_bot\?start=([A-Za-z0-9_-]+)")
 
 
-@pytest.fixture
-async def chat(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock) -> AsyncIterator[Chat]:
-    async with chatting(erm_sandbox, erm_url, database_url, clock) as running_chat:
-        await running_chat.make(AGENT, Role.AGENT)
-        yield running_chat
+pytestmark = pytest.mark.agents(AGENT)  # the ``chat`` fixture (conftest.py) makes AGENT an agent
 
 
 async def rows(chat: Chat, table: Any) -> list[Any]:
@@ -64,7 +62,7 @@ async def test_an_agent_cannot_reach_manager_commands_by_punctuation(chat: Chat)
 
 COMMAND_TEXT = st.builds(
     lambda name, tail, rest: f"/{name}{tail}{rest}",
-    st.sampled_from(sorted(COMMANDS) + ["invitex", "Invite", "PRICE"]),
+    st.sampled_from(sorted(c.name for c in COMMANDS) + ["invitex", "Invite", "PRICE"]),
     st.sampled_from(["", "-x", "!", ",", ".", "@paygbot_demo_bot", "@other_bot", "@paygbot_demo_bot!", "_x", "é",
                      "/", " "]),
     st.text(alphabet=" abc123-!.,", max_size=8),
@@ -83,14 +81,14 @@ def test_the_gate_reads_the_command_exactly_as_ptb_does(text: str) -> None:
                                "entities": [e.to_dict() for e in entities]}, bot)
     update = Update(1, message=message)
     gate_sees = command_of(update)
-    for name in COMMANDS:
+    for name in (command.name for command in COMMANDS):
         runs = CommandHandler(name, lambda *_: None).check_update(update)
         if runs:
             assert gate_sees == name, (text, gate_sees, name)
 
 
-def test_every_command_is_in_the_access_table_and_checked_by_its_handler() -> None:
-    """One table says who may send each command, and each privileged handler checks the same again."""
+def test_every_command_of_the_table_is_registered_with_its_own_role_check() -> None:
+    """Registration is made from the table: each command's handler checks the table's roles itself."""
     from telegram.ext import Application
 
     application = Application.builder().token("123:abc").build()
@@ -100,13 +98,36 @@ def test_every_command_is_in_the_access_table_and_checked_by_its_handler() -> No
         inner = ([*handler.entry_points, *handler.fallbacks] if isinstance(handler, ConversationHandler)
                  else [handler])
         for each in inner:
-            if isinstance(each, CommandHandler):
+            if isinstance(each, CommandHandler) and each.callback.__name__ != "cancel":
                 for name in each.commands:
                     found[name] = each.callback
-    assert set(found) <= set(COMMANDS), set(found) - set(COMMANDS)
-    for name, callback in found.items():
-        if COMMANDS[name] <= STAFF:
-            assert getattr(callback, "allowed", None) == COMMANDS[name], name
+    assert set(found) == {command.name for command in COMMANDS}
+    for command in COMMANDS:
+        assert getattr(found[command.name], "allowed", None) == command.allowed, command.name
+    buttons = {handler.callback.__name__: handler.callback for handler in application.handlers[handlers.MAIN]
+               if isinstance(handler, CallbackQueryHandler)}
+    for name in ("approval_tapped", "assign_tapped"):  # buttons that act for managers check it themselves
+        assert getattr(buttons[name], "allowed", None) == MANAGERS, name
+    for name in ("history_tapped", "confirmation_tapped"):
+        assert getattr(buttons[name], "allowed", None) == STAFF, name
+
+
+async def secret(update: Update, context: Any) -> None:
+    await context.bot.send_message(update.effective_chat.id, "the secret")  # type: ignore[union-attr]
+
+
+async def test_a_new_manager_command_is_refused_to_agents(erm_sandbox: ErmSandbox, erm_url: str, database_url: str,
+                                                          clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Declared once in the table, a new command is the managers' only: the gate and its handler refuse
+    agents (an allow-list), and only the managers' menu lists it."""
+    monkeypatch.setattr("handlers.table.COMMANDS", [*COMMANDS, Command("secret", secret, MANAGERS)])
+    async with chatting(erm_sandbox, erm_url, database_url, clock) as chat:
+        await chat.make(AGENT, Role.AGENT)
+        assert (await chat.say(MANAGER, "/secret")).rendered == "the secret"
+        assert (await chat.say(AGENT, "/secret")).rendered == "That command is for managers."
+        assert (await chat.say(AGENT, "/secret!")).rendered == "That command is for managers."
+        assert "secret" in [c["command"] for c in await chat.menu(MANAGER.id, until=lambda listed: len(listed) > 10)]
+        assert "secret" not in [c["command"] for c in await chat.menu(AGENT.id, until=bool)]
 
 
 # -- 5. an edit is not a new order ---------------------------------------------------------------
@@ -156,6 +177,19 @@ async def test_a_flooding_stranger_is_told_once_and_costs_no_sends(chat: Chat) -
     refusals = [sent for sent in chat.api.sent_to(STRANGER.id) if "not registered" in (sent.rendered or "")]
     assert len(refusals) == 1
     assert [r.days for r in await rows(chat, CodeRequest)] == [3]
+
+
+async def test_a_stranger_guessing_invites_or_sharing_numbers_gets_a_few_answers(chat: Chat) -> None:
+    """Joining is open to strangers, but not without end: five answers in five minutes, then one word."""
+    for number in range(30):
+        await chat.api.user_says(STRANGER, f"/start AAAAAAAA{number:04d}")
+    for _ in range(10):
+        await chat.api.user_shares_contact(STRANGER, "+255700000001")
+    code = await chat.say(AGENT, f"/days {DEVICE} 2")  # the bot is not held up meanwhile
+    assert "2 days" in (code.rendered or "")
+    told = chat.api.sent_to(STRANGER.id)
+    assert len([sent for sent in told if "invite link is not valid" in (sent.rendered or "")]) <= 5
+    assert len(told) <= 6
 
 
 # -- codes go to private chats only -------------------------------------------------------------------

@@ -18,12 +18,12 @@ from decimal import Decimal
 
 import pytest
 
-from bot.botapi import Sent, TelegramUser
 from bot.clock import ManualClock
-from bot.erm.sandbox import ErmSandbox
+from bot.standins.erm import ErmSandbox
+from bot.standins.telegram import Sent, TelegramUser
 from storage.models import PaymentNotice, PaymentStatus
-from tests.chat import AGENT, CUSTOMER, MANAGER
-from tests.paying import DEVICE, Paying, paying
+from tests.support.chat import AGENT, CUSTOMER, MANAGER
+from tests.support.paying import DEVICE, Paying, paying
 
 CODE = "QKSQT12345"
 """An M-Pesa transaction code (10 letters and digits)."""
@@ -48,13 +48,7 @@ def webhook(reference: str, amount: object, currency: str = "KES", account: str 
     return {"reference": reference, "amount": amount, "currency": currency, "account": account}
 
 
-@pytest.fixture
-async def bot(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock) -> AsyncIterator[Paying]:
-    """The bot with a customer for DEVICE, priced at KES 50 a day."""
-    async with paying(erm_sandbox, erm_url, database_url, clock) as running:
-        await running.customer()
-        await running.price(DEVICE, "50")
-        yield running
+pytestmark = pytest.mark.customer(price="50")  # the ``bot`` fixture (conftest.py): a customer for DEVICE at KES 50
 
 
 @pytest.fixture
@@ -197,6 +191,26 @@ async def test_a_pasted_payment_is_the_agents_word_until_daraja_confirms_it(bot:
     assert "Payments: KES 250.00 in 1 payment" in text_of(summary)  # the copy is not money of its own
     await asyncio.sleep(0.3)
     assert bot.chat.sandbox.generations == 1
+
+
+async def test_a_pasted_message_for_another_device_does_not_absorb_real_mpesa_money(bot: Paying) -> None:
+    """A pasted message (true or forged) names another device: Safaricom's payment with the same code and
+    amount for this device is not its copy, but a conflict the managers see; nothing is confirmed."""
+    other = "SBX00000000007"
+    preview = await bot.chat.say(AGENT, sms(amount="250.00").replace(DEVICE, other))
+    await bot.chat.tap(AGENT, preview, "Record this payment")
+    assert (await bot.daraja(daraja(amount="250.00"))).json()["ResultCode"] == 0
+
+    async def kept() -> list[object] | None:
+        payments = await bot.payments()
+        real = [p for p in payments if p.provider == "mpesa" and p.status is PaymentStatus.UNMATCHED]
+        return payments if real and real[0].notice is PaymentNotice.MANAGERS else None
+
+    payments = await bot.settled(kept)
+    [pasted] = [p for p in payments if p.provider == "mpesa_pasted"]
+    [real] = [p for p in payments if p.provider == "mpesa"]
+    assert pasted.confirmed_at is None and pasted.account == other
+    assert real.reason == "reference_conflict" and real.duplicate_of == pasted.id and real.days == 0
 
 
 async def test_a_message_pasted_after_daraja_is_that_payment_or_a_conflict(bot: Paying) -> None:

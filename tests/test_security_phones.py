@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from bot.botapi import Sent
-from bot.clock import ManualClock
-from bot.erm.sandbox import ErmSandbox
 from bot.people import Kind
 from bot.phones import e164
+from bot.standins.telegram import Sent
 from bot.texts import Texts
-from storage.models import CodeRequest, Customer, PaymentStatus, Role, Status
-from tests.chat import AGENT, CUSTOMER, MANAGER, STRANGER, Chat, chatting
-from tests.paying import Paying, paying
+from storage.models import CodeRequest, Customer, PaymentStatus, Status
+from tests.support.chat import AGENT, CUSTOMER, MANAGER, STRANGER, Chat
+from tests.support.paying import Paying
 
 DEVICE = "TEST2503000017"
 OTHER_DEVICE = "01AH2307000009"
@@ -39,19 +37,6 @@ JANE = "+254700000001"
 SAM = "255700000001"
 """A stranger's number (Tanzania) with the same last 9 digits, as Telegram sends it (no "+")."""
 LINK = re.compile(r"https://t\.me/paygbot_demo_bot\?start=([A-Za-z0-9_-]+)")
-
-
-@pytest.fixture
-async def agent(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock) -> AsyncIterator[Chat]:
-    async with chatting(erm_sandbox, erm_url, database_url, clock) as chat:
-        await chat.make(AGENT, Role.AGENT)
-        yield chat
-
-
-@pytest.fixture
-async def bot(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock) -> AsyncIterator[Paying]:
-    async with paying(erm_sandbox, erm_url, database_url, clock) as running:
-        yield running
 
 
 async def register(chat: Chat, device: str = DEVICE, phone: str = JANE, name: str = "Jane Wanjiru") -> str:

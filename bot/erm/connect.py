@@ -30,7 +30,7 @@ async def open_erm(settings: Settings, clock: Clock | None = None) -> AsyncItera
         ) as client:
             yield client
         return
-    from bot.erm.sandbox import ErmSandbox, running
+    from bot.standins.erm import ErmSandbox, running
 
     async with running(ErmSandbox(clock=clock)) as url:
         log.info("no ERM credentials: using the embedded ERM sandbox at %s", url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -45,10 +44,3 @@ async def arun(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return Result(process.returncode, out.decode(), err.decode())
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -2,7 +2,9 @@
 
 - pacing: at least ``min_gap`` between two generations for one device;
 - the daily limit: at most ``daily_limit`` codes per device per local day;
-- stacking: credit left + new days never above ``max_stacked_days`` (1095 at most).
+- stacking: credit left + new days never above ``max_stacked_days`` (1095 at most);
+
+and how long to wait before trying again (:func:`backoff`).
 """
 
 from __future__ import annotations
@@ -69,3 +71,8 @@ def credit_after(kind: CodeKind, days: int | None, credit_until: datetime | None
 
 def valid_days(days: int) -> bool:
     return not isinstance(days, bool) and isinstance(days, int) and MIN_DAYS <= days <= MAX_DAYS
+
+
+def backoff(attempts: int, base: float = 5.0, cap: float = 300.0) -> timedelta:
+    """5 s, 10 s, 20 s … up to 5 minutes."""
+    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))

@@ -1,9 +1,8 @@
 """Driving payments from the outside: the whole bot with its HTTP side on a loopback port, a client
-that signs like a payment provider, and the chat (tests/chat.py) to see who is told what."""
+that signs like a payment provider, and the chat (:mod:`tests.support.chat`) to see who is told what."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,14 +13,14 @@ from typing import Any
 import httpx
 from sqlmodel import select
 
-from bot import devices
 from bot.clock import ManualClock
-from bot.erm.sandbox import ErmSandbox
-from bot.issuing import Refused
+from bot.http import free_port
+from bot.issuing import Refused, devices
 from bot.payments import sign
+from bot.standins.erm import ErmSandbox
 from storage.models import CodeRequest, Device, Payment, Role, Status
-from tests.chat import AGENT, CUSTOMER, Chat, chatting
-from tests.cli import free_port
+from tests.support.chat import AGENT, CUSTOMER, Chat, chatting
+from tests.support.waiting import eventually
 
 SECRET = "whsec-test-5f2a9c0d"
 MPESA_PATH = "c2b-Xq7mP2vLk9sT4wZr"
@@ -84,17 +83,7 @@ class Paying:
 
     async def settled(self, check: Callable[[], Any], timeout: float = 15) -> Any:
         """Poll ``check`` (sync or async) until it gives something truthy."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            value = check()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            if loop.time() > deadline:
-                raise AssertionError(f"not settled within {timeout} s: {check}")
-            await asyncio.sleep(0.02)
+        return await eventually(check, f"settled: {check}", timeout)
 
     async def issued(self, count: int, timeout: float = 15) -> list[CodeRequest]:
         """Wait until ``count`` requests have their code (issued or delivered)."""

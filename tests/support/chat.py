@@ -1,21 +1,35 @@
 """Driving the whole bot through a chat: the real Application against the Bot API stand-in and the
-ERM sandbox, a clock moved by hand."""
+ERM sandbox, a clock moved by hand.
+
+The bot reaches the stand-in in this process (:class:`bot.standins.telegram.StandInRequest`: the
+same parameters, uploads and answer bytes as over HTTP, no port); ``over_http=True`` puts a real
+loopback socket between them instead, for a test about what crosses it (httpx's own log lines).
+
+Time is the test's: the bot's clock is a :class:`ManualClock`, and the jobs that act on it by the
+wall clock — the reminders, the daily summary and the expiry of approvals, every minute — are taken
+off the job queue; a test runs them (``send_reminders``, ``push_summary_if_due``,
+``expire_approvals``) when it has moved the clock, so no job of the bot's races it. The pump, the
+device sync and the payments sweep go on as in production.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from bot.app import RunningBot, running_bot
-from bot.botapi import FakeBotApi, Sent, TelegramUser, running
 from bot.clock import ManualClock
-from bot.erm.sandbox import ErmSandbox
+from bot.jobs import REMINDER_JOB, SUMMARY_JOB
+from bot.standins.erm import ErmSandbox
+from bot.standins.telegram import FakeBotApi, Sent, StandInRequest, TelegramUser
+from bot.standins.telegram.server import running
+from bot.standins.telegram.transport import BASE_URL
 from storage import ledger
 from storage.models import Role
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
+from tests.support.waiting import eventually
 
 TOKEN = "123456:TEST-token-for-the-stand-in"
 REPLIES = ("sendMessage", "sendPhoto", "sendDocument")
@@ -62,12 +76,12 @@ class Chat:
         """The command list set for a chat (or, with no chat, for everyone), once ``until`` holds for it:
         the bot registers lists in the background, without holding up its replies."""
         scope = {"type": "chat", "chat_id": chat_id} if chat_id is not None else None
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not until(listed := self.api.commands_for(scope, language_code)):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"the command list of {scope} ({language_code!r}) is still {listed}")
-            await asyncio.sleep(0.02)
-        return listed
+
+        def listed() -> list[dict[str, str]] | None:
+            commands = self.api.commands_for(scope, language_code)
+            return commands if until(commands) else None
+
+        return await eventually(listed, f"the command list of {scope} ({language_code!r})", timeout)
 
     def erm_calls(self) -> list[str]:
         """ERM paths asked about particular devices (not logins, not the background device sync)."""
@@ -80,9 +94,12 @@ class Chat:
 
 @asynccontextmanager
 async def chatting(sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock,
-                   *, token: str = TOKEN, **settings: Any) -> AsyncIterator[Chat]:
+                   *, token: str = TOKEN, over_http: bool = False, **settings: Any) -> AsyncIterator[Chat]:
+    """The whole bot, polling the stand-in, with MANAGER a manager; settings by their variables'
+    names (``ERM_USERNAME=None`` runs it on its embedded ERM sandbox instead of ``sandbox``)."""
     api = FakeBotApi(token)
-    async with running(api) as base_url:
+    async with AsyncExitStack() as stack:
+        base_url = await stack.enter_async_context(running(api)) if over_http else BASE_URL
         values: dict[str, Any] = {
             "TELEGRAM_BOT_TOKEN": token, "TELEGRAM_BASE_URL": base_url, "ERM_BASE_URL": erm_url,
             "ERM_USERNAME": "test@example.com", "ERM_PASSWORD": "test1234", "DATABASE_URL": database_url,
@@ -92,6 +109,16 @@ async def chatting(sandbox: ErmSandbox, erm_url: str, database_url: str, clock: 
         if values.get("ERM_USERNAME") is None:
             values.pop("ERM_USERNAME"), values.pop("ERM_PASSWORD"), values.pop("ERM_BASE_URL")
         api.meet(MANAGER)
-        async with running_bot(make_settings(**values), clock=clock, http_host="127.0.0.1") as bot:
-            yield Chat(api, bot, sandbox, clock)
-        assert api.errors == [], f"the Bot API stand-in failed: {api.errors}"
+        transport = None if over_http else (lambda: StandInRequest(api))
+        async with running_bot(make_settings(**values), clock=clock, http_host="127.0.0.1", telegram=transport) as bot:
+            job_queue = bot.application.job_queue
+            assert job_queue is not None
+            for job in (*job_queue.get_jobs_by_name(REMINDER_JOB), *job_queue.get_jobs_by_name(SUMMARY_JOB)):
+                job.schedule_removal()  # the test runs them when its clock says (see the module's docstring)
+            try:
+                yield Chat(api, bot, sandbox, clock)
+            finally:
+                # Nothing new starts while the bot stops: PTB waits for the jobs that run, but would
+                # cancel one started in between, and leave its database connection open.
+                job_queue.scheduler.pause()
+    assert api.errors == [], f"the Bot API stand-in failed: {api.errors}"

@@ -26,7 +26,7 @@ MAX_AMOUNT = Decimal("10000000")
 UTC_ZONE = ZoneInfo("UTC")
 PROVIDER = "mpesa_pasted"
 """Not Daraja's ``mpesa``: a pasted message is an agent's word. With the same transaction code and amount it
-is the same money as Daraja's confirmation, and whichever comes second makes no days (``bot.payments``)."""
+is the same money as Daraja's confirmation, and whichever comes second makes no days (``bot.payments.storing``)."""
 
 # The code in ASCII letters and digits, after no letter of any script: a look-alike letter (the Kelvin sign
 # for K) must neither be read as that letter nor cut the code short, making another reference of it.

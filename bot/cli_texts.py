@@ -1,0 +1,179 @@
+"""Every line ``paygbot`` (the command line, :mod:`bot.cli`) prints: for the engineer at the server,
+in plain English, never translated (the chat's sentences are in :mod:`bot.texts`).
+
+The argparse help of each argument stays beside it in :func:`bot.cli.build_parser`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.erm.errors import (
+    ErmAuthError,
+    ErmError,
+    ErmOutcomeUnknown,
+    ErmRateLimited,
+    ErmRefused,
+    ErmUnavailable,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from bot.erm.models import CodeEvent
+    from storage.models import Person
+
+# -- starting the bot ---------------------------------------------------------------------------
+
+USING_SANDBOX = "No ERM_USERNAME/ERM_PASSWORD set: using the embedded ERM sandbox (codes are not real)."
+NO_TOKEN = "TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather and put it in the environment or .env."
+TOKEN_REFUSED = "Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather."
+
+
+def telegram_unreachable(base_url: str, reason: str) -> str:
+    return f"Telegram could not be reached at {base_url} ({reason}). Check the network or TELEGRAM_BASE_URL."
+
+
+def demo_stopped(reason: object) -> str:
+    return f"the demo stopped: {reason}"
+
+
+def unexpected(exc: Exception) -> str:
+    return f"something unexpected went wrong ({type(exc).__name__}). Run again with -v to see the details."
+
+
+# -- arguments ----------------------------------------------------------------------------------
+
+
+def bad_days(value: str) -> str:
+    return f"{value!r}: days must be a whole number from 1 to 1095"
+
+
+def bad_port(value: str) -> str:
+    return f"{value!r} is not a port number (0 to 65535)"
+
+
+def bad_seconds(value: str) -> str:
+    return f"{value!r} is not a number of seconds"
+
+
+def bad_count(value: str) -> str:
+    return f"{value!r} is not a whole number from 1 up"
+
+
+def bad_telegram_id(value: str) -> str:
+    return f"{value!r} is not a numeric Telegram user id"
+
+
+BAD_NAME = "a name has 1 to 200 characters"
+
+# -- the ERM by hand ----------------------------------------------------------------------------
+
+
+def logged_in(username: str, base_url: str, role: str | None) -> str:
+    return f"Logged in to {base_url} as {username}" + (f" (role {role})." if role else ".")
+
+
+def code_detail(device: str, what: str, hex_code: str, count: int | None) -> str:
+    count_text = f", ERM count {count}" if count is not None else ""
+    return f"device {device}: {what}, hash {hex_code}{count_text}"
+
+
+def days_code(days: int) -> str:
+    return f"{days} days"
+
+
+FREE_CODE = "free (unlocks for good)"
+RESET_CODE = "reset (0 days, locked)"
+
+
+def history_header(device: str, total: int, offset: int, shown: int) -> str:
+    if not total:
+        return f"No codes committed for {device} yet."
+    return f"Codes of {device}, newest first ({offset + 1}-{offset + shown} of {total}):"
+
+
+def history_line(event: CodeEvent) -> str:
+    days = {"FREECODE": "free", "RESETCODE": "reset"}.get(event.code_type, f"{event.code_days} days")
+    when = event.created_at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"#{event.code_number:<4} {when}  {event.code_type:<9} {days:<9} {event.code_dec_string}"
+
+
+def sandbox_serving(host: str, port: int, devices: int) -> str:
+    return (
+        f"ERM sandbox on http://{host}:{port} - log in as test@example.com / test1234; "
+        f"{devices} devices, e.g. TEST2503000017. Ctrl-C stops it."
+    )
+
+
+def erm_failure(exc: ErmError) -> str:
+    """One line for a failed ERM call, with the ERM's own words where it gave some."""
+    if isinstance(exc, ErmAuthError):
+        return f"ERM login failed: {exc.message}. Check ERM_USERNAME and ERM_PASSWORD."
+    if isinstance(exc, ErmRateLimited):
+        return f"the ERM says not now: {exc.message}"
+    if isinstance(exc, ErmRefused):
+        return f"the ERM refused: {exc.message}"
+    if isinstance(exc, ErmUnavailable):
+        return f"{exc.message}. Nothing was generated; try again later."
+    if isinstance(exc, ErmOutcomeUnknown):
+        return f"{exc.message}. A code may have been generated: check `paygbot erm history` before trying again."
+    return exc.message
+
+
+# -- people and the ledger ----------------------------------------------------------------------
+
+
+def db_upgraded(revision: str | None) -> str:
+    return f"The ledger is at schema revision {revision}."
+
+
+def user_added(person: Person) -> str:
+    name = f" ({person.name})" if person.name else ""
+    return f"{person.telegram_id}{name} is now {'a manager' if person.role == 'manager' else 'an agent'}."
+
+
+def user_list(people: Sequence[Person]) -> str:
+    if not people:
+        return "No managers or agents yet. Add one with: paygbot users add --telegram-id N --role manager"
+    rows = [f"{'telegram id':<14} {'role':<8} {'active':<7} name"]
+    rows += [f"{p.telegram_id:<14} {p.role:<8} {'yes' if p.active else 'no':<7} {p.name}" for p in people]
+    return "\n".join(rows)
+
+
+def database_failure(exc: Exception) -> str:
+    """A database or file problem in one line, without the SQL or the URL (it may hold a password)."""
+    reason = getattr(exc, "orig", None) or exc
+    text = str(reason).splitlines()[0] if str(reason) else type(reason).__name__
+    return f"the ledger could not be used: {text}. Check DATABASE_URL."
+
+
+_BACKUP_REFUSED = {
+    "not_sqlite": "paygbot db backup copies a SQLite ledger, and DATABASE_URL is not one: back up that "
+                  "database with its own tools (pg_dump for PostgreSQL).",
+    "no_ledger": "there is no ledger at {path}: check DATABASE_URL.",
+    "no_folder": "the folder {path} does not exist: create it first, or choose another file.",
+    "target_exists": "{path} already exists: choose another file, or add --force to replace it.",
+    "not_a_file": "{path} is not a file: choose a file name for the copy.",
+    "same_file": "{path} is the ledger itself: choose another file for the copy.",
+    "failed": "the backup could not be written to {path}: {detail}. Nothing was changed.",
+}
+
+
+def backup_refused(reason: str, path: object, detail: str = "") -> str:
+    """Why ``paygbot db backup`` made no copy, in one line."""
+    return _BACKUP_REFUSED[reason].format(path=path, detail=detail)
+
+
+def file_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"
+
+
+def backup_done(source: object, target: object, size: int, revision: str | None) -> str:
+    schema = f"schema revision {revision}" if revision else "no schema revision (an empty ledger)"
+    return f"Copied the ledger {source} to {target}: {file_size(size)}, {schema}."

@@ -1,0 +1,216 @@
+"""Admission: what goes into the queue. A request is checked against every limit and queued, or refused
+with what is possible instead (the refusal kept in the ledger, its details as columns); a stored payment
+becomes days exactly once (past the daily limit for the next local day, what does not fit kept as
+prepaid days); prepaid days are queued when room opens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from bot.clock import Clock
+from bot.erm.client import check_product_id
+from bot.issuing import limits
+from bot.issuing.devices import DeviceDirectory
+from bot.issuing.outcomes import Accepted, HoldReason, PaymentApplied, PaymentHeld, Reason, Refused
+from bot.issuing.quota import Quota
+from storage import ledger
+from storage.db import Database
+from storage.models import CodeKind, CodeRequest, Device, Payment, PaymentNotice, PaymentStatus, Source, Status
+
+log = logging.getLogger("paygbot.issuing")
+
+PREPAID_BATCH_DAYS = 30
+PREPAID_CHECK_EVERY = timedelta(minutes=1)
+
+
+class Admission:
+    """Requests and payments in, as QUEUED rows (or refusals) in the ledger."""
+
+    def __init__(
+        self, *, db: Database, clock: Clock, quota: Quota, devices: DeviceDirectory, kick: Callable[[], None]
+    ) -> None:
+        self.db, self.clock, self.quota, self.devices, self.kick = db, clock, quota, devices, kick
+        self.limits = quota.limits
+        self._prepaid_checked: datetime | None = None
+
+    async def request(
+        self,
+        device_ref: str,
+        kind: CodeKind,
+        days: int | None = None,
+        *,
+        requested_by: int | None = None,
+        chat_id: int | None = None,
+        source: Source = Source.CHAT,
+    ) -> Accepted | Refused:
+        """Validate a request against every limit and queue it, or say why not and what is possible."""
+        try:
+            check_product_id(device_ref)
+        except ValueError:
+            return Refused(Reason.BAD_DEVICE, device_ref)
+        if kind is CodeKind.DAYS and (days is None or not limits.valid_days(days)):
+            return Refused(Reason.BAD_DAYS, device_ref, fits=None)
+        if kind is not CodeKind.DAYS:
+            days = None
+        device_id = await self.devices.resolve(device_ref)
+        if isinstance(device_id, Refused):
+            return device_id
+        now = self.clock.now()
+        async with self.db.write() as session:
+            device = await ledger.lock_device(session=session, device_id=device_id)
+            refusal = await self.quota.check(session, device, device_ref, kind, days, now)
+            if refusal is not None:
+                await ledger.add_request(session=session, request=_refused_row(device, device_ref, kind, days,
+                                                                                refusal, requested_by, source, now))
+                return refusal
+            request = await ledger.add_request(
+                session=session,
+                request=CodeRequest(
+                    device_id=device_id, device_ref=device_ref, kind=kind, days=days, source=source,
+                    requested_by_id=requested_by, chat_id=chat_id, not_before=now, created_at=now,
+                ),
+            )
+            eta = await self.quota.eta(session, device, now)
+        assert request.id is not None
+        log.info("request %s queued: device %s, %s %s", request.id, device_ref, kind, days or "")
+        self.kick()
+        return Accepted(request.id, device_ref, kind, days, eta)
+
+    async def apply_payment(
+        self, payment_id: int, device_id: int, *, assigned_by: int | None = None, chat_id: int | None = None
+    ) -> PaymentApplied | PaymentHeld:
+        """Turn a stored payment into days for the device at its daily price, exactly once.
+
+        One transaction reads the payment and the device and writes the outcome: the days (queued
+        now or for the next local day past the daily limit, the rest kept as prepaid days), the
+        money below one day's price kept as the device's credit, or the reason it is held for a
+        manager. A payment already applied changes nothing (``duplicate``).
+        """
+        now = self.clock.now()
+        async with self.db.write() as session:
+            payment = await ledger.lock_payment(session=session, payment_id=payment_id)
+            if payment.status is PaymentStatus.MATCHED:
+                assert payment.device_id is not None
+                existing = await ledger.request_for_payment(session=session, payment_id=payment_id)
+                return PaymentApplied(payment_id, True, payment.device_id, payment.days,
+                                      payment.days - payment.prepaid_days, payment.prepaid_days,
+                                      existing.id if existing else None, existing.not_before if existing else None,
+                                      payment.credit_left or Decimal(0))
+            device = await ledger.lock_device(session=session, device_id=device_id)
+            payment.device_id = device_id
+            if assigned_by is not None:
+                payment.assigned_by_id = assigned_by
+            if not payment.currency and device.currency:
+                payment.currency = device.currency
+            hold = _hold_reason(payment, device)
+            if hold is not None:
+                payment.status, payment.reason = PaymentStatus.UNMATCHED, hold.value
+                if assigned_by is None:  # found by itself: every manager hears of it (an assigning one is answered)
+                    payment.notice, payment.notified_at = PaymentNotice.MANAGERS, None
+                session.add(payment)
+                log.info("payment %s/%s kept for a manager: device %s, %s", payment.provider, payment.reference,
+                         device.label, hold.value)
+                return PaymentHeld(payment_id, device_id, hold)
+            assert device.daily_price is not None
+            money = payment.amount + device.credit_money
+            days = int(money // device.daily_price)
+            device.credit_money = money - days * device.daily_price
+            days_now, request_id, not_before = await self._queue_paid(
+                session, device, payment, days, device.label,
+                requested_by=payment.recorded_by_id or assigned_by, chat_id=chat_id or payment.chat_id, now=now)
+            payment.status, payment.reason, payment.days = PaymentStatus.MATCHED, None, days
+            payment.prepaid_days, payment.credit_left, payment.matched_at = days - days_now, device.credit_money, now
+            payment.retry_at = None
+            waits = not days_now or not_before > now or days_now < days
+            payment.notice, payment.notified_at = (PaymentNotice.RECEIVED, None) if waits else (None, None)
+            session.add_all([payment, device])
+        log.info("payment %s/%s: device %s, %s days (%s now, %s prepaid), credit %s", payment.provider,
+                 payment.reference, device.label, days, days_now, days - days_now, device.credit_money)
+        self.kick()
+        return PaymentApplied(payment_id, False, device_id, days, days_now, days - days_now, request_id,
+                              not_before if days_now else None, device.credit_money)
+
+    async def _queue_paid(
+        self, session: ledger.AsyncSession, device: Device, payment: Payment, days: int, device_ref: str, *,
+        requested_by: int | None, chat_id: int | None, now: datetime,
+    ) -> tuple[int, int | None, datetime]:
+        """Queue what fits of a payment's days (past the daily limit: for the next local day) and keep
+        the rest as the device's prepaid days; returns (days queued, their request, when they go out)."""
+        assert device.id is not None and payment.id is not None
+        days_now, not_before = await self.quota.fit_paid(session, device, days, now)
+        device.prepaid_days += days - days_now
+        request_id = None
+        if days_now:
+            request = await ledger.add_request(
+                session=session,
+                request=CodeRequest(
+                    device_id=device.id, device_ref=device_ref, kind=CodeKind.DAYS, days=days_now,
+                    source=Source.PAYMENT, payment_id=payment.id, payment_reference=payment.reference,
+                    requested_by_id=requested_by, chat_id=chat_id, not_before=not_before, created_at=now,
+                ),
+            )
+            request_id = request.id
+        session.add(device)
+        return days_now, request_id, not_before
+
+    async def release_prepaid(self, now: datetime) -> None:
+        """Queue prepaid days of devices that have room again (in batches, not a code a day)."""
+        if self._prepaid_checked is not None and now - self._prepaid_checked < PREPAID_CHECK_EVERY:
+            return
+        self._prepaid_checked = now
+        async with self.db.read() as session:
+            waiting = await ledger.devices_with_prepaid(session=session)
+        for device_id in waiting:
+            async with self.db.write() as session:
+                device = await ledger.lock_device(session=session, device_id=device_id)
+                if device.prepaid_days <= 0 or device.unlocked:
+                    continue
+                load = await self.quota.load(session, device_id, now)
+                if load.pending_days:
+                    continue
+                fits = limits.headroom(device.credit_until, 0, now, self.limits.max_stacked_days)
+                days = min(device.prepaid_days, fits)
+                if days < min(device.prepaid_days, PREPAID_BATCH_DAYS):
+                    continue
+                not_before = await self.quota.daily_slot(session, device_id, now, load)
+                await ledger.add_request(
+                    session=session,
+                    request=CodeRequest(
+                        device_id=device_id, device_ref=device.label, kind=CodeKind.DAYS, days=days,
+                        source=Source.PREPAID, not_before=not_before, created_at=now,
+                    ),
+                )
+                device.prepaid_days -= days
+                session.add(device)
+            log.info("device %s: %s prepaid days queued", device.label, days)
+
+
+def _hold_reason(payment: Payment, device: Device) -> HoldReason | None:
+    """Why the payment cannot become days for this device without a manager, if it cannot."""
+    if device.unlocked:
+        return HoldReason.UNLOCKED
+    if device.daily_price is None or device.daily_price <= 0:
+        return HoldReason.NO_PRICE
+    if payment.currency and payment.currency.upper() != (device.currency or "").upper():
+        return HoldReason.CURRENCY  # a price without a currency takes no currency at face value
+    return None
+
+
+def _refused_row(
+    device: Device, ref: str, kind: CodeKind, days: int | None, refusal: Refused,
+    requested_by: int | None, source: Source, now: datetime,
+) -> CodeRequest:
+    """A refusal kept for the summary and the export (the reason a word, its details columns); already
+    told, so never delivered again."""
+    assert device.id is not None
+    return CodeRequest(
+        device_id=device.id, device_ref=ref, kind=kind, days=days, source=source, requested_by_id=requested_by,
+        status=Status.REFUSED, reason=refusal.reason.value,
+        refused_fits=refusal.fits if refusal.reason is Reason.STACKING else None,
+        refused_until=refusal.possible_at if refusal.reason is Reason.DAILY_LIMIT else None,
+        not_before=now, created_at=now, delivered_at=now,
+    )

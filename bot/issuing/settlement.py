@@ -1,0 +1,240 @@
+"""One generation and its outcome, exactly once.
+
+A claimed request (SENDING, committed before the ERM is asked) is generated and its outcome
+recorded: the code and what it does to the device's credit, the ERM's refusal in its own words, or
+a retry after a backoff when nothing was committed. An outcome that is unknown (a timeout, or a
+crash while SENDING) is settled from the ERM's code history: a committed code no other request
+holds is the answer; otherwise the request is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from bot.clock import Clock
+from bot.erm.client import ErmClient
+from bot.erm.errors import ErmAuthError, ErmError, ErmOutcomeUnknown, ErmRateLimited, ErmRefused, ErmUnavailable
+from bot.erm.models import CodeEvent, CodeType, GeneratedCode
+from bot.issuing import limits
+from bot.issuing.devices import DeviceDirectory
+from bot.issuing.handover import Handover
+from bot.issuing.limits import backoff
+from bot.issuing.outcomes import (
+    WAIT_ERM_LOGIN,
+    WAIT_ERM_NOT_YET,
+    WAIT_ERM_UNAVAILABLE,
+    WAIT_RESENDING,
+    WAIT_SETTLING,
+    WAIT_TOO_LATE,
+    WAIT_UNSETTLED,
+)
+from storage import ledger
+from storage.db import Database
+from storage.models import CodeKind, CodeRequest, Source, Status
+
+log = logging.getLogger("paygbot.issuing")
+
+_ERM_TYPE = {CodeKind.DAYS: CodeType.DAYS, CodeKind.FREE: CodeType.FREE, CodeKind.RESET: CodeType.RESET}
+_HISTORY_DAYS = {CodeKind.FREE: 1096, CodeKind.RESET: 2192}
+CLOCK_SKEW = timedelta(minutes=10)
+SETTLE_GRACE = timedelta(seconds=5)
+GIVE_UP_AFTER = timedelta(days=1)
+SETTLE_POLL_CAP = timedelta(minutes=5)
+
+
+class Settlement:
+    """Generates claimed requests and settles the ones whose answer never came."""
+
+    def __init__(
+        self, *, db: Database, erm: ErmClient, clock: Clock, rules: limits.Limits, devices: DeviceDirectory,
+        handover: Handover, kick: Callable[[], None], max_concurrency: int,
+    ) -> None:
+        self.db, self.erm, self.clock, self.limits = db, erm, clock, rules
+        self.devices, self.handover, self.kick = devices, handover, kick
+        self.slots = asyncio.Semaphore(max_concurrency)
+        """ERM calls in flight at once (generations and history reads)."""
+
+    # -- one generation -----------------------------------------------------------------------
+
+    async def dispatch(self, request_id: int) -> None:
+        async with self.db.read() as session:
+            request = await ledger.get_request(session=session, request_id=request_id)
+            assert request is not None and request.status is Status.SENDING
+            device = await ledger.get_device(session=session, device_id=request.device_id)
+        if device is not None and not device.verified:
+            same = await self.devices.same_as_another(request)
+            if same is None:  # unsure: never a code while this may be a device known by another id
+                await self._retry_later(request_id, WAIT_ERM_UNAVAILABLE)
+                return
+            if same:
+                return
+        try:
+            async with self.slots:
+                code = await self._generate(request)
+        except ErmOutcomeUnknown as exc:
+            log.warning("request %s: outcome unknown (%s); will settle from the code history", request_id, exc.message)
+            await self._outcome_unknown(request_id)
+        except ErmAuthError as exc:
+            log.error("request %s: the ERM refused our credentials: %s", request_id, exc.message)
+            await self._retry_later(request_id, WAIT_ERM_LOGIN)
+        except ErmRateLimited as exc:
+            log.warning("request %s: the ERM says not yet: %s", request_id, exc.message)
+            await self._retry_later(request_id, WAIT_ERM_NOT_YET, at_least=self.limits.min_gap)
+        except ErmRefused as exc:
+            log.info("request %s refused by the ERM: %s", request_id, exc.message)
+            await self._finish(request_id, Status.REFUSED, exc.message)
+        except ErmUnavailable as exc:
+            log.warning("request %s: ERM unavailable (%s); will retry", request_id, exc.message)
+            await self._retry_later(request_id, WAIT_ERM_UNAVAILABLE)
+        else:
+            await self._issued(request_id, code.code, code.hex, code.otp_count, None)
+
+    async def _generate(self, request: CodeRequest) -> GeneratedCode:
+        if request.kind is CodeKind.DAYS:
+            assert request.days is not None
+            return await self.erm.days_code(request.device_ref, request.days)
+        if request.kind is CodeKind.FREE:
+            return await self.erm.free_code(request.device_ref)
+        return await self.erm.reset_code(request.device_ref)
+
+    async def _issued(
+        self, request_id: int, code: str, hex_code: str, count: int | None, number: int | None
+    ) -> None:
+        """Record the code and what it does to the device's credit, then hand it on."""
+        now = self.clock.now()
+        async with self.db.write() as session:
+            request = await ledger.get_request(session=session, request_id=request_id)
+            assert request is not None
+            if request.status is not Status.SENDING:
+                log.error("request %s was %s when its code arrived; code %s kept in the log only",
+                          request_id, request.status, hex_code)
+                return
+            device = await ledger.lock_device(session=session, device_id=request.device_id)
+            device.last_generation_at = now
+            if request.kind is CodeKind.FREE:
+                device.unlocked = True
+            else:
+                device.unlocked = False
+                device.credit_until = limits.credit_after(request.kind, request.days, device.credit_until, now)
+            request.status, request.code, request.code_hex = Status.ISSUED, code, hex_code
+            request.erm_count, request.erm_code_number = count, number
+            request.issued_at, request.not_before, request.credit_until = now, now, device.credit_until
+            request.reason = None
+            session.add_all([device, request])
+        log.info("request %s issued: device %s", request_id, request.device_ref)
+        self.kick()
+
+    async def _finish(self, request_id: int, status: Status, reason: str) -> None:
+        now = self.clock.now()
+        async with self.db.write() as session:
+            request = await ledger.get_request(session=session, request_id=request_id)
+            assert request is not None
+            request.status, request.reason, request.not_before = status, reason[:500], now
+            session.add(request)
+        self.kick()
+
+    async def _retry_later(self, request_id: int, reason: str, at_least: timedelta = timedelta(0)) -> None:
+        """Nothing was committed: back to the queue after a backoff (unpaid requests give up after a day)."""
+        now = self.clock.now()
+        async with self.db.write() as session:
+            request = await ledger.get_request(session=session, request_id=request_id)
+            assert request is not None
+            if request.source is Source.CHAT and now - request.created_at > GIVE_UP_AFTER:
+                request.status = Status.FAILED
+                request.not_before = now
+            else:
+                request.status = Status.QUEUED
+                request.not_before = now + max(at_least, backoff(request.attempts))
+            request.reason = reason[:500]
+            session.add(request)
+
+    async def _outcome_unknown(self, request_id: int) -> None:
+        """Stay SENDING; settle from the history once the ERM has surely finished with it."""
+        now = self.clock.now()
+        async with self.db.write() as session:
+            request = await ledger.get_request(session=session, request_id=request_id)
+            assert request is not None
+            device = await ledger.lock_device(session=session, device_id=request.device_id)
+            device.last_generation_at = now  # a code may have been committed just now
+            request.not_before = now + SETTLE_GRACE
+            request.reason = WAIT_SETTLING
+            session.add_all([device, request])
+
+    # -- settling unknown outcomes ------------------------------------------------------------
+
+    async def settle(self, request: CodeRequest) -> None:
+        """A SENDING request whose answer never came: a committed code is the answer, else send again."""
+        assert request.id is not None
+        try:
+            async with self.slots:
+                page = await self.erm.code_history(request.device_ref, 0, 20)
+        except ErmError as exc:
+            log.warning("request %s: cannot read the code history yet (%s)", request.id, exc.message)
+            now = self.clock.now()
+            async with self.db.write() as session:
+                fresh = await ledger.get_request(session=session, request_id=request.id)
+                if fresh is None or fresh.status is not Status.SENDING:
+                    return
+                waited = now - (fresh.sent_at or fresh.created_at)
+                # ask less often the longer it lasts: a tenth of the wait, at most every 5 minutes
+                fresh.not_before = now + max(backoff(fresh.attempts), min(SETTLE_POLL_CAP, waited / 10))
+                session.add(fresh)
+            if fresh.reason != WAIT_UNSETTLED and waited > GIVE_UP_AFTER:
+                await self._tell_unsettled(fresh)
+            return
+        async with self.db.read() as session:
+            # read again: the device row may have been merged into another while the ERM was asked
+            fresh = await ledger.get_request(session=session, request_id=request.id)
+            if fresh is None or fresh.status is not Status.SENDING:
+                return
+            known = await ledger.known_codes(session=session, device_id=fresh.device_id)
+        event = self._committed(request, page.events, known)
+        if event is not None:
+            log.info("request %s settled: code %s was committed", request.id, event.code_number)
+            await self._issued(request.id, event.code_dec_string, event.code_hex_string.upper(), None,
+                               event.code_number)
+            return
+        now = self.clock.now()
+        if request.source is Source.CHAT and now - request.created_at > GIVE_UP_AFTER:
+            # as _retry_later: an unpaid request does not go out more than a day after it was asked
+            log.info("request %s settled: nothing was committed, and it was asked over a day ago", request.id)
+            await self._finish(request.id, Status.FAILED, WAIT_TOO_LATE)
+            return
+        log.info("request %s settled: nothing was committed; it goes out again", request.id)
+        async with self.db.write() as session:
+            fresh = await ledger.get_request(session=session, request_id=request.id)
+            if fresh is not None and fresh.status is Status.SENDING:
+                fresh.status, fresh.not_before = Status.QUEUED, now
+                fresh.reason = WAIT_RESENDING
+                session.add(fresh)
+        self.kick()
+
+    def _committed(self, request: CodeRequest, events: list[CodeEvent], known: set[str]) -> CodeEvent | None:
+        """The oldest code in the history that this request could have made and no other request holds."""
+        assert request.sent_at is not None
+        days = request.days if request.kind is CodeKind.DAYS else _HISTORY_DAYS[request.kind]
+        for event in reversed(events):
+            if (
+                event.code_type == _ERM_TYPE[request.kind]
+                and event.code_days == days
+                and event.code_hex_string.upper() not in known
+                and event.created_at >= request.sent_at - CLOCK_SKEW
+            ):
+                return event
+        return None
+
+    async def _tell_unsettled(self, request: CodeRequest) -> None:
+        """A day without knowing whether a request's code was made: its people are warned, once (marked
+        first: a warning is not worth repeating). The engine goes on asking the ERM and never sends
+        again what may have been committed, so the request stays SENDING; how it ends (the code, or
+        nothing made) reaches them as usual."""
+        async with self.db.write() as session:
+            fresh = await ledger.get_request(session=session, request_id=request.id or 0)
+            if fresh is None or fresh.status is not Status.SENDING:
+                return
+            fresh.reason = WAIT_UNSETTLED
+            session.add(fresh)
+        await self.handover.warn_unsettled(fresh)

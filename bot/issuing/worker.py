@@ -1,0 +1,152 @@
+"""The worker loop: the pump starts every piece of work that is due, as tasks.
+
+The ledger is the source of truth and the pump only reads it: settlements of unknown outcomes,
+prepaid days that have room again, generations (claimed SENDING in one transaction, only as many
+as can be sent at once, one device at a time and many devices at once), deliveries. On start,
+everything QUEUED or SENDING is picked up by the first pump.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import datetime, timedelta
+
+from bot.clock import Clock
+from bot.issuing import limits
+from bot.issuing.admission import Admission
+from bot.issuing.handover import Handover
+from bot.issuing.settlement import Settlement
+from storage import ledger
+from storage.db import Database
+from storage.models import CodeRequest
+
+log = logging.getLogger("paygbot.issuing")
+
+
+class Worker:
+    """Pumps the ledger: claims what is due and runs it, never two tasks for one device."""
+
+    def __init__(
+        self, *, db: Database, clock: Clock, rules: limits.Limits, admission: Admission, settlement: Settlement,
+        handover: Handover, max_concurrency: int, settle_delay: timedelta,
+    ) -> None:
+        self.db, self.clock, self.limits = db, clock, rules
+        self.admission, self.settlement, self.handover = admission, settlement, handover
+        self.max_concurrency, self.settle_delay = max_concurrency, settle_delay
+        self._busy: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pump_lock = asyncio.Lock()
+        self._kick_pending = False
+        self._closed = False
+
+    def kick(self) -> None:
+        """Pump now rather than at the next tick (a new request should not wait for the timer)."""
+        if not self._closed and not self._kick_pending:
+            self._kick_pending = True
+            self._spawn(self.pump())
+
+    async def pump(self) -> None:
+        """Start every piece of work that is due: settlements, generations, deliveries, prepaid days."""
+        if self._closed:
+            return
+        async with self._pump_lock:
+            self._kick_pending = False
+            now = self.clock.now()
+            busy = sorted(self._busy)
+            async with self.db.read() as session:
+                unsettled = await ledger.unsettled(session=session, now=now, exclude=busy)
+            for request in unsettled:
+                if request.device_id not in self._busy:
+                    self._busy.add(request.device_id)
+                    self._spawn(self.settlement.settle(request), device_id=request.device_id)
+            await self.admission.release_prepaid(now)
+            claimed: list[CodeRequest] = []
+            due = await self._due(now)
+            if due:
+                # One transaction claims the whole batch, and only as many as can be sent at once,
+                # so that sent_at is the moment the request really leaves.
+                day_start, day_end = limits.local_day(now, self.limits.tz)
+                async with self.db.write() as session:
+                    for request in due:
+                        assert request.id is not None
+                        # The daily limit again, now: what a queue, a retry or yesterday carries past
+                        # midnight must not come on top of the day's own codes.
+                        load = await ledger.device_load(session=session, device_id=request.device_id,
+                                                        day_start=day_start, day_end=day_end)
+                        if load.generated_today >= self.limits.daily_limit:
+                            await ledger.defer(session=session, request_id=request.id, not_before=day_end)
+                            continue
+                        if await ledger.claim(session=session, request_id=request.id, now=now,
+                                              settle_after=now + self.settle_delay):
+                            claimed.append(request)
+            for request in claimed:
+                assert request.id is not None
+                self._busy.add(request.device_id)
+                self._spawn(self.settlement.dispatch(request.id), device_id=request.device_id)
+            if self.handover.notify is not None:
+                async with self.db.read() as session:
+                    finished = await ledger.undelivered(session=session, now=now)
+                for request in finished:
+                    if request.id not in self.handover.delivering:
+                        assert request.id is not None
+                        self.handover.delivering.add(request.id)
+                        self._spawn(self.handover.deliver(request.id))
+
+    async def _due(self, now: datetime) -> list[CodeRequest]:
+        """What may go out now, as many as there is room for.
+
+        Devices known only by typed ids and holding no code yet may be one device under two ids, and
+        their code histories cannot tell until one of them has a code: they get codes one at a time,
+        none while another's answer is awaited, so each compares its history after the last one's code.
+        Those held back are left out of the next read, so that they never stand in the others' way."""
+        room = self.max_concurrency - len(self._busy)
+        exclude = set(self._busy)
+        due: list[CodeRequest] = []
+        one_blank: bool | None = None  # whether one more such device may go (asked once, when first met)
+        while room > 0:
+            asked = room
+            async with self.db.read() as session:
+                batch = await ledger.due_requests(session=session, now=now, gap_edge=now - self.limits.min_gap,
+                                                  exclude=sorted(exclude), limit=asked)
+                blank = await ledger.unverified_without_codes(session=session,
+                                                              device_ids=[r.device_id for r in batch])
+                if blank and one_blank is None:
+                    one_blank = not await ledger.unverified_without_codes_sending(session=session)
+            held = False
+            for request in batch:
+                exclude.add(request.device_id)
+                if request.device_id in blank:
+                    if not one_blank:
+                        held = True
+                        continue
+                    one_blank = False
+                due.append(request)
+                room -= 1
+            if not held or len(batch) < asked:
+                break
+        return due
+
+    async def drain(self) -> None:
+        """Wait until every task started so far, and the ones they started, has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop taking work and let what is in hand finish (the ledger keeps the rest)."""
+        self._closed = True
+        await self.drain()
+
+    def _spawn(self, work: Awaitable[None], device_id: int | None = None) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            if device_id is not None:
+                self._busy.discard(device_id)
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("issuing task failed", exc_info=finished.exception())
+
+        task.add_done_callback(done)

@@ -1,0 +1,223 @@
+"""Devices: one row per device whatever id names it (aliases, merges of rows found to be one device),
+what people see of them, reminders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_, text, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    GENERATED_STATUSES,
+    OPEN_STATUSES,
+    Approval,
+    CodeRequest,
+    Customer,
+    Device,
+    DeviceAlias,
+    Payment,
+    Status,
+)
+
+# -- devices ----------------------------------------------------------------------------------
+
+
+async def find_device(*, session: AsyncSession, ref: str) -> Device | None:
+    """The device known by ``ref`` (any of its ids), or None."""
+    query = select(Device).join(DeviceAlias, col(DeviceAlias.device_id) == col(Device.id)).where(
+        DeviceAlias.alias == ref
+    )
+    return (await session.exec(query)).first()
+
+
+async def add_device(
+    *, session: AsyncSession, ids: Sequence[str], now: datetime, label: str | None = None, verified: bool = False,
+) -> tuple[Device, bool]:
+    """Create a device known by ``ids`` (the first is its ERM id), or add ids to the one that exists;
+    returns it, and whether rows were merged.
+
+    ``ids`` are one device (the ERM's item record says so, or its code history): if they name several
+    devices the ledger kept apart, those are merged into the oldest (:func:`merge_devices`).
+    """
+    found: dict[int, Device] = {}
+    for ref in ids:
+        device = await find_device(session=session, ref=ref)
+        if device is not None and device.id is not None:
+            found.setdefault(device.id, device)
+    if not found:
+        device = Device(erm_id=ids[0], label=label or ids[0], created_at=now, verified=verified)
+        session.add(device)
+        await session.flush()
+    else:
+        keep, *others = sorted(found)
+        device = found[keep]
+        for other in others:
+            device = await merge_devices(session=session, keep_id=keep, gone_id=other, now=now) or device
+        device.verified = device.verified or verified
+    assert device.id is not None
+    for ref in dict.fromkeys(ids):
+        if await session.get(DeviceAlias, ref) is None:
+            session.add(DeviceAlias(alias=ref, device_id=device.id))
+    session.add(device)
+    await session.flush()
+    return device, len(found) > 1
+
+async def devices_holding_codes(*, session: AsyncSession, hexes: Sequence[str]) -> list[int]:
+    """The ledger's devices that hold one of these codes (hex): a code history names one device, whichever
+    of its ids asked for it, so an id whose history holds a device's code is that device."""
+    if not hexes:
+        return []
+    query = (select(CodeRequest.device_id).where(col(CodeRequest.code_hex).in_([h.upper() for h in hexes]))
+             .distinct().order_by(col(CodeRequest.device_id)))
+    return list((await session.exec(query)).all())
+
+
+async def merge_devices(*, session: AsyncSession, keep_id: int, gone_id: int, now: datetime) -> Device | None:
+    """Make ``gone_id`` part of ``keep_id``: one device the ledger kept as two rows (two of its ids seen
+    before the ERM told they were one). Every request, payment, approval and id moves; credit is what
+    both rows' codes gave the one device; the ``gone_id`` row is deleted. None if either row is gone."""
+    keep = await session.get(Device, keep_id, populate_existing=True, with_for_update=True)
+    gone = await session.get(Device, gone_id, populate_existing=True, with_for_update=True)
+    if keep is None or gone is None or keep_id == gone_id:
+        return None
+    for table in (CodeRequest, Payment, Approval, DeviceAlias):
+        await session.exec(  # type: ignore[call-overload]
+            update(table).where(col(table.device_id) == gone_id).values(device_id=keep_id)  # type: ignore[attr-defined]
+        )
+    keep.credit_until = _credit_together(keep.credit_until, gone.credit_until, now)
+    if gone.last_generation_at and (keep.last_generation_at is None or gone.last_generation_at > keep.last_generation_at):
+        keep.last_generation_at = gone.last_generation_at
+    keep.customer_id = keep.customer_id or gone.customer_id
+    if keep.daily_price is None:
+        keep.daily_price, keep.currency = gone.daily_price, gone.currency
+    keep.prepaid_days += gone.prepaid_days
+    keep.credit_money += gone.credit_money
+    keep.unlocked = keep.unlocked or gone.unlocked
+    keep.verified = keep.verified or gone.verified
+    keep.reminded_for = None
+    session.add(keep)
+    await session.flush()
+    await session.delete(gone)
+    await session.flush()
+    return keep
+
+
+def _credit_together(one: datetime | None, other: datetime | None, now: datetime) -> datetime | None:
+    """Codes of both rows went into one device: what is left of each adds up."""
+    if one is None or other is None:
+        return one or other
+    return max(one, now) + (max(other, now) - now)
+
+
+async def unverified_without_codes(*, session: AsyncSession, device_ids: Sequence[int]) -> set[int]:
+    """Which of these devices the ledger knows only by typed ids and holds no code of: another row may
+    be the same device, and their code histories cannot tell yet."""
+    if not device_ids:
+        return set()
+    with_codes = select(CodeRequest.device_id).where(col(CodeRequest.code_hex).is_not(None))
+    query = select(Device.id).where(col(Device.id).in_(list(device_ids)), col(Device.verified).is_(False),
+                                    col(Device.id).not_in(with_codes))
+    return {value for value in (await session.exec(query)).all() if value is not None}
+
+
+async def unverified_without_codes_sending(*, session: AsyncSession) -> bool:
+    """Whether such a device has a request at the ERM right now (its code, if made, is not known yet)."""
+    with_codes = select(CodeRequest.device_id).where(col(CodeRequest.code_hex).is_not(None))
+    query = (select(CodeRequest.id).join(Device, col(Device.id) == col(CodeRequest.device_id))
+             .where(CodeRequest.status == Status.SENDING, col(Device.verified).is_(False),
+                    col(CodeRequest.device_id).not_in(with_codes)).limit(1))
+    return (await session.exec(query)).first() is not None
+
+
+async def requeue(*, session: AsyncSession, request_id: int, now: datetime) -> None:
+    """SENDING -> QUEUED for a request that was claimed but never sent to the ERM."""
+    await session.exec(  # type: ignore[call-overload]
+        update(CodeRequest)
+        .where(col(CodeRequest.id) == request_id, col(CodeRequest.status) == Status.SENDING)
+        .values(status=Status.QUEUED, not_before=now, attempts=CodeRequest.attempts - 1)
+    )
+
+
+async def open_requests(*, session: AsyncSession, device_id: int) -> Sequence[CodeRequest]:
+    query = (select(CodeRequest).where(CodeRequest.device_id == device_id, col(CodeRequest.status).in_(OPEN_STATUSES))
+             .order_by(col(CodeRequest.id)))
+    return (await session.exec(query)).all()
+
+
+async def known_aliases(*, session: AsyncSession, aliases: Sequence[str]) -> set[str]:
+    """Which of these ids the ledger already knows."""
+    query = select(DeviceAlias.alias).where(col(DeviceAlias.alias).in_(list(aliases)))
+    return set((await session.exec(query)).all()) if aliases else set()
+
+
+async def device_aliases(*, session: AsyncSession, device_id: int) -> list[str]:
+    query = select(DeviceAlias.alias).where(DeviceAlias.device_id == device_id).order_by(col(DeviceAlias.alias))
+    return list((await session.exec(query)).all())
+
+
+async def get_device(*, session: AsyncSession, device_id: int) -> Device | None:
+    return await session.get(Device, device_id, populate_existing=True)
+
+
+async def lock_device(*, session: AsyncSession, device_id: int) -> Device:
+    """The device row, fresh, for a read-modify-write (the writer transaction serialises these)."""
+    device = await session.get(Device, device_id, populate_existing=True, with_for_update=True)
+    assert device is not None
+    return device
+
+
+async def devices_with_prepaid(*, session: AsyncSession) -> list[int]:
+    query = select(Device.id).where(Device.prepaid_days > 0, col(Device.unlocked).is_(False))
+    return [value for value in (await session.exec(query)).all() if value is not None]
+
+# -- what people see of devices ----------------------------------------------------------------
+
+
+async def last_codes(*, session: AsyncSession, device_id: int, limit: int = 3) -> Sequence[CodeRequest]:
+    """The device's most recent codes the ledger holds, newest first."""
+    query = (
+        select(CodeRequest)
+        .where(CodeRequest.device_id == device_id, col(CodeRequest.status).in_(GENERATED_STATUSES))
+        .order_by(col(CodeRequest.issued_at).desc(), col(CodeRequest.id).desc())
+        .limit(limit)
+    )
+    return (await session.exec(query)).all()
+
+
+async def recent_devices(*, session: AsyncSession, person_id: int, limit: int = 4) -> list[str]:
+    """The device ids a person asked codes for most recently, as they typed them."""
+    query = (
+        select(CodeRequest.device_ref, func.max(CodeRequest.id).label("latest"))
+        .where(CodeRequest.requested_by_id == person_id)
+        .group_by(col(CodeRequest.device_ref))
+        .order_by(text("latest DESC"))
+        .limit(limit)
+    )
+    return [ref for ref, _ in (await session.exec(query)).all()]
+
+
+async def reminders_due(
+    *, session: AsyncSession, now: datetime, horizon: datetime
+) -> Sequence[tuple[Device, Customer]]:
+    """Devices whose credit ends before ``horizon``, whose customer has a chat and was not yet reminded."""
+    query = (
+        select(Device, Customer)
+        .join(Customer, col(Customer.id) == col(Device.customer_id))
+        .where(
+            col(Device.credit_until) > now,
+            col(Device.credit_until) <= horizon,
+            col(Device.unlocked).is_(False),
+            col(Customer.chat_id).is_not(None),
+            or_(col(Device.reminded_for).is_(None), col(Device.reminded_for) != col(Device.credit_until)),
+        )
+    )
+    return (await session.exec(query)).all()
+
+
+async def mark_reminded(*, session: AsyncSession, device_id: int, credit_until: datetime) -> None:
+    device = await lock_device(session=session, device_id=device_id)
+    device.reminded_for = credit_until
+    session.add(device)

@@ -1,0 +1,166 @@
+"""Code requests: what the limits need (a device's load) and what the pump claims, defers and settles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    GENERATED_STATUSES,
+    OPEN_STATUSES,
+    CodeKind,
+    CodeRequest,
+    Device,
+    Status,
+)
+
+# -- code requests: what the limits need -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceLoad:
+    """A device's figures for the limits, read in one query."""
+
+    generated_today: int
+    """Codes generated in [day_start, day_end)."""
+    open_today: int
+    """Requests still to be generated whose turn comes before day_end."""
+    open_count: int
+    pending_days: int
+    """Days asked for but not yet generated."""
+
+
+async def device_load(*, session: AsyncSession, device_id: int, day_start: datetime, day_end: datetime) -> DeviceLoad:
+    """Everything the limits check needs about one device, in one indexed query."""
+    is_open = col(CodeRequest.status).in_(OPEN_STATUSES)
+    today = and_(col(CodeRequest.status).in_(GENERATED_STATUSES), col(CodeRequest.issued_at) >= day_start,
+                 col(CodeRequest.issued_at) < day_end)
+    query = select(
+        func.count().filter(today),
+        func.count().filter(is_open, col(CodeRequest.not_before) < day_end),
+        func.count().filter(is_open),
+        func.coalesce(func.sum(CodeRequest.days).filter(is_open, CodeRequest.kind == CodeKind.DAYS), 0),
+    ).where(CodeRequest.device_id == device_id, or_(is_open, today))
+    generated, open_today, open_count, pending = (await session.exec(query)).one()
+    return DeviceLoad(int(generated), int(open_today), int(open_count), int(pending))
+
+
+async def open_between(*, session: AsyncSession, device_id: int, start: datetime, end: datetime) -> int:
+    """Requests still to be generated for the device whose turn is in [start, end)."""
+    query = select(func.count()).select_from(CodeRequest).where(
+        CodeRequest.device_id == device_id,
+        col(CodeRequest.status).in_(OPEN_STATUSES),
+        col(CodeRequest.not_before) >= start,
+        col(CodeRequest.not_before) < end,
+    )
+    return (await session.exec(query)).one()
+
+
+async def add_request(*, session: AsyncSession, request: CodeRequest) -> CodeRequest:
+    session.add(request)
+    await session.flush()
+    return request
+
+
+# -- code requests: the pump -------------------------------------------------------------------
+
+
+async def due_requests(
+    *, session: AsyncSession, now: datetime, gap_edge: datetime, exclude: Sequence[int], limit: int
+) -> Sequence[CodeRequest]:
+    """The next request of each device that may go out now, oldest first.
+
+    A device's requests go out in the order they were asked (a reset then days must not
+    become days then reset), so a device qualifies only when its oldest QUEUED request is
+    due, nothing of it is SENDING, and its last generation is at least the pacing gap ago
+    (``gap_edge``).
+    """
+    sending = select(CodeRequest.device_id).where(CodeRequest.status == Status.SENDING)
+    oldest = (
+        select(func.min(CodeRequest.id))
+        .where(CodeRequest.status == Status.QUEUED)
+        .group_by(col(CodeRequest.device_id))
+    )
+    query = (
+        select(CodeRequest)
+        .join(Device, col(Device.id) == col(CodeRequest.device_id))
+        .where(
+            col(CodeRequest.id).in_(oldest),
+            col(CodeRequest.not_before) <= now,
+            col(CodeRequest.device_id).not_in(sending),
+            or_(col(Device.last_generation_at).is_(None), col(Device.last_generation_at) <= gap_edge),
+        )
+        .order_by(col(CodeRequest.not_before), col(CodeRequest.id))
+        .limit(limit)
+    )
+    if exclude:
+        query = query.where(col(CodeRequest.device_id).not_in(exclude))
+    return (await session.exec(query)).all()
+
+
+async def unsettled(*, session: AsyncSession, now: datetime, exclude: Sequence[int]) -> Sequence[CodeRequest]:
+    """SENDING requests whose answer never came (a timeout, or a crash) and are due to be settled."""
+    query = select(CodeRequest).where(CodeRequest.status == Status.SENDING, col(CodeRequest.not_before) <= now)
+    if exclude:
+        query = query.where(col(CodeRequest.device_id).not_in(exclude))
+    return (await session.exec(query.order_by(col(CodeRequest.id)))).all()
+
+
+async def undelivered(*, session: AsyncSession, now: datetime, limit: int = 100) -> Sequence[CodeRequest]:
+    """Finished requests whose person has not been told yet, due for another try."""
+    query = (
+        select(CodeRequest)
+        .where(
+            col(CodeRequest.status).in_((Status.ISSUED, Status.REFUSED, Status.FAILED)),
+            col(CodeRequest.delivered_at).is_(None),
+            col(CodeRequest.not_before) <= now,
+        )
+        .order_by(col(CodeRequest.id))
+        .limit(limit)
+    )
+    return (await session.exec(query)).all()
+
+
+async def claim(*, session: AsyncSession, request_id: int, now: datetime, settle_after: datetime) -> bool:
+    """QUEUED -> SENDING, once: False if someone else claimed it first."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(CodeRequest)
+        .where(col(CodeRequest.id) == request_id, col(CodeRequest.status) == Status.QUEUED)
+        .values(status=Status.SENDING, sent_at=now, not_before=settle_after, attempts=CodeRequest.attempts + 1)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def defer(*, session: AsyncSession, request_id: int, not_before: datetime) -> None:
+    """A QUEUED request waits until ``not_before`` (the device's codes for today are spent)."""
+    await session.exec(  # type: ignore[call-overload]
+        update(CodeRequest)
+        .where(col(CodeRequest.id) == request_id, col(CodeRequest.status) == Status.QUEUED)
+        .values(not_before=not_before)
+    )
+
+
+async def get_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
+    return await session.get(CodeRequest, request_id, populate_existing=True)
+
+
+async def known_codes(*, session: AsyncSession, device_id: int) -> set[str]:
+    """Hex forms of every code the ledger already holds for the device."""
+    query = select(CodeRequest.code_hex).where(
+        CodeRequest.device_id == device_id, col(CodeRequest.code_hex).is_not(None)
+    )
+    return {value for value in (await session.exec(query)).all() if value}
+
+
+async def queue_depth(*, session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many requests wait, and since when the oldest has waited."""
+    query = select(func.count(), func.min(CodeRequest.created_at)).where(
+        col(CodeRequest.status).in_(OPEN_STATUSES)
+    )
+    count, oldest = (await session.exec(query)).one()
+    return int(count), oldest
