@@ -127,6 +127,8 @@ async def running_bot(
         schedule_managers_jobs(application.job_queue, services)
         await application.start()
         stack.push_async_callback(application.stop)
+        # before stopping: no job starts now, to be cancelled half done (a summary claimed, never sent)
+        stack.callback(application.job_queue.scheduler.pause)
         await application.updater.start_polling(poll_interval=poll_interval, allowed_updates=Update.ALL_TYPES,
                                                 drop_pending_updates=False)
         stack.push_async_callback(application.updater.stop)

@@ -147,6 +147,7 @@ async def _a_working_day(chat: Chat, erm_sandbox: ErmSandbox, captured: Captured
     def collect_tokens() -> None:
         captured.erm_tokens.update(erm_sandbox._tokens)
 
+    await chat.synced()  # the ERM calls counted below are the chat's, not the device sync's
     # joining: a manager invites an agent; the agent registers a customer, who joins by the link
     invite = await chat.say(MANAGER, "/invite agent")
     token = LINK.search(invite.rendered or "")

@@ -83,6 +83,18 @@ class Chat:
 
         return await eventually(listed, f"the command list of {scope} ({language_code!r})", timeout)
 
+    async def synced(self, timeout: float = 15) -> None:
+        """Until the bot's device sync (a job a second after the start, on the wall clock) has learned
+        every sandbox device: a test that counts the ERM's calls waits for it, so that it cannot come
+        in between."""
+        last = self.sandbox.devices[-1].oem_item_id
+
+        async def known() -> bool:
+            async with self.bot.services.db.read() as session:
+                return await ledger.find_device(session=session, ref=last) is not None
+
+        await eventually(known, "the bot's device sync", timeout)
+
     def erm_calls(self) -> list[str]:
         """ERM paths asked about particular devices (not logins, not the background device sync)."""
         return [call.path for call in self.sandbox.calls
