@@ -144,7 +144,10 @@ async def _sandbox(settings: Settings, args: argparse.Namespace) -> None:
         latency=args.latency, device_count=args.devices, min_gap_seconds=args.min_gap, daily_limit=args.daily_limit
     )
     print(say.sandbox_serving(args.host, args.port, len(sandbox.devices)), file=sys.stderr)
-    await serve(sandbox, host=args.host, port=args.port)
+    try:
+        await serve(sandbox, host=args.host, port=args.port)
+    except OSError as exc:  # the port is taken, or the host is not this machine's
+        raise CommandError(say.sandbox_cannot_listen(args.host, args.port, exc.strerror or str(exc))) from None
 
 
 async def _db(settings: Settings, args: argparse.Namespace) -> None:

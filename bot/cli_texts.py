@@ -99,6 +99,10 @@ def history_line(event: CodeEvent) -> str:
     return f"#{event.code_number:<4} {when}  {event.code_type:<9} {days:<9} {event.code_dec_string}"
 
 
+def sandbox_cannot_listen(host: str, port: int, why: str) -> str:
+    return f"the sandbox cannot listen on {host}:{port} ({why}); choose another --port"
+
+
 def sandbox_serving(host: str, port: int, devices: int) -> str:
     return (
         f"ERM sandbox on http://{host}:{port} - log in as test@example.com / test1234; "

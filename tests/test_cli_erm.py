@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 from pathlib import Path
 
 import httpx
@@ -107,3 +108,13 @@ async def test_sandbox_command_serves_the_documented_api(tmp_path: Path) -> None
         _, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0
     assert f"ERM sandbox on http://127.0.0.1:{port}" in err.decode()
+
+
+def test_the_sandbox_on_a_port_in_use_says_so(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("sandbox", "--host", "127.0.0.1", "--port", str(port), cwd=tmp_path)
+    assert result.code != 0
+    assert f"the sandbox cannot listen on 127.0.0.1:{port}" in result.err and "Traceback" not in result.err
