@@ -138,7 +138,7 @@ async def test_less_than_a_day_is_kept_as_credit_toward_the_next_payment(bot: Pa
     code = await bot.chat.next(CUSTOMER)
     assert "1 day" in (code.rendered or "") and "KES 80.50" in (code.rendered or "")
     assert (await bot.device()).credit_money == Decimal("10.50")
-    await bot.settled(lambda: bot.services.payments and not bot.services.payments._tasks)
+    await bot.settled(lambda: bot.services.payments and not bot.services.payments.busy)
     assert [p.notified_at is not None for p in await bot.payments()] == [True, False]
 
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
 
+from bot.background import Background
 from bot.clock import Clock
 from bot.issuing import limits
 from bot.issuing.admission import Admission
@@ -36,20 +37,19 @@ class Worker:
         self.admission, self.settlement, self.handover = admission, settlement, handover
         self.max_concurrency, self.settle_delay = max_concurrency, settle_delay
         self._busy: set[int] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background(log, "issuing")
         self._pump_lock = asyncio.Lock()
         self._kick_pending = False
-        self._closed = False
 
     def kick(self) -> None:
         """Pump now rather than at the next tick (a new request should not wait for the timer)."""
-        if not self._closed and not self._kick_pending:
+        if not self._background.closed and not self._kick_pending:
             self._kick_pending = True
             self._spawn(self.pump())
 
     async def pump(self) -> None:
         """Start every piece of work that is due: settlements, generations, deliveries, prepaid days."""
-        if self._closed:
+        if self._background.closed:
             return
         async with self._pump_lock:
             self._kick_pending = False
@@ -130,23 +130,12 @@ class Worker:
 
     async def drain(self) -> None:
         """Wait until every task started so far, and the ones they started, has finished."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._background.drain()
 
     async def close(self) -> None:
         """Stop taking work and let what is in hand finish (the ledger keeps the rest)."""
-        self._closed = True
-        await self.drain()
+        await self._background.close()
 
     def _spawn(self, work: Awaitable[None], device_id: int | None = None) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(work)
-        self._tasks.add(task)
-
-        def done(finished: asyncio.Task[None]) -> None:
-            self._tasks.discard(finished)
-            if device_id is not None:
-                self._busy.discard(device_id)
-            if not finished.cancelled() and finished.exception() is not None:
-                log.error("issuing task failed", exc_info=finished.exception())
-
-        task.add_done_callback(done)
+        """Run ``work`` in the background; the device is free again when it ends."""
+        self._background.spawn(work, None if device_id is None else lambda: self._busy.discard(device_id))

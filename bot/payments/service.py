@@ -21,6 +21,7 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
+from bot.background import Background
 from bot.clock import Clock
 from bot.issuing import IssuingEngine, PaymentApplied, Reason, Refused
 from bot.payments import matching, storing
@@ -49,10 +50,9 @@ class Payments:
         self._lookups = asyncio.Semaphore(MAX_LOOKUPS)
         self._working: set[int] = set()
         self._telling: set[int] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background = Background(log, "payment")
         self._to_store: list[tuple[Incoming, asyncio.Future[tuple[Payment, bool]]]] = []
         self._storing = False
-        self._closed = False
 
     # -- storing ------------------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ class Payments:
 
     def process_soon(self, payment: Payment) -> None:
         """Match and apply in the background (the webhook's way: it has answered already)."""
-        if not self._closed:
+        if not self._background.closed:
             self._spawn(self.process(payment, background=True))
 
     # -- matching and applying ------------------------------------------------------------------
@@ -245,7 +245,7 @@ class Payments:
 
     async def sweep(self) -> None:
         """Take up PENDING payments due for another try, and notices still owed."""
-        if self._closed:
+        if self._background.closed:
             return
         now = self.clock.now()
         async with self.db.read() as session:
@@ -260,24 +260,19 @@ class Payments:
                 self._spawn(self.tell(payment.id))
 
     async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._background.drain()
 
     async def close(self) -> None:
         """Stop taking new work; let what is in hand finish (the ledger keeps the rest)."""
-        self._closed = True
-        await self.drain()
+        await self._background.close()
 
     def _spawn(self, work: Awaitable[Any]) -> None:
-        task: asyncio.Task[Any] = asyncio.ensure_future(work)
-        self._tasks.add(task)
+        self._background.spawn(work)
 
-        def done(finished: asyncio.Task[Any]) -> None:
-            self._tasks.discard(finished)
-            if not finished.cancelled() and finished.exception() is not None:
-                log.error("payment task failed", exc_info=finished.exception())
-
-        task.add_done_callback(done)
+    @property
+    def busy(self) -> bool:
+        """Whether background work (storing, matching, telling) is in hand."""
+        return bool(self._background.tasks)
 
 
 def _may_owe_notice(outcome: Outcome, now: datetime) -> bool:
