@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from telegram import Chat, Message, MessageEntity, Update
+from telegram import Chat, MessageEntity, Update
 from telegram.ext import ApplicationHandlerStop, ConversationHandler
 
 from bot.people import Kind
@@ -72,7 +72,7 @@ def gate_for(table: Sequence[Command]) -> Callable[[Update, BotContext], Awaitab
         context.who = who
         context.language = who.speaks(user.language_code, (context.user_data or {}).get(LANGUAGE))
         if _edited(update):
-            if who.kind is not Kind.STRANGER and _is_command(update.edited_message):
+            if who.kind is not Kind.STRANGER and command_of(update) is not None:
                 await reply(update, context, context.texts.edit_not_carried_out)
             raise ApplicationHandlerStop
         if (who.person or who.customer) and not who.language_chosen and who.language != context.language:
@@ -112,25 +112,11 @@ def _edited(update: Update) -> bool:
     return update.edited_message is not None or update.edited_channel_post is not None
 
 
-def _is_command(message: Message | None) -> bool:
-    return bool(message and message.entities and message.entities[0].type == MessageEntity.BOT_COMMAND
-                and message.entities[0].offset == 0)
-
-
 def _tell_once(update: Update, context: BotContext, chat_id: int, words: Callable[[], str]) -> None:
     """Say why nothing happens, at most once in :data:`QUIET_FOR` per chat, without waiting for the
     send: a flood of messages costs neither sends (Telegram's 30 a second are everyone's) nor time."""
-    told: dict[int, datetime] = context.bot_data.setdefault("paygbot.told", {})
-    now = context.services.clock.now()
-    last = told.get(chat_id)
-    if last is not None and now - last < QUIET_FOR:
+    if not _within(context, "paygbot.told", chat_id, 1):
         return
-    if len(told) >= MAX_REMEMBERED:
-        for stale in [key for key, when in told.items() if now - when >= QUIET_FOR]:
-            del told[stale]
-        if len(told) >= MAX_REMEMBERED:
-            return  # a storm of strangers: silence is the safe answer
-    told[chat_id] = now
     if update.callback_query is not None:
         context.application.create_task(update.callback_query.answer(words()[:190], show_alert=True), update=update)
     else:
@@ -144,18 +130,25 @@ def _has_argument(update: Update) -> bool:
 
 def _answers_left(context: BotContext, chat_id: int) -> bool:
     """Whether a stranger's public command is answered: :data:`STRANGER_ANSWERS` in :data:`QUIET_FOR`."""
-    counts: dict[int, tuple[datetime, int]] = context.bot_data.setdefault("paygbot.stranger_answers", {})
+    return _within(context, "paygbot.stranger_answers", chat_id, STRANGER_ANSWERS)
+
+
+def _within(context: BotContext, budget: str, chat_id: int, allowance: int) -> bool:
+    """Count one more for ``chat_id`` in ``budget`` if it has used fewer than ``allowance`` in the
+    :data:`QUIET_FOR` since its first; False (nothing counted) once it has. At most
+    :data:`MAX_REMEMBERED` chats are counted at once: in a storm of strangers, silence is the safe answer."""
+    counts: dict[int, tuple[datetime, int]] = context.bot_data.setdefault(budget, {})
     now = context.services.clock.now()
     since, count = counts.get(chat_id, (now, 0))
     if now - since >= QUIET_FOR:
         since, count = now, 0
-    if count >= STRANGER_ANSWERS:
+    if count >= allowance:
         return False
     if chat_id not in counts and len(counts) >= MAX_REMEMBERED:
         for stale in [key for key, (when, _) in counts.items() if now - when >= QUIET_FOR]:
             del counts[stale]
         if len(counts) >= MAX_REMEMBERED:
-            return False  # a storm of strangers: silence is the safe answer
+            return False
     counts[chat_id] = (since, count + 1)
     return True
 
