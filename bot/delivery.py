@@ -26,7 +26,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from bot import reports
 from bot.clock import Clock
 from bot.config import Settings
-from bot.people import language_of
+from bot.people import reader_of
 from bot.texts import Texts, for_language
 from storage import ledger
 from storage.db import Database
@@ -46,6 +46,8 @@ class Spoken(StrEnum):
     SENT = "sent"
     UNREACHABLE = "unreachable"
     """The person blocked the bot or the chat is gone: logged and left."""
+    REVOKED = "revoked"
+    """Not sent: the person's role was taken away (``unless_revoked``)."""
     REFUSED = "refused"
     """Telegram refused the text itself, even as plain text: logged; whoever asked should be told."""
 
@@ -75,15 +77,20 @@ async def send_text(bot: Bot, chat_id: int, text: str, **options: Any) -> None:
 
 async def speak_to(bot: Bot, db: Database, chat_id: int, words: Callable[[Texts], str], *, sandbox: bool,
                    markup: Callable[[Texts], InlineKeyboardMarkup | None] | None = None,
-                   unreachable: str | None = None) -> Spoken:
+                   unreachable: str | None = None, unless_revoked: bool = False) -> Spoken:
     """Send to a chat in its owner's language (kept in the ledger), when they did not just write: a
     customer reads the code an agent asked for in theirs, each manager a notice in theirs.
 
     With ``unreachable`` (what is being sent, for the log), a chat that cannot be reached (the person
     blocked the bot, the chat is gone), or a text Telegram refuses even as plain text, is logged and
     left: retrying cannot help; the answer says which, so that the caller can tell whoever asked.
-    Without it, every failure raises."""
-    them = for_language(await language_of(db, chat_id))
+    Without it, every failure raises. ``unless_revoked``: nothing is sent to a person whose role was
+    taken away (what they asked for while they had it)."""
+    language, revoked = await reader_of(db, chat_id)
+    if unless_revoked and revoked:
+        log.warning("%s: not sent to chat %s, whose role was taken away", unreachable or "message", chat_id)
+        return Spoken.REVOKED
+    them = for_language(language)
     try:
         await send_text(bot, chat_id, them.with_sandbox_note(words(them), sandbox),
                         reply_markup=markup(them) if markup else None)
@@ -187,12 +194,11 @@ class Delivery:
         ``requesters`` (whoever asked for the code or recorded the payment) that it did not arrive.
         Never into a group (a chat linked before codes went to private chats only), never to someone
         whose role was taken away since they asked."""
-        if chat_id < 0 or await self._revoked(chat_id):
-            log.warning("request %s: not sent to chat %s (a group, or a person whose role was taken away)",
-                        request.id, chat_id)
+        if chat_id < 0:
+            log.warning("request %s: not sent to chat %s, a group", request.id, chat_id)
             return
         spoken = await speak_to(self.bot, self.db, chat_id, words, sandbox=self.settings.uses_sandbox,
-                                unreachable=f"request {request.id}")
+                                unreachable=f"request {request.id}", unless_revoked=True)
         if spoken is not Spoken.REFUSED:
             return
         name = customer.name if customer is not None and customer.chat_id == chat_id else None
@@ -201,11 +207,6 @@ class Delivery:
                 await speak_to(self.bot, self.db, requester, lambda t: t.not_delivered(request.device_ref, name),
                                sandbox=self.settings.uses_sandbox, unreachable=f"request {request.id}: not delivered")
 
-
-    async def _revoked(self, chat_id: int) -> bool:
-        async with self.db.read() as session:
-            person = await ledger.get_person(session=session, telegram_id=chat_id)
-        return person is not None and not person.active
 
 
 class SummarySource(Protocol):

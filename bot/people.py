@@ -243,10 +243,12 @@ class People:
 
 
 
-async def language_of(db: Database, chat_id: int) -> str:
-    """The language to write to a chat in when its owner did not just speak to the bot."""
+async def reader_of(db: Database, chat_id: int) -> tuple[str, bool]:
+    """The language to write to a chat in when its owner did not just speak to the bot, and whether
+    they are a person whose role was taken away (one read for both)."""
     async with db.read() as session:
-        return i18n.pick(await ledger.language_of_chat(session=session, chat_id=chat_id))
+        language, revoked = await ledger.reader_of_chat(session=session, chat_id=chat_id)
+    return i18n.pick(language), revoked
 
 
 class Team:

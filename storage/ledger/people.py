@@ -65,14 +65,16 @@ async def set_customer_language(*, session: AsyncSession, customer_id: int, lang
         session.add(customer)
 
 
-async def language_of_chat(*, session: AsyncSession, chat_id: int) -> str | None:
-    """The kept language of whoever a private chat belongs to (its id is the person's user id):
-    the manager or agent (also one whose role was taken away), else the customer."""
+async def reader_of_chat(*, session: AsyncSession, chat_id: int) -> tuple[str | None, bool]:
+    """Whoever a private chat belongs to (its id is the person's user id), as a reader: their kept
+    language — the manager's or agent's (also one whose role was taken away), else the customer's —
+    and whether they are a person whose role was taken away."""
     person = await get_person(session=session, telegram_id=chat_id)
+    revoked = person is not None and not person.active
     if person is not None and person.language:
-        return person.language
+        return person.language, revoked
     query = select(Customer.language).where(Customer.chat_id == chat_id)
-    return (await session.exec(query)).first()
+    return (await session.exec(query)).first(), revoked
 
 
 async def list_people(*, session: AsyncSession) -> Sequence[Person]:
