@@ -2,7 +2,7 @@
 
 Runs ``paygbot sandbox`` in its own process (so the server's work is not on our event loop),
 then generates one days code per device, alternating a bare ``httpx`` POST with
-``ErmClient.days_code`` (which adds id checks, typed parsing and the hash check).
+``RestErm.days_code`` (which adds id checks, typed parsing and the hash check).
 
     python bench/erm_client_overhead.py [--requests 1000]
 """
@@ -21,7 +21,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import sandbox_process  # noqa: E402
-from bot.erm.client import ErmClient  # noqa: E402
+from bot.erm.backend import RestErm  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -31,7 +31,7 @@ def percentile(values: list[float], share: float) -> float:
 
 async def main(requests: int) -> None:
     async with sandbox_process(devices=requests) as (url, devices):
-        async with ErmClient(url, "test@example.com", "test1234") as client, httpx.AsyncClient(base_url=url) as plain:
+        async with RestErm(url, "test@example.com", "test1234") as client, httpx.AsyncClient(base_url=url) as plain:
             token = (await plain.post("/user/login", json={"username": "test@example.com", "password": "test1234"})).json()[
                 "accessToken"
             ]
@@ -51,13 +51,13 @@ async def main(requests: int) -> None:
                     response.json()
                     bare.append(time.perf_counter() - started)
     ms = 1000
-    print(f"requests: {len(bare)} plain httpx, {len(ours)} ErmClient (one days code per device, sandbox in its own process)")
+    print(f"requests: {len(bare)} plain httpx, {len(ours)} RestErm (one days code per device, sandbox in its own process)")
     print(f"plain httpx: p50 {percentile(bare, .5) * ms:.2f} ms  p95 {percentile(bare, .95) * ms:.2f} ms  "
           f"mean {statistics.mean(bare) * ms:.2f} ms")
-    print(f"ErmClient:   p50 {percentile(ours, .5) * ms:.2f} ms  p95 {percentile(ours, .95) * ms:.2f} ms  "
+    print(f"RestErm:   p50 {percentile(ours, .5) * ms:.2f} ms  p95 {percentile(ours, .95) * ms:.2f} ms  "
           f"mean {statistics.mean(ours) * ms:.2f} ms")
     print(f"overhead: {(statistics.mean(ours) - statistics.mean(bare)) * 1e6:.0f} us per request; "
-          f"ratio ErmClient / plain = {statistics.mean(ours) / statistics.mean(bare):.3f} (mean), "
+          f"ratio RestErm / plain = {statistics.mean(ours) / statistics.mean(bare):.3f} (mean), "
           f"{percentile(ours, .5) / percentile(bare, .5):.3f} (p50)")
 
 

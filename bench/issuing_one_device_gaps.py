@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import sandbox_process  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.erm.client import ErmClient  # noqa: E402
+from bot.erm.backend import RestErm  # noqa: E402
 from bot.issuing import Accepted, IssuingEngine  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -67,7 +67,7 @@ async def main(count: int, latency: float) -> None:
                 _env_file=None, DATABASE_URL=url, ERM_BASE_URL=erm_url, ERM_USERNAME="test@example.com",
                 ERM_PASSWORD="test1234",
             )
-            async with ErmClient(erm_url, "test@example.com", "test1234", timeout=settings.erm_timeout_seconds) as erm:
+            async with RestErm(erm_url, "test@example.com", "test1234", timeout=settings.erm_timeout_seconds) as erm:
                 engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=SystemClock())
                 pumping = asyncio.create_task(pump_every(engine, TICK))
                 answers = [await engine.request(device, CodeKind.DAYS, 1) for _ in range(count)]

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import percentile  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.erm.client import ErmClient  # noqa: E402
+from bot.erm.backend import RestErm  # noqa: E402
 from bot.issuing import IssuingEngine, limits  # noqa: E402
 from storage import ledger  # noqa: E402
 from storage.db import Database  # noqa: E402
@@ -148,7 +148,7 @@ async def main(rows: int, devices: int, repeat: int) -> None:
         load_seconds = time.perf_counter() - started
         settings = load_settings(_env_file=None, DATABASE_URL=url)
         db = Database(url)
-        async with ErmClient("http://erm.invalid", "bench", "bench", transport=httpx.MockTransport(_offline)) as erm:
+        async with RestErm("http://erm.invalid", "bench", "bench", transport=httpx.MockTransport(_offline)) as erm:
             engine = _NoPump(db=db, erm=erm, settings=settings)
             refs = [f"BENCH{n:09d}" for n in range(1, devices + 1)]
             async def check(index: int) -> int:

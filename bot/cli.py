@@ -20,7 +20,7 @@ from telegram.error import InvalidToken, NetworkError
 
 from bot import cli_texts as say
 from bot.config import ConfigError, Settings, load_settings
-from bot.erm.client import check_days, check_product_id
+from bot.erm.backend import check_days, check_product_id
 from bot.erm.errors import ErmError
 from bot.logs import configure_logging
 
@@ -69,6 +69,13 @@ def _non_negative(value: str) -> float:
     return number
 
 
+def _search(value: str) -> str:
+    text = value.strip()
+    if not 1 <= len(text) <= 64 or not text.isprintable():
+        raise argparse.ArgumentTypeError(say.BAD_SEARCH)
+    return text
+
+
 def _positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(say.bad_count(value))
@@ -83,7 +90,7 @@ async def _erm(settings: Settings, args: argparse.Namespace) -> None:
 
     if settings.uses_sandbox:
         print(say.USING_SANDBOX, file=sys.stderr)
-    async with open_erm(settings) as erm:
+    async with open_erm(settings, api=args.api) as erm:
         if args.action == "login":
             result = await erm.login()
             print(say.logged_in(erm.username, erm.base_url, result.user_role))
@@ -104,6 +111,13 @@ async def _erm(settings: Settings, args: argparse.Namespace) -> None:
             print(say.history_header(args.device, page.count, page.offset, len(page.events)))
             for event in page.events:
                 print(say.history_line(event))
+        elif args.action == "items":
+            shown = 0
+            async for items in erm.items(search=args.search):
+                for item in items:
+                    print(say.item_line(item))
+                shown += len(items)
+            print(say.items_footer(shown, args.search), file=sys.stderr)
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> None:
@@ -132,7 +146,7 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> None:
     from bot.demo import DemoFailed, run_demo
 
     try:
-        await run_demo()
+        await run_demo(erm_api=args.api)
     except DemoFailed as exc:
         raise CommandError(say.demo_stopped(exc)) from None
 
@@ -221,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     demo = commands.add_parser("demo", help="a scripted day, offline, printed as a chat transcript")
+    demo.add_argument("--api", choices=["rest", "graphql"], default="rest",
+                      help="the ERM interface the demo's bot speaks to the sandbox")
     demo.set_defaults(handler=_demo)
 
     sandbox = commands.add_parser("sandbox", help="serve the ERM sandbox over HTTP")
@@ -233,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(handler=_sandbox)
 
     erm = commands.add_parser("erm", help="use the ERM client by hand")
+    erm.add_argument("--api", choices=["rest", "graphql"], default=None,
+                     help="the ERM interface for this command (default: ERM_API)")
     actions = erm.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
     actions.add_parser("login", help="log in and report the role")
     days = actions.add_parser("days", help="generate a days code")
@@ -245,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("device", type=_device)
     history.add_argument("--offset", type=int, default=0)
     history.add_argument("--limit", type=int, default=10)
+    items = actions.add_parser("items", help="the distributor's items (devices), with their ids")
+    items.add_argument("--search", type=_search, help="only those whose ids or description contain TEXT")
     erm.set_defaults(handler=_erm)
 
     users = commands.add_parser("users", help="managers and agents")

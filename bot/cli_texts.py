@@ -20,7 +20,7 @@ from bot.erm.errors import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from bot.erm.models import CodeEvent
+    from bot.erm.models import CodeEvent, Item
     from storage.models import Person
 
 # -- starting the bot ---------------------------------------------------------------------------
@@ -66,6 +66,7 @@ def bad_telegram_id(value: str) -> str:
 
 
 BAD_NAME = "a name has 1 to 200 characters"
+BAD_SEARCH = "a search text has 1 to 64 printable characters"
 
 # -- the ERM by hand ----------------------------------------------------------------------------
 
@@ -99,13 +100,24 @@ def history_line(event: CodeEvent) -> str:
     return f"#{event.code_number:<4} {when}  {event.code_type:<9} {days:<9} {event.code_dec_string}"
 
 
+def item_line(item: Item) -> str:
+    ids = "  ".join(value or "-" for value in (item.erm_id, item.oem_item_id, item.seller_item_id))
+    return f"{ids}  {item.life_cycle or '-':<10} {item.description or ''}".rstrip()
+
+
+def items_footer(count: int, search: str | None) -> str:
+    matching = f" matching {search!r}" if search else ""
+    return f"{count} items{matching}." if count else f"No items{matching}."
+
+
 def sandbox_cannot_listen(host: str, port: int, why: str) -> str:
     return f"the sandbox cannot listen on {host}:{port} ({why}); choose another --port"
 
 
 def sandbox_serving(host: str, port: int, devices: int) -> str:
     return (
-        f"ERM sandbox on http://{host}:{port} - log in as test@example.com / test1234; "
+        f"ERM sandbox on http://{host}:{port} (REST), http://{host}:{port}/graphql (GraphQL) - "
+        f"log in as test@example.com / test1234; "
         f"{devices} devices, e.g. TEST2503000017. Ctrl-C stops it."
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ERM_BASE_URL = "https://api.omnivoltaic.com"
+DEFAULT_ERM_GRAPHQL_URL = "https://production-omnivoltaic-graphql-api.omnivoltaic.com/graphql"
 MAX_STACKABLE_DAYS = 1095
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = Field(None, validation_alias=_var("TELEGRAM_BOT_TOKEN"))
     telegram_base_url: str = Field("https://api.telegram.org/bot", validation_alias=_var("TELEGRAM_BASE_URL"))
     erm_base_url: str = Field(DEFAULT_ERM_BASE_URL, validation_alias=_var("ERM_BASE_URL"))
+    erm_api: Literal["rest", "graphql"] = Field("rest", validation_alias=_var("ERM_API"))
+    """Which ERM interface the bot speaks: REST (documents 000/001) or GraphQL (documents 002/003)."""
+    erm_graphql_url: str = Field(DEFAULT_ERM_GRAPHQL_URL, validation_alias=_var("ERM_GRAPHQL_URL"))
     erm_username: str | None = Field(None, validation_alias=_var("ERM_USERNAME"))
     erm_password: SecretStr | None = Field(None, validation_alias=_var("ERM_PASSWORD"))
     erm_timeout_seconds: float = Field(30.0, gt=0, le=600, validation_alias=_var("ERM_TIMEOUT_SECONDS"))
@@ -77,14 +81,19 @@ class Settings(BaseSettings):
             raise ValueError("must be 16 to 128 letters, digits, '-' or '_' (a secret URL path segment)")
         return value
 
-    @field_validator("telegram_base_url", "erm_base_url")
+    @field_validator("erm_api", mode="before")
+    @classmethod
+    def _api_name(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("telegram_base_url", "erm_base_url", "erm_graphql_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
-    @field_validator("erm_base_url")
+    @field_validator("erm_base_url", "erm_graphql_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
@@ -151,6 +160,7 @@ _PLAIN_MESSAGES = {
     "greater_than": "must be more than {gt}",
     "int_parsing": "must be a whole number",
     "float_parsing": "must be a number",
+    "literal_error": "must be {expected}",
 }
 
 

@@ -152,26 +152,29 @@ def _link_token(sent: Sent) -> str:
     return text.split("?start=", 1)[1].split()[0]
 
 
-async def run_demo(out: TextIO = sys.stdout) -> None:
-    """Play the day; raises :class:`DemoFailed` if anything the script expects does not happen."""
+async def run_demo(out: TextIO = sys.stdout, *, erm_api: str = "rest") -> None:
+    """Play the day, the bot speaking ``erm_api`` (``rest`` or ``graphql``) to the ERM sandbox; raises
+    :class:`DemoFailed` if anything the script expects does not happen."""
+    api_name = {"rest": "REST", "graphql": "GraphQL"}[erm_api]
     with tempfile.TemporaryDirectory(prefix="paygbot-demo-") as folder:
         api = FakeBotApi(TOKEN)
         clock = ManualClock(_at(8, 0))
         webhook_secret = secrets.token_hex(16)
         port = free_port()
-        settings = _settings(Path(folder), port, webhook_secret)
+        settings = _settings(Path(folder), port, webhook_secret, erm_api)
         for person in PEOPLE.values():
             api.meet(person)
         async with running_bot(settings, clock=clock, http_host="127.0.0.1", telegram=lambda: StandInRequest(api)):
-            await _play(Script(api, Transcript(api, clock, out)), clock, port, webhook_secret, out)
+            await _play(Script(api, Transcript(api, clock, out)), clock, port, webhook_secret, out, api_name)
 
 
-def _settings(folder: Path, port: int, webhook_secret: str) -> Settings:
+def _settings(folder: Path, port: int, webhook_secret: str, api: str) -> Settings:
     # Every variable is given, so the demo runs on embedded defaults whatever this machine's
     # environment or .env say (no real ERM, no real Telegram, no ledger of yours).
     values = {
         "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": BASE_URL, "ERM_BASE_URL": "http://127.0.0.1:9",
         "ERM_USERNAME": "", "ERM_PASSWORD": "", "ERM_TIMEOUT_SECONDS": "30",
+        "ERM_API": api, "ERM_GRAPHQL_URL": "http://127.0.0.1:9/graphql",
         "DATABASE_URL": f"sqlite:///{folder / 'ledger.db'}", "PAYGBOT_MANAGERS": str(MARY.id),
         "PAYGBOT_TIMEZONE": ZONE, "PAYGBOT_SUMMARY_TIME": "23:30", "PAYGBOT_REMINDER_DAYS": "2",
         "PAYGBOT_MIN_GAP_SECONDS": "6", "PAYGBOT_DAILY_CODE_LIMIT": "10", "PAYGBOT_MAX_STACKED_DAYS": "1095",
@@ -186,10 +189,12 @@ def _settings(folder: Path, port: int, webhook_secret: str) -> Settings:
     return settings
 
 
-async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: str, out: TextIO) -> None:
+async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: str, out: TextIO,
+                api_name: str) -> None:
     transcript = script.transcript
-    out.write("paygbot demo — one day of a PAYG distributor, offline: the ERM sandbox (test codes), a local\n"
-              "Telegram stand-in, a temporary ledger. Mary is a manager, Alex a field agent, Jane a customer.\n")
+    out.write(f"paygbot demo — one day of a PAYG distributor, offline: the ERM sandbox over {api_name} (test\n"
+              "codes), a local Telegram stand-in, a temporary ledger. Mary is a manager, Alex a field agent,\n"
+              "Jane a customer.\n")
 
     transcript.heading("The manager invites an agent")
     await script.says(MARY, "/start")

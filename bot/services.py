@@ -12,7 +12,7 @@ from bot import i18n
 from bot.approvals import Approvals
 from bot.clock import Clock
 from bot.config import Settings
-from bot.erm.client import ErmClient
+from bot.erm.backend import ErmBackend
 from bot.issuing import IssuingEngine
 from bot.payments import Payments
 from bot.people import People, Team, Who
@@ -27,7 +27,7 @@ class Services:
     settings: Settings
     clock: Clock
     db: Database
-    erm: ErmClient
+    erm: ErmBackend
     engine: IssuingEngine
     payments: Payments
     """Money in (:mod:`bot.payments`)."""

@@ -23,7 +23,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
-from bot.erm.client import check_product_id
+from bot.erm.backend import check_product_id
 from bot.erm.errors import ErmAuthError, ErmError, ErmRefused
 from bot.issuing import Accepted, Refused
 from bot.people import valid_name

@@ -138,6 +138,10 @@ class Device(SQLModel, table=True):
     """Its ids come from the ERM's item record. Otherwise the ledger knows the device only by the ids
     people typed, and compares its code history with the ledger's before each of its codes while it has
     none yet (another of its ids may already be a row: see ``bot.issuing``)."""
+    description: str | None = Field(default=None, max_length=200)
+    """What the ERM's item record calls it ("Solar home system …"), from the device sync."""
+    life_cycle: str | None = Field(default=None, max_length=32)
+    """The ERM's life cycle of the item (``INITIATED``, ``ASSIGNED``, …), from the device sync."""
     created_at: datetime = _when()
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.erm.client import ErmClient
+from bot.erm.rest import RestErm
 from bot.issuing import IssuingEngine
 from bot.standins.erm import ErmSandbox, running
 from storage.db import Database
@@ -77,13 +77,13 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-async def erm(erm_url: str, settings: Settings) -> AsyncIterator[ErmClient]:
-    async with ErmClient(erm_url, "test@example.com", "test1234", timeout=settings.erm_timeout_seconds) as client:
+async def erm(erm_url: str, settings: Settings) -> AsyncIterator[RestErm]:
+    async with RestErm(erm_url, "test@example.com", "test1234", timeout=settings.erm_timeout_seconds) as client:
         yield client
 
 
 @pytest.fixture
-async def engine(db: Database, erm: ErmClient, settings: Settings, clock: ManualClock) -> AsyncIterator[IssuingEngine]:
+async def engine(db: Database, erm: RestErm, settings: Settings, clock: ManualClock) -> AsyncIterator[IssuingEngine]:
     issuing = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock)
     yield issuing
     await issuing.close()

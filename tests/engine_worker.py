@@ -18,7 +18,7 @@ import signal
 import sys
 
 from bot.config import ConfigError, load_settings
-from bot.erm.client import ErmClient
+from bot.erm.rest import RestErm
 from bot.issuing import IssuingEngine
 from storage.db import Database
 from storage.migrate import upgrade
@@ -38,7 +38,7 @@ async def main() -> int:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     db = Database(settings.database_url)
     try:
-        async with ErmClient(
+        async with RestErm(
             settings.erm_base_url, settings.erm_username, settings.erm_password, timeout=settings.erm_timeout_seconds
         ) as erm:
             engine = IssuingEngine(db=db, erm=erm, settings=settings)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.erm.client import ErmClient
+from bot.erm.rest import RestErm
 from bot.http import free_port
 from bot.standins.erm import ErmSandbox
 from tests.support.cli import COMMAND, arun, environment, run
@@ -99,7 +99,7 @@ async def test_sandbox_command_serves_the_documented_api(tmp_path: Path) -> None
                 except httpx.ConnectError:
                     assert asyncio.get_running_loop().time() < deadline, "the sandbox did not start"
                     await asyncio.sleep(0.05)
-        async with ErmClient(url, "test@example.com", "test1234") as client:
+        async with RestErm(url, "test@example.com", "test1234") as client:
             code = await client.days_code("TEST2503000017", 3)
             page = await client.code_history("SELLER2503000042")
         assert page.events[0].code_dec_string == code.code

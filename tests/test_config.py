@@ -15,6 +15,7 @@ _VARIABLES = [
     "ERM_TIMEOUT_SECONDS", "DATABASE_URL", "PAYGBOT_MANAGERS", "PAYGBOT_TIMEZONE", "PAYGBOT_SUMMARY_TIME",
     "PAYGBOT_REMINDER_DAYS", "PAYGBOT_MIN_GAP_SECONDS", "PAYGBOT_DAILY_CODE_LIMIT", "PAYGBOT_MAX_STACKED_DAYS",
     "PAYGBOT_HTTP_PORT", "PAYGBOT_WEBHOOK_SECRET", "PAYGBOT_MPESA_PATH", "PAYGBOT_CURRENCY", "PAYGBOT_PHONE_REGION",
+    "ERM_API", "ERM_GRAPHQL_URL",
 ]
 
 
@@ -37,6 +38,8 @@ def test_defaults_are_product_md() -> None:
     assert (settings.reminder_days, settings.min_gap_seconds, settings.daily_code_limit) == (2, 6, 10)
     assert settings.max_stacked_days == 1095 and settings.http_port == 8080
     assert settings.webhook_secret is None and settings.uses_sandbox
+    assert settings.erm_api == "rest"
+    assert settings.erm_graphql_url == "https://production-omnivoltaic-graphql-api.omnivoltaic.com/graphql"
 
 
 def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,7 +49,8 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "ERM_TIMEOUT_SECONDS": "4.5", "DATABASE_URL": "sqlite:////tmp/x.db", "PAYGBOT_MANAGERS": "11, 22",
         "PAYGBOT_TIMEZONE": "Africa/Nairobi", "PAYGBOT_SUMMARY_TIME": "07:30", "PAYGBOT_REMINDER_DAYS": "3",
         "PAYGBOT_MIN_GAP_SECONDS": "7", "PAYGBOT_DAILY_CODE_LIMIT": "8", "PAYGBOT_MAX_STACKED_DAYS": "365",
-        "PAYGBOT_HTTP_PORT": "0", "PAYGBOT_WEBHOOK_SECRET": "whsec-xyz",
+        "PAYGBOT_HTTP_PORT": "0", "PAYGBOT_WEBHOOK_SECRET": "whsec-xyz", "ERM_API": "GraphQL",
+        "ERM_GRAPHQL_URL": "http://127.0.0.1:8090/graphql/",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -57,6 +61,7 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.summary_time == time(7, 30) and settings.erm_timeout_seconds == 4.5
     assert (settings.reminder_days, settings.min_gap_seconds, settings.daily_code_limit) == (3, 7, 8)
     assert settings.max_stacked_days == 365 and settings.http_port == 0
+    assert settings.erm_api == "graphql" and settings.erm_graphql_url == "http://127.0.0.1:8090/graphql"
     assert "123:abc" not in repr(settings) and "whsec-xyz" not in repr(settings) and "'pw'" not in repr(settings)
 
 
@@ -76,6 +81,8 @@ def test_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.Monkey
     ("name", "value", "words"),
     [
         ("PAYGBOT_TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
+        ("ERM_API", "soap", "ERM_API: must be 'rest' or 'graphql'"),
+        ("ERM_GRAPHQL_URL", "production-omnivoltaic-graphql-api.omnivoltaic.com", "must be an http:// or https:// URL"),
         ("PAYGBOT_MAX_STACKED_DAYS", "2000", "must be at most 1095"),
         ("PAYGBOT_MAX_STACKED_DAYS", "0", "must be at least 1"),
         ("PAYGBOT_SUMMARY_TIME", "25:00", "not a time of day as HH:MM"),

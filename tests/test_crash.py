@@ -28,7 +28,7 @@ import httpx
 from sqlmodel import col, select
 
 from bot.clock import SystemClock
-from bot.erm.client import ErmClient
+from bot.erm.rest import RestErm
 from bot.http import free_port
 from bot.issuing import Accepted, IssuingEngine
 from storage.db import Database
@@ -165,7 +165,7 @@ async def test_a_killed_worker_loses_nothing_and_issues_nothing_twice(tmp_path: 
     async with (
         sandbox_process(tmp_path) as (url, sandbox),
         httpx.AsyncClient(base_url=url) as control,
-        ErmClient(url, USER, PASSWORD, timeout=TIMEOUT) as erm,
+        RestErm(url, USER, PASSWORD, timeout=TIMEOUT) as erm,
         worker_process(tmp_path, {
             "DATABASE_URL": database_url, "ERM_BASE_URL": url, "ERM_USERNAME": USER, "ERM_PASSWORD": PASSWORD,
             "ERM_TIMEOUT_SECONDS": str(TIMEOUT), "PAYGBOT_MIN_GAP_SECONDS": str(MIN_GAP),

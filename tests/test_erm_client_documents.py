@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from bot.erm import codes
-from bot.erm.client import ErmClient
 from bot.erm.errors import (
     ErmAuthError,
     ErmInvalidResponse,
@@ -26,6 +25,7 @@ from bot.erm.errors import (
     ErmRefused,
     ErmUnavailable,
 )
+from bot.erm.rest import RestErm
 
 DOCS = Path(__file__).parent / "data" / "erm"
 PASSWORD = "s3cret-Pa55word"
@@ -58,8 +58,8 @@ class FakeErm:
             return httpx.Response(401, json={"message": "Unauthorized"})
         return self.routes[request.url.path](request)
 
-    def client(self, **kwargs: Any) -> ErmClient:
-        return ErmClient(
+    def client(self, **kwargs: Any) -> RestErm:
+        return RestErm(
             "https://api.omnivoltaic.com", "test@example.com", PASSWORD,
             transport=httpx.MockTransport(self.handler), **kwargs,
         )
@@ -152,7 +152,7 @@ async def test_metadata_avatar_and_assigned_items(erm: FakeErm) -> None:
         meta = await client.history_metadata()
         avatar = await client.avatar("670e0efe7be26d4c803cac68")
         items = await client.assigned_items(0, 5)
-        one = await client.assigned_item(19)
+        one = await client.item(19)
     assert meta.table_name == "codeHistory" and meta.total_columns == 5
     assert [column.field for column in meta.columns][:2] == ["codeHistoryID", "otpGeneratorID"]
     assert avatar.id == "68342ef3a9cf5f467b1c8b14" and avatar.cmd[0].prop == "pubk" and len(avatar.cmd) == 10
@@ -196,7 +196,7 @@ async def test_concurrent_requests_with_an_expired_token_cause_one_login(erm: Fa
             await asyncio.wait_for(both_refused.wait(), 5)  # both hold the stale token before anyone renews
         return response
 
-    async with ErmClient("https://erm.test", "test@example.com", PASSWORD, transport=httpx.MockTransport(handler)) as client:
+    async with RestErm("https://erm.test", "test@example.com", PASSWORD, transport=httpx.MockTransport(handler)) as client:
         await client.login()
         erm.valid.clear()
         await asyncio.gather(client.days_code("A1", 5), client.days_code("B2", 5))
@@ -212,7 +212,7 @@ async def test_concurrent_first_requests_log_in_once(erm: FakeErm) -> None:
 
 
 async def test_bad_credentials(erm: FakeErm) -> None:
-    async with ErmClient("https://erm.test", "test@example.com", "wrong", transport=httpx.MockTransport(erm.handler)) as client:
+    async with RestErm("https://erm.test", "test@example.com", "wrong", transport=httpx.MockTransport(erm.handler)) as client:
         with pytest.raises(ErmAuthError) as caught:
             await client.days_code("X1", 5)
     assert "wrong" not in str(caught.value)
@@ -259,7 +259,7 @@ async def test_a_timeout_after_sending_is_outcome_unknown(erm: FakeErm) -> None:
 
 
 async def test_connection_refused_is_unavailable() -> None:
-    async with ErmClient("http://127.0.0.1:9", "test@example.com", PASSWORD, timeout=2) as client:
+    async with RestErm("http://127.0.0.1:9", "test@example.com", PASSWORD, timeout=2) as client:
         with pytest.raises(ErmUnavailable, match="could not be reached"):
             await client.days_code("X1", 5)
 

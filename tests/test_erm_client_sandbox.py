@@ -10,7 +10,6 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.erm import codes
-from bot.erm.client import ErmClient
 from bot.erm.errors import (
     ErmAuthError,
     ErmInvalidResponse,
@@ -19,18 +18,19 @@ from bot.erm.errors import (
     ErmRefused,
     ErmUnavailable,
 )
+from bot.erm.rest import RestErm
 from bot.standins.erm import ErmSandbox
 
 USER, PASSWORD = "test@example.com", "test1234"
 
 
 @pytest.fixture
-async def client(erm_url: str) -> AsyncIterator[ErmClient]:
-    async with ErmClient(erm_url, USER, PASSWORD, timeout=5) as erm:
+async def client(erm_url: str) -> AsyncIterator[RestErm]:
+    async with RestErm(erm_url, USER, PASSWORD, timeout=5) as erm:
         yield erm
 
 
-async def test_every_endpoint(client: ErmClient, erm_sandbox: ErmSandbox, clock: ManualClock) -> None:
+async def test_every_endpoint(client: RestErm, erm_sandbox: ErmSandbox, clock: ManualClock) -> None:
     login = await client.login()
     assert login.user_role == "DISTRIBUTOR"
     days = await client.days_code("TEST2503000017", 5)
@@ -49,12 +49,12 @@ async def test_every_endpoint(client: ErmClient, erm_sandbox: ErmSandbox, clock:
     assert avatar.cmd and avatar.cmd[0].prop
     items = await client.assigned_items(0, 5)
     assert len(items) == 5 and "TEST2503000017" in items[0].ids
-    item = await client.assigned_item("SELLER2503000042")
+    item = await client.item("SELLER2503000042")
     assert item.erm_id == "64ba2e1eaa6c7f107d7a8918"
     assert erm_sandbox.logins == 1
 
 
-async def test_the_sandbox_refusals_reach_the_caller_in_its_words(client: ErmClient, clock: ManualClock) -> None:
+async def test_the_sandbox_refusals_reach_the_caller_in_its_words(client: RestErm, clock: ManualClock) -> None:
     await client.days_code("TEST2503000017", 5)
     with pytest.raises(ErmRateLimited, match="wait"):
         await client.days_code("TEST2503000017", 5)
@@ -70,27 +70,27 @@ async def test_the_sandbox_refusals_reach_the_caller_in_its_words(client: ErmCli
 
 
 async def test_bad_credentials(erm_url: str) -> None:
-    async with ErmClient(erm_url, USER, "wrong-password", timeout=5) as client:
+    async with RestErm(erm_url, USER, "wrong-password", timeout=5) as client:
         with pytest.raises(ErmAuthError) as caught:
             await client.code_history("TEST2503000017")
     assert "wrong-password" not in str(caught.value)
 
 
-async def test_expired_token_logs_in_again(client: ErmClient, erm_sandbox: ErmSandbox, clock: ManualClock) -> None:
+async def test_expired_token_logs_in_again(client: RestErm, erm_sandbox: ErmSandbox, clock: ManualClock) -> None:
     await client.code_history("TEST2503000017")
     clock.advance(hours=25)
     await client.days_code("TEST2503000017", 7)
     assert erm_sandbox.logins == 2 and len(erm_sandbox.device("TEST2503000017").codes) == 1
 
 
-async def test_concurrent_expiry_causes_one_login(client: ErmClient, erm_sandbox: ErmSandbox) -> None:
+async def test_concurrent_expiry_causes_one_login(client: RestErm, erm_sandbox: ErmSandbox) -> None:
     await client.login()
     erm_sandbox.expire_tokens()
     await asyncio.gather(*(client.code_history(device.ids[0]) for device in erm_sandbox.devices[:8]))
     assert erm_sandbox.logins == 2
 
 
-async def test_5xx_and_html_pages(client: ErmClient, erm_sandbox: ErmSandbox) -> None:
+async def test_5xx_and_html_pages(client: RestErm, erm_sandbox: ErmSandbox) -> None:
     await client.login()
     erm_sandbox.fail_next(1, status=503)
     with pytest.raises(ErmUnavailable) as caught:
@@ -108,7 +108,7 @@ async def test_5xx_and_html_pages(client: ErmClient, erm_sandbox: ErmSandbox) ->
 
 async def test_late_answer_is_outcome_unknown_and_not_repeated(erm_url: str, erm_sandbox: ErmSandbox) -> None:
     erm_sandbox.late_next(1, delay=2)
-    async with ErmClient(erm_url, USER, PASSWORD, timeout=0.3) as client:
+    async with RestErm(erm_url, USER, PASSWORD, timeout=0.3) as client:
         with pytest.raises(ErmOutcomeUnknown, match="no answer from the ERM within 0.3 s"):
             await client.days_code("TEST2503000017", 5)
         page = await client.code_history("TEST2503000017")
@@ -118,14 +118,14 @@ async def test_late_answer_is_outcome_unknown_and_not_repeated(erm_url: str, erm
 
 async def test_latency_is_added(erm_url: str, erm_sandbox: ErmSandbox) -> None:
     erm_sandbox.latency = 0.2
-    async with ErmClient(erm_url, USER, PASSWORD, timeout=0.1) as client:
+    async with RestErm(erm_url, USER, PASSWORD, timeout=0.1) as client:
         with pytest.raises(ErmOutcomeUnknown):
             await client.code_history("TEST2503000017")
 
 
 async def test_no_secret_in_logs(erm_url: str, erm_sandbox: ErmSandbox, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    async with ErmClient(erm_url, USER, PASSWORD, timeout=5) as client:
+    async with RestErm(erm_url, USER, PASSWORD, timeout=5) as client:
         await client.days_code("TEST2503000017", 5)
         tokens = list(erm_sandbox._tokens)
         erm_sandbox.expire_tokens()

@@ -12,7 +12,7 @@ from datetime import timedelta
 from telegram.ext import ApplicationBuilder
 
 from bot.clock import SystemClock
-from bot.erm.client import ErmClient
+from bot.erm.rest import RestErm
 from bot.issuing import Accepted, IssuingEngine
 from bot.jobs import PUMP_JOB, schedule_pump
 from bot.standins.erm import ErmSandbox, running
@@ -27,7 +27,7 @@ async def test_the_job_queue_pumps_requests_to_the_erm(db: Database) -> None:
     settings = make_settings(PAYGBOT_MIN_GAP_SECONDS=0.5)
     application = ApplicationBuilder().token("123:TEST").build()
     assert application.job_queue is not None
-    async with running(sandbox) as url, ErmClient(url, "test@example.com", "test1234") as erm:
+    async with running(sandbox) as url, RestErm(url, "test@example.com", "test1234") as erm:
         engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=SystemClock())
         engine.kick = lambda: None  # type: ignore[method-assign]  # only the scheduled job may pump here
         ticks = {"running": 0, "most at once": 0}

@@ -53,9 +53,9 @@ from sqlmodel import select
 from starlette.exceptions import HTTPException
 
 from bot.clock import ManualClock
-from bot.erm.client import ErmClient
 from bot.erm.errors import ErmError
 from bot.erm.models import CodeType
+from bot.erm.rest import RestErm
 from bot.issuing import GIVE_UP_AFTER, Accepted, HoldReason, IssuingEngine, PaymentHeld, Reason, Refused, limits
 from bot.standins.erm import CodeRecord, ErmSandbox, SandboxDevice, running
 from storage import ledger
@@ -193,7 +193,7 @@ class IssuingMachine(RuleBasedStateMachine):
         """A new process: its own connections, its own ERM client (and login), the same ledger and ERM."""
         self.db = Database(f"sqlite:///{self.path}")
         transport = httpx.AsyncHTTPTransport(verify=TLS)  # loopback HTTP; a shared context makes restarts cheap
-        self.erm = ErmClient(self.url, "test@example.com", "test1234", timeout=ERM_TIMEOUT, transport=transport)
+        self.erm = RestErm(self.url, "test@example.com", "test1234", timeout=ERM_TIMEOUT, transport=transport)
         self.engine = IssuingEngine(db=self.db, erm=self.erm, settings=SETTINGS, clock=self.clock)
         self.engine_up = True
 

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from bot.clock import ManualClock
 from bot.erm import codes
-from bot.erm.models import AssignedItem, Avatar, CodeType, HistoryMetadata, HistoryPage
+from bot.erm.models import Avatar, CodeType, HistoryMetadata, HistoryPage, Item
 from bot.standins.erm import ErmSandbox, running
 
 CREDENTIALS = {"username": "test@example.com", "password": "test1234"}
@@ -340,7 +340,7 @@ async def test_avatar_attributes(api: httpx.AsyncClient) -> None:
 async def test_assigned_items(api: httpx.AsyncClient) -> None:
     body = (await api.get("/oves/assignedItemsList/0/5")).json()
     assert body["pageData"] == {"count": 50, "offset": 0, "limit": 5}
-    items = [AssignedItem.model_validate(item) for item in body["assignedItems"]]
+    items = [Item.model_validate(item) for item in body["assignedItems"]]
     assert items[0].ids == [*EXAMPLE_IDS, "163"]
     assert items[1].ids[1:] == ["01AH2307000009", "SELLER01AH2307000009", "723128"]
     assert items[2].oem_item_id == "SBX00000000001" and items[2].product_item_id == 1001

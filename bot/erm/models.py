@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from bot.erm import codes
@@ -135,10 +135,12 @@ class Avatar(_Wire):
     cmd: list[AvatarAttribute]
 
 
-class AssignedItem(BaseModel):
-    """An item assigned to the distributor (the legacy document does not show the shape).
+class Item(BaseModel):
+    """A device of the distributor as the ERM's item record shows it: REST's ``assignedItems`` (the
+    legacy document does not show its shape) or GraphQL's ``getAllClientItems`` node.
 
-    The ids we rely on are read when present; everything else is kept as sent.
+    The ids we rely on, the description and the life cycle are read when present; everything else is
+    kept as sent.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
@@ -146,10 +148,13 @@ class AssignedItem(BaseModel):
     erm_id: str | None = Field(default=None, alias="_id")
     oem_item_id: str | None = Field(default=None, alias="oemItemID")
     seller_item_id: str | None = Field(default=None, alias="sellerItemID")
-    product_item_id: int | None = Field(default=None, alias="productItemID")
+    product_item_id: int | str | None = Field(default=None, validation_alias=AliasChoices("productItemID",
+                                                                                          "legacyItemId"))
+    description: str | None = Field(default=None, validation_alias=AliasChoices("description", "name"))
+    life_cycle: str | None = Field(default=None, alias="lifeCycle")
 
     @property
     def ids(self) -> list[str]:
         """Every id the item answers to, as text."""
         found = [self.erm_id, self.oem_item_id, self.seller_item_id, self.product_item_id]
-        return [str(value) for value in found if value not in (None, "")]
+        return list(dict.fromkeys(str(value) for value in found if value not in (None, "")))

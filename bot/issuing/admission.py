@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from bot.clock import Clock
-from bot.erm.client import check_product_id
+from bot.erm.backend import check_product_id
 from bot.issuing import limits
 from bot.issuing.devices import DeviceDirectory
 from bot.issuing.outcomes import Accepted, HoldReason, PaymentApplied, PaymentHeld, Reason, Refused

@@ -18,8 +18,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from bot.clock import Clock
-from bot.erm.client import ErmClient
+from bot.erm.backend import ErmBackend
 from bot.erm.errors import ErmAuthError, ErmError, ErmRefused
+from bot.erm.models import Item
 from bot.issuing import limits
 from bot.issuing.outcomes import WAIT_KEPT_PREPAID, DeviceStatus, Reason, Refused
 from bot.issuing.quota import Quota
@@ -36,7 +37,7 @@ HISTORY_PROBE = 50
 class DeviceDirectory:
     """Every device once, by any of its ids; its figures as the limits see them."""
 
-    def __init__(self, *, db: Database, erm: ErmClient, clock: Clock, quota: Quota, kick: Callable[[], None]) -> None:
+    def __init__(self, *, db: Database, erm: ErmBackend, clock: Clock, quota: Quota, kick: Callable[[], None]) -> None:
         self.db, self.erm, self.clock, self.quota, self.kick = db, erm, clock, quota, kick
         self.limits = quota.limits
 
@@ -48,7 +49,7 @@ class DeviceDirectory:
             assert device.id is not None
             return device.id
         try:
-            ids, verified, seen = await self._erm_ids(device_ref)
+            ids, item, seen = await self._erm_ids(device_ref)
         except ErmAuthError as exc:
             log.error("the ERM refused our credentials while looking up device %s: %s", device_ref, exc.message)
             return Refused(Reason.ERM_UNAVAILABLE, device_ref, words=exc.message)
@@ -69,8 +70,9 @@ class DeviceDirectory:
                     known += await ledger.device_aliases(session=session, device_id=other)
                 ids = [*known, device_ref]
                 log.warning("device %s is %s by its code history", device_ref, ", ".join(known))
-            device, merged = await ledger.add_device(session=session, ids=ids, now=now, label=device_ref,
-                                                     verified=verified)
+            device, merged = await ledger.add_device(
+                session=session, ids=ids, now=now, label=device_ref, verified=item is not None,
+                description=item.description if item else None, life_cycle=item.life_cycle if item else None)
             assert device.id is not None
             if merged:
                 await self._refuse_what_no_longer_fits(session, device.id, now)
@@ -118,40 +120,46 @@ class DeviceDirectory:
             )
 
     async def sync(self, page_size: int = 100) -> int:
-        """Learn every assigned device and its ids from the ERM (``assignedItemsList``), page by page;
-        returns how many devices were new or gained ids."""
-        learned, offset = 0, 0
-        while True:
-            items = await self.erm.assigned_items(offset, page_size)
+        """Learn every device of the distributor from the ERM, page by page: its ids, description and life
+        cycle; returns how many devices were new or gained ids."""
+        learned = 0
+        async for items in self.erm.items(page_size):
+            items = [item for item in items if item.ids]
+            aliases = [i for item in items for i in item.ids]
             async with self.db.read() as session:
-                known = await ledger.known_aliases(session=session, aliases=[i for item in items for i in item.ids])
-            new = [item for item in items if item.ids and not set(item.ids) <= known]
-            if new:  # the writer is held only for what the ledger does not know yet
+                known = await ledger.known_aliases(session=session, aliases=aliases)
+                details = await ledger.item_details(session=session, aliases=aliases)
+            new = [item for item in items if not set(item.ids) <= known]
+            changed = [item for item in items if item not in new
+                       and details.get(item.ids[0]) != (item.description, item.life_cycle)]
+            if new or changed:  # the writer is held only for what the ledger does not know yet
                 async with self.db.write() as session:
                     for item in new:
-                        device, merged = await ledger.add_device(session=session, ids=item.ids, now=self.clock.now(),
-                                                                 label=item.oem_item_id or item.ids[0], verified=True)
+                        device, merged = await ledger.add_device(
+                            session=session, ids=item.ids, now=self.clock.now(), label=item.oem_item_id or item.ids[0],
+                            verified=True, description=item.description, life_cycle=item.life_cycle)
                         if merged and device.id is not None:  # rows kept apart until now are one device
                             await self._refuse_what_no_longer_fits(session, device.id, self.clock.now())
                             self.kick()
+                    for item in changed:
+                        await ledger.set_item_details(session=session, ref=item.ids[0], description=item.description,
+                                                      life_cycle=item.life_cycle)
             learned += len(new)
-            if len(items) < page_size:
-                return learned
-            offset += len(items)
+        return learned
 
     # -- the identity checks ---------------------------------------------------------------------
 
-    async def _erm_ids(self, device_ref: str) -> tuple[list[str], bool, list[str]]:
-        """Every id of the device as the ERM's item record has them (verified); or, when the ERM will not
-        give the record but knows the device (its code history answers), just ``device_ref`` and the
-        codes of its history (hex), to compare with the ledger's."""
+    async def _erm_ids(self, device_ref: str) -> tuple[list[str], Item | None, list[str]]:
+        """Every id of the device as the ERM's item record has them, and the record; or, when the ERM will
+        not give the record but knows the device (its code history answers), just ``device_ref``, no
+        record, and the codes of its history (hex), to compare with the ledger's."""
         try:
-            item = await self.erm.assigned_item(device_ref)
+            item = await self.erm.item(device_ref)
         except ErmRefused as exc:
             if isinstance(exc, ErmAuthError):
                 raise
-            return [device_ref], False, await self._history_codes(device_ref)
-        return [*item.ids, device_ref], True, []
+            return [device_ref], None, await self._history_codes(device_ref)
+        return [*item.ids, device_ref], item, []
 
     async def _history_codes(self, device_ref: str) -> list[str]:
         """The codes (hex) of the newest page of the device's history: a few days of codes at most."""

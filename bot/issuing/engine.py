@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.erm.client import ErmClient
+from bot.erm.backend import ErmBackend
 from bot.issuing import limits
 from bot.issuing.admission import Admission
 from bot.issuing.devices import DeviceDirectory
@@ -40,7 +40,7 @@ class IssuingEngine:
         self,
         *,
         db: Database,
-        erm: ErmClient,
+        erm: ErmBackend,
         settings: Settings,
         clock: Clock | None = None,
         notify: Notifier | None = None,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from bot.clock import Clock
-from bot.erm.client import ErmClient
+from bot.erm.backend import ErmBackend
 from bot.erm.errors import ErmAuthError, ErmError, ErmOutcomeUnknown, ErmRateLimited, ErmRefused, ErmUnavailable
 from bot.erm.models import CodeEvent, CodeType, GeneratedCode
 from bot.issuing import limits
@@ -49,7 +49,7 @@ class Settlement:
     """Generates claimed requests and settles the ones whose answer never came."""
 
     def __init__(
-        self, *, db: Database, erm: ErmClient, clock: Clock, rules: limits.Limits, devices: DeviceDirectory,
+        self, *, db: Database, erm: ErmBackend, clock: Clock, rules: limits.Limits, devices: DeviceDirectory,
         handover: Handover, kick: Callable[[], None], max_concurrency: int,
     ) -> None:
         self.db, self.erm, self.clock, self.limits = db, erm, clock, rules

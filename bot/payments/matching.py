@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from bot.erm.client import check_product_id
+from bot.erm.backend import check_product_id
 from bot.issuing import backoff
 from bot.payments.values import PENDING_REASON, NotMatched, Pending, Unmatched
 from bot.phones import e164

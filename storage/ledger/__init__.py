@@ -12,12 +12,15 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.ledger.devices import (
+    DeviceMatch,
+    DeviceSearch,
     add_device,
     device_aliases,
     devices_holding_codes,
     devices_with_prepaid,
     find_device,
     get_device,
+    item_details,
     known_aliases,
     last_codes,
     lock_device,
@@ -27,6 +30,8 @@ from storage.ledger.devices import (
     recent_devices,
     reminders_due,
     requeue,
+    search_devices,
+    set_item_details,
     unverified_without_codes,
     unverified_without_codes_sending,
 )
@@ -103,6 +108,8 @@ from storage.ledger.requests import (
 __all__ = [
     "AsyncSession",
     "DeviceLoad",
+    "DeviceMatch",
+    "DeviceSearch",
     "ExportRow",
     "active_people",
     "add_approval",
@@ -123,6 +130,7 @@ __all__ = [
     "decide_approval",
     "defer",
     "device_aliases",
+    "item_details",
     "device_load",
     "devices_holding_codes",
     "devices_with_prepaid",
@@ -173,6 +181,8 @@ __all__ = [
     "reminders_due",
     "request_for_payment",
     "requeue",
+    "search_devices",
+    "set_item_details",
     "set_customer_language",
     "set_person_language",
     "undelivered",

@@ -4,9 +4,10 @@ what people see of them, reminders."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, text, update
+from sqlalchemy import and_, case, func, or_, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -35,6 +36,7 @@ async def find_device(*, session: AsyncSession, ref: str) -> Device | None:
 
 async def add_device(
     *, session: AsyncSession, ids: Sequence[str], now: datetime, label: str | None = None, verified: bool = False,
+    description: str | None = None, life_cycle: str | None = None,
 ) -> tuple[Device, bool]:
     """Create a device known by ``ids`` (the first is its ERM id), or add ids to the one that exists;
     returns it, and whether rows were merged.
@@ -57,6 +59,8 @@ async def add_device(
         for other in others:
             device = await merge_devices(session=session, keep_id=keep, gone_id=other, now=now) or device
         device.verified = device.verified or verified
+    device.description = description or device.description
+    device.life_cycle = life_cycle or device.life_cycle
     assert device.id is not None
     for ref in dict.fromkeys(ids):
         if await session.get(DeviceAlias, ref) is None:
@@ -153,6 +157,24 @@ async def known_aliases(*, session: AsyncSession, aliases: Sequence[str]) -> set
     return set((await session.exec(query)).all()) if aliases else set()
 
 
+async def item_details(*, session: AsyncSession, aliases: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+    """The description and life cycle the ledger holds for the devices known by these ids, by id."""
+    if not aliases:
+        return {}
+    query = (select(DeviceAlias.alias, Device.description, Device.life_cycle)
+             .join(Device, col(Device.id) == col(DeviceAlias.device_id))
+             .where(col(DeviceAlias.alias).in_(list(aliases))))
+    return {alias: (description, life_cycle) for alias, description, life_cycle in (await session.exec(query)).all()}
+
+
+async def set_item_details(*, session: AsyncSession, ref: str, description: str | None, life_cycle: str | None) -> None:
+    """Keep what the ERM now says of the device known by ``ref``."""
+    device = await find_device(session=session, ref=ref)
+    if device is not None:
+        device.description, device.life_cycle = description, life_cycle
+        session.add(device)
+
+
 async def device_aliases(*, session: AsyncSession, device_id: int) -> list[str]:
     query = select(DeviceAlias.alias).where(DeviceAlias.device_id == device_id).order_by(col(DeviceAlias.alias))
     return list((await session.exec(query)).all())
@@ -221,3 +243,78 @@ async def mark_reminded(*, session: AsyncSession, device_id: int, credit_until: 
     device = await lock_device(session=session, device_id=device_id)
     device.reminded_for = credit_until
     session.add(device)
+
+# -- finding devices by part of an id or of their description -----------------------------------
+
+LIKE_ESCAPE = "\\"
+
+
+@dataclass(frozen=True)
+class DeviceMatch:
+    """A device found by :func:`search_devices`."""
+
+    device_id: int
+    label: str
+    description: str | None
+    alias: str | None
+    """The id of the device that holds the text (an exact match first, then one ending with it); None
+    when only the description does."""
+
+
+@dataclass(frozen=True)
+class DeviceSearch:
+    """The first devices found, and how many there are in all."""
+
+    matches: list[DeviceMatch]
+    total: int
+
+
+def _like_literal(value: str) -> str:
+    """``value`` for a LIKE pattern: its ``%``, ``_`` and the escape character match themselves."""
+    return (value.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%")
+            .replace("_", LIKE_ESCAPE + "_"))
+
+
+def _alias_rank(alias: str, lowered: str) -> int:
+    """0: the id is the text; 1: it ends with it (the last digits printed on a device); 2: it holds it."""
+    alias = alias.lower()
+    return 0 if alias == lowered else 1 if alias.endswith(lowered) else 2
+
+
+async def search_devices(*, session: AsyncSession, text: str, limit: int = 10) -> DeviceSearch:
+    """The devices any of whose ids, or whose description, contains ``text`` (case-insensitively; ``%``
+    and ``_`` are plain characters), each once: a device one of whose ids is the text first, then those
+    with an id ending with it, then those with an id holding it, then those found by their description;
+    by label within each. At most ``limit``, and how many in all."""
+    lowered = text.lower()
+    literal = _like_literal(text)
+    anywhere = f"%{literal}%"
+    alias = col(DeviceAlias.alias)
+    in_alias = alias.ilike(anywhere, escape=LIKE_ESCAPE)
+    rank = case((func.lower(alias) == lowered, 0), (alias.ilike(f"%{literal}", escape=LIKE_ESCAPE), 1),
+                (in_alias, 2), else_=3)
+    found = (
+        select(col(Device.id).label("device_id"), func.min(rank).label("rank"))
+        .outerjoin(DeviceAlias, and_(col(DeviceAlias.device_id) == col(Device.id), in_alias))
+        .where(or_(alias.is_not(None), col(Device.description).ilike(anywhere, escape=LIKE_ESCAPE)))
+        .group_by(col(Device.id))
+        .subquery()
+    )
+    total = (await session.exec(select(func.count()).select_from(found))).one()
+    query = (
+        select(Device.id, Device.label, Device.description)
+        .join(found, found.c.device_id == col(Device.id))
+        .order_by(found.c.rank, col(Device.label), col(Device.id))
+        .limit(limit)
+    )
+    rows = (await session.exec(query)).all()
+    ids = [device_id for device_id, _, _ in rows if device_id is not None]
+    best: dict[int, str] = {}
+    if ids:
+        aliases = select(DeviceAlias.device_id, DeviceAlias.alias).where(col(DeviceAlias.device_id).in_(ids), in_alias)
+        for device_id, name in sorted((await session.exec(aliases)).all(),
+                                      key=lambda row: (_alias_rank(row[1], lowered), row[1])):
+            best.setdefault(device_id, name)
+    matches = [DeviceMatch(device_id=device_id, label=label, description=description, alias=best.get(device_id))
+               for device_id, label, description in rows if device_id is not None]
+    return DeviceSearch(matches=matches, total=int(total))

@@ -1,0 +1,196 @@
+"""What both ERM interfaces share on the wire: one httpx client with the configured timeout, the
+access token (signed in on demand, again when refused: once, however many requests noticed), and
+the same reading of every failure into :mod:`bot.erm.errors` types.
+
+Nothing here repeats a code generation: a generation whose outcome is unknown is for the caller to
+settle from the code history. The password and the token never reach a log line, a message or an
+exception: they are kept as ``SecretStr``, registered with :func:`bot.logs.register_secret`, and
+scrubbed from anything the ERM sends back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any
+
+import httpx
+from pydantic import SecretStr, ValidationError
+
+from bot.erm.errors import ErmInvalidResponse, ErmOutcomeUnknown, ErmUnavailable
+from bot.erm.models import Login
+from bot.logs import register_secret
+
+log = logging.getLogger("paygbot.erm")
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+class ErmHttp:
+    """An ERM interface's connection: the base of :class:`~bot.erm.rest.RestErm` and
+    :class:`~bot.erm.graphql.GraphQLErm`, which say how to sign in (:meth:`_sign_in`) and how the token
+    is sent (:meth:`_authorization`)."""
+
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        password: str | SecretStr,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 200,
+    ) -> None:
+        self.base_url = url.rstrip("/")
+        self.username = username
+        self._password = password if isinstance(password, SecretStr) else SecretStr(password)
+        register_secret(self._password.get_secret_value())
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            headers={"Accept": "application/json"},
+        )
+        self._token: SecretStr | None = None
+        self._login_lock = asyncio.Lock()
+        self.logins = 0
+
+    async def __aenter__(self) -> ErmHttp:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- the token ------------------------------------------------------------------------
+
+    async def login(self) -> Login:
+        """Sign in now and keep the fresh access token."""
+        result = await self._sign_in()
+        self._token = SecretStr(result.access_token)
+        register_secret(result.access_token)
+        self.logins += 1
+        log.info("logged in to the ERM as %s", self.username)
+        return result
+
+    async def _sign_in(self) -> Login:
+        raise NotImplementedError
+
+    def _authorization(self, token: str) -> str:
+        """The ``Authorization`` header's value for ``token``."""
+        raise NotImplementedError
+
+    async def _current_token(self) -> str:
+        if self._token is None:
+            async with self._login_lock:
+                if self._token is None:
+                    await self.login()
+        assert self._token is not None
+        return self._token.get_secret_value()
+
+    async def _renew_token(self, stale: str) -> str:
+        """Sign in again unless another request already did since ``stale`` was refused."""
+        async with self._login_lock:
+            if self._token is None or self._token.get_secret_value() == stale:
+                self._token = None
+                await self.login()
+        assert self._token is not None
+        return self._token.get_secret_value()
+
+    # -- one exchange ---------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None,
+        token: str | None,
+        what: str,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One HTTP exchange with ``base_url + path``; its failures turned into :mod:`bot.erm.errors`
+        types (``what`` names the request in their messages). A 5xx is :class:`ErmUnavailable`."""
+        sent_headers = dict(headers or {})
+        if token is not None:
+            sent_headers["Authorization"] = self._authorization(token)
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(method, self.base_url + path, json=json, headers=sent_headers)
+        except _NOT_SENT as exc:
+            raise ErmUnavailable(f"the ERM at {self.base_url} could not be reached ({type(exc).__name__})") from None
+        except httpx.TimeoutException:
+            raise ErmOutcomeUnknown(f"no answer from the ERM within {self.timeout:g} s to {what}") from None
+        except httpx.TransportError as exc:
+            raise ErmOutcomeUnknown(f"the ERM's answer to {what} was cut off ({type(exc).__name__})") from None
+        log.debug("ERM %s %s -> %s in %.0f ms", method, what, response.status_code,
+                  (time.perf_counter() - started) * 1000)
+        if response.status_code >= 500:
+            raise ErmUnavailable(
+                f"the ERM failed ({response.status_code}): {self._erm_words(response)}", status=response.status_code
+            )
+        return response
+
+    def _payload(self, response: httpx.Response) -> Any:
+        """The JSON of a 2xx answer."""
+        if not 200 <= response.status_code < 300:
+            raise ErmInvalidResponse(f"the ERM answered with status {response.status_code}", status=response.status_code)
+        try:
+            return response.json()
+        except ValueError:
+            raise ErmInvalidResponse(
+                f"the ERM's answer is not JSON: {self._scrub(snippet(response.text))}", status=response.status_code
+            ) from None
+
+    def _erm_words(self, response: httpx.Response) -> str:
+        """The ERM's own reason (``message``, ``error``, or a GraphQL ``errors[0].message``), or a short
+        piece of its body."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        words = None
+        if isinstance(body, dict):
+            words = body.get("message") or body.get("error")
+            errors = body.get("errors")
+            if not words and isinstance(errors, list) and errors and isinstance(errors[0], dict):
+                words = errors[0].get("message")
+        if not isinstance(words, str) or not words.strip():
+            words = snippet(response.text) or f"HTTP {response.status_code}"
+        return self._scrub(words.strip())
+
+    def _scrub(self, text: str) -> str:
+        """Remove our own secrets from text the ERM sent back, in case it echoes them."""
+        for secret in (self._token, self._password):
+            value = secret.get_secret_value() if secret else ""
+            if value:
+                text = text.replace(value, "***")
+        return text
+
+    @staticmethod
+    def _model(model: Any, payload: Any, what: str) -> Any:
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            raise ErmInvalidResponse(f"the ERM's {what} is not in the documented shape: {first_error(exc)}") from None
+
+
+def first_error(exc: Exception) -> str:
+    """The first problem pydantic found, in one line."""
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        return f"{where}: {error['msg']}" if where else str(error["msg"])
+    return str(exc) or type(exc).__name__
+
+
+def snippet(text: str) -> str:
+    """A short, single-line piece of a body (an HTML error page's title or first words)."""
+    title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+    plain = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
+    return " ".join(plain.split())[:200]
