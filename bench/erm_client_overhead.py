@@ -21,7 +21,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import sandbox_process  # noqa: E402
-from bot.erm.backend import RestErm  # noqa: E402
+from bot.erm.rest import RestErm  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import sandbox_process  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.erm.backend import RestErm  # noqa: E402
+from bot.erm.rest import RestErm  # noqa: E402
 from bot.issuing import Accepted, IssuingEngine  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import percentile  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.erm.backend import RestErm  # noqa: E402
+from bot.erm.rest import RestErm  # noqa: E402
 from bot.issuing import IssuingEngine, limits  # noqa: E402
 from storage import ledger  # noqa: E402
 from storage.db import Database  # noqa: E402

@@ -307,6 +307,7 @@ class Texts:
             "reset": self._("A reset code (0 days, locked)"),
             "device": self._("A device's credit and codes"),
             "history": self._("The ERM's code history"),
+            "find": self._("Find a device by part of its id"),
             "customer": self._("Register a customer"),
             "pay": self._("Record a cash payment"),
             "summary": self._("The day's summary and chart"),
@@ -367,6 +368,8 @@ class Texts:
                            "Days: 1 to 1095."),
             "device": self._("Usage: /device <i>device</i> — for example /device TEST2503000017"),
             "history": self._("Usage: /history <i>device</i> — for example /history TEST2503000017"),
+            "find": self._("Usage: /find <i>text</i> — part of a device's id or description, for example "
+                           "/find 0017 for the last digits printed on it"),
             "customer": self._("Usage: /customer <i>device phone name</i> — for example "
                                "/customer TEST2503000017 0712345678 Jane Wanjiru"),
             "invite": self._("Usage: /invite agent — or /invite manager"),
@@ -604,6 +607,37 @@ class Texts:
             lines.append(f"#{event.code_number} {self.moment(event.created_at, tz)} — "
                          f"{self.kind(kind, event.code_days)}\n<code>{esc(event.code_dec_string)}</code>")
         return "\n".join(lines)
+
+    # /find: devices by part of an id or of their description
+    def find_too_short(self, least: int) -> str:
+        return self.n_("Type at least {n} character of the device's id or description — for example "
+                       "/find 0017 for the last digits printed on it.",
+                       "Type at least {n} characters of the device's id or description — for example "
+                       "/find 0017 for the last digits printed on it.", least)
+
+    def find_nothing(self, text: str) -> str:
+        return self._("No device's id or description contains “{text}”. Check the digits on the device.\n"
+                      "A new device appears here once the bot has learned it from the ERM (every few hours); "
+                      "/device with its full id works at once.", text=esc(text))
+
+    def find_found(self, text: str, total: int, shown: int) -> str:
+        if total > shown:
+            return self.n_("The first {shown} of {n} device matching “{text}” — type more digits to narrow it:",
+                           "The first {shown} of {n} devices matching “{text}” — type more digits to narrow it:",
+                           total, shown=self.number(shown), text=esc(text))
+        return self.n_("{n} device matches “{text}” — tap it to open it:",
+                       "{n} devices match “{text}” — tap one to open it:", total, text=esc(text))
+
+    def find_button(self, text: str, label: str, alias: str | None, description: str | None) -> str:
+        """A found device's button (plain text, not HTML): the id people know it by, the id that holds
+        the text when that is another, and its description, short (without the id it repeats)."""
+        shown = label
+        if alias and alias != label and text.lower() not in label.lower():
+            shown += f" ({alias})"
+        if description:
+            short = description.replace(label, "").strip(" -–—·,:") or description
+            shown += " · " + (short if len(short) <= 32 else short[:31].rstrip() + "…")
+        return shown
 
     def erm_unavailable(self) -> str:
         return self._("The ERM is not answering right now. Please try again in a few minutes.")

@@ -9,7 +9,7 @@ and usage to bot/texts.py.
 
 from __future__ import annotations
 
-from handlers import agent, common, customer, language, manager, payments, special
+from handlers import agent, common, customer, finding, language, manager, payments, special
 from handlers.roles import CUSTOMERS, EVERYONE, MANAGERS, PEOPLE, STAFF, STRANGERS, Command
 
 COMMANDS: list[Command] = [
@@ -18,6 +18,7 @@ COMMANDS: list[Command] = [
     Command("free", special.free_command, STAFF),
     Command("reset", special.reset_command, STAFF),
     Command("device", agent.device_command, STAFF),
+    Command("find", finding.find_command, STAFF),
     Command("history", agent.history_command, STAFF),
     Command("customer", agent.customer_command, STAFF, dialogue=agent.customer_dialogue),
     Command("pay", payments.pay_command, STAFF),

@@ -16,12 +16,13 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.erm.rest import RestErm
+from bot.erm.backend import Api, ErmBackend
 from bot.issuing import IssuingEngine
 from bot.standins.erm import ErmSandbox, running
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Role
+from tests.support import erm as erm_support
 from tests.support.chat import AGENT, Chat, chatting
 from tests.support.paying import DEVICE, Paying, paying
 from tests.support.settings import make_settings
@@ -76,14 +77,26 @@ def settings() -> Settings:
     return make_settings(ERM_TIMEOUT_SECONDS=2)
 
 
+@pytest.fixture(params=erm_support.APIS)
+def erm_api(request: pytest.FixtureRequest) -> Api:
+    """Each ERM interface in turn: a test that uses ``erm`` (or ``engine``) runs over REST and GraphQL."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-async def erm(erm_url: str, settings: Settings) -> AsyncIterator[RestErm]:
-    async with RestErm(erm_url, "test@example.com", "test1234", timeout=settings.erm_timeout_seconds) as client:
+def erm_paths(erm_api: Api) -> erm_support.ErmPaths:
+    """The sandbox paths of each kind of request over ``erm_api``, to inject faults by."""
+    return erm_support.PATHS[erm_api]
+
+
+@pytest.fixture
+async def erm(erm_url: str, settings: Settings, erm_api: Api) -> AsyncIterator[ErmBackend]:
+    async with erm_support.client(erm_api, erm_url, timeout=settings.erm_timeout_seconds) as client:
         yield client
 
 
 @pytest.fixture
-async def engine(db: Database, erm: RestErm, settings: Settings, clock: ManualClock) -> AsyncIterator[IssuingEngine]:
+async def engine(db: Database, erm: ErmBackend, settings: Settings, clock: ManualClock) -> AsyncIterator[IssuingEngine]:
     issuing = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock)
     yield issuing
     await issuing.close()

@@ -13,12 +13,14 @@ from sqlmodel import select
 
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.erm.rest import RestErm
+from bot.erm.backend import Api, ErmBackend
 from bot.issuing import Accepted, IssuingEngine, PaymentApplied, PaymentHeld, Reason, Refused
 from bot.standins.erm import ErmSandbox
 from storage import ledger
 from storage.db import Database
 from storage.models import CodeKind, CodeRequest, Payment, PaymentStatus, Status
+from tests.support import erm as erm_support
+from tests.support.erm import ErmPaths
 from tests.support.settings import make_settings
 
 DEVICE = "TEST2503000017"
@@ -156,7 +158,7 @@ async def test_different_devices_never_wait_for_each_other(engine: IssuingEngine
     assert all(len(erm_sandbox.device(device).codes) == 1 for device in devices)
 
 
-async def test_daily_limit_in_the_local_zone(erm: RestErm, db: Database, erm_sandbox: ErmSandbox) -> None:
+async def test_daily_limit_in_the_local_zone(erm: ErmBackend, db: Database, erm_sandbox: ErmSandbox) -> None:
     clock = ManualClock(datetime(2026, 11, 22, 6, 0, tzinfo=UTC))  # 09:00 in Nairobi
     erm_sandbox.clock = clock
     engine = IssuingEngine(db=db, erm=erm, settings=make_settings(PAYGBOT_TIMEZONE="Africa/Nairobi"), clock=clock)
@@ -224,9 +226,9 @@ async def test_an_erm_refusal_ends_the_request_with_its_words(engine: IssuingEng
 
 
 async def test_unreachable_erm_is_retried_with_backoff(engine: IssuingEngine, erm_sandbox: ErmSandbox,
-                                                       db: Database, clock: ManualClock) -> None:
+                                                       db: Database, clock: ManualClock, erm_paths: ErmPaths) -> None:
     await engine.request(DEVICE, CodeKind.DAYS, 5)
-    erm_sandbox.fail_next(2, status=503, paths=["/otp/daysCode"])
+    erm_sandbox.fail_next(2, status=503, paths=erm_paths.days)
     await settle(engine)
     [row] = await requests(db)
     assert row.status is Status.QUEUED and row.not_before == clock.now() + timedelta(seconds=5)
@@ -244,10 +246,10 @@ async def test_unreachable_erm_is_retried_with_backoff(engine: IssuingEngine, er
 
 
 async def test_a_timeout_is_settled_from_the_history_not_asked_again(
-    db: Database, erm_url: str, erm_sandbox: ErmSandbox, clock: ManualClock
+    db: Database, erm_url: str, erm_sandbox: ErmSandbox, clock: ManualClock, erm_api: Api
 ) -> None:
     settings = make_settings(ERM_TIMEOUT_SECONDS=0.3)
-    async with RestErm(erm_url, "test@example.com", "test1234", timeout=0.3) as erm:
+    async with erm_support.client(erm_api, erm_url, timeout=0.3) as erm:
         engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock)
         await engine.request(DEVICE, CodeKind.DAYS, 9)
         erm_sandbox.late_next(1, delay=1.0)
@@ -274,7 +276,7 @@ async def _crashed_while_sending(engine: IssuingEngine, db: Database, clock: Man
 
 
 @pytest.fixture
-async def crashed(db: Database, erm: RestErm, settings: Settings, clock: ManualClock) -> AsyncIterator[int]:
+async def crashed(db: Database, erm: ErmBackend, settings: Settings, clock: ManualClock) -> AsyncIterator[int]:
     """A request left SENDING by an engine that died (its pump never ran)."""
     dead = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock)
     dead.kick = lambda: None  # type: ignore[method-assign]
@@ -282,7 +284,7 @@ async def crashed(db: Database, erm: RestErm, settings: Settings, clock: ManualC
 
 
 async def test_crash_before_the_erm_committed_sends_again(
-    crashed: int, db: Database, erm: RestErm, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
+    crashed: int, db: Database, erm: ErmBackend, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
 ) -> None:
     restarted = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock)
     await settle(restarted)
@@ -295,7 +297,7 @@ async def test_crash_before_the_erm_committed_sends_again(
 
 
 async def test_crash_after_the_erm_committed_takes_the_committed_code(
-    crashed: int, db: Database, erm: RestErm, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
+    crashed: int, db: Database, erm: ErmBackend, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
 ) -> None:
     from bot.erm.models import CodeType
 
@@ -366,7 +368,7 @@ async def test_days_that_do_not_fit_are_kept_as_prepaid(
 
 
 async def test_delivery_is_retried_and_generation_is_not(
-    db: Database, erm: RestErm, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
+    db: Database, erm: ErmBackend, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
 ) -> None:
     told: list[int] = []
     failures = 2
@@ -403,12 +405,12 @@ async def test_refusals_are_kept_in_the_ledger(engine: IssuingEngine, db: Databa
 
 
 async def test_a_retried_request_is_not_overtaken_by_later_ones(
-    engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database, clock: ManualClock
+    engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database, clock: ManualClock, erm_paths: ErmPaths
 ) -> None:
     await engine.request(DEVICE, CodeKind.DAYS, 1)
     await settle(engine)
     clock.advance(6)
-    erm_sandbox.fail_next(1, status=503, paths=["/code/code/resetcode"])
+    erm_sandbox.fail_next(1, status=503, paths=erm_paths.reset)
     await engine.request(DEVICE, CodeKind.RESET)
     await engine.request(DEVICE, CodeKind.DAYS, 30)
     for _ in range(4):
@@ -423,7 +425,7 @@ async def test_a_retried_request_is_not_overtaken_by_later_ones(
 
 
 async def test_no_more_are_claimed_than_can_be_sent_at_once(
-    db: Database, erm: RestErm, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
+    db: Database, erm: ErmBackend, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
 ) -> None:
     engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock, max_concurrency=3)
     engine.kick = lambda: None  # type: ignore[method-assign]
@@ -440,7 +442,7 @@ async def test_no_more_are_claimed_than_can_be_sent_at_once(
 
 
 async def test_codes_carried_past_midnight_count_for_the_new_day(
-    erm: RestErm, db: Database, erm_sandbox: ErmSandbox
+    erm: ErmBackend, db: Database, erm_sandbox: ErmSandbox
 ) -> None:
     clock = ManualClock(datetime(2026, 11, 22, 23, 59, 55, tzinfo=UTC))
     erm_sandbox.clock = clock
@@ -468,7 +470,8 @@ async def test_codes_carried_past_midnight_count_for_the_new_day(
 
 
 async def test_a_day_without_knowing_tells_people_once_and_never_sends_again(
-    crashed: int, db: Database, erm: RestErm, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox
+    crashed: int, db: Database, erm: ErmBackend, settings: Settings, clock: ManualClock, erm_sandbox: ErmSandbox,
+    erm_paths: ErmPaths,
 ) -> None:
     """The ERM refuses the code history (a 4xx) for a request whose answer never came: after a day its
     people are warned, once; it stays SENDING (a code may exist) until the ERM answers. Nothing was
@@ -479,8 +482,7 @@ async def test_a_day_without_knowing_tells_people_once_and_never_sends_again(
         told.append((request.id, request.status, request.reason))
 
     restarted = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock, notify=notify)
-    erm_sandbox.fail_next(10_000, status=404, body={"message": "Product not found"},
-                          paths=["/oves/v2/codeHistoryList"])
+    erm_sandbox.fail_next(10_000, status=404, body={"message": "Product not found"}, paths=erm_paths.history)
     clock.advance(7)
     await settle(restarted)
     assert told == [] and [row.status for row in await requests(db)] == [Status.SENDING]

@@ -61,6 +61,10 @@ class ErmBackend(Protocol):
 
     async def aclose(self) -> None: ...
 
+    async def __aenter__(self) -> ErmBackend: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
 
 def check_product_id(product_id: ProductId) -> ProductId:
     """Refuse ids the ERM could never know (empty, huge, odd characters) before anything is sent."""

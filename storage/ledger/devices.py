@@ -308,12 +308,13 @@ async def search_devices(*, session: AsyncSession, text: str, limit: int = 10) -
         .limit(limit)
     )
     rows = (await session.exec(query)).all()
-    ids = [device_id for device_id, _, _ in rows if device_id is not None]
+    labels = {device_id: label for device_id, label, _ in rows if device_id is not None}
     best: dict[int, str] = {}
-    if ids:
-        aliases = select(DeviceAlias.device_id, DeviceAlias.alias).where(col(DeviceAlias.device_id).in_(ids), in_alias)
-        for device_id, name in sorted((await session.exec(aliases)).all(),
-                                      key=lambda row: (_alias_rank(row[1], lowered), row[1])):
+    if labels:
+        aliases = select(DeviceAlias.device_id, DeviceAlias.alias).where(col(DeviceAlias.device_id).in_(list(labels)),
+                                                                         in_alias)
+        for device_id, name in sorted((await session.exec(aliases)).all(),  # the label, when as good as another
+                                      key=lambda row: (_alias_rank(row[1], lowered), row[1] != labels[row[0]], row[1])):
             best.setdefault(device_id, name)
     matches = [DeviceMatch(device_id=device_id, label=label, description=description, alias=best.get(device_id))
                for device_id, label, description in rows if device_id is not None]

@@ -3,6 +3,7 @@ them, and the credit those codes give (what the device would show once a code is
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from dataclasses import dataclass, field
@@ -37,6 +38,11 @@ _AVATAR_SETTINGS = [
 def hex24(*parts: object) -> str:
     """A stable 24-lowercase-hex id (the shape of the ERM's Mongo ids) from ``parts``."""
     return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:24]
+
+
+def cursor(index: int) -> str:
+    """The Relay array-connection cursor of the edge at ``index`` (``YXJyYXljb25uZWN0aW9uOjA=``: 0)."""
+    return base64.b64encode(f"arrayconnection:{index}".encode()).decode()
 
 
 def wire_time(when: datetime) -> str:
@@ -91,6 +97,8 @@ class SandboxDevice:
     """A free code was committed and no reset since: it runs for good."""
     overflowed: bool = False
     """Stacked credit once passed 1096 days: the real device would have unlocked for good."""
+    life_cycle: str = "ASSIGNED"
+    """Its ``lifeCycle`` in GraphQL's ``getAllClientItems`` (the ERM's INITIATED, ASSIGNED, ...)."""
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -136,6 +144,7 @@ class SandboxDevice:
             "sellerItemID": self.seller_item_id,
             "productItemID": self.product_item_id,
             "name": self.name,
+            "lifeCycle": self.life_cycle,
         }
 
     def avatar(self) -> dict[str, Any]:

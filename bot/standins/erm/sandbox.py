@@ -2,7 +2,8 @@
 limits, and the faults a test can inject. :mod:`bot.standins.erm.server` serves it over HTTP.
 
 It follows the paths and shapes of ``000_55d5b70670e08d64.txt`` (v2) and
-``001_57d14c53c9e4c6f1.txt`` (legacy paths, integer ids, assigned items), enforces the
+``001_57d14c53c9e4c6f1.txt`` (legacy paths, integer ids, assigned items), and of
+``002_a0f4851e292c4757.txt`` over GraphQL (:mod:`bot.standins.erm.graphql`), enforces the
 documented limits (6 s between codes, 10 codes a UTC day, days 1..1095, per device) on an
 injectable clock, and can be told to misbehave (5xx, HTML pages, late answers, dropped tokens)
 so tests can prove what the bot does when the real ERM does the same.
@@ -42,6 +43,15 @@ class Call(NamedTuple):
     body: Any
 
 
+class Traits(NamedTuple):
+    """What one request counts for (``logins``, ``generations``) and the path its queued failures
+    match: the URL path for REST, ``/graphql/<first root field>`` for GraphQL."""
+
+    path: str
+    logins: int = 0
+    generations: int = 0
+
+
 @dataclass(frozen=True)
 class Failure:
     """A canned answer for one matching request (see :meth:`ErmSandbox.fail_next`)."""
@@ -75,6 +85,7 @@ class ErmSandbox:
         token_lifetime: timedelta = timedelta(hours=24),
         min_gap_seconds: float = 6,
         daily_limit: int = 10,
+        graphql_sign_in: tuple[str, ...] = ("signInClient", "signInUser"),
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.latency = latency
@@ -82,12 +93,16 @@ class ErmSandbox:
         self.token_lifetime = token_lifetime
         self.min_gap_seconds = min_gap_seconds
         self.daily_limit = daily_limit
+        self.graphql_sign_in = graphql_sign_in
+        """The GraphQL sign-in mutations offered; one left out fails validation, as on a server
+        whose schema lacks it (a client then falls back to the other)."""
         self.calls: deque[Call] = deque(maxlen=MAX_RECORDED_CALLS)
         """Every ERM request received, in order (``/_sandbox`` ones excluded)."""
         self.logins = 0
-        """Login requests received, whatever their outcome."""
+        """Login requests received (REST) and sign-in fields requested (GraphQL), whatever their outcome."""
         self.generations = 0
-        """Code generation requests received, whatever their outcome (committed: ``device.codes``)."""
+        """Code generation requests received (REST) and generation fields requested (GraphQL), whatever
+        their outcome (committed: ``device.codes``)."""
         self.devices: list[SandboxDevice] = []
         self._users: dict[str, str] = {}
         self._tokens: dict[str, Token] = {}

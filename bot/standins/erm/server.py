@@ -1,12 +1,16 @@
-"""The ERM sandbox over HTTP: the documented REST paths and shapes, token checks, the injected
-faults and latency, and ``/_sandbox/faults`` and ``/_sandbox/state`` for a sandbox in another
-process. Served with the project's one runner, :func:`bot.http.serving`.
+"""The ERM sandbox over HTTP: the documented REST paths and shapes, ``POST /graphql`` (the
+GraphQL interface, :mod:`bot.standins.erm.graphql`, on the same state), token checks, the
+injected faults and latency, and ``/_sandbox/faults`` and ``/_sandbox/state`` for a sandbox in
+another process. Served with the project's one runner, :func:`bot.http.serving`.
+
+Every ERM route, REST or GraphQL, goes through :meth:`_Endpoints.route`: the call is recorded,
+counted, matched against the queued failures (a GraphQL request by ``/graphql/<first root
+field>``) and delayed by ``latency`` before it is answered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import signal
@@ -26,8 +30,9 @@ from starlette.routing import Route
 
 from bot.erm.models import CodeType
 from bot.http import serving
-from bot.standins.erm.devices import CodeRecord, SandboxDevice
-from bot.standins.erm.sandbox import Call, ErmSandbox, Failure
+from bot.standins.erm import graphql
+from bot.standins.erm.devices import CodeRecord, SandboxDevice, cursor
+from bot.standins.erm.sandbox import Call, ErmSandbox, Failure, Traits
 
 MAX_PAGE = 100
 """``assignedItemsList`` returns at most this many items (documented "up to 100")."""
@@ -46,12 +51,7 @@ HISTORY_METADATA: dict[str, Any] = {
 }
 """``GET /oves/codeHistory_Metadata``, verbatim from the document."""
 
-Kind = Literal["login", "generation", "query"]
-
-
-def _cursor(index: int) -> str:
-    """The relay cursor the history puts on each edge."""
-    return base64.b64encode(f"arrayconnection:{index}".encode()).decode()
+Kind = Literal["login", "generation", "query", "graphql"]
 
 
 def _failure_response(failure: Failure) -> Response:
@@ -157,6 +157,8 @@ async def _recorded_body(request: Request, kind: Kind) -> Any:
         return None
     if kind == "login" and isinstance(body, dict) and "password" in body:
         body = {**body, "password": "***"}
+    if kind == "graphql":
+        body = graphql.masked(body)
     return body
 
 
@@ -167,21 +169,31 @@ class _Endpoints:
         self.sandbox = sandbox
 
     def route(
-        self, path: str, endpoint: Callable[[Request], Awaitable[Response]], methods: list[str], kind: Kind = "query"
+        self,
+        path: str,
+        endpoint: Callable[[Request], Awaitable[Response]],
+        methods: list[str],
+        kind: Kind = "query",
+        traits: Callable[[Any], Traits] | None = None,
     ) -> Route:
-        """A route that records the call, plays any queued failure, waits ``latency``, and
-        (except login) requires a valid token before ``endpoint`` runs."""
-        guarded = endpoint if kind == "login" else requires("authenticated", status_code=401)(endpoint)
+        """A route that records the call, counts it, plays any queued failure, waits ``latency``,
+        and (except login and GraphQL, which checks tokens per field) requires a valid token
+        before ``endpoint`` runs. ``traits`` reads from the recorded body what the request counts
+        for and the path failures match (default: by ``kind``, the URL path)."""
+        public = kind in ("login", "graphql")
+        guarded = endpoint if public else requires("authenticated", status_code=401)(endpoint)
         sandbox = self.sandbox
 
         async def handle(request: Request) -> Response:
             body = await _recorded_body(request, kind)
             sandbox.calls.append(Call(request.method, request.url.path, body))
-            if kind == "login":
-                sandbox.logins += 1
-            elif kind == "generation":
-                sandbox.generations += 1
-            failure = sandbox.take_failure(request.url.path)
+            if traits is not None:
+                seen = traits(body)
+            else:
+                seen = Traits(request.url.path, int(kind == "login"), int(kind == "generation"))
+            sandbox.logins += seen.logins
+            sandbox.generations += seen.generations
+            failure = sandbox.take_failure(seen.path)
             if sandbox.latency > 0:
                 await asyncio.sleep(sandbox.latency)
             if failure is not None:
@@ -239,7 +251,7 @@ class _Endpoints:
         newest_first = device.codes[::-1]
         page = newest_first[offset : offset + limit]
         edges = [
-            {"cursor": _cursor(offset + i), "node": record.node(), "__typename": "CodeEventEdge"}
+            {"cursor": cursor(offset + i), "node": record.node(), "__typename": "CodeEventEdge"}
             for i, record in enumerate(page)
         ]
         return JSONResponse(
@@ -304,7 +316,11 @@ class _Endpoints:
 def build_app(sandbox: ErmSandbox) -> Starlette:
     """The Starlette app serving ``sandbox`` (add middleware to it before it is served)."""
     ep = _Endpoints(sandbox)
-    routes = [ep.route("/user/login", ep.login, ["POST"], "login")]
+    api = graphql.GraphQLApi(sandbox)
+    routes = [
+        ep.route("/user/login", ep.login, ["POST"], "login"),
+        ep.route(graphql.PATH, api.endpoint, ["POST"], "graphql", api.traits),
+    ]
     for version in ("/v2", ""):
         routes += [
             ep.route(f"/otp/daysCode{version}", ep.days_code, ["POST"], "generation"),
