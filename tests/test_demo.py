@@ -32,3 +32,16 @@ def test_the_demo_plays_the_day_and_leaves_nothing(tmp_path: Path) -> None:
         assert line in out, line
     assert "Traceback" not in result.err and "ERROR" not in result.err
     assert list(scratch.iterdir()) == [] and sorted(p.name for p in work.iterdir()) == [".env"]
+
+
+def test_the_demo_plays_the_same_day_over_graphql(tmp_path: Path) -> None:
+    result = run("-v", "demo", "--api", "graphql", cwd=tmp_path, timeout=120)
+    assert result.code == 0, result.err
+    out = result.out
+    assert "the ERM sandbox over GraphQL" in out
+    for line in ("🔑 TEST2503000017 — 30 days", "Alex: 💰 Payment QK71ABC123: KES 250.00",
+                 "free code: unlocks for good", "The demo is over"):
+        assert line in out, line
+    assert "Traceback" not in result.err and "ERROR" not in result.err
+    assert "ERM POST generateDaysCode -> 200" in result.err and "ERM POST signInClient -> 200" in result.err
+    assert "/otp/daysCode" not in result.err  # the bot spoke GraphQL only
