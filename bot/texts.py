@@ -243,10 +243,10 @@ class Texts:
 
     def help_for(self, kind: str) -> str:
         if kind == "manager":
-            return (self._help_agent() + self._help_payments_agent() + self._help_manager()
+            return (self._help_agent() + self._help_find() + self._help_payments_agent() + self._help_manager()
                     + self._help_payments_manager() + self._help_language())
         if kind == "agent":
-            return self._help_agent() + self._help_payments_agent() + self._help_language()
+            return self._help_agent() + self._help_find() + self._help_payments_agent() + self._help_language()
         if kind == "customer":
             return self._help_customer() + self._help_language()
         return self.stranger + self._help_language()
@@ -262,6 +262,9 @@ class Texts:
             "/reset <i>device</i> — a reset code (0 days, locked)\n"
             "/cancel — stop what you started\n\n"
             "A device is its ERM id, OEM item id or seller item id.")
+
+    def _help_find(self) -> str:
+        return "\n" + self._("/find <i>0017</i> — find a device by the last digits printed on it")
 
     def _help_manager(self) -> str:
         return "\n\n" + self._(
@@ -560,6 +563,8 @@ class Texts:
         assert isinstance(status, DeviceStatus)
         device = status.device
         lines = [f"<b>{esc(device.label)}</b>"]
+        if device.description:  # the ERM's words for it, from the device sync
+            lines.append(f"<i>{esc(device.description)}</i>")
         others = [alias for alias in status.aliases if alias != device.label]
         if others:
             lines.append(self._("Also known as: {ids}", ids=", ".join(esc(alias) for alias in others)))

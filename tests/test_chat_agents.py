@@ -201,6 +201,7 @@ async def test_device_view(agent: Chat) -> None:
     view = await agent.say(AGENT, "/device SELLER2503000042")
     text = view.rendered or ""
     assert "64ba2e1eaa6c7f107d7a8918" in text and "TEST2503000017" in text
+    assert text.startswith("TEST2503000017\nSolar home system TEST2503000017\n")  # the ERM's description
     assert "Codes today: 1 of 10" in text and "(30 days left)" in text and agent.codes()[0] in text
     assert "Next code can go out: 22 Nov 2026 09:00" in text and "Daily price: not set" in text
 

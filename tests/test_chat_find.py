@@ -45,7 +45,7 @@ async def test_the_last_digits_find_the_device_and_its_button_opens_it(agent: Ch
     assert agent.erm_calls() == []  # the ledger's devices: the ERM is not asked
     opened = await agent.tap(AGENT, found, found.button("TEST2503000017")["callback_data"])
     assert opened.text == (await agent.say(AGENT, "/device TEST2503000017")).text
-    assert (opened.rendered or "").startswith("TEST2503000017\nAlso known as: ")
+    assert (opened.rendered or "").startswith("TEST2503000017\nSolar home system TEST2503000017\nAlso known as: ")
     assert "SELLER2503000042" in (opened.rendered or "") and "Codes today: 0 of 10" in (opened.rendered or "")
     again = await agent.tap(AGENT, found, found.button("SBX00000000017")["callback_data"])  # the list stays
     assert (again.rendered or "").startswith("SBX00000000017\n")

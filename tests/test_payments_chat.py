@@ -176,7 +176,10 @@ async def test_a_pasted_confirmation_for_an_unknown_number_goes_to_the_managers(
     assert stored.status is PaymentStatus.UNMATCHED and stored.account == "254700000999"
 
 
-async def test_help_lists_the_payment_commands(bot: Paying) -> None:
-    assert "/pay" in text_of(await bot.chat.say(AGENT, "/help"))
+async def test_help_lists_the_payment_commands_and_find(bot: Paying) -> None:
+    agent = text_of(await bot.chat.say(AGENT, "/help"))
+    assert "/pay" in agent and "/find 0017 — find a device by the last digits" in agent
     manager = text_of(await bot.chat.say(MANAGER, "/help"))
-    assert "/pay" in manager and "/assign" in manager
+    assert "/pay" in manager and "/assign" in manager and "/find 0017" in manager
+    customer = text_of(await bot.chat.say(CUSTOMER, "/help"))
+    assert "/balance" in customer and "/find" not in customer and "/pay" not in customer

@@ -7,6 +7,8 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from pydantic import SecretStr
+
 from bot.clock import Clock
 from bot.config import Settings
 from bot.erm.backend import Api, ErmBackend
@@ -19,13 +21,13 @@ SANDBOX_USERNAME = "test@example.com"
 SANDBOX_PASSWORD = "test1234"  # the documents' own example user, not a secret
 
 
-def backend(api: Api, rest_url: str, graphql_url: str, username: str, password: object,
+def backend(api: Api, rest_url: str, graphql_url: str, username: str, password: str | SecretStr,
             timeout: float) -> ErmBackend:
     """The client of interface ``api``: :class:`RestErm` at ``rest_url`` or :class:`GraphQLErm` at
     ``graphql_url``."""
     if api == "graphql":
-        return GraphQLErm(graphql_url, username, password, timeout=timeout)  # type: ignore[arg-type]
-    return RestErm(rest_url, username, password, timeout=timeout)  # type: ignore[arg-type]
+        return GraphQLErm(graphql_url, username, password, timeout=timeout)
+    return RestErm(rest_url, username, password, timeout=timeout)
 
 
 @asynccontextmanager
