@@ -207,6 +207,10 @@ async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: s
     await script.says(JANE, f"/start {_link_token(link)}")
     await script.says(MARY, f"/price {DEVICE} 50 KES")
 
+    transcript.heading("The agent finds a device by the last digits on its sticker")
+    found = await script.says(ALEX, "/find 3000017", expect=_to(ALEX, "3000017"))
+    await script.taps(ALEX, found, DEVICE, expect=_to(ALEX, "Codes today"))
+
     transcript.heading("The agent asks for a days code")
     clock.set(_at(9, 30))
     await script.says(ALEX, f"/days {DEVICE} 30", expect=_to(ALEX, "🔑"))
