@@ -96,7 +96,7 @@ async def test_concurrent_expiry_causes_one_sign_in(client: ErmBackend, erm_sand
     assert erm_sandbox.logins == 2
 
 
-async def test_5xx_and_html_pages_commit_nothing(client: ErmBackend, erm_sandbox: ErmSandbox,
+async def test_5xx_and_html_pages(client: ErmBackend, erm_sandbox: ErmSandbox,
                                                 erm_paths: ErmPaths) -> None:
     await client.login()
     erm_sandbox.fail_next(1, status=503, paths=erm_paths.days)
@@ -105,7 +105,7 @@ async def test_5xx_and_html_pages_commit_nothing(client: ErmBackend, erm_sandbox
     assert caught.value.status == 503
     erm_sandbox.fail_next(1, status=502, body="<html><title>502 Bad Gateway</title><body>nginx</body></html>",
                           paths=erm_paths.days)
-    with pytest.raises(ErmUnavailable, match="502 Bad Gateway"):
+    with pytest.raises(ErmOutcomeUnknown, match="502 Bad Gateway"):  # a gateway may fail after the code was made
         await client.days_code(DEVICE, 5)
     erm_sandbox.fail_next(1, status=200, body="<html><title>Maintenance</title></html>", paths=erm_paths.days)
     with pytest.raises(ErmInvalidResponse, match="not JSON: Maintenance"):

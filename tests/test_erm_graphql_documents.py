@@ -183,10 +183,45 @@ async def test_a_search_finds_the_item_and_its_history_is_read_by_erm_id(erm: Fa
         item = await client.item("Seller789")
         page = await client.code_history("ABC456")
         await client.code_history("Seller789")
+        await client.code_history("ABC456")
     assert item.erm_id == "67890" and item.description == "Sample Item"
     assert page.count == 1 and page.events[0].code_hex_string == "5F9378720CBB25A8"
-    assert [body["variables"]["ids"] for body in erm.of("getItemsForDownloadById")] == [["67890"], ["67890"]]
-    assert len(erm.of("getAllClientItems")) == 1  # the ERM id, once learned, is remembered
+    assert [body["variables"]["ids"] for body in erm.of("getItemsForDownloadById")] == [["67890"]] * 3
+    # each id's ERM id is learned once, by a search for that id, and remembered
+    assert [body["variables"]["search"] for body in erm.of("getAllClientItems")] == ["Seller789", "ABC456"]
+
+
+async def test_an_id_two_items_hold_is_refused_not_guessed(erm: FakeGraphQL) -> None:
+    nodes = [{"_id": "a" * 24, "oemItemID": "ACC-1", "sellerItemID": "S-9"},
+             {"_id": "b" * 24, "oemItemID": "OTHER", "sellerItemID": "ACC-1"},
+             {"_id": "c" * 24, "oemItemID": "ACC-10", "sellerItemID": "S-10"}]
+    erm.answer("getAllClientItems", {"data": {"getAllClientItems": {"page": {"edges": [
+        {"cursor": str(n), "node": node} for n, node in enumerate(nodes)], "pageInfo": {"hasNextPage": False}}}}})
+    async with erm.client() as client:
+        with pytest.raises(ErmRefused, match="names 2 items") as caught:
+            await client.code_history("ACC-1")
+        assert caught.value.status == 409
+        assert (await client.item("ACC-10")).erm_id == "c" * 24  # holding the id itself, not a part of it
+    assert erm.of("getItemsForDownloadById") == []
+
+
+async def test_a_history_time_without_a_zone_is_utc(erm: FakeGraphQL) -> None:
+    erm.answer("getAllClientItems", doc("item_search.json"))
+    event = {"_id": "e1", "codeType": "DAYSCODE", "codeDays": 4, "codeNumber": 1, "codeHexString": "5F9378720CBB25A8",
+             "codeDecString": "*016 035 001 460 213 591 464#", "createdAt": "2026-03-26T09:46:59"}
+    erm.answer("getItemsForDownloadById", {"data": {"getItemsForDownloadById": [
+        {"item": {"_id": "67890"}, "codeHistory": [event]}]}})
+    async with erm.client() as client:
+        page = await client.code_history("67890")
+    assert page.events[0].created_at.utcoffset() is not None and page.events[0].created_at.hour == 9
+
+
+async def test_an_http_status_types_errors_that_say_nothing_of_their_kind(erm: FakeGraphQL) -> None:
+    erm.answer("getAllClientItems", {"errors": [{"message": "No such item"}]}, status=404)
+    async with erm.client() as client:
+        with pytest.raises(ErmRefused, match="No such item") as caught:
+            await client.item("X1")
+    assert caught.value.status == 404
 
 
 async def test_an_unknown_item_is_refused(erm: FakeGraphQL) -> None:
@@ -220,7 +255,15 @@ async def test_an_unknown_item_is_refused(erm: FakeGraphQL) -> None:
          200, ErmOutcomeUnknown, "does not match"),
         ({"data": {}}, 200, ErmOutcomeUnknown, "holds no data"),
         ({"error": "Error message"}, 400, ErmRefused, "Error message"),
-        ({"message": "Bad gateway"}, 502, ErmUnavailable, "Bad gateway"),
+        ({"message": "Bad gateway"}, 502, ErmOutcomeUnknown, "Bad gateway"),
+        ({"message": "Service unavailable"}, 503, ErmUnavailable, "Service unavailable"),
+        ({"errors": [{"message": "Unauthorized"}], "data": {"generateDaysCode": {
+            "codeType": "DAYSCODE", "codeHex": "5F9378720CBB25A8", "codeDec": "*016 035 001 460 213 591 464#"}}},
+         200, ErmOutcomeUnknown, "a code and an error"),
+        ({"errors": [{"message": "gateway timeout"}], "data": {"generateDaysCode": {
+            "codeType": "DAYSCODE", "codeHex": "5F9378720CBB25A8", "codeDec": "*016 035 001 460 213 591 464#"}}},
+         504, ErmOutcomeUnknown, "gateway timeout"),
+        ({"errors": [{"message": "Too many requests"}]}, 429, ErmRateLimited, "Too many requests"),
     ],
 )
 async def test_a_generation_answer_is_read_as_a_typed_failure_never_a_code(
@@ -230,9 +273,12 @@ async def test_a_generation_answer_is_read_as_a_typed_failure_never_a_code(
     async with erm.client() as client:
         with pytest.raises(failure, match=words) as caught:
             await client.days_code("DVAV0111000999", 4)
-    if failure is ErmRefused:  # a refusal is not an unknown outcome: nothing was committed
+    if failure in (ErmRefused, ErmRateLimited):  # a refusal is not an unknown outcome: nothing was committed
         assert not isinstance(caught.value, ErmOutcomeUnknown)
-    assert len(erm.of("generateDaysCode")) == 1  # never asked twice
+    if failure is ErmOutcomeUnknown:
+        assert not isinstance(caught.value, ErmRefused | ErmUnavailable)
+    assert len(erm.of("generateDaysCode")) == 1  # never asked twice, not even after signing in again
+    assert erm.sign_ins == ["signInClient"]
 
 
 async def test_a_failing_read_is_unavailable_not_unknown(erm: FakeGraphQL) -> None:

@@ -213,3 +213,20 @@ def test_db_upgrade_on_an_unusable_path(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a folder")
     result = run("db", "upgrade", cwd=tmp_path, env={"DATABASE_URL": f"sqlite:///{tmp_path}/file/ledger.db"})
     assert result.code == 1 and "the ledger could not be used" in result.err and "Traceback" not in result.err
+
+
+async def test_what_the_erm_says_of_a_device_is_cut_to_its_columns(db: Database) -> None:
+    """PostgreSQL refuses a value longer than its column: a long description from the ERM must not stop
+    the device sync."""
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    async with db.write() as session:
+        device, _ = await ledger.add_device(session=session, ids=["ERM1", "OEM1"], now=now,
+                                            description="x" * 500, life_cycle="L" * 80)
+        assert device.id is not None
+        await ledger.set_item_details(session=session, ref="OEM1", description="y" * 300, life_cycle="ASSIGNED")
+    async with db.read() as session:
+        stored = await ledger.find_device(session=session, ref="ERM1")
+    assert stored is not None and stored.description == "y" * 200 and stored.life_cycle == "ASSIGNED"
+    async with db.read() as session:
+        details = await ledger.item_details(session=session, aliases=["OEM1", "NOPE"])
+    assert details == {"OEM1": ("y" * 200, "ASSIGNED")}

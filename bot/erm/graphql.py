@@ -18,8 +18,11 @@ The reading of an answer:
 - A generation answered with a code *and* errors (a partial answer), or with a code not in the
   documented form (``codeHex``/``codeDec`` that do not match, the wrong ``codeType``): outcome unknown,
   never a code.
+- A 5xx to a generation, other than 503, is an unknown outcome too (a gateway may fail after the code
+  was saved), as over REST.
 - The code history is read by the item's ERM id (``_id``), as the documents pass it; an item named by
-  another of its ids is looked up once with ``getAllClientItems(search:)`` and remembered.
+  another of its ids is looked up once with ``getAllClientItems(search:)`` and remembered; an id two
+  items hold is refused rather than guessed.
 """
 
 from __future__ import annotations
@@ -156,13 +159,23 @@ class GraphQLErm(ErmHttp):
                            has_next_page=offset + limit < len(events))
 
     async def item(self, product_id: ProductId) -> Item:
-        """The item one of whose ids is ``product_id``, found with ``getAllClientItems(search:)``."""
+        """The item one of whose ids is ``product_id``, found with ``getAllClientItems(search:)`` (which
+        matches parts of ids: only an item holding the id itself counts). An id two items hold is refused:
+        which of them a code would go to cannot be told."""
         ref = str(check_product_id(product_id))
+        found: dict[str, Item] = {}
         async for page in self.items(search=ref):
             for item in page:
-                if ref in item.ids:
-                    return item
-        raise ErmRefused(f"Product {ref} not found", status=404)
+                if ref in item.ids and item.erm_id:
+                    found.setdefault(item.erm_id, item)
+        if not found:
+            raise ErmRefused(f"Product {ref} not found", status=404)
+        if len(found) > 1:
+            raise ErmRefused(f"{ref} names {len(found)} items at the ERM ({', '.join(sorted(found))}): use the "
+                             "ERM id", status=409)
+        [item] = found.values()
+        self._erm_ids[ref] = item.erm_id or ""
+        return item
 
     async def items(self, page_size: int = 100, search: str | None = None) -> AsyncIterator[list[Item]]:
         """``getAllClientItems``, walked page by page by cursor."""
@@ -172,11 +185,7 @@ class GraphQLErm(ErmHttp):
             variables = {"first": page_size, "after": after, "search": search}
             value = await self._execute(queries.CLIENT_ITEMS, variables, field="getAllClientItems")
             edges, has_next = _edges(value)
-            page = [self._model(Item, edge["node"], "item") for edge in edges]
-            for item in page:
-                if item.erm_id:
-                    self._erm_ids.update(dict.fromkeys(item.ids, item.erm_id))
-            yield page
+            yield [self._model(Item, edge["node"], "item") for edge in edges]
             if not edges or has_next is False or (has_next is None and len(edges) < page_size):
                 return
             after = edges[-1].get("cursor")
@@ -185,11 +194,10 @@ class GraphQLErm(ErmHttp):
             seen.add(after)
 
     async def _erm_id(self, product_id: ProductId) -> str:
+        """The ERM id of the item ``product_id`` names, as :meth:`item` finds it (remembered)."""
         ref = str(check_product_id(product_id))
         if ref not in self._erm_ids:
-            item = await self.item(ref)
-            if not item.erm_id:
-                raise ErmInvalidResponse(f"the ERM's item {ref} has no _id")
+            await self.item(ref)
         return self._erm_ids[ref]
 
     # -- the wire -------------------------------------------------------------------------
@@ -212,14 +220,20 @@ class GraphQLErm(ErmHttp):
         sign_in: bool = False,
     ) -> Any:
         response = await self._send("POST", "", json={"query": document, "variables": variables}, token=token,
-                                    what=field)
+                                    what=field, generation=generation)
         try:
             body = response.json()
         except ValueError:
             body = None
+        data = body.get("data") if isinstance(body, dict) else None
+        if generation and isinstance(data, dict) and data.get(field) is not None and body.get("errors"):
+            # a code came back beside an error (whatever the error says, even "Unauthorized"): the code
+            # may exist, and is neither taken nor asked for again
+            raise ErmOutcomeUnknown(f"the ERM answered {field} with a code and an error "
+                                    f"({_status_and_words(body['errors'], None)[1]})")
         errors = body.get("errors") if isinstance(body, dict) else None
         if errors:
-            raise self._failure(errors, body.get("data"), field, generation, sign_in)
+            raise self._failure(errors, response.status_code, field, generation, sign_in)
         if response.status_code == 401:
             raise _Unauthenticated(self._erm_words(response), status=401)
         if response.status_code == 429:
@@ -232,15 +246,13 @@ class GraphQLErm(ErmHttp):
             raise ErmInvalidResponse(f"the ERM's answer to {field} holds no data")
         return data[field]
 
-    def _failure(self, errors: Any, data: Any, field: str, generation: bool, sign_in: bool) -> ErmError:
-        """The typed failure an ``errors`` answer is (see the module); signing in, any error but a
-        server's failure is a refusal of the credentials or of the mutation."""
-        status, words = _status_and_words(errors)
+    def _failure(self, errors: Any, http_status: int, field: str, generation: bool, sign_in: bool) -> ErmError:
+        """The typed failure an ``errors`` answer (without a code) is (see the module); signing in, any error
+        but a server's failure is a refusal of the credentials or of the mutation."""
+        status, words = _status_and_words(errors, http_status)
         words = self._scrub(words)
         if status == 401 or (sign_in and (status is None or status < 500)):
             return _Unauthenticated(words, status=status or 401)
-        if generation and isinstance(data, dict) and data.get(field) is not None:
-            return ErmOutcomeUnknown(f"the ERM answered {field} with a code and an error ({words})", status=status)
         if status == 429:
             return ErmRateLimited(words, status=429)
         if status is not None and 400 <= status < 500:
@@ -250,8 +262,9 @@ class GraphQLErm(ErmHttp):
         return ErmUnavailable(f"the ERM failed on {field} ({words})", status=status)
 
 
-def _status_and_words(errors: Any) -> tuple[int | None, str]:
-    """The HTTP status the first error stands for (None when it says nothing of it) and its message."""
+def _status_and_words(errors: Any, http_status: int | None) -> tuple[int | None, str]:
+    """The HTTP status the first error stands for — its own, else the answer's when not 2xx; None when
+    neither says — and its message."""
     first = errors[0] if isinstance(errors, list) and errors else errors
     if not isinstance(first, dict):
         return None, "an error the ERM did not describe"
@@ -267,6 +280,8 @@ def _status_and_words(errors: Any) -> tuple[int | None, str]:
         return _STATUS_OF_CODE[code.upper()], words
     if words.casefold() in _UNAUTHENTICATED_WORDS:
         return 401, words
+    if http_status is not None and 400 <= http_status <= 599:
+        return http_status, words
     return None, words
 
 

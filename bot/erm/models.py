@@ -7,7 +7,7 @@ refused with ``ValueError`` (the client turns it into :class:`ErmInvalidResponse
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -74,6 +74,12 @@ class CodeEvent(_Wire):
     code_number: int
     created_at: datetime
     updated_at: datetime | None = None
+
+    @field_validator("created_at", "updated_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """A time the ERM sends without a zone is UTC (its examples end in ``Z``)."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     @model_validator(mode="after")
     def _forms_match(self) -> CodeEvent:

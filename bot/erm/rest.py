@@ -61,7 +61,7 @@ class RestErm(ErmHttp):
         return await self._generate("/code/code/resetcode/v2", {"productId": check_product_id(product_id)})
 
     async def _generate(self, path: str, body: dict[str, Any]) -> GeneratedCode:
-        payload = await self._call("POST", path, json=body)
+        payload = await self._call("POST", path, json=body, generation=True)
         try:
             return GeneratedCode.model_validate(payload)
         except ValidationError as exc:
@@ -119,13 +119,16 @@ class RestErm(ErmHttp):
     # -- the wire -------------------------------------------------------------------------
 
     async def _call(
-        self, method: str, path: str, *, json: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+        self, method: str, path: str, *, json: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+        generation: bool = False,
     ) -> Any:
         token = await self._current_token()
-        response = await self._send(method, path, json=json, headers=headers, token=token, what=path)
+        response = await self._send(method, path, json=json, headers=headers, token=token, what=path,
+                                    generation=generation)
         if response.status_code == 401:
             token = await self._renew_token(stale=token)
-            response = await self._send(method, path, json=json, headers=headers, token=token, what=path)
+            response = await self._send(method, path, json=json, headers=headers, token=token, what=path,
+                                        generation=generation)
             if response.status_code == 401:
                 raise ErmAuthError("the ERM refused a fresh access token", status=401)
         if response.status_code == 429:

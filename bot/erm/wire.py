@@ -113,9 +113,12 @@ class ErmHttp:
         token: str | None,
         what: str,
         headers: dict[str, str] | None = None,
+        generation: bool = False,
     ) -> httpx.Response:
         """One HTTP exchange with ``base_url + path``; its failures turned into :mod:`bot.erm.errors`
-        types (``what`` names the request in their messages). A 5xx is :class:`ErmUnavailable`."""
+        types (``what`` names the request in their messages). A 5xx is :class:`ErmUnavailable` — but for a
+        code ``generation`` only a 503 ("not now") is: any other may come after the code was saved, so it
+        is :class:`ErmOutcomeUnknown`, settled from the history."""
         sent_headers = dict(headers or {})
         if token is not None:
             sent_headers["Authorization"] = self._authorization(token)
@@ -131,9 +134,12 @@ class ErmHttp:
         log.debug("ERM %s %s -> %s in %.0f ms", method, what, response.status_code,
                   (time.perf_counter() - started) * 1000)
         if response.status_code >= 500:
-            raise ErmUnavailable(
-                f"the ERM failed ({response.status_code}): {self._erm_words(response)}", status=response.status_code
-            )
+            words = self._erm_words(response)
+            if generation and response.status_code != 503:
+                # a gateway's 502/504, or a server failing after it saved the code: it may exist
+                raise ErmOutcomeUnknown(f"the ERM failed ({response.status_code}) on {what}: {words}",
+                                        status=response.status_code)
+            raise ErmUnavailable(f"the ERM failed ({response.status_code}): {words}", status=response.status_code)
         return response
 
     def _payload(self, response: httpx.Response) -> Any:

@@ -59,8 +59,8 @@ async def add_device(
         for other in others:
             device = await merge_devices(session=session, keep_id=keep, gone_id=other, now=now) or device
         device.verified = device.verified or verified
-    device.description = description or device.description
-    device.life_cycle = life_cycle or device.life_cycle
+    device.description = _fit(description, 200) or device.description
+    device.life_cycle = _fit(life_cycle, 32) or device.life_cycle
     assert device.id is not None
     for ref in dict.fromkeys(ids):
         if await session.get(DeviceAlias, ref) is None:
@@ -157,6 +157,11 @@ async def known_aliases(*, session: AsyncSession, aliases: Sequence[str]) -> set
     return set((await session.exec(query)).all()) if aliases else set()
 
 
+def _fit(text: str | None, length: int) -> str | None:
+    """What the ERM says, cut to the column (PostgreSQL refuses a longer value; the sync must not stop)."""
+    return text[:length] if text else text
+
+
 async def item_details(*, session: AsyncSession, aliases: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
     """The description and life cycle the ledger holds for the devices known by these ids, by id."""
     if not aliases:
@@ -171,7 +176,7 @@ async def set_item_details(*, session: AsyncSession, ref: str, description: str 
     """Keep what the ERM now says of the device known by ``ref``."""
     device = await find_device(session=session, ref=ref)
     if device is not None:
-        device.description, device.life_cycle = description, life_cycle
+        device.description, device.life_cycle = _fit(description, 200), _fit(life_cycle, 32)
         session.add(device)
 
 
