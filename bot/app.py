@@ -25,6 +25,7 @@ from bot.approvals import Approvals
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.delivery import Delivery
+from bot.energy import Energy
 from bot.erm.connect import open_erm
 from bot.http import build_http_app, serving
 from bot.issuing import IssuingEngine
@@ -35,6 +36,7 @@ from bot.jobs import (
     schedule_pump,
     schedule_reminders,
 )
+from bot.omnimetic.connect import open_omnimetic
 from bot.payments import ChatNotices, Payments, payment_routes
 from bot.people import People, Team
 from bot.services import SERVICES, BotContext, Services
@@ -101,6 +103,7 @@ async def running_bot(
         db = Database(settings.database_url)
         stack.push_async_callback(db.dispose)
         erm = await stack.enter_async_context(open_erm(settings, clock))
+        omnimetic = await stack.enter_async_context(open_omnimetic(settings, clock))
         await stack.enter_async_context(application)  # initialize (getMe) ... shutdown
         people = People(db, clock, settings.phone_region)
         await people.ensure_managers(settings.managers)
@@ -112,6 +115,8 @@ async def running_bot(
         stack.push_async_callback(payments.close)  # before the engine's: it may still queue codes
         services = Services(settings=settings, clock=clock, db=db, erm=erm, engine=engine, payments=payments,
                             people=people, approvals=Approvals(db, clock), team=Team(db),
+                            energy=Energy(db=db, client=omnimetic, clock=clock, tz=settings.tz,
+                                          sandbox=settings.uses_omnimetic_sandbox),
                             bot_username=application.bot.username, sandbox=settings.uses_sandbox)
         application.bot_data[SERVICES] = services
         http_port = None

@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.erm.backend import check_days, check_product_id
 from bot.erm.errors import ErmError
 from bot.logs import configure_logging
+from bot.omnimetic.errors import OmnimeticError
 
 EXIT_FAILURE, EXIT_USAGE = 1, 2
 
@@ -67,6 +69,28 @@ def _non_negative(value: str) -> float:
     if number < 0:
         raise argparse.ArgumentTypeError(say.bad_seconds(value))
     return number
+
+
+def _utility_account(value: str) -> str:
+    from bot.omnimetic.client import check_account_id
+
+    try:
+        return check_account_id(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(say.bad_utility_account(value)) from None
+
+
+def _year(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and len(value) == 4 and 2000 <= int(value) <= 2100):
+        raise argparse.ArgumentTypeError(say.bad_year(value))
+    return int(value)
+
+
+def _iso_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(say.bad_date(value)) from None
 
 
 def _search(value: str) -> str:
@@ -118,6 +142,38 @@ async def _erm(settings: Settings, args: argparse.Namespace) -> None:
                     print(say.item_line(item))
                 shown += len(items)
             print(say.items_footer(shown, args.search), file=sys.stderr)
+
+
+async def _omnimetic(settings: Settings, args: argparse.Namespace) -> None:
+    from bot.omnimetic.connect import open_omnimetic
+
+    if args.action == "interval" and args.end < args.start:
+        raise CommandError(say.DATES_REVERSED)
+    if settings.uses_omnimetic_sandbox:
+        print(say.USING_OMNIMETIC_SANDBOX, file=sys.stderr)
+    async with open_omnimetic(settings) as omnimetic:
+        if args.action == "login":
+            token = await omnimetic.login()
+            print(say.omnimetic_logged_in(omnimetic.client_id, omnimetic.base_url, token.id))
+        elif args.action == "info":
+            print(say.omnimetic_info(await omnimetic.info(args.account)))
+        elif args.action == "history":
+            year = args.year or datetime.now(settings.tz).year
+            rows = await omnimetic.history(args.account, year)
+            print(say.omnimetic_history_header(args.account, year, len(rows)))
+            for row in rows:
+                print(say.omnimetic_month(row))
+        elif args.action == "interval":
+            hours = await omnimetic.interval(args.account, args.start, args.end)
+            print(say.omnimetic_interval_header(args.account, args.start, args.end, len(hours)))
+            for hour in hours:
+                print(say.omnimetic_hour(hour))
+        elif args.action == "download":
+            if args.file.exists() and not args.force:
+                raise CommandError(say.file_exists(args.file))
+            content = await omnimetic.download(args.account)
+            args.file.write_bytes(content)
+            print(say.omnimetic_downloaded(args.account, args.file, len(content)))
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> None:
@@ -267,6 +323,25 @@ def build_parser() -> argparse.ArgumentParser:
     items.add_argument("--search", type=_search, help="only those whose ids or description contain TEXT")
     erm.set_defaults(handler=_erm)
 
+    omnimetic = commands.add_parser("omnimetic", help="use the Omnimetic client by hand (energy use)")
+    omnimetic_actions = omnimetic.add_subparsers(dest="action", required=True, metavar="ACTION",
+                                                 parser_class=_Parser)
+    omnimetic_actions.add_parser("login", help="get an access token and report the account id")
+    info = omnimetic_actions.add_parser("info", help="a utility service account's address and names")
+    info.add_argument("account", type=_utility_account)
+    usage_history = omnimetic_actions.add_parser("history", help="a year's energy use, month by month")
+    usage_history.add_argument("account", type=_utility_account)
+    usage_history.add_argument("--year", type=_year, default=None, help="YYYY (default: this year)")
+    interval = omnimetic_actions.add_parser("interval", help="energy use hour by hour between two dates")
+    interval.add_argument("account", type=_utility_account)
+    interval.add_argument("--from", dest="start", type=_iso_date, required=True, help="YYYY-MM-DD")
+    interval.add_argument("--to", dest="end", type=_iso_date, required=True, help="YYYY-MM-DD")
+    download = omnimetic_actions.add_parser("download", help="Omnimetic's spreadsheet of the account (.xlsx)")
+    download.add_argument("account", type=_utility_account)
+    download.add_argument("file", type=Path, help="the .xlsx file to write (its folder must exist)")
+    download.add_argument("--force", action="store_true", help="replace the file if it exists")
+    omnimetic.set_defaults(handler=_omnimetic)
+
     users = commands.add_parser("users", help="managers and agents")
     user_actions = users.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
     add = user_actions.add_parser("add", help="give a Telegram user a role")
@@ -300,6 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except ErmError as exc:
         print(f"paygbot: {say.erm_failure(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except OmnimeticError as exc:
+        print(f"paygbot: {say.omnimetic_failure(exc)}", file=sys.stderr)
         return EXIT_FAILURE
     except CommandError as exc:
         print(f"paygbot: {exc}", file=sys.stderr)

@@ -16,11 +16,20 @@ from bot.erm.errors import (
     ErmRefused,
     ErmUnavailable,
 )
+from bot.omnimetic.errors import (
+    OmnimeticAuthError,
+    OmnimeticError,
+    OmnimeticNotFound,
+    OmnimeticRefused,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import date
+    from pathlib import Path
 
     from bot.erm.models import CodeEvent, Item
+    from bot.omnimetic.models import HourUsage, MonthUsage, ServiceAccount
     from storage.models import Person
 
 # -- starting the bot ---------------------------------------------------------------------------
@@ -110,6 +119,80 @@ def items_footer(count: int, search: str | None) -> str:
     return f"{count} items{matching}." if count else f"No items{matching}."
 
 
+# -- Omnimetic by hand ---------------------------------------------------------------------------
+
+USING_OMNIMETIC_SANDBOX = ("No OMNIMETIC_CLIENT_ID/OMNIMETIC_SECRET set: using the embedded Omnimetic sandbox "
+                           "(figures are made up).")
+DATES_REVERSED = "--from is after --to"
+
+
+def bad_utility_account(value: str) -> str:
+    return f"{value!r}: a utility service account id is 1 to 64 letters, digits, '-' or '_'"
+
+
+def bad_year(value: str) -> str:
+    return f"{value!r} is not a year such as 2026"
+
+
+def bad_date(value: str) -> str:
+    return f"{value!r} is not a date as YYYY-MM-DD"
+
+
+def file_exists(path: Path) -> str:
+    return f"{path} exists; choose another file or add --force"
+
+
+def omnimetic_logged_in(client_id: str, base_url: str, account_id: str) -> str:
+    return f"Logged in to {base_url} as client {client_id} (account {account_id})."
+
+
+def omnimetic_info(account: ServiceAccount) -> str:
+    lines = [f"utility service account {account.id}"]
+    if account.address is not None and account.address.line():
+        lines.append(f"  address: {account.address.line()}")
+    if account.legal_names:
+        lines.append(f"  names:   {', '.join(account.legal_names)}")
+    if account.linked_date is not None:
+        lines.append(f"  linked:  {account.linked_date:%Y-%m-%d %H:%M} UTC")
+    return "\n".join(lines)
+
+
+def omnimetic_history_header(account: str, year: int, count: int) -> str:
+    if not count:
+        return f"No figures for {account} in {year}."
+    return f"Energy use of {account} in {year}, month by month (kWh; amount in the account's currency):"
+
+
+def omnimetic_month(row: MonthUsage) -> str:
+    return (f"{row.month:<9} {row.year}  total {row.energy_kwh:9.1f}  on-peak {row.on_peak_kwh:9.1f}  "
+            f"off-peak {row.off_peak_kwh:9.1f}  amount {row.amount}")
+
+
+def omnimetic_interval_header(account: str, start: date, end: date, count: int) -> str:
+    if not count:
+        return f"No hourly figures for {account} from {start} to {end}."
+    return f"Energy use of {account} from {start} to {end}, hour by hour (kWh, UTC):"
+
+
+def omnimetic_hour(hour: HourUsage) -> str:
+    return (f"{hour.date:%Y-%m-%d %H:%M}  total {hour.total_usage:7.2f}  on-peak {hour.on_peak_usage:7.2f}  "
+            f"off-peak {hour.off_peak_usage:7.2f}")
+
+
+def omnimetic_downloaded(account: str, path: Path, size: int) -> str:
+    return f"Wrote Omnimetic's spreadsheet of {account} to {path} ({size} bytes)."
+
+
+def omnimetic_failure(exc: OmnimeticError) -> str:
+    if isinstance(exc, OmnimeticAuthError):
+        return f"Omnimetic login failed: {exc.message}. Check OMNIMETIC_CLIENT_ID and OMNIMETIC_SECRET."
+    if isinstance(exc, OmnimeticNotFound):
+        return f"Omnimetic has no such account: {exc.message}"
+    if isinstance(exc, OmnimeticRefused):
+        return f"Omnimetic refused: {exc.message}"
+    return f"{exc.message}. Try again later."
+
+
 def sandbox_cannot_listen(host: str, port: int, why: str) -> str:
     return f"the sandbox cannot listen on {host}:{port} ({why}); choose another --port"
 
@@ -117,7 +200,7 @@ def sandbox_cannot_listen(host: str, port: int, why: str) -> str:
 def sandbox_serving(host: str, port: int, devices: int) -> str:
     return (
         f"ERM sandbox on http://{host}:{port} (REST), http://{host}:{port}/graphql (GraphQL) - "
-        f"log in as test@example.com / test1234; "
+        f"log in as test@example.com / test1234; Omnimetic sandbox on http://{host}:{port}/omnimetic/api; "
         f"{devices} devices, e.g. TEST2503000017. Ctrl-C stops it."
     )
 

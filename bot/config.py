@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ERM_BASE_URL = "https://api.omnivoltaic.com"
 DEFAULT_ERM_GRAPHQL_URL = "https://production-omnivoltaic-graphql-api.omnivoltaic.com/graphql"
+DEFAULT_OMNIMETIC_BASE_URL = "https://app.omnimetic.com/api"
 MAX_STACKABLE_DAYS = 1095
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -48,6 +49,9 @@ class Settings(BaseSettings):
     erm_username: str | None = Field(None, validation_alias=_var("ERM_USERNAME"))
     erm_password: SecretStr | None = Field(None, validation_alias=_var("ERM_PASSWORD"))
     erm_timeout_seconds: float = Field(30.0, gt=0, le=600, validation_alias=_var("ERM_TIMEOUT_SECONDS"))
+    omnimetic_base_url: str = Field(DEFAULT_OMNIMETIC_BASE_URL, validation_alias=_var("OMNIMETIC_BASE_URL"))
+    omnimetic_client_id: str | None = Field(None, validation_alias=_var("OMNIMETIC_CLIENT_ID"))
+    omnimetic_secret: SecretStr | None = Field(None, validation_alias=_var("OMNIMETIC_SECRET"))
     database_url: str = Field("sqlite:///paygbot.db", validation_alias=_var("DATABASE_URL"))
     managers: Annotated[list[int], NoDecode] = Field(
         default_factory=list, validation_alias=_var("PAYGBOT_MANAGERS")
@@ -69,7 +73,7 @@ class Settings(BaseSettings):
     """The country whose local numbers (0712 345 678) people type; stored numbers are international."""
 
     @field_validator("telegram_bot_token", "erm_username", "erm_password", "webhook_secret", "mpesa_path",
-                     mode="before")
+                     "omnimetic_client_id", "omnimetic_secret", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -86,14 +90,14 @@ class Settings(BaseSettings):
     def _api_name(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("telegram_base_url", "erm_base_url", "erm_graphql_url")
+    @field_validator("telegram_base_url", "erm_base_url", "erm_graphql_url", "omnimetic_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
-    @field_validator("erm_base_url", "erm_graphql_url")
+    @field_validator("erm_base_url", "erm_graphql_url", "omnimetic_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
@@ -152,6 +156,11 @@ class Settings(BaseSettings):
     def uses_sandbox(self) -> bool:
         """With no ERM credentials the embedded sandbox stands in for the ERM."""
         return not (self.erm_username and self.erm_password)
+
+    @property
+    def uses_omnimetic_sandbox(self) -> bool:
+        """With no Omnimetic keys the embedded Omnimetic sandbox answers (and replies say so)."""
+        return not (self.omnimetic_client_id and self.omnimetic_secret)
 
 
 _PLAIN_MESSAGES = {

@@ -30,6 +30,7 @@ from bot.app import running_bot
 from bot.clock import ManualClock
 from bot.config import Settings, load_settings
 from bot.http import free_port
+from bot.standins.omnimetic import JANE_ACCOUNT
 from bot.standins.telegram import FakeBotApi, Sent, StandInRequest, TelegramUser
 from bot.standins.telegram.transport import BASE_URL
 
@@ -175,6 +176,7 @@ def _settings(folder: Path, port: int, webhook_secret: str, api: str) -> Setting
         "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": BASE_URL, "ERM_BASE_URL": "http://127.0.0.1:9",
         "ERM_USERNAME": "", "ERM_PASSWORD": "", "ERM_TIMEOUT_SECONDS": "30",
         "ERM_API": api, "ERM_GRAPHQL_URL": "http://127.0.0.1:9/graphql",
+        "OMNIMETIC_BASE_URL": "http://127.0.0.1:9/omnimetic/api", "OMNIMETIC_CLIENT_ID": "", "OMNIMETIC_SECRET": "",
         "DATABASE_URL": f"sqlite:///{folder / 'ledger.db'}", "PAYGBOT_MANAGERS": str(MARY.id),
         "PAYGBOT_TIMEZONE": ZONE, "PAYGBOT_SUMMARY_TIME": "23:30", "PAYGBOT_REMINDER_DAYS": "2",
         "PAYGBOT_MIN_GAP_SECONDS": "6", "PAYGBOT_DAILY_CODE_LIMIT": "10", "PAYGBOT_MAX_STACKED_DAYS": "1095",
@@ -220,6 +222,12 @@ async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: s
     transcript.event("(six seconds later: the ERM allows the next code of this device)")
     await script.then(_to(ALEX, "7 days"))
     await script.then(_to(JANE, "7 days"))
+
+    transcript.heading("The agent ties Jane's electricity meter; Jane sees her energy use")
+    clock.set(_at(10, 0))
+    await script.says(ALEX, f"/meter {DEVICE} {JANE_ACCOUNT}", expect=_to(ALEX, JANE_ACCOUNT))
+    await script.says(JANE, "/usage", expect=_to(JANE, "kWh"))
+    await script.then(lambda sent: sent.chat_id == JANE.id and sent.method == "sendPhoto")
 
     transcript.heading("Jane would rather read Swahili")
     await script.says(JANE, "/language sw")

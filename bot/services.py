@@ -12,6 +12,7 @@ from bot import i18n
 from bot.approvals import Approvals
 from bot.clock import Clock
 from bot.config import Settings
+from bot.energy import Energy
 from bot.erm.backend import ErmBackend
 from bot.issuing import IssuingEngine
 from bot.payments import Payments
@@ -34,6 +35,8 @@ class Services:
     people: People
     approvals: Approvals
     team: Team
+    energy: Energy
+    """Meters and energy use (:mod:`bot.energy`, Omnimetic)."""
     bot_username: str
     sandbox: bool
 

@@ -243,12 +243,13 @@ class Texts:
 
     def help_for(self, kind: str) -> str:
         if kind == "manager":
-            return (self._help_agent() + self._help_find() + self._help_payments_agent() + self._help_manager()
-                    + self._help_payments_manager() + self._help_language())
+            return (self._help_agent() + self._help_find() + self._help_energy_staff() + self._help_payments_agent()
+                    + self._help_manager() + self._help_payments_manager() + self._help_language())
         if kind == "agent":
-            return self._help_agent() + self._help_find() + self._help_payments_agent() + self._help_language()
+            return (self._help_agent() + self._help_find() + self._help_energy_staff() + self._help_payments_agent()
+                    + self._help_language())
         if kind == "customer":
-            return self._help_customer() + self._help_language()
+            return self._help_customer() + self._help_energy_customer() + self._help_language()
         return self.stranger + self._help_language()
 
     def _help_agent(self) -> str:
@@ -265,6 +266,13 @@ class Texts:
 
     def _help_find(self) -> str:
         return "\n" + self._("/find <i>0017</i> — find a device by the last digits printed on it")
+
+    def _help_energy_staff(self) -> str:
+        return "\n" + self._("/meter <i>device account</i> — tie the customer's utility meter (Omnimetic); "
+                             "/usage <i>device</i> — their energy use")
+
+    def _help_energy_customer(self) -> str:
+        return "\n" + self._("/usage — your energy use, this month and before")
 
     def _help_manager(self) -> str:
         return "\n\n" + self._(
@@ -311,6 +319,8 @@ class Texts:
             "device": self._("A device's credit and codes"),
             "history": self._("The ERM's code history"),
             "find": self._("Find a device by part of its id"),
+            "meter": self._("Tie a customer's utility meter"),
+            "usage": self._("Energy use"),
             "customer": self._("Register a customer"),
             "pay": self._("Record a cash payment"),
             "summary": self._("The day's summary and chart"),
@@ -389,6 +399,11 @@ class Texts:
             "assign": self._("Usage: /assign <i>reference device</i> — for example "
                              "/assign QK71ABC123 TEST2503000017"),
             "language": self._("Usage: /language — or /language en, /language fr, /language sw"),
+            "meter": self._("Usage: /meter <i>device account</i> — the customer's utility service account id, "
+                            "for example /meter TEST2503000017 64d4a4ba8061ed001f6159cf; /meter <i>device</i> off "
+                            "unties it"),
+            "usage": self._("Usage: /usage <i>device</i> — for example /usage TEST2503000017; managers add "
+                            "<i>xlsx</i> for Omnimetic's spreadsheet"),
         }[command]
 
     @property
@@ -1146,6 +1161,117 @@ class Texts:
                       "(for example <code>Account TEST2503000017</code>) and send it again.",
                       reference=esc(reference), amount=self.money(amount, "KES"))
 
+
+    # -- energy use (Omnimetic) -----------------------------------------------------------------
+
+    def kwh(self, value: float) -> str:
+        """Energy as people read it: ``12.3 kWh`` (the document's "InWatts" figures are watt-hours)."""
+        return self._("{amount} kWh", amount=format_decimal(round(value, 1), format="#,##0.0", locale=self.locale))
+
+    def month_name(self, year: int, month: int) -> str:
+        return format_skeleton("yMMMM", _date(year, month, 1), locale=self.locale)
+
+    def short_month(self, year: int, month: int) -> str:
+        """A chart's axis label: month and year."""
+        return format_skeleton("yMMM", _date(year, month, 1), locale=self.locale)
+
+    def energy_chart_labels(self) -> dict[str, str]:
+        return {"months": self._("Energy, last 12 months"), "hours": self._("Last 7 days, hour by hour"),
+                "on_peak": self._("on-peak"), "off_peak": self._("off-peak"), "kwh": self._("kWh")}
+
+    @property
+    def omnimetic_sandbox_note(self) -> str:
+        return self._("ⓘ Omnimetic sandbox: these figures are made up for testing.")
+
+    def usage_report(self, usage: object, currency: str | None, sandbox: bool) -> str:
+        """/usage: this month so far, last month, the same month a year ago, the last 7 days."""
+        from bot.energy import Usage
+
+        assert isinstance(usage, Usage)
+        account = usage.account
+        who = ", ".join(esc(name) for name in account.legal_names) or esc(account.id)
+        lines = [self._("⚡ <b>Energy use</b> — {who}", who=who)]
+        if usage.empty:
+            lines.append(self._("Omnimetic has no figures for this account yet: they appear once its meter "
+                                "has reported."))
+        else:
+            def month(row: Any) -> str:
+                if row is None:
+                    return self._("no figures")
+                return self._("{energy} ({amount})", energy=self.kwh(row.energy_kwh),
+                              amount=self.money(row.amount, currency))
+
+            today = usage.today
+            last_year, last_month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+            lines.append(self.item(self._("This month so far"), month(usage.this_month)))
+            lines.append(self.item(self.month_name(last_year, last_month), month(usage.last_month)))
+            lines.append(self.item(self.month_name(today.year - 1, today.month), month(usage.year_ago)))
+            first, last = usage.days[0][0], usage.days[-1][0]
+            lines.append(self.item(self._("Last 7 days ({first} – {last})", first=self.short_date(first),
+                                          last=self.short_date(last)), self.kwh(usage.week_kwh)))
+        text = "\n".join(lines)
+        return f"{text}\n\n<i>{self.omnimetic_sandbox_note}</i>" if sandbox else text
+
+    @property
+    def usage_no_meter_yours(self) -> str:
+        return self._("No meter is tied to you yet. Ask your agent to tie your utility account with /meter.")
+
+    def usage_no_meter(self, device: str) -> str:
+        return self._("No meter is tied to the customer of {device}. Tie one with /meter {device} "
+                      "<i>account</i>.", device=esc(device))
+
+    def meter_no_customer(self, device: str) -> str:
+        return self._("{device} has no customer registered: register one with /customer first.", device=esc(device))
+
+    def meter_tied(self, device: str, customer: str, account: object, tz: ZoneInfo) -> str:
+        """/meter: the account as Omnimetic describes it, for the agent to check with the customer."""
+        from bot.omnimetic.models import ServiceAccount
+
+        assert isinstance(account, ServiceAccount)
+        lines = [self._("🔌 Utility account <code>{account}</code> is tied to {customer} ({device}).", account=esc(account.id),
+                        customer=esc(customer), device=esc(device))]
+        if account.address is not None and account.address.line():
+            lines.append(self.item(self._("Address"), esc(account.address.line())))
+        if account.legal_names:
+            lines.append(self.item(self._("Names on the account"), esc(", ".join(account.legal_names))))
+        if account.linked_date is not None:
+            lines.append(self.item(self._("Linked to Omnimetic"), self.date(account.linked_date, tz)))
+        lines.append(self._("They can now see their energy use with /usage."))
+        return "\n".join(lines)
+
+    def meter_untied(self, customer: str, account: str | None) -> str:
+        if account is None:
+            return self._("{customer} had no meter tied. Nothing changed.", customer=esc(customer))
+        return self._("Utility account <code>{account}</code> is no longer tied to {customer}.", account=esc(account),
+                      customer=esc(customer))
+
+    def meter_unknown(self, account: str) -> str:
+        return self._("Omnimetic does not know utility account <code>{account}</code>. Check the id; nothing "
+                      "was tied.", account=esc(account))
+
+    def meter_held(self, account: str) -> str:
+        return self._("Utility account <code>{account}</code> is already tied to another customer. Nothing was "
+                      "tied.", account=esc(account))
+
+    @property
+    def bad_meter_account(self) -> str:
+        return self._("That is not a utility account id: 1 to 64 letters, digits, '-' or '_'. Nothing was tied.")
+
+    @property
+    def omnimetic_down(self) -> str:
+        return self._("Omnimetic cannot be reached right now, so energy figures are not available. Try again "
+                      "later; everything else works.")
+
+    def omnimetic_refused(self, words: str) -> str:
+        return self._("Omnimetic refused: {words}", words=esc(words))
+
+    def usage_spreadsheet(self, device: str, account: str) -> str:
+        return self._("Omnimetic's spreadsheet of utility account {account} ({device}).", account=esc(account),
+                      device=esc(device))
+
+    @property
+    def usage_spreadsheet_managers_only(self) -> str:
+        return self._("Only managers can download the spreadsheet; /usage <i>device</i> shows the figures.")
 
 ENGLISH = for_language(i18n.DEFAULT)
 """For the few places that speak to nobody in particular (the demo's narration, logs)."""

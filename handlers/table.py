@@ -9,7 +9,7 @@ and usage to bot/texts.py.
 
 from __future__ import annotations
 
-from handlers import agent, common, customer, finding, language, manager, payments, special
+from handlers import agent, common, customer, energy, finding, language, manager, payments, special
 from handlers.roles import CUSTOMERS, EVERYONE, MANAGERS, PEOPLE, STAFF, STRANGERS, Command
 
 COMMANDS: list[Command] = [
@@ -22,6 +22,7 @@ COMMANDS: list[Command] = [
     Command("history", agent.history_command, STAFF),
     Command("customer", agent.customer_command, STAFF, dialogue=agent.customer_dialogue),
     Command("pay", payments.pay_command, STAFF),
+    Command("meter", energy.meter_command, STAFF),
     # managers
     Command("summary", manager.summary, MANAGERS),
     Command("export", manager.export, MANAGERS),
@@ -33,6 +34,7 @@ COMMANDS: list[Command] = [
     # customers (staff who send these are shown their help)
     Command("balance", customer.balance, PEOPLE, listed=CUSTOMERS),
     Command("code", customer.last_code, PEOPLE, listed=CUSTOMERS),
+    Command("usage", energy.usage_command, PEOPLE),
     # everyone
     Command("start", common.start, EVERYONE, listed=STRANGERS),
     Command("cancel", common.cancel_outside, PEOPLE, listed=STAFF),

@@ -113,6 +113,10 @@ class Customer(SQLModel, table=True):
     registered_by_id: int | None = Field(default=None, foreign_key="person.id")
     language: str | None = Field(default=None, max_length=8)
     language_chosen: bool = False
+    utility_account: str | None = Field(default=None, unique=True, max_length=64)
+    """Their Omnimetic utility service account (linked through OmniConnect), tied by an agent's /meter:
+    one customer's at most."""
+    utility_account_tied_at: datetime | None = _when(default=None)
     created_at: datetime = _when()
 
 

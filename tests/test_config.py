@@ -15,7 +15,7 @@ _VARIABLES = [
     "ERM_TIMEOUT_SECONDS", "DATABASE_URL", "PAYGBOT_MANAGERS", "PAYGBOT_TIMEZONE", "PAYGBOT_SUMMARY_TIME",
     "PAYGBOT_REMINDER_DAYS", "PAYGBOT_MIN_GAP_SECONDS", "PAYGBOT_DAILY_CODE_LIMIT", "PAYGBOT_MAX_STACKED_DAYS",
     "PAYGBOT_HTTP_PORT", "PAYGBOT_WEBHOOK_SECRET", "PAYGBOT_MPESA_PATH", "PAYGBOT_CURRENCY", "PAYGBOT_PHONE_REGION",
-    "ERM_API", "ERM_GRAPHQL_URL",
+    "ERM_API", "ERM_GRAPHQL_URL", "OMNIMETIC_BASE_URL", "OMNIMETIC_CLIENT_ID", "OMNIMETIC_SECRET",
 ]
 
 
@@ -39,6 +39,7 @@ def test_defaults_are_product_md() -> None:
     assert settings.max_stacked_days == 1095 and settings.http_port == 8080
     assert settings.webhook_secret is None and settings.uses_sandbox
     assert settings.erm_api == "rest"
+    assert settings.omnimetic_base_url == "https://app.omnimetic.com/api" and settings.uses_omnimetic_sandbox
     assert settings.erm_graphql_url == "https://production-omnivoltaic-graphql-api.omnivoltaic.com/graphql"
 
 
@@ -50,7 +51,8 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "PAYGBOT_TIMEZONE": "Africa/Nairobi", "PAYGBOT_SUMMARY_TIME": "07:30", "PAYGBOT_REMINDER_DAYS": "3",
         "PAYGBOT_MIN_GAP_SECONDS": "7", "PAYGBOT_DAILY_CODE_LIMIT": "8", "PAYGBOT_MAX_STACKED_DAYS": "365",
         "PAYGBOT_HTTP_PORT": "0", "PAYGBOT_WEBHOOK_SECRET": "whsec-xyz", "ERM_API": "GraphQL",
-        "ERM_GRAPHQL_URL": "http://127.0.0.1:8090/graphql/",
+        "ERM_GRAPHQL_URL": "http://127.0.0.1:8090/graphql/", "OMNIMETIC_BASE_URL": "http://127.0.0.1:8090/omnimetic/api",
+        "OMNIMETIC_CLIENT_ID": "client-1", "OMNIMETIC_SECRET": "omni-secret-xyz",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -62,6 +64,8 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.reminder_days, settings.min_gap_seconds, settings.daily_code_limit) == (3, 7, 8)
     assert settings.max_stacked_days == 365 and settings.http_port == 0
     assert settings.erm_api == "graphql" and settings.erm_graphql_url == "http://127.0.0.1:8090/graphql"
+    assert settings.omnimetic_base_url == "http://127.0.0.1:8090/omnimetic/api" and not settings.uses_omnimetic_sandbox
+    assert "omni-secret-xyz" not in repr(settings)
     assert "123:abc" not in repr(settings) and "whsec-xyz" not in repr(settings) and "'pw'" not in repr(settings)
 
 

@@ -26,6 +26,8 @@ def test_the_demo_plays_the_day_and_leaves_nothing(tmp_path: Path) -> None:
         "Alex (agent) ▸ /customer TEST2503000017", "Jane (customer) ▸ /start",
         "Alex (agent) ▸ /find 3000017", "Alex (agent) ▸ [taps TEST2503000017]", "Solar home system TEST2503000017", "Alex (agent) ▸ /days TEST2503000017 30",
         "🔑 TEST2503000017 — 30 days", "Queued for TEST2503000017", "webhook answered 200",
+        "Alex (agent) ▸ /meter TEST2503000017 ", "Jane (customer) ▸ /usage", "⚡ Energy use — Jane Wanjiru",
+        "This month so far: ", " kWh (KES ", "Omnimetic sandbox: these figures are made up",
         "Jane (customer) ▸ /language sw", "Malipo yako ya Ksh\xa0250.00 (QK71ABC123) yamepokelewa",
         "Alex: 💰 Payment QK71ABC123: KES 250.00", "Mary (manager) ▸ [taps Approve]",
         "free code: unlocks for good", "Summary for Mon, 23 Nov 2026", "The demo is over",

@@ -3,7 +3,7 @@
 The bot runs as ``paygbot run`` sets it up (``bot.logs.configure_logging`` with the settings), with
 every logger turned up to DEBUG — httpx included, whose request lines carry the bot token in the
 URL — while a chat plays out: joining by invite, codes issued and queued, the ERM forgetting its
-tokens (a new login), an ERM 500, an ERM answer too late, /device, /history, and payment webhooks.
+tokens (a new login), an ERM 503, an ERM answer too late, /device, /history, and payment webhooks.
 The captured log must not contain the bot token, the ERM password, any ERM access token the
 sandbox handed out, the webhook secret, or the secret path of the M-Pesa confirmations.
 """
@@ -174,11 +174,11 @@ async def _a_working_day(chat: Chat, erm_sandbox: ErmSandbox, captured: Captured
     assert erm_sandbox.logins == logins + 1
     collect_tokens()
 
-    # an ERM 500: nothing committed, retried after a backoff
-    erm_sandbox.fail_next(1, status=500, paths=["/otp/daysCode"])
+    # an ERM 503: nothing committed, retried after a backoff
+    erm_sandbox.fail_next(1, status=503, paths=["/otp/daysCode"])
     chat.clock.advance(6)
     await chat.api.user_says(AGENT, f"/days {DEVICE} 1")
-    await _latest_request_is(chat, Status.QUEUED, "the ERM's 500 to be recorded")
+    await _latest_request_is(chat, Status.QUEUED, "the ERM's 503 to be recorded")
     await _code_reaches_the_agent(chat, 4, advance=6)  # past the backoff
     collect_tokens()
 
@@ -191,7 +191,7 @@ async def _a_working_day(chat: Chat, erm_sandbox: ErmSandbox, captured: Captured
     await _latest_request_is(chat, Status.SENDING, "the client to give up")
     chat.clock.advance(TIMEOUT + 6)  # the time limit and the grace period: settled from the history
     await chat.api.wait_for(lambda sent: sent.chat_id == AGENT.id and code in (sent.rendered or ""), timeout=20)
-    assert len(chat.codes()) == 5 and erm_sandbox.generations == 7  # and the 401 and the 500: none asked twice
+    assert len(chat.codes()) == 5 and erm_sandbox.generations == 7  # and the 401 and the 503: none asked twice
     collect_tokens()
 
     # looking things up

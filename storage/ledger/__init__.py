@@ -35,6 +35,7 @@ from storage.ledger.devices import (
     unverified_without_codes,
     unverified_without_codes_sending,
 )
+from storage.ledger.meters import customer_with_meter, tie_meter, untie_meter
 from storage.ledger.payments import (
     add_new_payments,
     add_payment,
@@ -126,6 +127,7 @@ __all__ = [
     "customer_by_phone",
     "customer_by_user",
     "customer_devices",
+    "customer_with_meter",
     "deactivate",
     "decide_approval",
     "defer",
@@ -183,6 +185,8 @@ __all__ = [
     "requeue",
     "search_devices",
     "set_item_details",
+    "tie_meter",
+    "untie_meter",
     "set_customer_language",
     "set_person_language",
     "undelivered",

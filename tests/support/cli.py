@@ -11,7 +11,7 @@ from pathlib import Path
 
 _SCRIPT = Path(sys.executable).with_name("paygbot")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot.cli"]
-_OURS = ("TELEGRAM_", "ERM_", "DATABASE_URL", "PAYGBOT_")
+_OURS = ("TELEGRAM_", "ERM_", "OMNIMETIC_", "DATABASE_URL", "PAYGBOT_")
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The ERM sandbox over HTTP: the documented REST paths and shapes, ``POST /graphql`` (the
 GraphQL interface, :mod:`bot.standins.erm.graphql`, on the same state), token checks, the
 injected faults and latency, and ``/_sandbox/faults`` and ``/_sandbox/state`` for a sandbox in
-another process. Served with the project's one runner, :func:`bot.http.serving`.
+another process. Served with the project's one runner, :func:`bot.http.serving`; :func:`serve`
+(``paygbot sandbox``) serves the Omnimetic sandbox beside it, under ``/omnimetic/api``.
 
 Every ERM route, REST or GraphQL, goes through :meth:`_Endpoints.route`: the call is recorded,
 counted, matched against the queued failures (a GraphQL request by ``/graphql/<first root
@@ -16,7 +17,7 @@ import json
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.applications import Starlette
@@ -26,13 +27,16 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from bot.erm.models import CodeType
 from bot.http import serving
 from bot.standins.erm import graphql
 from bot.standins.erm.devices import CodeRecord, SandboxDevice, cursor
 from bot.standins.erm.sandbox import Call, ErmSandbox, Failure, Traits
+
+if TYPE_CHECKING:
+    from bot.standins.omnimetic import OmnimeticSandbox
 
 MAX_PAGE = 100
 """``assignedItemsList`` returns at most this many items (documented "up to 100")."""
@@ -361,14 +365,25 @@ async def running(
         yield f"http://{host}:{bound}"
 
 
-async def serve(sandbox: ErmSandbox, host: str = "127.0.0.1", port: int = 8090) -> None:
-    """Serve the sandbox until SIGINT or SIGTERM, then return normally (``paygbot sandbox``)."""
+async def serve(
+    sandbox: ErmSandbox, host: str = "127.0.0.1", port: int = 8090, *, omnimetic: OmnimeticSandbox | None = None
+) -> None:
+    """Serve the sandbox until SIGINT or SIGTERM, then return normally (``paygbot sandbox``); the
+    Omnimetic sandbox (default: a new one on the same clock and latency) beside it under
+    ``/omnimetic/api``."""
+    from bot.standins import omnimetic as omnimetic_standin  # openpyxl and all: only when serving
+
+    omnimetic = omnimetic or omnimetic_standin.OmnimeticSandbox(clock=sandbox.clock, latency=sandbox.latency)
+    app = Starlette(routes=[
+        Mount(omnimetic_standin.MOUNT, app=omnimetic_standin.build_app(omnimetic)),
+        Mount("", app=build_app(sandbox)),
+    ])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        async with serving(build_app(sandbox), port, host=host):
+        async with serving(app, port, host=host):
             await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
