@@ -68,15 +68,18 @@ async def register(chat: Chat, person: TelegramUser = CUSTOMER, device: str = DE
     await chat.say(person, f"/start {token.group(1)}")
 
 
-async def usage(chat: Chat, person: TelegramUser, text: str = "/usage") -> tuple[str, bytes | None]:
-    """The text /usage answers with, and the picture after it (None when there is none: a /help sent
-    next is answered after the /usage update is done, so nothing of it can still come)."""
+async def usage(chat: Chat, person: TelegramUser, text: str = "/usage", *, picture: bool = False
+                ) -> tuple[str, bytes | None]:
+    """The text /usage answers with, and (``picture``: waited for) the picture that follows it; without
+    ``picture``, none has come with the text (updates run concurrently: a later one proves nothing)."""
     after = chat.api.position
     reply = await chat.say(person, text)
-    await chat.say(person, "/help")
-    pictures = [sent.photo for sent in chat.api.sent[after:] if sent.chat_id == person.id and sent.photo]
-    assert len(pictures) <= 1
-    return reply.rendered or "", pictures[0] if pictures else None
+    if picture:
+        photo = await chat.api.wait_for(lambda sent: sent.chat_id == person.id and sent.method == "sendPhoto",
+                                        after=after)
+        return reply.rendered or "", photo.photo
+    assert not [sent for sent in chat.api.sent[after:] if sent.chat_id == person.id and sent.photo]
+    return reply.rendered or "", None
 
 
 def omnimetic_calls(omnimetic: OmnimeticSandbox) -> int:
@@ -101,7 +104,7 @@ async def test_a_tied_meter_shows_the_customer_their_energy_use(chat: Chat, omni
     assert household.legal_names[0] in text and household.address["city"] in text
     assert await tied_account(chat) == JANE_ACCOUNT
 
-    report, picture = await usage(chat, CUSTOMER)
+    report, picture = await usage(chat, CUSTOMER, picture=True)
     async with OmnimeticClient(chat.bot.services.settings.omnimetic_base_url, CLIENT_ID, SECRET) as client:
         rows = await client.history(JANE_ACCOUNT, clock.now().year)
     english = for_language("en")
@@ -116,14 +119,14 @@ async def test_a_tied_meter_shows_the_customer_their_energy_use(chat: Chat, omni
 async def test_ten_taps_are_not_ten_calls(chat: Chat, omnimetic: OmnimeticSandbox, clock: ManualClock) -> None:
     await register(chat)
     await chat.say(AGENT, f"/meter {DEVICE} {JANE_ACCOUNT}")
-    await usage(chat, CUSTOMER)
+    await usage(chat, CUSTOMER, picture=True)
     asked = omnimetic_calls(omnimetic)
     for _ in range(3):
-        await usage(chat, CUSTOMER)
-        await usage(chat, AGENT, f"/usage {DEVICE}")
+        await usage(chat, CUSTOMER, picture=True)
+        await usage(chat, AGENT, f"/usage {DEVICE}", picture=True)
     assert omnimetic_calls(omnimetic) == asked  # kept a few minutes
     clock.advance(CACHE_FOR.total_seconds() + 1)
-    await usage(chat, CUSTOMER)
+    await usage(chat, CUSTOMER, picture=True)
     assert omnimetic_calls(omnimetic) > asked
 
 
@@ -169,7 +172,7 @@ async def test_a_customer_never_sees_another_customers_account(chat: Chat) -> No
     assert await tied_account(chat, "+254722000111") is None
     theirs, _ = await usage(chat, NEIGHBOUR, f"/usage {DEVICE}")  # a device id typed by a customer changes nothing
     assert "No meter is tied to you yet" in theirs
-    jane, _ = await usage(chat, CUSTOMER)
+    jane, _ = await usage(chat, CUSTOMER, picture=True)
     assert "This month so far" in jane
 
 
@@ -177,7 +180,7 @@ async def test_untying_and_staff_views(chat: Chat) -> None:
     await register(chat)
     await chat.make(MANAGER, Role.MANAGER)
     await chat.say(AGENT, f"/meter {DEVICE} {JANE_ACCOUNT}")
-    staff, picture = await usage(chat, AGENT, f"/usage {DEVICE}")
+    staff, picture = await usage(chat, AGENT, f"/usage {DEVICE}", picture=True)
     assert "This month so far" in staff and picture is not None
     refused = await chat.say(AGENT, f"/usage {DEVICE} xlsx")
     assert "Only managers can download the spreadsheet" in (refused.rendered or "")
@@ -201,7 +204,7 @@ async def test_usage_in_the_customers_language(chat: Chat, language: str) -> Non
     await register(chat)
     await chat.say(AGENT, f"/meter {DEVICE} {JANE_ACCOUNT}")
     await chat.say(CUSTOMER, f"/language {language}")
-    report, picture = await usage(chat, CUSTOMER)
+    report, picture = await usage(chat, CUSTOMER, picture=True)
     texts = for_language(language)
     assert texts._("This month so far") in report and texts._("This month so far") != "This month so far"
     assert texts.month_name(2026, 10) in report and picture is not None
@@ -214,7 +217,7 @@ async def test_the_embedded_sandbox_says_its_figures_are_made_up(
         await chat.make(AGENT, Role.AGENT)
         await register(chat)
         await chat.say(AGENT, f"/meter {DEVICE} {JANE_ACCOUNT}")
-        report, _ = await usage(chat, CUSTOMER)
+        report, _ = await usage(chat, CUSTOMER, picture=True)
     assert "Omnimetic sandbox: these figures are made up" in report
 
 
@@ -232,6 +235,6 @@ async def test_the_secret_is_in_no_log_line(erm_sandbox: ErmSandbox, erm_url: st
         await register(chat)
         await chat.say(AGENT, f"/meter {DEVICE} {JANE_ACCOUNT}")
         omnimetic.expire_tokens()
-        report, _ = await usage(chat, CUSTOMER)
+        report, _ = await usage(chat, CUSTOMER, picture=True)
     assert "This month so far" in report and omnimetic.logins == 2
     assert secret not in caplog.text and "logged in to Omnimetic as client client-7" in caplog.text
