@@ -1177,7 +1177,8 @@ class Texts:
 
     def energy_chart_labels(self) -> dict[str, str]:
         return {"months": self._("Energy, last 12 months"), "hours": self._("Last 7 days, hour by hour"),
-                "on_peak": self._("on-peak"), "off_peak": self._("off-peak"), "kwh": self._("kWh")}
+                "on_peak": self._("on-peak"), "off_peak": self._("off-peak"), "kwh": self._("kWh"),
+                "unsplit": self._("not split by time")}
 
     @property
     def omnimetic_sandbox_note(self) -> str:

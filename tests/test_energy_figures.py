@@ -47,7 +47,7 @@ def test_the_last_seven_days_are_the_readers_days() -> None:
     assert round(kwh[date(2026, 11, 26)], 6) == round(24 * 0.3, 6)  # a whole local day: 21:00 UTC to 21:00 UTC
     assert round(kwh[date(2026, 12, 2)], 6) == 0.0  # Nairobi's 2 Dec has had no whole UTC hour of figures yet
     assert round(figures.week_kwh, 6) == round(6 * 24 * 0.3, 6)
-    assert all(start.tzinfo == NAIROBI for start, _, _ in figures.hours)
+    assert all(start.tzinfo == NAIROBI for start, _, _, _ in figures.hours)
     assert figures.hours[0][0] == datetime(2026, 11, 26, 0, tzinfo=NAIROBI)
     assert not figures.empty
 
@@ -55,3 +55,18 @@ def test_the_last_seven_days_are_the_readers_days() -> None:
 def test_no_rows_is_empty() -> None:
     figures = usage(ACCOUNT, [], [], datetime(2026, 12, 1, tzinfo=UTC), NAIROBI)
     assert figures.empty and figures.this_month is None and figures.week_kwh == 0
+
+
+def test_a_total_omnimetic_did_not_split_still_counts() -> None:
+    """The document's own month: 0 on-peak, 0 off-peak, 677270.4 Wh in all; an hour with only a total."""
+    august = MonthUsage(month="August", year=2023, on_peak_usage_in_watts=0, off_peak_usage_in_watts=0,
+                        energy_consumption_in_watts=677270.4, amount_in_cents=1128)
+    now = datetime(2023, 8, 20, 12, tzinfo=UTC)
+    only_total = HourUsage(date=datetime(2023, 8, 19, 10, tzinfo=UTC), hour="10:00", total_usage=1.5)
+    figures = usage(ACCOUNT, [august], [only_total], now, ZoneInfo("UTC"))
+    assert figures.this_month is august and round(august.energy_kwh, 4) == 677.2704 and str(august.amount) == "11.28"
+    assert figures.week_kwh == 1.5 and figures.hours[0][1:] == (0, 0, 1.5)
+    from bot.energy.chart import chart
+    from bot.texts import for_language
+
+    assert chart(figures, for_language("sw")).startswith(b"\x89PNG")  # the unsplit part drawn, in Swahili

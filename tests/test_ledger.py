@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 from storage import ledger
 from storage.db import Database
 from storage.migrate import current_revision, head_revision, upgrade
-from storage.models import CodeKind, CodeRequest, Payment, Role, Status
+from storage.models import CodeKind, CodeRequest, Customer, Payment, Role, Status
 from tests.support.cli import run
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -230,3 +230,21 @@ async def test_what_the_erm_says_of_a_device_is_cut_to_its_columns(db: Database)
     async with db.read() as session:
         details = await ledger.item_details(session=session, aliases=["OEM1", "NOPE"])
     assert details == {"OEM1": ("y" * 200, "ASSIGNED")}
+
+
+async def test_a_utility_account_is_one_customers_whatever_its_case(db: Database) -> None:
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    async with db.write() as session:
+        jane = Customer(name="Jane", phone="+254712345678", created_at=now)
+        peter = Customer(name="Peter", phone="+254722000111", created_at=now)
+        session.add_all([jane, peter])
+        await session.flush()
+        assert jane.id is not None and peter.id is not None
+        assert await ledger.tie_meter(session=session, customer_id=jane.id, account="32c73fdb3fdbe731dbb7f668",
+                                      now=now) is None
+        holder = await ledger.tie_meter(session=session, customer_id=peter.id, account="32C73FDB3FDBE731DBB7F668",
+                                        now=now)
+        assert holder is not None and holder.id == jane.id
+    async with db.read() as session:
+        again = await ledger.get_customer(session=session, customer_id=peter.id)
+    assert again is not None and again.utility_account is None

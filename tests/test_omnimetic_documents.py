@@ -374,3 +374,35 @@ async def test_no_secret_or_token_in_logs_errors_or_repr(omnimetic: FakeOmnimeti
     assert all("are not allowed" in failure.message for failure in failures)  # the words kept, scrubbed
     assert f"logged in to Omnimetic as client {CLIENT_ID}" in caplog.text
     assert f"GET /accounts/{ACCOUNT}/utility-service-accounts/{JOHN}/info -> 403" in caplog.text
+
+
+async def test_callers_waiting_for_a_failing_login_fail_with_it_not_each_after_its_own_timeout() -> None:
+    logins = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal logins
+        if request.url.path.endswith("/access-token"):
+            logins += 1
+            await asyncio.sleep(0.2)
+            return httpx.Response(503, json={"message": "Service Unavailable"})
+        raise AssertionError("no data request without a token")
+
+    async with OmnimeticClient("https://app.omnimetic.com/api", "client-1", "s3cret-k",
+                               transport=httpx.MockTransport(handler)) as client:
+        results = await asyncio.gather(*(client.info("64d4a4ba8061ed001f6159cf") for _ in range(5)),
+                                       return_exceptions=True)
+    assert all(isinstance(result, OmnimeticUnavailable) for result in results)
+    assert logins == 1
+
+
+async def test_omnimetic_words_are_cut_short() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/access-token"):
+            return httpx.Response(200, json={"id": "61717f9aa817d400165cc85a", "token": "tok-abcdef-123"})
+        return httpx.Response(400, json={"message": "bad " * 2000})
+
+    async with OmnimeticClient("https://app.omnimetic.com/api", "client-1", "s3cret-k",
+                               transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(OmnimeticRefused) as caught:
+            await client.info("64d4a4ba8061ed001f6159cf")
+    assert len(caught.value.message) <= 200

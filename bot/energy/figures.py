@@ -28,8 +28,8 @@ class Usage:
     """The last 12 months up to this one, oldest first; a month without a row is left out."""
     days: list[tuple[date, float]]
     """Each of the last 7 days (oldest first) and its energy in kWh."""
-    hours: list[tuple[datetime, float, float]]
-    """Each hour of the last 7 days that has a row: its start (local time), on-peak and off-peak kWh."""
+    hours: list[tuple[datetime, float, float, float]]
+    """Each hour of the last 7 days that has a row: its start (local time), on-peak, off-peak and unsplit kWh."""
 
     @property
     def week_kwh(self) -> float:
@@ -39,6 +39,12 @@ class Usage:
     def empty(self) -> bool:
         """Omnimetic holds no figure at all for the account (newly linked, or nothing measured)."""
         return not self.months and not self.hours
+
+
+def unsplit(total: float, on_peak: float, off_peak: float) -> float:
+    """The part of a total that Omnimetic did not split into on- and off-peak (the document's own month
+    has a total and 0 for both)."""
+    return max(0.0, total - on_peak - off_peak)
 
 
 def month_before(year: int, month: int, count: int = 1) -> tuple[int, int]:
@@ -68,8 +74,9 @@ def usage(account: ServiceAccount, rows: list[MonthUsage], hours: list[HourUsage
     for hour in sorted(hours, key=lambda h: h.date):
         start = hour.date.astimezone(tz)
         if start.date() in per_day:
-            per_day[start.date()] += hour.on_peak_usage + hour.off_peak_usage
-            local_hours.append((start, hour.on_peak_usage, hour.off_peak_usage))
+            per_day[start.date()] += max(hour.total_usage, hour.on_peak_usage + hour.off_peak_usage)
+            local_hours.append((start, hour.on_peak_usage, hour.off_peak_usage, unsplit(
+                hour.total_usage, hour.on_peak_usage, hour.off_peak_usage)))
     return Usage(
         account=account,
         today=today,

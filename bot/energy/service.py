@@ -10,10 +10,13 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
+
 from bot.clock import Clock
 from bot.energy import figures
 from bot.energy.figures import Usage
 from bot.omnimetic.client import OmnimeticClient, check_account_id
+from bot.omnimetic.errors import OmnimeticNotFound
 from bot.omnimetic.models import ServiceAccount
 from storage import ledger
 from storage.db import Database
@@ -21,6 +24,8 @@ from storage.models import Customer
 
 CACHE_FOR = timedelta(minutes=5)
 """How long Omnimetic's answers are kept: its figures change by the hour at most."""
+CACHE_SIZE = 512
+"""At most this many answers are kept (a week of one account's hours is ~170 rows)."""
 
 T = TypeVar("T")
 
@@ -70,9 +75,14 @@ class Energy:
         if customer is None or customer.id is None:
             return NoCustomer()
         info = await self._cached(("info", account), lambda: self.client.info(account))
-        async with self.db.write() as session:
-            holder = await ledger.tie_meter(session=session, customer_id=customer.id, account=account,
-                                            now=self.clock.now())
+        if info.id.casefold() != account.casefold():  # kept as Omnimetic names it, or not at all
+            raise OmnimeticNotFound(f"Omnimetic answered for {info.id} when asked for {account}", status=404)
+        try:
+            async with self.db.write() as session:
+                holder = await ledger.tie_meter(session=session, customer_id=customer.id, account=info.id,
+                                                now=self.clock.now())
+        except IntegrityError:  # tied to another customer by a concurrent /meter (PostgreSQL)
+            return MeterHeld(account)
         if holder is not None:
             return MeterHeld(account)
         return MeterTied(customer, info)
@@ -95,16 +105,16 @@ class Energy:
             return NoMeter(customer)
         now = self.clock.now()
         today = now.astimezone(self.tz).date()
-        info = await self._cached(("info", account), lambda: self.client.info(account))
-        this_year = await self._cached(("history", account, today.year),
-                                       lambda: self.client.history(account, today.year))
-        last_year = await self._cached(("history", account, today.year - 1),
-                                       lambda: self.client.history(account, today.year - 1))
         # a day either side: the last 7 local days, whatever the zone's offset from UTC
         start = today - timedelta(days=figures.WEEK_DAYS)
         end = today + timedelta(days=1)
-        hours = await self._cached(("interval", account, start, end),
-                                   lambda: self.client.interval(account, start, end))
+        info, this_year, last_year, hours = await asyncio.gather(  # at once: a slow Omnimetic is slow once
+            self._cached(("info", account), lambda: self.client.info(account)),
+            self._cached(("history", account, today.year), lambda: self.client.history(account, today.year)),
+            self._cached(("history", account, today.year - 1),
+                         lambda: self.client.history(account, today.year - 1)),
+            self._cached(("interval", account, start, end), lambda: self.client.interval(account, start, end)),
+        )
         return figures.usage(info, [*last_year, *this_year], hours, now, self.tz)
 
     async def usage_of_device(self, device_id: int) -> Usage | NoMeter | NoCustomer:
@@ -134,15 +144,25 @@ class Energy:
         """``fetch()``'s answer, kept :data:`CACHE_FOR`; concurrent askers of one key share one call.
         Failures are not kept."""
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            now = self.clock.now()
-            kept = self._cache.get(key)
-            if kept is not None and kept[0] > now:
-                return kept[1]  # type: ignore[no-any-return]
-            value = await fetch()
-            self._cache[key] = (now + CACHE_FOR, value)
-            if len(self._cache) > 10_000:  # a served bot runs for months: forget what has run out
-                for stale in [k for k, (until, _) in self._cache.items() if until <= now]:
-                    del self._cache[stale]
-                    self._locks.pop(stale, None)
-            return value
+        try:
+            async with lock:
+                now = self.clock.now()
+                kept = self._cache.get(key)
+                if kept is not None and kept[0] > now:
+                    return kept[1]  # type: ignore[no-any-return]
+                value = await fetch()
+                self._forget_stale(now)
+                self._cache[key] = (now + CACHE_FOR, value)
+                return value
+        finally:
+            if key not in self._cache and not lock.locked():
+                self._locks.pop(key, None)  # a failed fetch (a mistyped account) leaves nothing behind
+
+    def _forget_stale(self, now: datetime) -> None:
+        """What has run out is dropped, and at most :data:`CACHE_SIZE` answers are kept (oldest out)."""
+        for stale in [key for key, (until, _) in self._cache.items() if until <= now]:
+            del self._cache[stale]
+            self._locks.pop(stale, None)
+        while len(self._cache) >= CACHE_SIZE:
+            oldest = next(iter(self._cache))
+            del self._cache[oldest]

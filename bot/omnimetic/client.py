@@ -29,6 +29,7 @@ from bot.clock import Clock, SystemClock
 from bot.logs import register_secret
 from bot.omnimetic.errors import (
     OmnimeticAuthError,
+    OmnimeticError,
     OmnimeticNotFound,
     OmnimeticRefused,
     OmnimeticUnavailable,
@@ -87,6 +88,8 @@ class OmnimeticClient:
         self._token: SecretStr | None = None
         self._token_asked_at: datetime | None = None
         self._login_lock = asyncio.Lock()
+        self._login_failures = 0
+        self._last_login_failure: OmnimeticError | None = None
         self.logins = 0
         """Access tokens received (the first, and each renewal)."""
         self.account_id: str | None = None
@@ -146,10 +149,19 @@ class OmnimeticClient:
         token = self._fresh_token()
         if token is not None:
             return token
+        failures = self._login_failures
         async with self._login_lock:  # one login, however many callers found the token missing or old
             token = self._fresh_token()
             if token is None:
-                await self.login()
+                if self._login_failures != failures and self._last_login_failure is not None:
+                    # the login they waited for failed: they fail with it, not each after its own timeout
+                    raise self._last_login_failure
+                try:
+                    await self.login()
+                except OmnimeticError as exc:
+                    self._login_failures += 1
+                    self._last_login_failure = exc
+                    raise
                 assert self._token is not None
                 token = self._token.get_secret_value()
             return token
@@ -310,7 +322,7 @@ class OmnimeticClient:
         words = (body.get("message") or body.get("error")) if isinstance(body, dict) else None
         if not isinstance(words, str) or not words.strip():
             words = snippet(response.text) or default or f"HTTP {response.status_code}"
-        return self._scrub(words.strip())
+        return self._scrub(" ".join(words.split())[:200])
 
     def _scrub(self, text: str) -> str:
         """Our own secret and token removed from text Omnimetic sent back, in case it echoes them."""

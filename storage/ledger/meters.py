@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Customer
 
 
 async def customer_with_meter(*, session: AsyncSession, account: str) -> Customer | None:
-    """The customer this utility service account is tied to, if any."""
-    return (await session.exec(select(Customer).where(Customer.utility_account == account))).first()
+    """The customer this utility service account is tied to, if any (ids compared ignoring case: Omnimetic's
+    hex ids name one account however they are typed)."""
+    query = select(Customer).where(func.lower(col(Customer.utility_account)) == account.lower())
+    return (await session.exec(query)).first()
 
 
 async def tie_meter(*, session: AsyncSession, customer_id: int, account: str, now: datetime) -> Customer | None:
