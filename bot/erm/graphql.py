@@ -229,8 +229,8 @@ class GraphQLErm(ErmHttp):
         if generation and isinstance(data, dict) and data.get(field) is not None and body.get("errors"):
             # a code came back beside an error (whatever the error says, even "Unauthorized"): the code
             # may exist, and is neither taken nor asked for again
-            raise ErmOutcomeUnknown(f"the ERM answered {field} with a code and an error "
-                                    f"({_status_and_words(body['errors'], None)[1]})")
+            words = self._scrub(_status_and_words(body["errors"], None)[1])
+            raise ErmOutcomeUnknown(f"the ERM answered {field} with a code and an error ({words})")
         errors = body.get("errors") if isinstance(body, dict) else None
         if errors:
             raise self._failure(errors, response.status_code, field, generation, sign_in)
