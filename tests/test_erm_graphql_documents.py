@@ -33,7 +33,8 @@ DOCS = Path(__file__).parent / "data" / "erm" / "graphql"
 SCHEMA = Path(__file__).parent.parent / "bot" / "standins" / "erm" / "schema.graphql"
 URL = "https://production-omnivoltaic-graphql-api.omnivoltaic.com/graphql"
 PASSWORD = "s3cret-Pa55word"
-DOCUMENTS = [value for name, value in vars(queries).items() if name.isupper() and isinstance(value, str)]
+DOCUMENTS = [value for name, value in vars(queries).items()
+             if name.isupper() and not name.startswith("_") and isinstance(value, str)]
 
 
 def doc(name: str) -> Any:
@@ -98,11 +99,29 @@ def erm() -> FakeGraphQL:
 
 def test_every_query_the_bot_sends_is_valid_against_the_documents_schema() -> None:
     schema = graphql.build_schema(SCHEMA.read_text())
-    assert len(DOCUMENTS) >= 6
+    string_ids = graphql.build_schema(SCHEMA.read_text().replace("ids: [ID!]!", "ids: [String!]!"))
+    assert len(DOCUMENTS) >= 7
     for document in DOCUMENTS:
         if "{" not in document:
             continue
-        assert graphql.validate(schema, graphql.parse(document)) == [], document
+        against = string_ids if document is queries.CODE_HISTORY_STRING_IDS else schema
+        assert graphql.validate(against, graphql.parse(document)) == [], document
+    assert graphql.validate(string_ids, graphql.parse(queries.CODE_HISTORY)) != []  # hence the second form
+
+
+async def test_a_schema_whose_ids_are_strings_gets_the_other_history_document(erm: FakeGraphQL) -> None:
+    erm.answer("getAllClientItems", doc("item_search.json"))
+    entry = {"data": {"getItemsForDownloadById": [{"item": {"_id": "67890"}, "codeHistory": []}]}}
+    refusal = {"errors": [{"message": 'Variable "$ids" of type "[ID!]!" used in position expecting type '
+                                      '"[String!]!".', "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]}
+    erm.answers["getItemsForDownloadById"] = lambda body: httpx.Response(
+        200, json=entry) if "[String!]!" in body["query"] else httpx.Response(400, json=refusal)
+    async with erm.client() as client:
+        first = await client.code_history("ABC456")
+        again = await client.code_history("ABC456")
+    assert first.count == again.count == 0
+    asked = [("[String!]!" in body["query"]) for body in erm.of("getItemsForDownloadById")]
+    assert asked == [False, True, True]  # learned once, then remembered
 
 
 async def test_days_code_with_the_documented_answer(erm: FakeGraphQL) -> None:

@@ -86,6 +86,7 @@ class GraphQLErm(ErmHttp):
         self._sign_ins = list(SIGN_INS)
         self._erm_ids: dict[str, str] = {}
         """Any id of an item → its ERM id (ids never change)."""
+        self._history_document = queries.CODE_HISTORY
 
     def _authorization(self, token: str) -> str:
         return f"Bearer {token}"
@@ -146,7 +147,7 @@ class GraphQLErm(ErmHttp):
         if offset < 0 or not 1 <= limit <= 1000:
             raise ValueError("offset is 0 or more and limit 1 to 1000")
         erm_id = await self._erm_id(product_id)
-        value = await self._execute(queries.CODE_HISTORY, {"ids": [erm_id]}, field="getItemsForDownloadById")
+        value = await self._history(erm_id)
         entry = _entry_for(value, erm_id)
         try:
             events = [CodeEvent.model_validate(node) for node in entry["codeHistory"]]
@@ -157,6 +158,21 @@ class GraphQLErm(ErmHttp):
         events.sort(key=lambda event: event.code_number, reverse=True)
         return HistoryPage(events=events[offset : offset + limit], count=len(events), offset=offset, limit=limit,
                            has_next_page=offset + limit < len(events))
+
+    async def _history(self, erm_id: str) -> Any:
+        """``getItemsForDownloadById``'s answer, with the ``ids`` variable typed as this ERM's schema wants
+        (``[ID!]!``, else ``[String!]!``: learned from its refusal, then remembered)."""
+        documents = [self._history_document] + [d for d in queries.HISTORIES if d != self._history_document]
+        for document in documents:
+            try:
+                value = await self._execute(document, {"ids": [erm_id]}, field="getItemsForDownloadById")
+            except ErmRefused as exc:
+                if exc.status == 400 and "$ids" in exc.message and document != documents[-1]:
+                    continue  # "Variable "$ids" of type … used in position expecting …": the other type
+                raise
+            self._history_document = document
+            return value
+        raise AssertionError("unreachable")
 
     async def item(self, product_id: ProductId) -> Item:
         """The item one of whose ids is ``product_id``, found with ``getAllClientItems(search:)`` (which

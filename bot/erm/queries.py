@@ -67,31 +67,29 @@ _ITEM = """
 
 CLIENT_ITEMS = f"""
 query GetAllClientItems($first: Int!, $after: String, $search: String) {{
-  getAllClientItems(first: $first, after: $after, search: $search, queryorder: ASC, assetaccount: false) {{
+  getAllClientItems(first: $first, after: $after, search: $search, queryorder: DESC, assetaccount: false) {{
     page {{
       edges {{
         cursor
         node {{{_ITEM}        }}
       }}
-      pageInfo {{
-        hasNextPage
-      }}
     }}
   }}
 }}
 """
-"""Document 002 ("Getting distributor Items", ``get_node_id``): walked forward by cursor, oldest first,
-so that an item created during the walk comes at its end rather than shifting the pages."""
+"""Document 002 ("Getting distributor Items", ``get_node_id``): walked forward by cursor (Relay's
+``first``/``after``), in the documents' order (``DESC``), asking only the fields they show: a page
+shorter than asked is the last (no ``pageInfo``, which they never ask for)."""
 
-CODE_HISTORY = """
-query GetItemsForDownloadById($ids: [ID!]!) {
-  getItemsForDownloadById(ids: $ids) {
-    item {
+_HISTORY = """
+query GetItemsForDownloadById($ids: [{id_type}!]!) {{
+  getItemsForDownloadById(ids: $ids) {{
+    item {{
       _id
       oemID
       oemItemID
-    }
-    codeHistory {
+    }}
+    codeHistory {{
       _id
       codeType
       codeDays
@@ -100,9 +98,16 @@ query GetItemsForDownloadById($ids: [ID!]!) {
       codeDecString
       createdAt
       updatedAt
-    }
-  }
-}
+    }}
+  }}
+}}
 """
-"""Document 002 ("Fetch Code History"), the id as a variable; the code's two forms and its time are
+
+CODE_HISTORY = _HISTORY.format(id_type="ID")
+"""Document 002 ("Fetch Code History"), the ids as a variable; the code's two forms and its time are
 asked too, as the REST history's ``CodeEvent`` nodes carry them (settlement needs them)."""
+CODE_HISTORY_STRING_IDS = _HISTORY.format(id_type="String")
+"""The same, for a schema whose ``ids`` are ``[String]``: the document passes them as string literals,
+which fit either type, but a variable must name one (tried when the ERM refuses ``[ID!]!``)."""
+
+HISTORIES = (CODE_HISTORY, CODE_HISTORY_STRING_IDS)
