@@ -162,3 +162,39 @@ async def test_sigterm_stops_cleanly_and_nothing_queued_is_lost(tmp_path: Path) 
         assert "2 days" in (follow.rendered or "") and len(sandbox.device(DEVICE).codes) == 2
     gap = sandbox.device(DEVICE).codes[1].created_at - sandbox.device(DEVICE).codes[0].created_at
     assert gap >= timedelta(seconds=2)
+
+
+async def test_run_speaks_graphql_when_told(tmp_path: Path) -> None:
+    """``paygbot run`` as a process with ``ERM_API=graphql``: the agent's code comes over GraphQL, and the
+    device sync over GraphQL lets /find find a device by its last digits."""
+    api = FakeBotApi(TOKEN)
+    sandbox = ErmSandbox()
+    database = tmp_path / "ledger.db"
+    assert run("users", "add", "--telegram-id", str(AGENT.id), "--role", "agent", cwd=tmp_path,
+               env={"DATABASE_URL": f"sqlite:///{database}"}).code == 0
+    api.meet(AGENT)
+    async with running(api) as base_url, sandbox_running(sandbox) as erm_url:
+        env = environment(
+            tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=base_url, ERM_API="graphql",
+            ERM_GRAPHQL_URL=f"{erm_url}/graphql", ERM_BASE_URL="http://127.0.0.1:9", ERM_USERNAME="test@example.com",
+            ERM_PASSWORD="test1234", DATABASE_URL=f"sqlite:///{database}", PAYGBOT_HTTP_PORT="0",
+        )
+        process = await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env,
+                                                       stderr=asyncio.subprocess.PIPE)
+        try:
+            await api.user_says(AGENT, f"/days {DEVICE} 3")
+            code = await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)
+            assert sandbox.device(DEVICE).codes[0].keypad in (code.rendered or "")
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:  # the device sync runs a second after the start
+                await api.user_says(AGENT, "/find 00000048")
+                found = await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)
+                if "SBX00000000048" in str(found.buttons) or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            assert [button["text"].split()[0] for button in found.buttons] == ["SBX00000000048"]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    assert {call.path for call in sandbox.calls} == {"/graphql"}
