@@ -292,3 +292,19 @@ async def test_no_secret_in_logs_errors_or_repr(erm: FakeErm, caplog: pytest.Log
         text = " ".join([caplog.text, str(caught.value), caught.value.message, repr(client), repr(client.__dict__)])
     assert "tok-1-abcdef" not in text and PASSWORD not in text
     assert "is not allowed" in caught.value.message
+
+
+async def test_requests_waiting_for_a_failing_login_fail_with_it() -> None:
+    """One login for many waiting requests, also when it fails: they do not each log in again after it."""
+    logins = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal logins
+        assert request.url.path == "/user/login", "nothing is asked without a token"
+        logins += 1
+        await asyncio.sleep(0.2)
+        return httpx.Response(503, json={"message": "Service Unavailable"})
+
+    async with RestErm("https://erm.test", "test@example.com", PASSWORD, transport=httpx.MockTransport(handler)) as client:
+        results = await asyncio.gather(*(client.code_history("X1") for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(result, ErmUnavailable) for result in results) and logins == 1

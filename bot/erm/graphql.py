@@ -44,7 +44,8 @@ from bot.erm.errors import (
     ErmUnavailable,
 )
 from bot.erm.models import CodeEvent, CodeType, GeneratedCode, HistoryPage, Item, Login
-from bot.erm.wire import ErmHttp, first_error
+from bot.erm.wire import ErmHttp
+from bot.remote import first_error
 
 SIGN_INS = ("signInClient", "signInUser")
 DESCRIPTION = "paygbot"

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 from bot.erm.backend import ProductId, check_days, check_product_id
 from bot.erm.errors import ErmAuthError, ErmInvalidResponse, ErmRateLimited, ErmRefused
 from bot.erm.models import Avatar, GeneratedCode, HistoryMetadata, HistoryPage, Item, Login
-from bot.erm.wire import ErmHttp, first_error
+from bot.erm.wire import ErmHttp
+from bot.remote import first_error
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

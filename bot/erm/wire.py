@@ -10,9 +10,7 @@ scrubbed from anything the ERM sends back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import re
 import time
 from typing import Any
 
@@ -22,6 +20,7 @@ from pydantic import SecretStr, ValidationError
 from bot.erm.errors import ErmInvalidResponse, ErmOutcomeUnknown, ErmUnavailable
 from bot.erm.models import Login
 from bot.logs import register_secret
+from bot.remote import SharedToken, first_error, scrub, snippet
 
 log = logging.getLogger("paygbot.erm")
 
@@ -54,8 +53,7 @@ class ErmHttp:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             headers={"Accept": "application/json"},
         )
-        self._token: SecretStr | None = None
-        self._login_lock = asyncio.Lock()
+        self._token = SharedToken()
         self.logins = 0
 
     async def __aenter__(self) -> ErmHttp:
@@ -72,8 +70,7 @@ class ErmHttp:
     async def login(self) -> Login:
         """Sign in now and keep the fresh access token."""
         result = await self._sign_in()
-        self._token = SecretStr(result.access_token)
-        register_secret(result.access_token)
+        self._token.keep(result.access_token)
         self.logins += 1
         log.info("logged in to the ERM as %s", self.username)
         return result
@@ -86,21 +83,11 @@ class ErmHttp:
         raise NotImplementedError
 
     async def _current_token(self) -> str:
-        if self._token is None:
-            async with self._login_lock:
-                if self._token is None:
-                    await self.login()
-        assert self._token is not None
-        return self._token.get_secret_value()
+        return await self._token.current(self.login)
 
     async def _renew_token(self, stale: str) -> str:
         """Sign in again unless another request already did since ``stale`` was refused."""
-        async with self._login_lock:
-            if self._token is None or self._token.get_secret_value() == stale:
-                self._token = None
-                await self.login()
-        assert self._token is not None
-        return self._token.get_secret_value()
+        return await self._token.renew(stale, self.login)
 
     # -- one exchange ---------------------------------------------------------------------
 
@@ -172,11 +159,7 @@ class ErmHttp:
 
     def _scrub(self, text: str) -> str:
         """Remove our own secrets from text the ERM sent back, in case it echoes them."""
-        for secret in (self._token, self._password):
-            value = secret.get_secret_value() if secret else ""
-            if value:
-                text = text.replace(value, "***")
-        return text
+        return scrub(text, self._token.secret, self._password)
 
     @staticmethod
     def _model(model: Any, payload: Any, what: str) -> Any:
@@ -185,18 +168,3 @@ class ErmHttp:
         except ValidationError as exc:
             raise ErmInvalidResponse(f"the ERM's {what} is not in the documented shape: {first_error(exc)}") from None
 
-
-def first_error(exc: Exception) -> str:
-    """The first problem pydantic found, in one line."""
-    if isinstance(exc, ValidationError):
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        return f"{where}: {error['msg']}" if where else str(error["msg"])
-    return str(exc) or type(exc).__name__
-
-
-def snippet(text: str) -> str:
-    """A short, single-line piece of a body (an HTML error page's title or first words)."""
-    title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
-    plain = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
-    return " ".join(plain.split())[:200]

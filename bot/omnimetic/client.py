@@ -15,11 +15,10 @@ sends back, and never in a log line, an exception or a repr.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -29,12 +28,12 @@ from bot.clock import Clock, SystemClock
 from bot.logs import register_secret
 from bot.omnimetic.errors import (
     OmnimeticAuthError,
-    OmnimeticError,
     OmnimeticNotFound,
     OmnimeticRefused,
     OmnimeticUnavailable,
 )
 from bot.omnimetic.models import AccessToken, HourUsage, MonthUsage, ServiceAccount
+from bot.remote import SharedToken, first_error, scrub, snippet
 
 log = logging.getLogger("paygbot.omnimetic")
 
@@ -85,11 +84,7 @@ class OmnimeticClient:
             timeout=httpx.Timeout(timeout), transport=transport, follow_redirects=True,
             headers={"Accept": "application/json"},
         )
-        self._token: SecretStr | None = None
-        self._token_asked_at: datetime | None = None
-        self._login_lock = asyncio.Lock()
-        self._login_failures = 0
-        self._last_login_failure: OmnimeticError | None = None
+        self._token = SharedToken(renew_after=RENEW_AFTER, clock=self._clock)
         self.logins = 0
         """Access tokens received (the first, and each renewal)."""
         self.account_id: str | None = None
@@ -125,55 +120,22 @@ class OmnimeticClient:
             answer = AccessToken.model_validate(payload)
         except ValidationError:
             raise OmnimeticUnavailable("Omnimetic's access-token answer holds no id and token") from None
-        register_secret(answer.token)
         try:
             account_id = check_account_id(answer.id)
         except ValueError:
             raise OmnimeticUnavailable("Omnimetic's access-token answer holds no usable account id") from None
-        self._token = SecretStr(answer.token)
-        self._token_asked_at = asked_at
+        self._token.keep(answer.token, asked_at)
         self.account_id = account_id
         self.logins += 1
         log.info("logged in to Omnimetic as client %s", self.client_id)
         return answer
 
-    def _fresh_token(self) -> str | None:
-        """The token, unless there is none or it is old enough to be replaced now."""
-        if self._token is None or self._token_asked_at is None:
-            return None
-        if self._clock.now() - self._token_asked_at > RENEW_AFTER:
-            return None
-        return self._token.get_secret_value()
-
     async def _current_token(self) -> str:
-        token = self._fresh_token()
-        if token is not None:
-            return token
-        failures = self._login_failures
-        async with self._login_lock:  # one login, however many callers found the token missing or old
-            token = self._fresh_token()
-            if token is None:
-                if self._login_failures != failures and self._last_login_failure is not None:
-                    # the login they waited for failed: they fail with it, not each after its own timeout
-                    raise self._last_login_failure
-                try:
-                    await self.login()
-                except OmnimeticError as exc:
-                    self._login_failures += 1
-                    self._last_login_failure = exc
-                    raise
-                assert self._token is not None
-                token = self._token.get_secret_value()
-            return token
+        return await self._token.current(self.login)
 
     async def _renew_token(self, stale: str) -> str:
         """A new token, unless another request already got one since ``stale`` was refused."""
-        async with self._login_lock:
-            if self._token is None or self._token.get_secret_value() == stale:
-                self._token = None
-                await self.login()
-            assert self._token is not None
-            return self._token.get_secret_value()
+        return await self._token.renew(stale, self.login)
 
     # -- the documented reads -------------------------------------------------------------
 
@@ -326,22 +288,5 @@ class OmnimeticClient:
 
     def _scrub(self, text: str) -> str:
         """Our own secret and token removed from text Omnimetic sent back, in case it echoes them."""
-        for secret in (self._token, self._secret):
-            value = secret.get_secret_value() if secret else ""
-            if value:
-                text = text.replace(value, "***")
-        return text
+        return scrub(text, self._token.secret, self._secret)
 
-
-def first_error(exc: ValidationError) -> str:
-    """The first problem pydantic found, in one line (never the value: it came from outside)."""
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}" if where else str(error["msg"])
-
-
-def snippet(text: str) -> str:
-    """A short, single-line piece of a body (an HTML error page's title or first words)."""
-    title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
-    plain = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
-    return " ".join(plain.split())[:200]
