@@ -126,10 +126,9 @@ class DeviceDirectory:
         async for items in self.erm.items(page_size):
             items = [item for item in items if item.ids]
             aliases = [i for item in items for i in item.ids]
-            async with self.db.read() as session:
-                known = await ledger.known_aliases(session=session, aliases=aliases)
+            async with self.db.read() as session:  # the ids the ledger knows, with what it holds of each
                 details = await ledger.item_details(session=session, aliases=aliases)
-            new = [item for item in items if not set(item.ids) <= known]
+            new = [item for item in items if not set(item.ids) <= details.keys()]
             changed = [item for item in items if item not in new
                        and details.get(item.ids[0]) != (item.description, item.life_cycle)]
             if new or changed:  # the writer is held only for what the ledger does not know yet

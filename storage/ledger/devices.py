@@ -151,19 +151,14 @@ async def open_requests(*, session: AsyncSession, device_id: int) -> Sequence[Co
     return (await session.exec(query)).all()
 
 
-async def known_aliases(*, session: AsyncSession, aliases: Sequence[str]) -> set[str]:
-    """Which of these ids the ledger already knows."""
-    query = select(DeviceAlias.alias).where(col(DeviceAlias.alias).in_(list(aliases)))
-    return set((await session.exec(query)).all()) if aliases else set()
-
-
 def _fit(text: str | None, length: int) -> str | None:
     """What the ERM says, cut to the column (PostgreSQL refuses a longer value; the sync must not stop)."""
     return text[:length] if text else text
 
 
 async def item_details(*, session: AsyncSession, aliases: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
-    """The description and life cycle the ledger holds for the devices known by these ids, by id."""
+    """The description and life cycle the ledger holds for the devices known by these ids, by id (an id
+    the ledger does not know is not a key)."""
     if not aliases:
         return {}
     query = (select(DeviceAlias.alias, Device.description, Device.life_cycle)
