@@ -1184,6 +1184,9 @@ class Texts:
     def omnimetic_sandbox_note(self) -> str:
         return self._("ⓘ Omnimetic sandbox: these figures are made up for testing.")
 
+    def with_omnimetic_note(self, text: str, sandbox: bool) -> str:
+        return f"{text}\n\n<i>{self.omnimetic_sandbox_note}</i>" if sandbox else text
+
     def usage_report(self, usage: object, currency: str | None, sandbox: bool) -> str:
         """/usage: this month so far, last month, the same month a year ago, the last 7 days."""
         from bot.energy import Usage
@@ -1210,8 +1213,7 @@ class Texts:
             first, last = usage.days[0][0], usage.days[-1][0]
             lines.append(self.item(self._("Last 7 days ({first} – {last})", first=self.short_date(first),
                                           last=self.short_date(last)), self.kwh(usage.week_kwh)))
-        text = "\n".join(lines)
-        return f"{text}\n\n<i>{self.omnimetic_sandbox_note}</i>" if sandbox else text
+        return self.with_omnimetic_note("\n".join(lines), sandbox)
 
     @property
     def usage_no_meter_yours(self) -> str:

@@ -14,6 +14,7 @@ from bot.energy.chart import chart
 from bot.omnimetic.errors import OmnimeticAuthError, OmnimeticError, OmnimeticNotFound, OmnimeticRefused
 from bot.people import Kind
 from bot.services import BotContext
+from bot.texts import Texts
 from handlers.agent import known_device, valid_device
 from handlers.common import arguments, reply, too_long
 
@@ -100,11 +101,8 @@ async def usage_command(update: Update, context: BotContext) -> None:
                 await _spreadsheet(update, context, device, device_id)
                 return
             found = await energy.usage_of_device(device_id)
-            if isinstance(found, NoCustomer):
-                await reply(update, context, texts.meter_no_customer(device))
-                return
-            if isinstance(found, NoMeter):
-                await reply(update, context, texts.usage_no_meter(device))
+            if (missing := _missing(texts, device, found)) is not None:
+                await reply(update, context, missing)
                 return
     except OmnimeticError as exc:
         await reply(update, context, _failure(context, exc))
@@ -128,19 +126,24 @@ async def _show(update: Update, context: BotContext, usage: Usage) -> None:
 async def _spreadsheet(update: Update, context: BotContext, device: str, device_id: int) -> None:
     texts, energy = context.texts, context.services.energy
     found = await energy.spreadsheet(device_id)
-    if isinstance(found, NoCustomer):
-        await reply(update, context, texts.meter_no_customer(device))
+    if (missing := _missing(texts, device, found)) is not None:
+        await reply(update, context, missing)
         return
-    if isinstance(found, NoMeter):
-        await reply(update, context, texts.usage_no_meter(device))
-        return
+    assert not isinstance(found, NoCustomer | NoMeter)
     account, content = found
     chat = update.effective_chat
     assert chat is not None
-    caption = texts.usage_spreadsheet(device, account)
-    if energy.sandbox:
-        caption = f"{caption}\n\n<i>{texts.omnimetic_sandbox_note}</i>"
+    caption = texts.with_omnimetic_note(texts.usage_spreadsheet(device, account), energy.sandbox)
     await context.bot.send_document(chat.id, content, filename=f"usage-{account}.xlsx", caption=caption)
+
+
+def _missing(texts: Texts, device: str, found: object) -> str | None:
+    """What to say when the device has no customer, or its customer no meter (None: it has both)."""
+    if isinstance(found, NoCustomer):
+        return texts.meter_no_customer(device)
+    if isinstance(found, NoMeter):
+        return texts.usage_no_meter(device)
+    return None
 
 
 def _failure(context: BotContext, exc: OmnimeticError) -> str:
