@@ -26,6 +26,7 @@ from bot.clock import Clock, SystemClock
 from bot.erm import codes
 from bot.erm.models import CodeType
 from bot.standins.erm.devices import CODE_DAYS, MAX_DAYS, CodeRecord, SandboxDevice, hex24, wire_time
+from bot.standins.faults import Failure, Failures
 
 MAX_RECORDED_CALLS = 100_000
 """How many requests the sandbox remembers for tests to inspect (a served sandbox runs for days)."""
@@ -50,18 +51,6 @@ class Traits(NamedTuple):
     path: str
     logins: int = 0
     generations: int = 0
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A canned answer for one matching request (see :meth:`ErmSandbox.fail_next`)."""
-
-    status: int
-    body: str | dict[str, Any] | None
-    paths: tuple[str, ...] | None
-
-    def matches(self, path: str) -> bool:
-        return self.paths is None or path.startswith(self.paths)
 
 
 @dataclass
@@ -108,7 +97,7 @@ class ErmSandbox:
         self._tokens: dict[str, Token] = {}
         self._by_id: dict[str, SandboxDevice] = {}
         self._by_legacy_id: dict[int, SandboxDevice] = {}
-        self._failures: deque[Failure] = deque()
+        self._failures = Failures()
         self._late: deque[float] = deque()
 
         self.add_user(*EXAMPLE_USER)
@@ -231,8 +220,7 @@ class ErmSandbox:
         ``body``: ``None`` → ``{"message": <reason phrase>}``; a ``str`` → sent as text/html
         (an HTML error page); a ``dict`` → sent as JSON (a 2xx with a wrong shape, say).
         """
-        failure = Failure(status, body, tuple(paths) if paths is not None else None)
-        self._failures.extend([failure] * n)
+        self._failures.add(n, status, body, paths)
 
     def late_next(self, n: int, delay: float) -> None:
         """The next ``n`` committed codes are answered only ``delay`` seconds after the commit,
@@ -256,11 +244,7 @@ class ErmSandbox:
         return {"pendingFailures": len(self._failures), "pendingLate": len(self._late)}
 
     def take_failure(self, path: str) -> Failure | None:
-        for failure in self._failures:
-            if failure.matches(path):
-                self._failures.remove(failure)
-                return failure
-        return None
+        return self._failures.take(path)
 
     def state(self) -> dict[str, Any]:
         """Counters, pending faults and every device, as ``GET /_sandbox/state`` shows them."""

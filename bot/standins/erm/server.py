@@ -16,7 +16,6 @@ import contextlib
 import json
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -26,14 +25,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from bot.erm.models import CodeType
 from bot.http import serving
 from bot.standins.erm import graphql
 from bot.standins.erm.devices import CodeRecord, SandboxDevice, cursor
-from bot.standins.erm.sandbox import Call, ErmSandbox, Failure, Traits
+from bot.standins.erm.sandbox import Call, ErmSandbox, Traits
 
 if TYPE_CHECKING:
     from bot.standins.omnimetic import OmnimeticSandbox
@@ -56,18 +55,6 @@ HISTORY_METADATA: dict[str, Any] = {
 """``GET /oves/codeHistory_Metadata``, verbatim from the document."""
 
 Kind = Literal["login", "generation", "query", "graphql"]
-
-
-def _failure_response(failure: Failure) -> Response:
-    if isinstance(failure.body, str):
-        return HTMLResponse(failure.body, status_code=failure.status)
-    if failure.body is not None:
-        return JSONResponse(failure.body, status_code=failure.status)
-    try:
-        phrase = HTTPStatus(failure.status).phrase
-    except ValueError:
-        phrase = "Error"
-    return JSONResponse({"message": phrase}, status_code=failure.status)
 
 
 # -- faults driven over HTTP --------------------------------------------------------------------
@@ -201,7 +188,7 @@ class _Endpoints:
             if sandbox.latency > 0:
                 await asyncio.sleep(sandbox.latency)
             if failure is not None:
-                return _failure_response(failure)
+                return failure.response()
             response: Response = await guarded(request)
             return response
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from bot.clock import Clock, SystemClock
+from bot.standins.faults import Failure, Failures
 from bot.standins.omnimetic.data import Meter, hex24
 
 MAX_RECORDED_CALLS = 100_000
@@ -56,18 +57,6 @@ class Call(NamedTuple):
     """The path under the API's root (``/access-token``, ``/accounts/…``), without any mount prefix."""
     query: str
     body: Any
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A canned answer for one matching request (see :meth:`OmnimeticSandbox.fail_next`)."""
-
-    status: int
-    body: str | dict[str, Any] | list[Any] | None
-    paths: tuple[str, ...] | None
-
-    def matches(self, path: str) -> bool:
-        return self.paths is None or path.startswith(self.paths)
 
 
 @dataclass(frozen=True)
@@ -114,7 +103,7 @@ class OmnimeticSandbox:
         self.households: dict[str, Household] = {}
         self._clients: dict[str, str] = {}
         self._tokens: dict[str, _Token] = {}
-        self._failures: deque[Failure] = deque()
+        self._failures = Failures()
 
         self.add_client(*EXAMPLE_CLIENT)
         now = self.clock.now().astimezone(UTC)
@@ -214,8 +203,7 @@ class OmnimeticSandbox:
         ``body``: ``None`` → ``{"message": <reason phrase>}``; a ``str`` → sent as text/html (an
         HTML error page); a ``dict`` or ``list`` → sent as JSON (a 2xx with a wrong shape, say).
         """
-        failure = Failure(status, body, tuple(paths) if paths is not None else None)
-        self._failures.extend([failure] * n)
+        self._failures.add(n, status, body, paths)
 
     def expire_tokens(self) -> None:
         """Every token issued so far is refused from now on (401)."""
@@ -226,11 +214,7 @@ class OmnimeticSandbox:
         self._failures.clear()
 
     def take_failure(self, path: str) -> Failure | None:
-        for failure in self._failures:
-            if failure.matches(path):
-                self._failures.remove(failure)
-                return failure
-        return None
+        return self._failures.take(path)
 
     @property
     def pending_failures(self) -> int:

@@ -13,36 +13,23 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from http import HTTPStatus
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.http import serving
 from bot.omnimetic.models import MONTHS
 from bot.standins.omnimetic import xlsx
 from bot.standins.omnimetic.data import HOUR, HourFigure, MonthFigure, floor_hour, hex24
-from bot.standins.omnimetic.sandbox import ACCOUNT_ID, Call, Failure, Household, OmnimeticSandbox
+from bot.standins.omnimetic.sandbox import ACCOUNT_ID, Call, Household, OmnimeticSandbox
 
 MAX_INTERVAL_DAYS = 31
 """The most days one ``interval-data`` request may span (the sandbox's rule; the document sets none)."""
 ACCOUNT_PATH = "/accounts/{account_id}/utility-service-accounts/{service_account_id}"
-
-
-def _failure_response(failure: Failure) -> Response:
-    if isinstance(failure.body, str):
-        return HTMLResponse(failure.body, status_code=failure.status)
-    if failure.body is not None:
-        return JSONResponse(failure.body, status_code=failure.status)
-    try:
-        phrase = HTTPStatus(failure.status).phrase
-    except ValueError:
-        phrase = "Error"
-    return JSONResponse({"message": phrase}, status_code=failure.status)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -167,7 +154,7 @@ class _Endpoints:
             if sandbox.latency > 0:
                 await asyncio.sleep(sandbox.latency)
             if failure is not None:
-                return _failure_response(failure)
+                return failure.response()
             return await endpoint(request)
 
         return handle
