@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import signal
 import socket
 from pathlib import Path
 
-import httpx
-
 from bot.erm.graphql import GraphQLErm
 from bot.erm.rest import RestErm
-from bot.http import free_port
 from bot.standins.erm import ErmSandbox
-from tests.support.cli import COMMAND, arun, environment, run
+from tests.support.cli import arun, run, sandbox_command
 
 KEYPAD = re.compile(r"^\*\d{3}( \d{3}){6}#$")
 
@@ -84,35 +79,17 @@ def test_unreachable_erm(tmp_path: Path) -> None:
 
 
 async def test_sandbox_command_serves_the_documented_api(tmp_path: Path) -> None:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        *COMMAND, "sandbox", "--port", str(port), cwd=tmp_path, env=environment(tmp_path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = asyncio.get_running_loop().time() + 20
-        async with httpx.AsyncClient() as probe:
-            while True:
-                try:
-                    await probe.get(f"{url}/_sandbox/state")
-                    break
-                except httpx.ConnectError:
-                    assert asyncio.get_running_loop().time() < deadline, "the sandbox did not start"
-                    await asyncio.sleep(0.05)
-        async with RestErm(url, "test@example.com", "test1234") as client:
+    async with sandbox_command(tmp_path) as served:
+        async with RestErm(served.url, "test@example.com", "test1234") as client:
             code = await client.days_code("TEST2503000017", 3)
             page = await client.code_history("SELLER2503000042")
         assert page.events[0].code_dec_string == code.code
-        async with GraphQLErm(f"{url}/graphql", "test@example.com", "test1234") as graph:
+        async with GraphQLErm(f"{served.url}/graphql", "test@example.com", "test1234") as graph:
             seen = await graph.code_history("TEST2503000017")  # one sandbox behind both interfaces
         assert [event.code_dec_string for event in seen.events] == [code.code]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(process.communicate(), 20)
-    assert process.returncode == 0
-    assert f"ERM sandbox on http://127.0.0.1:{port}" in err.decode()
-    assert f"http://127.0.0.1:{port}/graphql (GraphQL)" in err.decode()
+    assert served.code == 0
+    assert f"ERM sandbox on {served.url}" in served.err
+    assert f"{served.url}/graphql (GraphQL)" in served.err
 
 
 def test_the_sandbox_on_a_port_in_use_says_so(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,6 @@ import openpyxl
 import pytest
 
 from bot.clock import ManualClock
-from bot.http import free_port
 from bot.omnimetic.client import OmnimeticClient
 from bot.omnimetic.connect import open_omnimetic
 from bot.omnimetic.errors import OmnimeticNotFound, OmnimeticRefused, OmnimeticUnavailable
@@ -35,7 +33,7 @@ from bot.standins.omnimetic import (
     OmnimeticSandbox,
     running,
 )
-from tests.support.cli import COMMAND, environment
+from tests.support.cli import sandbox_command
 from tests.support.settings import make_settings
 
 DOCS = Path(__file__).parent / "data" / "omnimetic"
@@ -325,31 +323,14 @@ async def test_open_omnimetic_without_keys_uses_the_embedded_sandbox(clock: Manu
 
 
 async def test_sandbox_command_serves_omnimetic_beside_the_erm(tmp_path: Path) -> None:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        *COMMAND, "sandbox", "--port", str(port), cwd=tmp_path, env=environment(tmp_path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = asyncio.get_running_loop().time() + 20
-        async with httpx.AsyncClient() as probe:
-            while True:
-                try:
-                    await probe.get(f"{url}/_sandbox/state")
-                    break
-                except httpx.ConnectError:
-                    assert asyncio.get_running_loop().time() < deadline, "the sandbox did not start"
-                    await asyncio.sleep(0.05)
-            token = await probe.post(f"{url}{MOUNT}/access-token", json=CREDENTIALS)
-            erm = await probe.post(f"{url}/user/login", json={"username": "test@example.com", "password": "test1234"})
+    async with sandbox_command(tmp_path) as served, httpx.AsyncClient() as probe:
+        token = await probe.post(f"{served.url}{MOUNT}/access-token", json=CREDENTIALS)
+        erm = await probe.post(f"{served.url}/user/login", json={"username": "test@example.com",
+                                                                  "password": "test1234"})
         assert token.status_code == 200 and token.json()["id"] == ACCOUNT_ID
         assert erm.status_code == 200 and "accessToken" in erm.json()
-        async with OmnimeticClient(f"{url}{MOUNT}", *EXAMPLE_CLIENT) as client:
+        async with OmnimeticClient(f"{served.url}{MOUNT}", *EXAMPLE_CLIENT) as client:
             john = await client.info(DOC_ACCOUNT)
             rows = await client.history(DOC_ACCOUNT, 2024)
         assert john.legal_names == ["John"] and len(rows) == 12
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(process.communicate(), 20)
-    assert process.returncode == 0, err.decode()
+    assert served.code == 0, served.err
