@@ -115,19 +115,28 @@ async def test_run_against_an_unreachable_telegram(tmp_path: Path) -> None:
     assert "Traceback" not in err.decode() and "1:abc" not in err.decode()
 
 
-async def test_sigterm_stops_cleanly_and_nothing_queued_is_lost(tmp_path: Path) -> None:
+def _agent_and_ledger(tmp_path: Path) -> tuple[FakeBotApi, Path]:
+    """A Bot API stand-in that knows AGENT, and a ledger where AGENT is an agent (``paygbot users add``)."""
     api = FakeBotApi(TOKEN)
-    sandbox = ErmSandbox(min_gap_seconds=2)
     database = tmp_path / "ledger.db"
     assert run("users", "add", "--telegram-id", str(AGENT.id), "--role", "agent", cwd=tmp_path,
                env={"DATABASE_URL": f"sqlite:///{database}"}).code == 0
     api.meet(AGENT)
+    return api, database
+
+
+def _run_environment(tmp_path: Path, telegram_url: str, database: Path, **erm: str) -> dict[str, str]:
+    """The variables of ``paygbot run`` on the stand-ins, the ERM's as given."""
+    return environment(tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=telegram_url,
+                       ERM_USERNAME="test@example.com", ERM_PASSWORD="test1234",
+                       DATABASE_URL=f"sqlite:///{database}", PAYGBOT_HTTP_PORT="0", **erm)
+
+
+async def test_sigterm_stops_cleanly_and_nothing_queued_is_lost(tmp_path: Path) -> None:
+    api, database = _agent_and_ledger(tmp_path)
+    sandbox = ErmSandbox(min_gap_seconds=2)
     async with running(api) as base_url, sandbox_running(sandbox) as erm_url:
-        env = environment(
-            tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=base_url, ERM_BASE_URL=erm_url,
-            ERM_USERNAME="test@example.com", ERM_PASSWORD="test1234", DATABASE_URL=f"sqlite:///{database}",
-            PAYGBOT_HTTP_PORT="0", PAYGBOT_MIN_GAP_SECONDS="2",
-        )
+        env = _run_environment(tmp_path, base_url, database, ERM_BASE_URL=erm_url, PAYGBOT_MIN_GAP_SECONDS="2")
 
         async def start() -> asyncio.subprocess.Process:
             return await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env,
@@ -167,18 +176,11 @@ async def test_sigterm_stops_cleanly_and_nothing_queued_is_lost(tmp_path: Path) 
 async def test_run_speaks_graphql_when_told(tmp_path: Path) -> None:
     """``paygbot run`` as a process with ``ERM_API=graphql``: the agent's code comes over GraphQL, and the
     device sync over GraphQL lets /find find a device by its last digits."""
-    api = FakeBotApi(TOKEN)
+    api, database = _agent_and_ledger(tmp_path)
     sandbox = ErmSandbox()
-    database = tmp_path / "ledger.db"
-    assert run("users", "add", "--telegram-id", str(AGENT.id), "--role", "agent", cwd=tmp_path,
-               env={"DATABASE_URL": f"sqlite:///{database}"}).code == 0
-    api.meet(AGENT)
     async with running(api) as base_url, sandbox_running(sandbox) as erm_url:
-        env = environment(
-            tmp_path, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=base_url, ERM_API="graphql",
-            ERM_GRAPHQL_URL=f"{erm_url}/graphql", ERM_BASE_URL="http://127.0.0.1:9", ERM_USERNAME="test@example.com",
-            ERM_PASSWORD="test1234", DATABASE_URL=f"sqlite:///{database}", PAYGBOT_HTTP_PORT="0",
-        )
+        env = _run_environment(tmp_path, base_url, database, ERM_API="graphql", ERM_GRAPHQL_URL=f"{erm_url}/graphql",
+                               ERM_BASE_URL="http://127.0.0.1:9")
         process = await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env,
                                                        stderr=asyncio.subprocess.PIPE)
         try:
