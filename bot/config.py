@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     mpesa_path: SecretStr | None = Field(None, validation_alias=_var("PAYGBOT_MPESA_PATH"))
     currency: str = Field("KES", validation_alias=_var("PAYGBOT_CURRENCY"))
     """The currency of a daily price set without one (a price always has a currency)."""
+    unlock_when_paid: Literal["approve", "auto"] = Field("approve", validation_alias=_var("PAYGBOT_UNLOCK_WHEN_PAID"))
+    """A plan paid off: ``approve`` asks the managers for the unlock (free) code, ``auto`` issues it at once."""
     phone_region: str = Field("KE", validation_alias=_var("PAYGBOT_PHONE_REGION"))
     """The country whose local numbers (0712 345 678) people type; stored numbers are international."""
 
@@ -85,7 +87,7 @@ class Settings(BaseSettings):
             raise ValueError("must be 16 to 128 letters, digits, '-' or '_' (a secret URL path segment)")
         return value
 
-    @field_validator("erm_api", mode="before")
+    @field_validator("erm_api", "unlock_when_paid", mode="before")
     @classmethod
     def _api_name(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

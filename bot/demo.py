@@ -181,7 +181,7 @@ def _settings(folder: Path, port: int, webhook_secret: str, api: str) -> Setting
         "PAYGBOT_TIMEZONE": ZONE, "PAYGBOT_SUMMARY_TIME": "23:30", "PAYGBOT_REMINDER_DAYS": "2",
         "PAYGBOT_MIN_GAP_SECONDS": "6", "PAYGBOT_DAILY_CODE_LIMIT": "10", "PAYGBOT_MAX_STACKED_DAYS": "1095",
         "PAYGBOT_HTTP_PORT": str(port), "PAYGBOT_WEBHOOK_SECRET": webhook_secret, "PAYGBOT_MPESA_PATH": "",
-        "PAYGBOT_CURRENCY": "KES", "PAYGBOT_PHONE_REGION": "KE",
+        "PAYGBOT_CURRENCY": "KES", "PAYGBOT_PHONE_REGION": "KE", "PAYGBOT_UNLOCK_WHEN_PAID": "approve",
     }
     settings = load_settings(_env_file=None, **values)
     missing = {alias for field in type(settings).model_fields.values()

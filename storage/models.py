@@ -51,6 +51,8 @@ class Source(StrEnum):
     PAYMENT = "payment"
     PREPAID = "prepaid"
     CLI = "cli"
+    PLAN = "plan"
+    """The unlock (free) code of a plan paid off."""
 
 
 class ApprovalStatus(StrEnum):
@@ -58,6 +60,8 @@ class ApprovalStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    """Its reason went away before anyone decided (a paid-off plan's payment was reversed)."""
 
 
 class PaymentStatus(StrEnum):
@@ -77,6 +81,17 @@ class PaymentNotice(StrEnum):
     """Unmatched money: every manager, with the reference, amount and account."""
     RECEIVED = "received"
     """The customer (and agent): no code at once — it waits for tomorrow, days kept as prepaid, or credit."""
+    PAID_OFF = "paid_off"
+    """It paid its plan off: the customer and agent are told, the managers asked for the unlock code (or told
+    it is on its way), and of any money beyond the total."""
+    REVERSED = "reversed"
+    """The provider took it back: the agent and the managers are told what that undid, and what is owed."""
+
+
+class PlanStatus(StrEnum):
+    ACTIVE = "active"
+    PAID_OFF = "paid_off"
+    REPOSSESSED = "repossessed"
 
 
 CONFIRMATION_COPY = "confirmation"
@@ -137,6 +152,8 @@ class Device(SQLModel, table=True):
     last_generation_at: datetime | None = _when(default=None)
     prepaid_days: int = 0
     credit_money: Decimal = Field(default=Decimal(0), sa_type=Money)
+    owed: Decimal = Field(default=Decimal(0), sa_type=Money)
+    """Money owed for days already issued from payments that were reversed: the next payments pay it first."""
     reminded_for: datetime | None = _when(default=None)
     verified: bool = False
     """Its ids come from the ERM's item record. Otherwise the ledger knows the device only by the ids
@@ -208,6 +225,22 @@ class Payment(SQLModel, table=True):
     pasted one (never days again), or a conflicting one (another amount or account: kept for the managers)."""
     confirmed_at: datetime | None = _when(default=None)
     """When the provider's own confirmation (Daraja) of this pasted payment arrived and agreed with it."""
+    # -- its plan (see ``Plan``) --
+    plan_id: int | None = Field(default=None, foreign_key="plan.id", index=True)
+    """The plan it counts toward (all of its amount)."""
+    plan_paid: Decimal | None = Field(default=None, sa_type=Money)
+    """The plan's paid so far right after it: its receipt's balance."""
+    excess: Decimal | None = Field(default=None, sa_type=Money)
+    """Of its amount, what went beyond the plan's total: never days, kept for the managers' review."""
+    day_money: Decimal | None = Field(default=None, sa_type=Money)
+    """Of its amount, what went toward days (beyond a plan's deposit, within its total): what a reversal
+    takes back from the device."""
+    day_price: Decimal | None = Field(default=None, sa_type=Money)
+    """The daily price its days were made at (what a reversal takes back per day)."""
+    owed_paid: Decimal | None = Field(default=None, sa_type=Money)
+    """Of its amount, what paid the device's debt from a reversed payment first."""
+    reversed_at: datetime | None = _when(default=None)
+    """The provider took it back (``Reversal``): it counts for nothing any more."""
 
 
 class CodeRequest(SQLModel, table=True):
@@ -278,7 +311,10 @@ class Approval(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     device_id: int = Field(foreign_key="device.id")
     kind: CodeKind = CodeKind.FREE
-    requested_by_id: int = Field(foreign_key="person.id")
+    requested_by_id: int | None = Field(default=None, foreign_key="person.id")
+    """The agent who asked; for a plan paid off, the customer's agent (None: they have none)."""
+    plan_id: int | None = Field(default=None, foreign_key="plan.id")
+    """The plan paid off whose unlock code this is."""
     chat_id: int | None = Field(default=None, sa_type=BigInteger)
     status: ApprovalStatus = ApprovalStatus.PENDING
     decided_by_id: int | None = Field(default=None, foreign_key="person.id")
@@ -295,3 +331,78 @@ class SummaryPush(SQLModel, table=True):
 
     day: date = Field(primary_key=True)
     pushed_at: datetime = _when()
+
+
+class Plan(SQLModel, table=True):
+    """A device sold on credit: a total price paid off day by day, then the device is the customer's.
+
+    ``paid`` (paid so far) is the imported ``opening_paid`` plus every payment counted toward it
+    (``Payment.plan_id``) less those reversed; it changes only in the transaction that applies or reverses
+    a payment. At most one plan of a device is not repossessed; a repossessed one is kept as it was."""
+
+    __tablename__ = "plan"  # type: ignore[assignment]
+
+    __table_args__ = (
+        Index("uq_plan_device_current", "device_id", unique=True,
+              sqlite_where=text("status != 'REPOSSESSED'"), postgresql_where=text("status != 'REPOSSESSED'")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="device.id", index=True)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    total: Decimal = Field(sa_type=Money)
+    daily_price: Decimal = Field(sa_type=Money)
+    currency: str = Field(max_length=8)
+    deposit: Decimal = Field(default=Decimal(0), sa_type=Money)
+    opening_paid: Decimal = Field(default=Decimal(0), sa_type=Money)
+    """Paid before the plan came into the ledger (an import from another system)."""
+    paid: Decimal = Field(default=Decimal(0), sa_type=Money)
+    status: PlanStatus = PlanStatus.ACTIVE
+    started_at: datetime = _when()
+    ended_at: datetime | None = _when(default=None)
+    """When it was paid off, or repossessed."""
+    created_by_id: int | None = Field(default=None, foreign_key="person.id")
+    # the approval and the code request of its one unlock (free) code, each set once in the transaction that
+    # makes it; ids without a foreign key, which would close a circle of tables (approval and payment point here)
+    unlock_approval_id: int | None = None
+    unlock_request_id: int | None = None
+
+
+class PlanEvent(SQLModel, table=True):
+    """A plan's history: each change kept with the terms after it (nothing of a plan is ever rewritten
+    without a row here)."""
+
+    __tablename__ = "plan_event"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: int = Field(foreign_key="plan.id", index=True)
+    at: datetime = _when()
+    kind: str = Field(max_length=16)
+    """created, imported, changed, price, paid_off, unlock, reversed, reopened, repossessed."""
+    by_id: int | None = Field(default=None, foreign_key="person.id")
+    total: Decimal = Field(sa_type=Money)
+    daily_price: Decimal = Field(sa_type=Money)
+    currency: str = Field(max_length=8)
+    deposit: Decimal = Field(default=Decimal(0), sa_type=Money)
+    paid: Decimal = Field(sa_type=Money)
+    note: str | None = Field(default=None, max_length=300)
+
+
+class Reversal(SQLModel, table=True):
+    """A payment taken back by its provider: once per payment, and once per reversal reference."""
+
+    __tablename__ = "reversal"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: int = Field(foreign_key="payment.id", unique=True)
+    reference: str | None = Field(default=None, max_length=100, unique=True)
+    """The provider's reference of the reversal itself (webhook); None from the chat."""
+    reason: str | None = Field(default=None, max_length=200)
+    by_id: int | None = Field(default=None, foreign_key="person.id")
+    at: datetime = _when()
+    amount: Decimal = Field(sa_type=Money)
+    cancelled_days: int = 0
+    """Days of the payment not yet issued, taken back (its queued code cancelled, prepaid days removed)."""
+    owed: Decimal = Field(default=Decimal(0), sa_type=Money)
+    """What could not be taken back (days already issued): the device owes it."""
+    plan_id: int | None = Field(default=None, foreign_key="plan.id")

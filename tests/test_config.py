@@ -16,6 +16,7 @@ _VARIABLES = [
     "PAYGBOT_REMINDER_DAYS", "PAYGBOT_MIN_GAP_SECONDS", "PAYGBOT_DAILY_CODE_LIMIT", "PAYGBOT_MAX_STACKED_DAYS",
     "PAYGBOT_HTTP_PORT", "PAYGBOT_WEBHOOK_SECRET", "PAYGBOT_MPESA_PATH", "PAYGBOT_CURRENCY", "PAYGBOT_PHONE_REGION",
     "ERM_API", "ERM_GRAPHQL_URL", "OMNIMETIC_BASE_URL", "OMNIMETIC_CLIENT_ID", "OMNIMETIC_SECRET",
+    "PAYGBOT_UNLOCK_WHEN_PAID",
 ]
 
 
@@ -86,6 +87,7 @@ def test_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.Monkey
     [
         ("PAYGBOT_TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
         ("ERM_API", "soap", "ERM_API: must be 'rest' or 'graphql'"),
+        ("PAYGBOT_UNLOCK_WHEN_PAID", "maybe", "PAYGBOT_UNLOCK_WHEN_PAID: must be 'approve' or 'auto'"),
         ("ERM_GRAPHQL_URL", "production-omnivoltaic-graphql-api.omnivoltaic.com", "must be an http:// or https:// URL"),
         ("PAYGBOT_MAX_STACKED_DAYS", "2000", "must be at most 1095"),
         ("PAYGBOT_MAX_STACKED_DAYS", "0", "must be at least 1"),

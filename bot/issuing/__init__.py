@@ -28,6 +28,7 @@ from bot.issuing.outcomes import (
     Notifier,
     PaymentApplied,
     PaymentHeld,
+    PlanBalance,
     Reason,
     Refused,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "Notifier",
     "PaymentApplied",
     "PaymentHeld",
+    "PlanBalance",
     "Reason",
     "Refused",
     "backoff",

@@ -13,13 +13,25 @@ from decimal import Decimal
 
 from bot.clock import Clock
 from bot.erm.backend import check_product_id
-from bot.issuing import limits
+from bot.issuing import limits, plan_terms
 from bot.issuing.devices import DeviceDirectory
-from bot.issuing.outcomes import Accepted, HoldReason, PaymentApplied, PaymentHeld, Reason, Refused
+from bot.issuing.outcomes import Accepted, HoldReason, PaymentApplied, PaymentHeld, PlanBalance, Reason, Refused
+from bot.issuing.ownership import Ownership
 from bot.issuing.quota import Quota
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeKind, CodeRequest, Device, Payment, PaymentNotice, PaymentStatus, Source, Status
+from storage.models import (
+    CodeKind,
+    CodeRequest,
+    Device,
+    Payment,
+    PaymentNotice,
+    PaymentStatus,
+    Plan,
+    PlanStatus,
+    Source,
+    Status,
+)
 
 log = logging.getLogger("paygbot.issuing")
 
@@ -31,9 +43,11 @@ class Admission:
     """Requests and payments in, as QUEUED rows (or refusals) in the ledger."""
 
     def __init__(
-        self, *, db: Database, clock: Clock, quota: Quota, devices: DeviceDirectory, kick: Callable[[], None]
+        self, *, db: Database, clock: Clock, quota: Quota, devices: DeviceDirectory, kick: Callable[[], None],
+        ownership: Ownership,
     ) -> None:
         self.db, self.clock, self.quota, self.devices, self.kick = db, clock, quota, devices, kick
+        self.ownership = ownership
         self.limits = quota.limits
         self._prepaid_checked: datetime | None = None
 
@@ -85,28 +99,27 @@ class Admission:
     ) -> PaymentApplied | PaymentHeld:
         """Turn a stored payment into days for the device at its daily price, exactly once.
 
-        One transaction reads the payment and the device and writes the outcome: the days (queued
+        One transaction reads the payment, the device and its plan and writes the outcome: the days (queued
         now or for the next local day past the daily limit, the rest kept as prepaid days), the
         money below one day's price kept as the device's credit, or the reason it is held for a
-        manager. A payment already applied changes nothing (``duplicate``).
+        manager. A debt left by a reversed payment is paid first. With a plan, all of the payment counts
+        toward paid so far, but only money beyond the deposit and within the total becomes days; reaching
+        the total pays the plan off (:class:`~bot.issuing.ownership.Ownership`). A payment already applied
+        changes nothing (``duplicate``).
         """
         now = self.clock.now()
         async with self.db.write() as session:
             payment = await ledger.lock_payment(session=session, payment_id=payment_id)
             if payment.status is PaymentStatus.MATCHED:
-                assert payment.device_id is not None
-                existing = await ledger.request_for_payment(session=session, payment_id=payment_id)
-                return PaymentApplied(payment_id, True, payment.device_id, payment.days,
-                                      payment.days - payment.prepaid_days, payment.prepaid_days,
-                                      existing.id if existing else None, existing.not_before if existing else None,
-                                      payment.credit_left or Decimal(0))
+                return await _applied_before(session, payment)
             device = await ledger.lock_device(session=session, device_id=device_id)
+            plan = await ledger.current_plan(session=session, device_id=device_id)
             payment.device_id = device_id
             if assigned_by is not None:
                 payment.assigned_by_id = assigned_by
             if not payment.currency and device.currency:
                 payment.currency = device.currency
-            hold = _hold_reason(payment, device)
+            hold = _hold_reason(payment, device, plan)
             if hold is not None:
                 payment.status, payment.reason = PaymentStatus.UNMATCHED, hold.value
                 if assigned_by is None:  # found by itself: every manager hears of it (an assigning one is answered)
@@ -116,23 +129,61 @@ class Admission:
                          device.label, hold.value)
                 return PaymentHeld(payment_id, device_id, hold)
             assert device.daily_price is not None
-            money = payment.amount + device.credit_money
-            days = int(money // device.daily_price)
+            split = plan_terms.share(plan.paid, payment.amount, plan.total, plan.deposit) if plan else None
+            money = (split.for_days if split else payment.amount) + device.credit_money
+            owed_paid = min(device.owed, money)
+            device.owed -= owed_paid
+            money -= owed_paid
+            # the unlock code goes out at once: days would only make a second code to type
+            days = 0 if split and split.paid_off and self.ownership.at_once else int(money // device.daily_price)
             device.credit_money = money - days * device.daily_price
             days_now, request_id, not_before = await self._queue_paid(
                 session, device, payment, days, device.label,
                 requested_by=payment.recorded_by_id or assigned_by, chat_id=chat_id or payment.chat_id, now=now)
             payment.status, payment.reason, payment.days = PaymentStatus.MATCHED, None, days
             payment.prepaid_days, payment.credit_left, payment.matched_at = days - days_now, device.credit_money, now
+            payment.day_money = split.for_days if split else payment.amount
+            payment.day_price, payment.owed_paid = device.daily_price, owed_paid or None
             payment.retry_at = None
             waits = not days_now or not_before > now or days_now < days
             payment.notice, payment.notified_at = (PaymentNotice.RECEIVED, None) if waits else (None, None)
+            balance = None
+            if plan is not None and split is not None:
+                balance = await self._count_toward(session, plan, device, payment, split, now)
             session.add_all([payment, device])
         log.info("payment %s/%s: device %s, %s days (%s now, %s prepaid), credit %s", payment.provider,
                  payment.reference, device.label, days, days_now, days - days_now, device.credit_money)
         self.kick()
         return PaymentApplied(payment_id, False, device_id, days, days_now, days - days_now, request_id,
-                              not_before if days_now else None, device.credit_money)
+                              not_before if days_now else None, device.credit_money, balance, owed_paid)
+
+    async def unlock_plan(self, plan_id: int, *, requested_by: int | None, chat_id: int | None) -> int | None:
+        """Queue a paid-off plan's unlock code (the managers approved it), once: the request's id, or None
+        when the plan is not paid off any more (a payment of it was reversed)."""
+        now = self.clock.now()
+        async with self.db.write() as session:
+            plan = await ledger.lock_plan(session=session, plan_id=plan_id)
+            device = await ledger.lock_device(session=session, device_id=plan.device_id)
+            request_id = await self.ownership.queue_unlock(session, plan, device, now, requested_by=requested_by,
+                                                           chat_id=chat_id)
+        self.kick()
+        return request_id
+
+    async def _count_toward(self, session: ledger.AsyncSession, plan: Plan, device: Device, payment: Payment,
+                            split: plan_terms.Share, now: datetime) -> PlanBalance:
+        """Add the whole payment to the plan's paid so far; past the total, the plan is paid off (its unlock
+        code queued or asked of the managers) and the excess kept for review."""
+        plan.paid += payment.amount
+        payment.plan_id, payment.plan_paid, payment.excess = plan.id, plan.paid, split.excess or None
+        session.add(plan)
+        if split.paid_off:
+            await self.ownership.paid_off(session, plan, device, now)
+        if split.paid_off or split.excess:
+            payment.notice, payment.notified_at = PaymentNotice.PAID_OFF, None
+        log.info("plan %s of device %s: paid %s of %s %s", plan.id, device.label, plan.paid, plan.total,
+                 plan.currency)
+        return PlanBalance(plan.paid, plan.total, plan.currency, split.excess, split.paid_off,
+                           plan_terms.deposit_left(plan.paid, plan.deposit))
 
     async def _queue_paid(
         self, session: ledger.AsyncSession, device: Device, payment: Payment, days: int, device_ref: str, *,
@@ -189,8 +240,28 @@ class Admission:
             log.info("device %s: %s prepaid days queued", device.label, days)
 
 
-def _hold_reason(payment: Payment, device: Device) -> HoldReason | None:
+async def _applied_before(session: ledger.AsyncSession, payment: Payment) -> PaymentApplied:
+    """A payment applied already, as it was: nothing changes."""
+    assert payment.device_id is not None and payment.id is not None
+    existing = await ledger.request_for_payment(session=session, payment_id=payment.id)
+    balance = None
+    if payment.plan_id is not None and payment.plan_paid is not None:
+        plan = await ledger.get_plan(session=session, plan_id=payment.plan_id)
+        if plan is not None:
+            balance = PlanBalance(payment.plan_paid, plan.total, plan.currency, payment.excess or Decimal(0),
+                                  False, plan_terms.deposit_left(payment.plan_paid, plan.deposit))
+    return PaymentApplied(payment.id, True, payment.device_id, payment.days, payment.days - payment.prepaid_days,
+                          payment.prepaid_days, existing.id if existing else None,
+                          existing.not_before if existing else None, payment.credit_left or Decimal(0), balance,
+                          payment.owed_paid or Decimal(0))
+
+
+def _hold_reason(payment: Payment, device: Device, plan: Plan | None) -> HoldReason | None:
     """Why the payment cannot become days for this device without a manager, if it cannot."""
+    if payment.reversed_at is not None:
+        return HoldReason.REVERSED
+    if plan is not None and plan.status is PlanStatus.PAID_OFF:
+        return HoldReason.PAID_OFF
     if device.unlocked:
         return HoldReason.UNLOCKED
     if device.daily_price is None or device.daily_price <= 0:

@@ -22,6 +22,7 @@ from bot.issuing.admission import Admission
 from bot.issuing.devices import DeviceDirectory
 from bot.issuing.handover import Handover
 from bot.issuing.outcomes import Accepted, DeviceStatus, Notifier, PaymentApplied, PaymentHeld, Refused
+from bot.issuing.ownership import Ownership
 from bot.issuing.quota import Quota
 from bot.issuing.settlement import SETTLE_GRACE, Settlement
 from bot.issuing.worker import Worker
@@ -57,7 +58,9 @@ class IssuingEngine:
         self.max_concurrency = max_concurrency
         quota = Quota(self.limits)
         self.devices = DeviceDirectory(db=db, erm=erm, clock=self.clock, quota=quota, kick=self._kick)
-        self.admission = Admission(db=db, clock=self.clock, quota=quota, devices=self.devices, kick=self._kick)
+        self.ownership = Ownership(quota=quota, at_once=settings.unlock_when_paid == "auto")
+        self.admission = Admission(db=db, clock=self.clock, quota=quota, devices=self.devices, kick=self._kick,
+                                   ownership=self.ownership)
         self.handover = Handover(db=db, clock=self.clock, notify=notify)
         self.settlement = Settlement(db=db, erm=erm, clock=self.clock, rules=self.limits, devices=self.devices,
                                      handover=self.handover, kick=self._kick, max_concurrency=max_concurrency)
@@ -93,6 +96,10 @@ class IssuingEngine:
     ) -> PaymentApplied | PaymentHeld:
         """Turn a stored payment into days for the device at its daily price, exactly once."""
         return await self.admission.apply_payment(payment_id, device_id, assigned_by=assigned_by, chat_id=chat_id)
+
+    async def unlock_plan(self, plan_id: int, *, requested_by: int | None, chat_id: int | None) -> int | None:
+        """Queue a paid-off plan's unlock code, once (the managers approved it)."""
+        return await self.admission.unlock_plan(plan_id, requested_by=requested_by, chat_id=chat_id)
 
     # -- devices ----------------------------------------------------------------------------
 

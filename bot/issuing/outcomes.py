@@ -28,6 +28,8 @@ class Reason(StrEnum):
     DAILY_LIMIT = "daily_limit"
     STACKING = "stacking"
     UNLOCKED = "unlocked"
+    PAID_OFF = "paid_off"
+    """Its plan is paid off: the device is the customer's, its unlock code follows (or has gone)."""
     ERM_REFUSED = "erm_refused"
     ERM_UNAVAILABLE = "erm_unavailable"
 
@@ -90,6 +92,24 @@ class HoldReason(StrEnum):
     NO_PRICE = "no_price"
     CURRENCY = "currency"
     UNLOCKED = "unlocked"
+    PAID_OFF = "paid_off"
+    """Its plan is paid off already: the money is kept for review (it never becomes days)."""
+    REVERSED = "reversed"
+    """The provider took it back before it was applied: it counts for nothing."""
+
+
+@dataclass(frozen=True)
+class PlanBalance:
+    """Where a device's plan stands after a payment: its receipt's balance."""
+
+    paid: Decimal
+    total: Decimal
+    currency: str
+    excess: Decimal
+    """Of this payment, what went beyond the total (kept for review, never days)."""
+    paid_off: bool
+    """This payment paid the plan off."""
+    deposit_left: Decimal
 
 
 @dataclass(frozen=True)
@@ -110,11 +130,15 @@ class PaymentApplied:
     request_id: int | None
     not_before: datetime | None
     credit_left: Decimal
+    plan: PlanBalance | None = None
+    owed_paid: Decimal = Decimal(0)
+    """Of this payment, what paid the device's debt (reversed payments whose codes were issued) first."""
 
 
 @dataclass(frozen=True)
 class PaymentHeld:
-    """A stored payment kept for a manager: the device has no daily price, another currency, or is unlocked."""
+    """A stored payment kept for a manager: the device has no daily price, another currency, is unlocked or
+    paid off, or the payment was reversed."""
 
     payment_id: int
     device_id: int

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from bot.issuing import limits
 from bot.issuing.outcomes import Reason, Refused
 from storage import ledger
-from storage.models import CodeKind, Device
+from storage.models import CodeKind, Device, PlanStatus
 
 
 class Quota:
@@ -28,6 +28,10 @@ class Quota:
         assert device.id is not None
         if kind is CodeKind.DAYS and device.unlocked:
             return Refused(Reason.UNLOCKED, ref)
+        if kind is CodeKind.DAYS:
+            plan = await ledger.current_plan(session=session, device_id=device.id)
+            if plan is not None and plan.status is PlanStatus.PAID_OFF:
+                return Refused(Reason.PAID_OFF, ref)
         load = await self.load(session, device.id, now)
         slot = await self.daily_slot(session, device.id, now, load)
         if slot > now:

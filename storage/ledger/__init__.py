@@ -4,7 +4,7 @@ Functions take the session as a keyword and run inside the caller's transaction
 (``Database.write()`` / ``Database.read()``), so one unit of work is one transaction. Callers use
 ``from storage import ledger`` and ``ledger.<function>``; the modules group them by what they touch:
 ``people`` (people, customers, invites, approvals), ``devices``, ``requests`` (code requests), ``payments``,
-``reports``. May import ``storage.models`` and SQLAlchemy/SQLModel only.
+``reports``, ``plans`` (plans, their history, reversals). May import ``storage.models`` and SQLAlchemy/SQLModel only.
 """
 
 from __future__ import annotations
@@ -76,6 +76,27 @@ from storage.ledger.people import (
     set_person_language,
     use_invite,
 )
+from storage.ledger.plans import (
+    PlanRow,
+    add_plan,
+    add_plan_event,
+    add_reversal,
+    cancel_approval,
+    cancel_request,
+    current_plan,
+    customers_by_phones,
+    devices_by_ids,
+    get_plan,
+    lock_plan,
+    pending_unlock_approval,
+    people_by_telegram_ids,
+    plan_events,
+    plan_rows,
+    plans_of_all,
+    plans_of_devices,
+    reversal_by_reference,
+    reversal_of,
+)
 from storage.ledger.reports import (
     ExportRow,
     agents_with_codes,
@@ -106,6 +127,25 @@ from storage.ledger.requests import (
 )
 
 __all__ = [
+    "PlanRow",
+    "add_plan",
+    "add_plan_event",
+    "add_reversal",
+    "cancel_approval",
+    "cancel_request",
+    "current_plan",
+    "customers_by_phones",
+    "devices_by_ids",
+    "get_plan",
+    "lock_plan",
+    "pending_unlock_approval",
+    "people_by_telegram_ids",
+    "plan_events",
+    "plan_rows",
+    "plans_of_all",
+    "plans_of_devices",
+    "reversal_by_reference",
+    "reversal_of",
     "AsyncSession",
     "DeviceLoad",
     "DeviceMatch",
