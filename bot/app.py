@@ -39,6 +39,7 @@ from bot.jobs import (
 from bot.omnimetic.connect import open_omnimetic
 from bot.payments import ChatNotices, Payments, payment_routes
 from bot.people import People, Team
+from bot.plans.service import Plans
 from bot.services import SERVICES, BotContext, Services
 from handlers import menus
 from storage.db import Database
@@ -117,6 +118,7 @@ async def running_bot(
                             people=people, approvals=Approvals(db, clock), team=Team(db),
                             energy=Energy(db=db, client=omnimetic, clock=clock, tz=settings.tz,
                                           sandbox=settings.uses_omnimetic_sandbox),
+                            plans=Plans(db=db, engine=engine, clock=clock),
                             bot_username=application.bot.username, sandbox=settings.uses_sandbox)
         application.bot_data[SERVICES] = services
         http_port = None

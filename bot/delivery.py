@@ -27,6 +27,7 @@ from bot import reports
 from bot.clock import Clock
 from bot.config import Settings
 from bot.people import reader_of
+from bot.plans.service import receipt_balance
 from bot.texts import Texts, for_language
 from storage import ledger
 from storage.db import Database
@@ -160,7 +161,8 @@ class Delivery:
             if customer is not None and customer.registered_by_id is not None:
                 agent = await ledger.person_by_id(session=session, person_id=customer.registered_by_id)
         assert payment is not None
-        paid = {"reference": payment.reference, "amount": payment.amount, "currency": payment.currency}
+        paid = {"reference": payment.reference, "amount": payment.amount, "currency": payment.currency,
+                "balance": await receipt_balance(self.db, payment), "owed_paid": payment.owed_paid or 0}
         staff = [request.chat_id, payment.chat_id, agent.telegram_id if agent is not None and agent.active else None]
         requesters = [request.chat_id, payment.chat_id] if request.chat_id or payment.chat_id else staff
         told: set[int] = set()

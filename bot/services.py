@@ -17,6 +17,7 @@ from bot.erm.backend import ErmBackend
 from bot.issuing import IssuingEngine
 from bot.payments import Payments
 from bot.people import People, Team, Who
+from bot.plans.service import Plans
 from bot.texts import Texts, for_language
 from storage.db import Database
 
@@ -37,6 +38,8 @@ class Services:
     team: Team
     energy: Energy
     """Meters and energy use (:mod:`bot.energy`, Omnimetic)."""
+    plans: Plans
+    """Payment plans to ownership (:mod:`bot.plans`)."""
     bot_username: str
     sandbox: bool
 

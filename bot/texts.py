@@ -22,9 +22,12 @@ from babel.dates import format_date, format_skeleton, format_timedelta
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 
 from bot import i18n
+from bot.texts_plans import PlanTexts
 
 if TYPE_CHECKING:
     from bot.erm.models import CodeEvent
+    from bot.issuing import PlanBalance
+    from bot.plans.service import PlanView
     from bot.reports.figures import Summary
 
 log = logging.getLogger("paygbot.texts")
@@ -50,7 +53,7 @@ def _filled(translated: str, english: str, values: dict[str, Any]) -> str:
         return english.format(**values)
 
 
-class Texts:
+class Texts(PlanTexts):
     """Every chat sentence in one language."""
 
     def __init__(self, language: str) -> None:
@@ -129,6 +132,7 @@ class Texts:
             "delivered": self._("delivered"), "refused": self._("refused"), "failed": self._("failed"),
             "pending": self._("pending"), "approved": self._("approved"), "rejected": self._("rejected"),
             "expired": self._("expired"), "matched": self._("matched"), "unmatched": self._("unmatched"),
+            "cancelled": self._("cancelled"),
         }.get(status, status)
 
     def reason(self, stored: str | None, tz: ZoneInfo | None = None, *, fits: int | None = None,
@@ -151,6 +155,8 @@ class Texts:
             "bad_device": self._("not a device id"),
             "unknown_device": self._("unknown to the ERM"),
             "unlocked": self._("unlocked for good"),
+            "paid_off": self._("its plan is paid off"),
+            "reversed": self._("its payment was reversed"),
             "erm_unavailable": self._("the ERM did not answer"),
             "erm_login": self._("the ERM refused our login (check ERM_USERNAME and ERM_PASSWORD)"),
             "erm_not_yet": self._("the ERM said not yet"),
@@ -275,18 +281,24 @@ class Texts:
         return "\n" + self._("/usage — your energy use, this month and before")
 
     def _help_manager(self) -> str:
-        return "\n\n" + self._(
+        return "\n\n" + (self._(
             "<b>Managers</b>\n"
             "/invite agent — or /invite manager: a one-time invite link\n"
             "/price <i>device amount</i> [<i>currency</i>] — the daily price that turns payments into days\n"
             "/summary [<i>YYYY-MM-DD</i>] — the day's figures and a chart\n"
-            "/export [<i>from</i>] [<i>to</i>] — the ledger as a CSV spreadsheet\n"
+            "/export [<i>from</i>] [<i>to</i>] — the ledger as a CSV spreadsheet; /export plans — the plans\n"
             "/agents — the team; /revoke <i>telegram id</i> — take a role away")
+            + "\n\n" + self._(
+            "<b>Payment plans</b>\n"
+            "/plan <i>device total price-per-day currency</i> [<i>deposit</i>] — set or change a plan (or just "
+            "/plan); /plan <i>device</i> shows it\n"
+            "/reverse <i>reference</i> [<i>reason</i>] — a payment taken back by the provider\n"
+            "/repossess <i>device</i> — end its plan; the device leaves its customer"))
 
     def _help_customer(self) -> str:
         return self._(
             "<b>What you can do</b>\n"
-            "/balance — days left on your devices\n"
+            "/balance — days left on your devices, and what is left to pay\n"
             "/code — your last code again\n\n"
             "Your codes arrive here as soon as they are issued.")
 
@@ -329,6 +341,9 @@ class Texts:
             "assign": self._("Assign a payment kept for review"),
             "agents": self._("The team"),
             "revoke": self._("Take a person's role away"),
+            "plan": self._("Set or show a device's payment plan"),
+            "reverse": self._("Take back a reversed payment"),
+            "repossess": self._("Repossess a device (end its plan)"),
             "invite": self._("Invite an agent or a manager"),
             "cancel": self._("Stop what you started"),
         }.get(command, command)
@@ -392,8 +407,14 @@ class Texts:
             "reset": self._("Usage: /reset <i>device</i> — for example /reset TEST2503000017"),
             "summary": self._("Usage: /summary [<i>YYYY-MM-DD</i>] — for example /summary 2026-11-21"),
             "export": self._("Usage: /export [<i>from</i>] [<i>to</i>] — dates as YYYY-MM-DD, for example "
-                             "/export 2026-11-01 2026-11-30"),
+                             "/export 2026-11-01 2026-11-30; /export plans for the payment plans"),
             "revoke": self._("Usage: /revoke <i>telegram id</i> — the number /agents shows"),
+            "plan": self._("Usage: /plan <i>device total price-per-day currency</i> [<i>deposit</i>] — for example "
+                           "/plan TEST2503000017 30000 50 KES 3000; /plan <i>device</i> shows the plan; /plan alone "
+                           "asks step by step"),
+            "reverse": self._("Usage: /reverse <i>reference</i> [<i>reason</i>] — for example "
+                              "/reverse QK71ABC123 chargeback"),
+            "repossess": self._("Usage: /repossess <i>device</i> — for example /repossess TEST2503000017"),
             "pay": self._("Usage: /pay <i>device amount</i> [<i>reference</i>] — for example "
                           "/pay TEST2503000017 250. Without a reference one is made up."),
             "assign": self._("Usage: /assign <i>reference device</i> — for example "
@@ -528,6 +549,9 @@ class Texts:
                           "please try again in a few minutes.", device=device)
         if reason == "unlocked":
             return self._("<b>{device}</b> is unlocked for good (free code); it needs no days.", device=device)
+        if reason == "paid_off":
+            return self._("<b>{device}</b> is paid off: it is the customer's for good and needs no more days. Its "
+                          "unlock code goes to the customer (see /plan {device}).", device=device)
         return self._("The ERM refused the code for <b>{device}</b>: {words}", device=device,
                       words=esc(words or reason))
 
@@ -571,7 +595,7 @@ class Texts:
         return self._("Invite link for a manager (works once, lasts 24 hours):\n{link}\n"
                       "Send it to them, or let them scan the QR code.", link=esc(link))
 
-    def device_view(self, status: object, tz: ZoneInfo, now: _datetime) -> str:
+    def device_view(self, status: object, tz: ZoneInfo, now: _datetime, plan: PlanView | None = None) -> str:
         """/device: customer, price, credit, today's codes, next possible code, last codes."""
         from bot.issuing import DeviceStatus
 
@@ -595,6 +619,14 @@ class Texts:
             lines.append(self._("Daily price: not set"))
         else:
             lines.append(self._("Daily price: {price}", price=self.money(device.daily_price, device.currency)))
+        if plan is not None:
+            lines.append(self._("Plan: total price {total} ({status})", total=self.money(plan.plan.total,
+                                                                                      plan.plan.currency),
+                                status=self.plan_status(plan.plan.status.value)))
+            lines += ["  " + line for line in self.plan_lines(plan, tz)]
+        elif device.owed:
+            lines.append(self._("Owed from reversed payments: {owed} (the next payments pay it first)",
+                                owed=self.money(device.owed, device.currency)))
         if device.unlocked:
             lines.append(self._("Credit: unlocked for good"))
         elif device.credit_until is not None and status.days_left:
@@ -664,11 +696,18 @@ class Texts:
 
     # -- customers --------------------------------------------------------------------------
 
-    def balance(self, devices: list[tuple[str, _datetime | None, bool, int]], tz: ZoneInfo) -> str:
+    def balance(self, devices: list[tuple[str, _datetime | None, bool, int]], tz: ZoneInfo,
+                plans: dict[str, PlanView] | None = None) -> str:
+        """/balance: days left of each device, and where each plan stands (``plans`` by device label)."""
         if not devices:
             return self._("No device is registered to you yet. Ask your agent.")
         lines = [self._("<b>Your devices</b>")]
         for ref, credit_until, unlocked, left in devices:
+            plan = (plans or {}).get(ref)
+            if plan is not None and plan.plan.status == "paid_off":
+                lines.append(self.item(esc(ref), self._("🎉 paid off: it is yours")))
+                lines += ["  " + line for line in self.plan_lines(plan, tz, for_customer=True)[1:]]
+                continue
             if unlocked:
                 lines.append(self.item(esc(ref), self._("unlocked for good")))
             elif credit_until is not None and left:
@@ -676,6 +715,8 @@ class Texts:
                                                          left, date=self.date(credit_until, tz))))
             else:
                 lines.append(self.item(esc(ref), self._("no credit — pay to get a code")))
+            if plan is not None:
+                lines += ["  " + line for line in self.plan_lines(plan, tz, for_customer=True)]
         return "\n".join(lines)
 
     def no_code_yet(self) -> str:
@@ -953,6 +994,9 @@ class Texts:
             "no_price": self._("{device} has no daily price yet", device=device),
             "currency": self._("it is in another currency than {device}'s daily price", device=device),
             "unlocked": self._("{device} is unlocked for good (free code) and needs no days", device=device),
+            "paid_off": self._("the plan of {device} is paid off already: money beyond the total makes no days",
+                               device=device),
+            "reversed": self._("the provider reversed it"),
             "erm_unavailable": self._("the ERM could not be reached to check {account} (still trying)",
                                       account=account),
             "reference_conflict": self._("another payment was already recorded under this reference, with another "
@@ -1002,7 +1046,8 @@ class Texts:
 
     def payment_applied(self, *, reference: str, amount: object, currency: str, device: str, days: int,
                         days_now: int, prepaid: int, credit_left: object, price: object,
-                        waits_until: _datetime | None, customer: bool, tz: ZoneInfo) -> str:
+                        waits_until: _datetime | None, customer: bool, tz: ZoneInfo,
+                        balance: PlanBalance | None = None, owed_paid: object = 0, at_once: bool = False) -> str:
         """To whoever recorded or assigned a payment: what it became."""
         values = {"reference": esc(reference), "amount": self.money(amount, currency), "device": esc(device)}
         if days:
@@ -1012,7 +1057,16 @@ class Texts:
             head = self._("✅ Payment <b>{reference}</b> recorded: {amount} for <b>{device}</b>.", **values)
         return "\n".join([head, *self._what_follows(
             device=device, days=days, prepaid=prepaid, credit_left=credit_left, price=price, currency=currency,
-            waits_until=waits_until, tz=tz, to="staff" if customer else "staff-alone")])
+            waits_until=waits_until, tz=tz, to="staff" if customer else "staff-alone"),
+            *self._plan_after(balance, owed_paid, currency, device, for_customer=False, at_once=at_once)])
+
+    def _plan_after(self, balance: PlanBalance | None, owed_paid: object, currency: str, device: str, *,
+                    for_customer: bool, at_once: bool) -> list[str]:
+        """A receipt's last lines: a debt paid, and the plan's new balance."""
+        lines = [self.owed_paid_line(Decimal(str(owed_paid)), currency)] if owed_paid else []
+        if balance is not None:
+            lines += self.balance_after(balance, device, for_customer=for_customer, at_once=at_once)
+        return lines
 
     def payment_held(self, *, reference: str, amount: object, currency: str, device: str, reason: str,
                      device_currency: str | None, assigning: bool) -> str:
@@ -1106,7 +1160,8 @@ class Texts:
 
     def payment_received_notice(self, *, for_customer: bool, reference: str, amount: object, currency: str,
                                 device: str, days: int, prepaid: int, credit_left: object, price: object,
-                                waits_until: _datetime | None, tz: ZoneInfo) -> str:
+                                waits_until: _datetime | None, tz: ZoneInfo, balance: PlanBalance | None = None,
+                                owed_paid: object = 0) -> str:
         """To the customer (and their agent) when a payment's code does not go out at once."""
         values = {"reference": esc(reference), "amount": self.money(amount, currency), "device": esc(device)}
         if for_customer:
@@ -1120,10 +1175,12 @@ class Texts:
         follows = self._what_follows(device=device, days=days, prepaid=prepaid, credit_left=credit_left,
                                      price=price, currency=currency, waits_until=waits_until, tz=tz,
                                      to="customer" if for_customer else "staff")
-        return "\n".join([head, *follows])
+        return "\n".join([head, *follows, *self._plan_after(balance, owed_paid, currency, device,
+                                                             for_customer=for_customer, at_once=False)])
 
     def paid_code(self, *, for_customer: bool, reference: str, amount: object, currency: str, device: str,
-                  kind: str, days: int | None, code: str, credit_until: _datetime | None, tz: ZoneInfo) -> str:
+                  kind: str, days: int | None, code: str, credit_until: _datetime | None, tz: ZoneInfo,
+                  balance: PlanBalance | None = None, owed_paid: object = 0) -> str:
         """A payment's code, with the amount paid and the new credit-until."""
         if for_customer:
             head = self._("💰 Your payment of {amount} ({reference}) was received.",
@@ -1131,8 +1188,10 @@ class Texts:
         else:
             head = self._("💰 Payment {reference}: {amount}.", amount=self.money(amount, currency),
                           reference=esc(reference))
-        return head + "\n" + self.code_issued(device=device, kind=kind, days=days, code=code,
+        text = head + "\n" + self.code_issued(device=device, kind=kind, days=days, code=code,
                                               credit_until=credit_until, tz=tz)
+        after = self._plan_after(balance, owed_paid, currency, device, for_customer=for_customer, at_once=False)
+        return "\n".join([text, *after])
 
     def confirmation_preview(self, *, reference: str, amount: object, currency: str, party: str,
                              phone: str | None, account: str, paid_at: _datetime | None, device: str | None,

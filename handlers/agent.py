@@ -243,7 +243,8 @@ async def device_command(update: Update, context: BotContext) -> None:
     _, device_id = found
     services = context.services
     status = await services.engine.status(device_id)
-    await reply(update, context, context.texts.device_view(status, services.settings.tz, services.clock.now()))
+    plan = await services.plans.view(device_id)
+    await reply(update, context, context.texts.device_view(status, services.settings.tz, services.clock.now(), plan))
 
 
 async def history_command(update: Update, context: BotContext) -> None:

@@ -43,7 +43,7 @@ async def contact_shared(update: Update, context: BotContext) -> None:
 
 
 async def balance(update: Update, context: BotContext) -> None:
-    """/balance: days left and credit-until of each of the customer's devices."""
+    """/balance: days left and credit-until of each of the customer's devices, and where each plan stands."""
     customer = context.who.customer
     if customer is None or customer.id is None:
         await reply(update, context, context.texts.help_for(context.who.kind.value))
@@ -51,7 +51,9 @@ async def balance(update: Update, context: BotContext) -> None:
     services = context.services
     view = await services.engine.customer_view(customer.id)
     rows = [(device.label, device.credit_until, device.unlocked, left) for device, left, _ in view]
-    await reply(update, context, context.texts.balance(rows, services.settings.tz))
+    plans = await services.plans.views_of_customer(customer.id)
+    by_label = {plan.device.label: plan for plan in plans.values()}
+    await reply(update, context, context.texts.balance(rows, services.settings.tz, by_label))
 
 
 async def last_code(update: Update, context: BotContext) -> None:

@@ -14,6 +14,7 @@ from bot.issuing import devices, limits
 from bot.services import BotContext
 from handlers.agent import known_device, valid_device
 from handlers.common import arguments, reply, reply_qr, too_long
+from handlers.plans import export_plans
 
 
 async def invite(update: Update, context: BotContext) -> None:
@@ -48,7 +49,13 @@ async def price(update: Update, context: BotContext) -> None:
     device_id = await known_device(update, context, device)
     if device_id is None:
         return
+    plan = await services.plans.view(device_id)
+    if plan is not None and plan.plan.status == "active" and currency and currency != plan.plan.currency \
+            and plan.plan.paid > 0:
+        await reply(update, context, context.texts.plan_refused("currency_change", device))
+        return
     await devices.set_price(services.db, device_id, amount, currency, default_currency=services.settings.currency)
+    await services.plans.price_changed(device_id, by=context.who.person)
     status = await services.engine.status(device_id)
     await reply(update, context, context.texts.price_set(device, amount, status.device.currency))
 
@@ -80,9 +87,13 @@ async def summary(update: Update, context: BotContext) -> None:
 
 
 async def export(update: Update, context: BotContext) -> None:
-    """/export [from] [to]: the ledger of that period as a CSV document (default: today)."""
+    """/export [from] [to]: the ledger of that period as a CSV document (default: today); /export plans:
+    the payment plans."""
     args = arguments(context)
     services = context.services
+    if len(args) == 1 and args[0].lower() == "plans":
+        await export_plans(update, context)
+        return
     if len(args) > 2:
         await reply(update, context, context.texts.usage("export"))
         return

@@ -51,6 +51,7 @@ async def answer_outcome(update: Update, context: BotContext, payment: Payment, 
             prepaid=outcome.prepaid_days, credit_left=outcome.credit_left, price=status.device.daily_price,
             waits_until=outcome.not_before if outcome.not_before and outcome.not_before > services.clock.now()
             else None, customer=status.customer is not None, tz=services.settings.tz,
+            balance=outcome.plan, owed_paid=outcome.owed_paid, at_once=services.settings.unlock_when_paid == "auto",
         ))
     elif isinstance(outcome, PaymentHeld):
         status = await services.engine.status(outcome.device_id)

@@ -149,6 +149,14 @@ async def approval_tapped(update: Update, context: BotContext) -> None:
         await tell(context, approval.chat_id, lambda t: t.approval_requester_told(approved, decider, device_name))
     if not approved or device is None:
         return
+    if approval.plan_id is not None:  # a plan paid off: its one unlock code
+        request_id = await services.engine.unlock_plan(
+            approval.plan_id, requested_by=requester.id if still_staff and requester else manager.id, chat_id=code_chat)
+        if request_id is None:
+            await tell(context, manager.telegram_id, lambda t: t.unlock_not_needed(device_name))
+            return
+        await services.approvals.record_request(approval.id or 0, request_id)
+        return
     outcome = await services.engine.request(device_name, CodeKind.FREE,
                                             requested_by=requester.id if still_staff and requester else manager.id,
                                             chat_id=code_chat)

@@ -9,7 +9,7 @@ and usage to bot/texts.py.
 
 from __future__ import annotations
 
-from handlers import agent, common, customer, energy, finding, language, manager, payments, special
+from handlers import agent, common, customer, energy, finding, language, manager, payments, plans, special
 from handlers.roles import CUSTOMERS, EVERYONE, MANAGERS, PEOPLE, STAFF, STRANGERS, Command
 
 COMMANDS: list[Command] = [
@@ -27,6 +27,9 @@ COMMANDS: list[Command] = [
     Command("summary", manager.summary, MANAGERS),
     Command("export", manager.export, MANAGERS),
     Command("price", manager.price, MANAGERS),
+    Command("plan", plans.plan_command, MANAGERS, dialogue=plans.plan_dialogue),
+    Command("reverse", plans.reverse_command, MANAGERS),
+    Command("repossess", plans.repossess_command, MANAGERS),
     Command("assign", payments.assign_command, MANAGERS),
     Command("agents", manager.agents, MANAGERS),
     Command("revoke", manager.revoke, MANAGERS),

@@ -104,9 +104,28 @@ def _positive_amount(value: Any, name: str) -> Decimal:
     return amount
 
 
-def parse_webhook(body: bytes) -> Incoming:
-    """``{"reference", "amount", "currency", "account", "phone"?, "paid_at"?}`` as product.md has it."""
+@dataclass(frozen=True)
+class ReversalIncoming:
+    """``{"reverses": "<reference>", "reference": "<the reversal's own reference>", "reason"?}``: a payment taken
+    back by its provider."""
+
+    reverses: str
+    reference: str
+    reason: str | None = None
+
+
+def parse_webhook(body: bytes) -> Incoming | ReversalIncoming:
+    """``{"reference", "amount", "currency", "account", "phone"?, "paid_at"?}`` as product.md has it, or a
+    reversal (``"reverses"``)."""
     data = _json_object(body)
+    if "reverses" in data:
+        reverses = _text(data, "reverses", required=True, limit=100)
+        reference = _text(data, "reference", required=True, limit=100)
+        reason = _text(data, "reason", required=False, limit=200)
+        assert reverses is not None and reference is not None
+        if reverses == reference:
+            raise BadPayment("reference must be the reversal's own reference, not the reversed payment's")
+        return ReversalIncoming(reverses, reference, reason)
     reference = _text(data, "reference", required=True, limit=100)
     if "amount" not in data or data["amount"] is None:
         raise BadPayment("amount is missing")

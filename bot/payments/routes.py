@@ -1,4 +1,4 @@
-"""The HTTP side of money in: ``POST /payments`` (signed) and ``POST /payments/mpesa/<PAYGBOT_MPESA_PATH>``
+"""The HTTP side of money in: ``POST /payments`` (signed; a payment, or a reversal of one) and ``POST /payments/mpesa/<PAYGBOT_MPESA_PATH>``
 (Daraja C2B), as Starlette routes that the bot's HTTP app mounts.
 
 A payment is stored before the answer (2xx: it is in the ledger; 503: the sender retries), then matched
@@ -17,9 +17,10 @@ from starlette.routing import Route
 
 from bot import logs
 from bot.config import Settings
-from bot.payments.parsing import BadPayment, parse_daraja, parse_webhook, signature_ok
+from bot.payments.parsing import BadPayment, ReversalIncoming, parse_daraja, parse_webhook, signature_ok
 from bot.payments.service import Payments
 from bot.payments.values import Incoming
+from bot.plans.reversals import NotReversed, Unreversed, reverse
 from storage.models import Payment
 
 log = logging.getLogger("paygbot.payments")
@@ -91,11 +92,36 @@ def payment_routes(payments: Payments, settings: Settings) -> list[Route]:
             incoming = parse_webhook(body)
         except BadPayment as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        if isinstance(incoming, ReversalIncoming):
+            return await take_back(incoming)
         stored = await store(incoming)
         if stored is None:
             return JSONResponse({"error": "the ledger is unavailable; try again"}, status_code=503)
         payment, new = stored
         return JSONResponse({"status": "accepted" if new else "duplicate", "reference": payment.reference})
+
+    async def take_back(incoming: ReversalIncoming) -> JSONResponse:
+        """A signed reversal: applied before the answer, which says what it did (or why nothing changed)."""
+        try:
+            done = await reverse(payments.db, payments.clock, incoming.reverses,
+                                 reversal_reference=incoming.reference, reason=incoming.reason)
+        except SQLAlchemyError as exc:
+            log.error("reversal %s could not be stored (%s); the sender will retry", incoming.reference,
+                      type(exc).__name__)
+            return JSONResponse({"error": "the ledger is unavailable; try again"}, status_code=503)
+        answer = {"reference": incoming.reference, "reverses": incoming.reverses}
+        if isinstance(done, NotReversed):
+            if done.why is Unreversed.UNKNOWN:
+                return JSONResponse({**answer, "error": "no payment has that reference; nothing changed"},
+                                    status_code=404)
+            if done.why is Unreversed.REFERENCE_USED:
+                return JSONResponse({**answer, "error": "this reference reversed another payment; nothing changed"},
+                                    status_code=409)
+            return JSONResponse({**answer, "status": "duplicate", "detail": "reversed already; nothing changed"})
+        assert done.payment.id is not None
+        payments.tell_soon(done.payment.id)
+        return JSONResponse({**answer, "status": "reversed", "cancelled_days": done.reversal.cancelled_days,
+                             "owed": str(done.reversal.owed)})
 
     async def daraja(request: Request) -> JSONResponse:
         """A Safaricom M-Pesa C2B confirmation, at the secret path."""

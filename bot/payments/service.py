@@ -243,6 +243,11 @@ class Payments:
         finally:
             self._telling.discard(payment_id)
 
+    def tell_soon(self, payment_id: int) -> None:
+        """Send the payment's notice in the background (a webhook has answered already)."""
+        if not self._background.closed:
+            self._spawn(self.tell(payment_id))
+
     async def sweep(self) -> None:
         """Take up PENDING payments due for another try, and notices still owed."""
         if self._background.closed:
@@ -278,6 +283,8 @@ class Payments:
 def _may_owe_notice(outcome: Outcome, now: datetime) -> bool:
     """False when the payment's code simply goes out now (its message says it all)."""
     if isinstance(outcome, PaymentApplied):
+        if not outcome.duplicate and outcome.plan is not None and (outcome.plan.paid_off or outcome.plan.excess):
+            return True
         waits = outcome.not_before is not None and outcome.not_before > now
         return not outcome.duplicate and (outcome.days_now == 0 or outcome.prepaid_days > 0 or waits)
     return True

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
+    CONFIRMATION_COPY,
     CodeRequest,
     Payment,
     PaymentNotice,
@@ -136,3 +137,11 @@ async def keep_paid_days(*, session: AsyncSession, payment_id: int, days: int) -
         payment.prepaid_days += days
         payment.notice, payment.notified_at = PaymentNotice.RECEIVED, None
         session.add(payment)
+
+
+async def payment_to_reverse(*, session: AsyncSession, reference: str) -> Payment | None:
+    """The payment a reversal of ``reference`` takes back: the first one stored under it that is money of its own
+    (not the provider's confirmation copy of a pasted one), whatever its provider."""
+    query = (select(Payment).where(Payment.reference == reference, col(Payment.reason).is_distinct_from(
+        CONFIRMATION_COPY)).order_by(col(Payment.duplicate_of).is_not(None), col(Payment.id)).limit(1))
+    return (await session.exec(query)).first()
