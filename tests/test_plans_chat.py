@@ -1,0 +1,333 @@
+"""Payment plans to ownership, end to end through the chat and the payments webhook: a plan set by a
+manager, payments counting toward it from every source (deposit first), paid off with one unlock code
+(approved, or at once), reversals, repossession, /balance, /device, receipts, /export plans, and each bad
+input refused with nothing changed."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from bot.clock import ManualClock
+from bot.standins.erm import ErmSandbox
+from bot.standins.telegram import Sent, TelegramUser
+from storage.models import (
+    Approval,
+    CodeKind,
+    CodeRequest,
+    Customer,
+    Device,
+    Payment,
+    Plan,
+    PlanEvent,
+    PlanStatus,
+    Reversal,
+    Source,
+    Status,
+)
+from tests.support.chat import AGENT, CUSTOMER, MANAGER
+from tests.support.paying import DEVICE, Paying, paying
+
+pytestmark = pytest.mark.customer(price="50")  # CUSTOMER registered by AGENT for DEVICE at KES 50 a day
+
+OTHER_DEVICE = "01AH2307000009"
+
+
+def text_of(sent: Sent) -> str:
+    return sent.rendered or ""
+
+
+async def said(bot: Paying, user: TelegramUser, words: str, after: int, timeout: float = 15) -> Sent:
+    """The first message to ``user`` after ``after`` containing ``words``."""
+    return await bot.chat.api.wait_for(lambda s: s.chat_id == user.id and words in (s.rendered or ""), after=after,
+                                       timeout=timeout)
+
+
+async def plan_rows(bot: Paying) -> list[Plan]:
+    async with bot.services.db.read() as session:
+        return list((await session.exec(select(Plan).order_by(Plan.id))).all())  # type: ignore[arg-type]
+
+
+async def rows(bot: Paying, model: Any) -> list[Any]:
+    async with bot.services.db.read() as session:
+        return list((await session.exec(select(model).order_by(model.id))).all())
+
+
+async def unlock_requests(bot: Paying) -> list[CodeRequest]:
+    return [r for r in await bot.requests() if r.kind is CodeKind.FREE]
+
+
+async def cash(bot: Paying, amount: str, reference: str) -> Sent:
+    after = bot.chat.api.position
+    await bot.chat.api.user_says(AGENT, f"/pay {DEVICE} {amount} {reference}")
+    return await said(bot, AGENT, "recorded", after)
+
+
+async def test_a_plan_is_set_shown_and_kept_with_its_history(bot: Paying) -> None:
+    answer = await bot.chat.say(MANAGER, f"/plan {DEVICE} 500 50 KES 100")
+    text = text_of(answer)
+    assert "Plan set for TEST2503000017" in text and "Customer: Jane Wanjiru" in text
+    assert "Total price KES 500.00, KES 50.00 a day, deposit KES 100.00" in text
+    assert "Paid so far: KES 0.00 of KES 500.00 (0%)" in text and "Left to pay: KES 500.00" in text
+    assert "Deposit: KES 100.00 still to pay" in text
+    changed = text_of(await bot.chat.say(MANAGER, f"/plan {DEVICE} 600 60 KES"))
+    assert "changed (paid so far stays)" in changed and "KES 600.00" in changed
+    same = text_of(await bot.chat.say(MANAGER, f"/plan {DEVICE} 600 60 KES"))
+    assert "already has these terms: nothing changed" in same
+    shown = text_of(await bot.chat.say(MANAGER, f"/plan {DEVICE}"))
+    assert "Payment plan of TEST2503000017" in shown and "History" in shown and "plan changed" in shown
+    [plan] = await plan_rows(bot)
+    assert (plan.total, plan.daily_price, plan.deposit, plan.status) == (Decimal(600), Decimal(60), Decimal(0),
+                                                                         PlanStatus.ACTIVE)
+    assert [event.kind for event in await rows(bot, PlanEvent)] == ["created", "changed"]
+    device = await bot.device()
+    assert device.daily_price == Decimal(60)  # the plan's price per day is the device's price
+    assert "no payment plan" in text_of(await bot.chat.say(MANAGER, f"/plan {OTHER_DEVICE}"))
+
+
+async def test_bad_plans_are_refused_and_change_nothing(bot: Paying) -> None:
+    cases = {
+        f"/plan {DEVICE} 500": "That is not a plan",
+        f"/plan {DEVICE} 500 50": "That is not a plan",
+        f"/plan {DEVICE} abc 50 KES": "That is not a plan",
+        f"/plan {DEVICE} 500 50 KE": "That is not a plan",
+        f"/plan {DEVICE} 500 -5 KES": "That is not a plan",
+        f"/plan {DEVICE} 500 50 KES x": "That is not a plan",
+        f"/plan {DEVICE} 500 600 KES": "cannot be more than the total",
+        f"/plan {DEVICE} 500 50 KES 501": "deposit cannot be more than the total",
+        "/plan a/b 500 50 KES": "A device id is",
+        "/plan NOSUCH0001 500 50 KES": "does not know device",
+    }
+    for command, words in cases.items():
+        assert words in text_of(await bot.chat.say(MANAGER, command)), command
+    assert "Only managers" in text_of(await bot.chat.say(AGENT, f"/plan {DEVICE} 500 50 KES")) or \
+        "managers" in text_of(await bot.chat.say(AGENT, f"/plan {DEVICE}"))
+    assert await plan_rows(bot) == []
+
+
+async def test_bare_plan_asks_step_by_step(bot: Paying) -> None:
+    ask = await bot.chat.say(MANAGER, "/plan")
+    assert "Which device" in text_of(ask)
+    terms = await bot.chat.say(MANAGER, DEVICE)
+    assert "type the total price" in text_of(terms)
+    assert "not a plan" in text_of(await bot.chat.say(MANAGER, "lots"))
+    confirm = await bot.chat.say(MANAGER, "300 30 KES 60")
+    assert "total price KES 300.00, KES 30.00 a day, deposit KES 60.00?" in text_of(confirm)
+    done = await bot.chat.tap(MANAGER, confirm, confirm.button("Yes, go ahead")["callback_data"])
+    assert "Plan set for TEST2503000017" in text_of(done)
+    [plan] = await plan_rows(bot)
+    assert (plan.total, plan.deposit) == (Decimal(300), Decimal(60))
+
+
+async def test_deposit_first_then_days_then_paid_off_with_one_approved_unlock_code(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 500 50 KES 100")
+    # below the deposit: no days code, the receipt says why
+    first = text_of(await cash(bot, "60", "R-1"))
+    assert "Paid so far: KES 60.00 of KES 500.00; left to pay: KES 440.00." in first
+    assert "deposit is not paid yet (KES 40.00 to go)" in first
+    assert bot.chat.sandbox.generations == 0
+    # the deposit paid: what is beyond it becomes days (140 - 40 = 100 = 2 days)
+    after = bot.chat.api.position
+    second = text_of(await cash(bot, "140", "R-2"))
+    assert "= 2 days" in second and "Paid so far: KES 200.00 of KES 500.00" in second
+    code = await said(bot, CUSTOMER, "Type the code", after)
+    assert "Paid so far: KES 200.00 of KES 500.00; left to pay: KES 300.00." in text_of(code)
+    await bot.issued(1)
+    # /balance: paid of the total, left, the day it becomes hers
+    balance = text_of(await bot.chat.say(CUSTOMER, "/balance"))
+    assert "Paid so far: KES 200.00 of KES 500.00 (40%)" in balance and "Left to pay: KES 300.00" in balance
+    assert "Yours on" in balance and "at KES 50.00 a day" in balance
+    device = text_of(await bot.chat.say(AGENT, f"/device {DEVICE}"))
+    assert "Plan: total price KES 500.00 (being paid)" in device and "Paid so far: KES 200.00" in device
+    # the webhook's payment pays it off, with KES 20 beyond the total
+    bot.chat.clock.advance(6)
+    after = bot.chat.api.position
+    response = await bot.pay({"reference": "WH-3", "amount": "320", "currency": "KES", "account": DEVICE})
+    assert response.status_code == 200
+    ask = await said(bot, MANAGER, "Plan paid off", after)
+    assert "has paid KES 520.00 of KES 500.00" in text_of(ask) and "KES 20.00 beyond the total" in text_of(ask)
+    assert [b["text"] for b in ask.buttons] == ["Approve", "Reject"]
+    yours = await said(bot, CUSTOMER, "is yours", after)
+    assert "once a manager has checked it" in text_of(yours)
+    await said(bot, AGENT, "is the customer's", after)
+    days_code = await said(bot, CUSTOMER, "Type the code", after)  # 300 within the total = 6 days
+    assert "6 days" in text_of(days_code)
+    await bot.issued(2)
+    assert await unlock_requests(bot) == []  # nothing before a manager approves
+    [plan] = await plan_rows(bot)
+    assert (plan.status, plan.paid) == (PlanStatus.PAID_OFF, Decimal(520))
+    [_, _, last] = await bot.payments()
+    assert (last.excess, last.plan_paid, last.days) == (Decimal(20), Decimal(520), 6)
+    # a paid-off device asks for no more days
+    refused = text_of(await bot.chat.say(AGENT, f"/days {DEVICE} 5"))
+    assert "is paid off" in refused
+    # Approve: exactly one unlock code, to the customer and the agent
+    bot.chat.clock.advance(6)
+    after = bot.chat.api.position
+    await bot.chat.api.user_taps(MANAGER, ask, ask.button("Approve")["callback_data"])
+    unlock = await said(bot, CUSTOMER, "free code", after)
+    [request] = await unlock_requests(bot)
+    assert request.source is Source.PLAN and request.code and request.code in text_of(unlock)
+    await said(bot, AGENT, request.code, after)
+    await bot.settled(lambda: bot.device())
+    assert (await bot.device()).unlocked
+    again = await bot.chat.api.user_taps(MANAGER, ask, ask.button("Approve")["callback_data"])
+    answered = await bot.settled(lambda: bot.chat.api.answered(again))
+    assert "Already approved" in (answered.text or "")
+    assert len(await unlock_requests(bot)) == 1
+    balance = text_of(await bot.chat.say(CUSTOMER, "/balance"))
+    assert "paid off: it is yours" in balance
+    # money after the plan is paid off is kept for review
+    after = bot.chat.api.position
+    late = text_of(await cash(bot, "50", "R-4"))
+    assert "cannot become days" in late
+    await said(bot, MANAGER, "Payment kept for review", after)
+    assert len(await unlock_requests(bot)) == 1
+
+
+async def test_reversals_take_money_back_once(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 1000 50 KES")
+    await cash(bot, "100", "R-1")
+    await bot.issued(1)
+    # a code already issued cannot be taken back: the device owes it
+    after = bot.chat.api.position
+    answer = text_of(await bot.chat.say(MANAGER, "/reverse R-1 chargeback"))
+    assert "Payment R-1 (KES 100.00, TEST2503000017) was reversed." in answer
+    assert "KES 100.00 of it was already issued" in answer and "Reason: chargeback" in answer
+    assert "Plan: paid so far KES 0.00 of KES 1,000.00" in answer
+    await said(bot, AGENT, "was reversed", after)
+    assert (await bot.device()).owed == Decimal(100)
+    assert "was reversed already" in text_of(await bot.chat.say(MANAGER, "/reverse R-1"))
+    assert "No payment has the reference NOPE" in text_of(await bot.chat.say(MANAGER, "/reverse NOPE"))
+    assert len(await rows(bot, Reversal)) == 1
+    # the next payment pays the debt first
+    bot.chat.clock.advance(6)
+    receipt = text_of(await cash(bot, "150", "R-2"))
+    assert "KES 100.00 of it paid what was owed" in receipt and "= 1 day" in receipt
+    assert (await bot.device()).owed == 0
+    [plan] = await plan_rows(bot)
+    assert plan.paid == Decimal(150)
+    # a code not yet issued is cancelled (the device has had all its codes for today)
+    await bot.issued(2)
+    assert "Usage" in text_of(await bot.chat.say(MANAGER, "/reverse"))
+    assert "managers" in text_of(await bot.chat.say(AGENT, "/reverse R-2"))
+
+
+async def test_a_queued_code_is_cancelled_by_a_reversal_through_the_webhook(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 1000 50 KES")
+    bot.services.engine.kick = lambda: None  # the code stays queued: nothing pumps
+    response = await bot.pay({"reference": "WH-1", "amount": "200", "currency": "KES", "account": DEVICE})
+    assert response.status_code == 200
+    await bot.settled(lambda: _matched(bot))
+    reversal = {"reverses": "WH-1", "reference": "RV-1", "reason": "card chargeback"}
+    assert (await bot.pay(reversal, secret="wrong")).status_code == 401
+    assert (await bot.pay({"reverses": "WH-1"})).status_code == 400
+    done = await bot.pay(reversal)
+    assert done.status_code == 200 and done.json()["status"] == "reversed" and done.json()["cancelled_days"] == 4
+    assert (await bot.pay(reversal)).json()["status"] == "duplicate"
+    unknown = await bot.pay({"reverses": "NEVER", "reference": "RV-2"})
+    assert unknown.status_code == 404
+    [request] = await bot.requests()
+    assert (request.status, request.reason) == (Status.REFUSED, "reversed")
+    device = await bot.device()
+    assert device.owed == 0 and device.credit_money == 0
+    [plan] = await plan_rows(bot)
+    assert plan.paid == 0
+    [row] = await rows(bot, Reversal)
+    assert (row.reference, row.cancelled_days, row.owed) == ("RV-1", 4, Decimal(0))
+
+
+async def _matched(bot: Paying) -> bool:
+    return any(p.device_id is not None and p.days for p in await bot.payments())
+
+
+async def test_repossession_ends_the_plan_and_frees_the_device(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 1000 50 KES")
+    await cash(bot, "100", "R-1")
+    await bot.issued(1)
+    preview = await bot.chat.say(MANAGER, f"/repossess {DEVICE}")
+    assert "Repossess TEST2503000017?" in text_of(preview) and "Jane Wanjiru" in text_of(preview)
+    cancelled = await bot.chat.tap(MANAGER, preview, preview.button("Cancel")["callback_data"])
+    assert "Cancelled" in text_of(cancelled) or "cancelled" in text_of(cancelled).lower()
+    assert (await plan_rows(bot))[0].status is PlanStatus.ACTIVE
+    preview = await bot.chat.say(MANAGER, f"/repossess {DEVICE}")
+    done = await bot.chat.tap(MANAGER, preview, preview.button("Repossess")["callback_data"])
+    assert "TEST2503000017 repossessed from Jane Wanjiru" in text_of(done)
+    stale = await bot.chat.tap(MANAGER, preview, preview.button("Repossess")["callback_data"])
+    assert "no longer" in text_of(stale).lower() or "button" in text_of(stale).lower()
+    [plan] = await plan_rows(bot)
+    assert plan.status is PlanStatus.REPOSSESSED and plan.paid == Decimal(100)
+    assert (await bot.device()).customer_id is None
+    assert "no plan to end" in text_of(await bot.chat.say(MANAGER, f"/repossess {DEVICE}"))
+    # a new customer and a new plan; the old one and its payment stay
+    await bot.chat.say(AGENT, f"/customer {DEVICE} 0722000111 John Otieno")
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 800 40 KES")
+    plans = await plan_rows(bot)
+    assert [p.status for p in plans] == [PlanStatus.REPOSSESSED, PlanStatus.ACTIVE] and plans[1].paid == 0
+    assert len(await bot.payments()) == 1 and (await bot.payments())[0].plan_id == plans[0].id
+    assert "Usage" in text_of(await bot.chat.say(MANAGER, "/repossess"))
+
+
+async def test_export_plans_is_a_csv_of_every_plan(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 500 50 KES 100")
+    await cash(bot, "150", "R-1")
+    await bot.issued(1)
+    after = bot.chat.api.position
+    await bot.chat.api.user_says(MANAGER, "/export plans")
+    sent = await bot.chat.api.wait_for(lambda s: s.chat_id == MANAGER.id and s.document is not None, after=after)
+    assert sent.filename and sent.filename.startswith("paygbot-plans-")
+    [row] = list(csv.DictReader(io.StringIO(sent.document.decode())))  # type: ignore[union-attr]
+    assert (row["device"], row["name"], row["phone"], row["total"], row["paid"], row["left"], row["status"]) == (
+        DEVICE, "Jane Wanjiru", "+254712345678", "500", "150", "350", "active")
+    assert row["agent"] == str(AGENT.id) and row["days_past_due"] == "0" and row["credit_until"]
+
+
+@pytest.fixture
+async def auto(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock
+               ) -> AsyncIterator[Paying]:
+    async with paying(erm_sandbox, erm_url, database_url, clock, PAYGBOT_UNLOCK_WHEN_PAID="auto") as running:
+        await running.customer()
+        await running.price(DEVICE, "50")
+        yield running
+
+
+async def test_with_auto_unlock_the_code_goes_out_at_once(auto: Paying) -> None:
+    bot = auto
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 300 50 KES")
+    after = bot.chat.api.position
+    receipt = text_of(await cash(bot, "300", "R-1"))
+    assert "That pays it off" in receipt and "goes to them now" in receipt
+    unlock = await said(bot, CUSTOMER, "free code", after)
+    [request] = await bot.requests()  # the unlock code alone: no days code to type as well
+    assert request.kind is CodeKind.FREE and request.source is Source.PLAN and request.code in text_of(unlock)
+    await said(bot, MANAGER, "goes out at once", after)
+    assert await rows(bot, Approval) == []
+    [plan] = await plan_rows(bot)
+    assert plan.status is PlanStatus.PAID_OFF and plan.unlock_request_id == request.id
+
+
+async def test_customers_and_devices_stay_as_they_were_on_refusal(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 500 50 KES")
+    await cash(bot, "100", "R-1")
+    refused = text_of(await bot.chat.say(MANAGER, f"/plan {DEVICE} 500 50 UGX"))
+    assert "currency cannot change" in refused
+    refused = text_of(await bot.chat.say(MANAGER, f"/price {DEVICE} 40 UGX"))
+    assert "currency cannot change" in refused
+    [plan] = await plan_rows(bot)
+    assert (plan.currency, plan.daily_price) == ("KES", Decimal(50))
+    assert (await bot.device()).currency == "KES"
+    price = text_of(await bot.chat.say(MANAGER, f"/price {DEVICE} 40"))
+    assert "40" in price
+    [plan] = await plan_rows(bot)
+    assert plan.daily_price == Decimal(40)
+    assert [e.kind for e in await rows(bot, PlanEvent)] == ["created", "price"]
+    customers = await rows(bot, Customer)
+    devices = await rows(bot, Device)
+    payments = await rows(bot, Payment)
+    assert len(customers) == 1 and len(devices) == 1 and len(payments) == 1
