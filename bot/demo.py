@@ -135,8 +135,8 @@ class Script:
         await self.api.user_taps(user, message, data)
         return await self._wait(expect or _to(user), after)
 
-    async def then(self, expect: Callable[[Sent], bool]) -> Sent:
-        return await self._wait(expect)
+    async def then(self, expect: Callable[[Sent], bool], after: int | None = None) -> Sent:
+        return await self._wait(expect, after)
 
 
 def _at(hour: int, minute: int) -> datetime:
@@ -208,6 +208,7 @@ async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: s
     link = await script.says(ALEX, f"/customer {DEVICE} 0712 345 678 Jane Wanjiru", expect=_to(ALEX, "?start="))
     await script.says(JANE, f"/start {_link_token(link)}")
     await script.says(MARY, f"/price {DEVICE} 50 KES")
+    await script.says(MARY, f"/plan {DEVICE} 1500 50 KES", expect=_to(MARY, "Plan set"))
 
     transcript.heading("The agent finds a device by the last digits on its sticker")
     found = await script.says(ALEX, "/find 3000017", expect=_to(ALEX, "3000017"))
@@ -234,17 +235,7 @@ async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: s
 
     transcript.heading("Jane pays by mobile money; the payment arrives on the webhook")
     clock.set(_at(12, 5))
-    body = json.dumps({"reference": "QK71ABC123", "amount": "250.00", "currency": "KES",
-                       "account": "0712345678", "phone": "254712345678"}).encode()
-    signature = hmac.new(webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-    transcript.event("POST /payments  {reference QK71ABC123, KES 250.00, account 0712345678} (signed)")
-    async with httpx.AsyncClient() as client:
-        answer = await client.post(f"http://127.0.0.1:{port}/payments", content=body,
-                                   headers={"Content-Type": "application/json",
-                                            "X-Paygbot-Signature": f"sha256={signature}"})
-    transcript.event(f"webhook answered {answer.status_code}")
-    if answer.status_code >= 300:
-        raise DemoFailed(f"the payments webhook refused the demo's payment ({answer.status_code})")
+    await _pay(transcript, port, webhook_secret, "QK71ABC123", "250.00")
     await script.then(_to(JANE, "QK71ABC123"))
     await script.then(_to(ALEX, "QK71ABC123"))
 
@@ -254,10 +245,38 @@ async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: s
     ask = await script.taps(ALEX, preview, texts.ENGLISH.confirm_free, expect=_to(MARY, "asks for a free code"))
     await script.taps(MARY, ask, texts.ENGLISH.approve, expect=_to(ALEX, "🔑"))
 
+    transcript.heading("Jane pays off her device: the last payment, the approval, the unlock code")
+    clock.set(_at(17, 30))
+    paying = script.api.position
+    await _pay(transcript, port, webhook_secret, "QK71ABD456", "1250.00")
+    await script.then(_to(JANE, "🔑"), paying)  # the days the last payment buys, until the unlock code
+    ask = await script.then(_to(MARY, "Plan paid off"), paying)
+    await script.taps(MARY, ask, texts.ENGLISH.approve, expect=_to(ALEX, "approved"))
+    after = script.api.position
+    clock.advance(6)
+    transcript.event("(six seconds after the last code of this device, its unlock code goes out)")
+    await script.then(_to(JANE, "🔑"), after)
+    await script.says(JANE, "/balance", expect=_to(JANE, "🎉"))
+
     transcript.heading("Evening: the manager reads the summary")
     clock.set(_at(19, 0))
     await script.says(MARY, "/summary", expect=lambda sent: sent.chat_id == MARY.id and sent.method == "sendPhoto")
     out.write("\nThe demo is over: the ledger and everything else it made are removed.\n")
+
+
+async def _pay(transcript: Transcript, port: int, webhook_secret: str, reference: str, amount: str) -> None:
+    """Jane's mobile money, as her provider posts it to the payments webhook (signed)."""
+    body = json.dumps({"reference": reference, "amount": amount, "currency": "KES",
+                       "account": "0712345678", "phone": "254712345678"}).encode()
+    signature = hmac.new(webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+    transcript.event(f"POST /payments  {{reference {reference}, KES {amount}, account 0712345678}} (signed)")
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(f"http://127.0.0.1:{port}/payments", content=body,
+                                   headers={"Content-Type": "application/json",
+                                            "X-Paygbot-Signature": f"sha256={signature}"})
+    transcript.event(f"webhook answered {answer.status_code}")
+    if answer.status_code >= 300:
+        raise DemoFailed(f"the payments webhook refused the demo's payment ({answer.status_code})")
 
 
 async def main() -> None:

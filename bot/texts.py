@@ -706,7 +706,7 @@ class Texts(PlanTexts):
             plan = (plans or {}).get(ref)
             if plan is not None and plan.plan.status == "paid_off":
                 lines.append(self.item(esc(ref), self._("🎉 paid off: it is yours")))
-                lines += ["  " + line for line in self.plan_lines(plan, tz, for_customer=True)[1:]]
+                lines += ["  " + line for line in self.plan_lines(plan, tz, for_customer=True)[:1]]
                 continue
             if unlocked:
                 lines.append(self.item(esc(ref), self._("unlocked for good")))

@@ -177,9 +177,9 @@ class PlanTexts(_Base):
     def paid_off_managers(self, *, device: str, customer: str | None, reference: str, paid: Decimal,
                           total: Decimal, currency: str, excess: Decimal, at_once: bool, ask: bool) -> str:
         """To every manager: a plan paid off (with the unlock code's Approve / Reject buttons when ``ask``)."""
+        whose = " (" + esc(customer) + ")" if customer else ""
         lines = [self._("🎉 <b>Plan paid off</b>: <b>{device}</b>{customer} has paid {paid} of {total} (last "
-                        "payment {reference}).", device=esc(device),
-                        customer=f" ({esc(customer)})" if customer else "", paid=self.money(paid, currency),
+                        "payment {reference}).", device=esc(device), customer=whose, paid=self.money(paid, currency),
                         total=self.money(total, currency), reference=esc(reference))]
         if ask:
             lines.append(self._("Issue its unlock (free) code? It unlocks the device for good."))

@@ -31,6 +31,11 @@ def test_the_demo_plays_the_day_and_leaves_nothing(tmp_path: Path) -> None:
         "Jane (customer) ▸ /language sw", "Malipo yako ya Ksh\xa0250.00 (QK71ABC123) yamepokelewa",
         "Alex: 💰 Payment QK71ABC123: KES 250.00", "Mary (manager) ▸ [taps Approve]",
         "free code: unlocks for good", "Summary for Mon, 23 Nov 2026", "The demo is over",
+        "Mary (manager) ▸ /plan TEST2503000017 1500 50 KES", "Plan set for TEST2503000017",
+        "Alex: 💰 Payment QK71ABC123: KES 250.00", "Paid so far: KES 250.00 of KES 1,500.00",
+        "POST /payments  {reference QK71ABD456, KES 1250.00",
+        "Plan paid off: TEST2503000017 (Jane Wanjiru) has paid KES 1,500.00 of KES 1,500.00",
+        "TEST2503000017 — msimbo wa bure", "Jane (customer) ▸ /balance",
     ):
         assert line in out, line
     assert "Traceback" not in result.err and "ERROR" not in result.err
