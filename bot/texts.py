@@ -43,6 +43,11 @@ def for_language(language: str) -> Texts:
     return Texts(language if language in i18n.LANGUAGES else i18n.DEFAULT)
 
 
+def _plan_said(balance: PlanBalance | None) -> bool:
+    """A payment that made no days because of its plan (its deposit, or paid off): the plan's lines say why."""
+    return balance is not None and bool(balance.deposit_left or balance.paid_off or balance.paid >= balance.total)
+
+
 def _filled(translated: str, english: str, values: dict[str, Any]) -> str:
     """The translation with its placeholders filled; the English one if the translation's are broken
     (the catalogue tests catch that, but a person must never get an error instead of their code)."""
@@ -1004,9 +1009,13 @@ class Texts(PlanTexts):
         }.get(reason) or self._("it needs a manager's look")
 
     def _what_follows(self, *, device: str, days: int, prepaid: int, credit_left: object, price: object,
-                      currency: str, waits_until: _datetime | None, tz: ZoneInfo, to: str) -> list[str]:
+                      currency: str, waits_until: _datetime | None, tz: ZoneInfo, to: str,
+                      plan_said: bool = False) -> list[str]:
         """Where a payment's days went (now, later, prepaid, kept as credit), said to ``to``:
-        "staff" (the customer is told too), "staff-alone" (no customer to tell) or "customer"."""
+        "staff" (the customer is told too), "staff-alone" (no customer to tell) or "customer". ``plan_said``:
+        no days because the money went to a plan's deposit or paid it off (the plan's lines say so)."""
+        if days == 0 and plan_said:
+            return []
         if days == 0:
             return [self._("That is less than one day at {price} a day, so no code yet: {left} is kept as credit "
                            "toward the next payment.", price=self.money(price, currency),
@@ -1057,7 +1066,7 @@ class Texts(PlanTexts):
             head = self._("✅ Payment <b>{reference}</b> recorded: {amount} for <b>{device}</b>.", **values)
         return "\n".join([head, *self._what_follows(
             device=device, days=days, prepaid=prepaid, credit_left=credit_left, price=price, currency=currency,
-            waits_until=waits_until, tz=tz, to="staff" if customer else "staff-alone"),
+            waits_until=waits_until, tz=tz, to="staff" if customer else "staff-alone", plan_said=_plan_said(balance)),
             *self._plan_after(balance, owed_paid, currency, device, for_customer=False, at_once=at_once)])
 
     def _plan_after(self, balance: PlanBalance | None, owed_paid: object, currency: str, device: str, *,
@@ -1174,7 +1183,7 @@ class Texts(PlanTexts):
                     self._("💰 Payment {reference}: {amount} for <b>{device}</b> was received.", **values))
         follows = self._what_follows(device=device, days=days, prepaid=prepaid, credit_left=credit_left,
                                      price=price, currency=currency, waits_until=waits_until, tz=tz,
-                                     to="customer" if for_customer else "staff")
+                                     to="customer" if for_customer else "staff", plan_said=_plan_said(balance))
         return "\n".join([head, *follows, *self._plan_after(balance, owed_paid, currency, device,
                                                              for_customer=for_customer, at_once=False)])
 

@@ -331,3 +331,49 @@ async def test_customers_and_devices_stay_as_they_were_on_refusal(bot: Paying) -
     devices = await rows(bot, Device)
     payments = await rows(bot, Payment)
     assert len(customers) == 1 and len(devices) == 1 and len(payments) == 1
+
+
+FORWARDED = ("QK71ABC124 Confirmed. Ksh100.00 sent to OMNIVOLTAIC LTD for account TEST2503000017 "
+             "on 22/11/26 at 3:40 PM New M-PESA balance is Ksh50.00. Transaction cost, Ksh0.00.")
+
+
+async def test_every_source_of_money_counts_toward_the_plan_once(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 5000 50 KES")
+    # cash, twice under one reference
+    await cash(bot, "100", "R-1")
+    assert "already recorded" in text_of(await bot.chat.say(AGENT, f"/pay {DEVICE} 100 R-1"))
+    # the webhook, twice
+    body = {"reference": "WH-1", "amount": "100", "currency": "KES", "account": DEVICE}
+    assert (await bot.pay(body)).json()["status"] == "accepted"
+    assert (await bot.pay(body)).json()["status"] == "duplicate"
+    # Daraja (M-Pesa's own confirmation), twice
+    daraja = {"TransID": "RKTQDM7W6S", "TransAmount": "100.00", "BillRefNumber": DEVICE, "MSISDN": "254712345678",
+              "TransTime": "20261122101500"}
+    assert (await bot.daraja(daraja)).status_code == 200 and (await bot.daraja(daraja)).status_code == 200
+    # an M-Pesa message forwarded by the agent, recorded on confirmation
+    await bot.chat.api.user_forwards(AGENT, FORWARDED, origin="Jane")
+    preview = await bot.chat.api.wait_for(AGENT)
+    after = bot.chat.api.position
+    await bot.chat.api.user_taps(AGENT, preview, "Record this payment")
+    await said(bot, AGENT, "recorded", after)
+    # money for no known account, assigned by a manager
+    assert (await bot.pay({"reference": "LOST-1", "amount": "100", "currency": "KES",
+                           "account": "NOSUCH0001"})).status_code == 200
+    await bot.settled(lambda: _kept(bot, "LOST-1"))
+    after = bot.chat.api.position
+    await bot.chat.api.user_says(MANAGER, f"/assign LOST-1 {DEVICE}")
+    assigned = await said(bot, MANAGER, "recorded", after)
+    assert "Paid so far: KES 500.00 of KES 5,000.00" in text_of(assigned)
+    await bot.settled(lambda: _all_counted(bot, 5))
+    [plan] = await plan_rows(bot)
+    payments = [p for p in await bot.payments() if p.plan_id == plan.id]
+    assert plan.paid == Decimal(500) == sum(p.amount for p in payments)
+    assert sorted(p.provider for p in payments) == ["cash", "mpesa", "mpesa_pasted", "webhook", "webhook"]
+
+
+async def _kept(bot: Paying, reference: str) -> bool:
+    return any(p.reference == reference and p.reason == "unknown_account" for p in await bot.payments())
+
+
+async def _all_counted(bot: Paying, count: int) -> bool:
+    return len([p for p in await bot.payments() if p.plan_id is not None]) == count

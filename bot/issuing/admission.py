@@ -174,6 +174,7 @@ class Admission:
         """Add the whole payment to the plan's paid so far; past the total, the plan is paid off (its unlock
         code queued or asked of the managers) and the excess kept for review."""
         plan.paid += payment.amount
+        plan.customer_id = plan.customer_id or device.customer_id  # set before the device had a customer
         payment.plan_id, payment.plan_paid, payment.excess = plan.id, plan.paid, split.excess or None
         session.add(plan)
         if split.paid_off:

@@ -148,6 +148,7 @@ class Plans:
                         terms.total, terms.daily_price, terms.currency, terms.deposit)
                     await ledger.add_plan_event(session=session, plan=plan, kind="changed", at=now, by_id=by_id)
             device.daily_price, device.currency = terms.daily_price, terms.currency
+            plan.customer_id = plan.customer_id or device.customer_id
             paid_off = plan.status is PlanStatus.ACTIVE and plan.paid >= plan.total
             if paid_off:  # a lower total than was paid already
                 await self.engine.ownership.paid_off(session, plan, device, now)
@@ -246,8 +247,11 @@ async def receipt_balance(db: Database, payment: Payment) -> PlanBalance | None:
 async def _view(session: ledger.AsyncSession, plan: Plan, device: Device, now: datetime, tz: ZoneInfo, *,
                 history: bool = True) -> PlanView:
     customer = None
-    if plan.customer_id is not None:
-        customer = await ledger.get_customer(session=session, customer_id=plan.customer_id)
+    # a plan set before its device had a customer is the customer's registered since (while it runs)
+    customer_id = plan.customer_id if plan.customer_id is not None or plan.status is not PlanStatus.ACTIVE \
+        else device.customer_id
+    if customer_id is not None:
+        customer = await ledger.get_customer(session=session, customer_id=customer_id)
     events = list(await ledger.plan_events(session=session, plan_id=plan.id or 0)) if history else []
     active = plan.status is PlanStatus.ACTIVE
     return PlanView(
