@@ -132,11 +132,11 @@ class PlanTexts(_Base):
                       "if any, the deposit — for example <code>30000 50 KES 3000</code>.", device=esc(device))
 
     def confirm_plan(self, device: str, total: Decimal, price: Decimal, currency: str, deposit: Decimal) -> str:
-        text = self._("Set the plan of <b>{device}</b>: total price {total}, {price} a day", device=esc(device),
-                      total=self.money(total, currency), price=self.money(price, currency))
+        values = {"device": esc(device), "total": self.money(total, currency), "price": self.money(price, currency)}
         if deposit:
-            text += self._(", deposit {deposit}", deposit=self.money(deposit, currency))
-        return text + "?"
+            return self._("Set the plan of <b>{device}</b>: total price {total}, {price} a day, deposit {deposit}?",
+                          deposit=self.money(deposit, currency), **values)
+        return self._("Set the plan of <b>{device}</b>: total price {total}, {price} a day?", **values)
 
     def unlock_not_needed(self, device: str) -> str:
         return self._("The plan of <b>{device}</b> is no longer paid off (a payment was reversed): no unlock code "
