@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -266,6 +266,48 @@ async def _users(settings: Settings, args: argparse.Namespace) -> None:
         await db.dispose()
 
 
+async def _plans(settings: Settings, args: argparse.Namespace) -> None:
+    """``plans import``: onboard a portfolio from a CSV file, all rows or none."""
+    from contextlib import asynccontextmanager
+
+    from bot.clock import SystemClock
+    from bot.erm.connect import open_erm
+    from bot.plans.importing import DeviceLookup, LookupEngine, import_plans
+    from bot.plans.plan_file import ImportRefused, read_plans
+    from storage.db import Database
+    from storage.migrate import upgrade
+
+    clock = SystemClock()
+    try:
+        plans = read_plans(args.file, settings=settings, clock=clock)  # a bad file never touches the ledger
+    except ImportRefused as exc:
+        raise CommandError(say.import_file_refused(exc.fault, args.file, exc.detail)) from None
+    await upgrade(settings.database_url, currency=settings.currency, phone_region=settings.phone_region)
+    db = Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lookup() -> AsyncIterator[DeviceLookup]:
+        """The ERM, opened only when the ledger does not know a device of the file."""
+        if settings.uses_sandbox:
+            print(say.USING_SANDBOX, file=sys.stderr)
+        async with open_erm(settings, clock) as erm:
+            engine = LookupEngine(db=db, erm=erm, settings=settings, clock=clock)
+            try:
+                yield engine
+            finally:
+                await engine.close()
+
+    try:
+        outcome = await import_plans(plans, db=db, clock=clock, lookup=lookup, dry_run=args.dry_run)
+    finally:
+        await db.dispose()
+    if outcome.errors:
+        for error in outcome.errors:
+            print(say.import_error(error))
+        raise CommandError(say.import_nothing_applied(outcome.bad_rows, outcome.rows))
+    print(say.import_done(outcome))
+
+
 def _telegram_id(value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 2**63:
         raise argparse.ArgumentTypeError(say.bad_telegram_id(value))
@@ -341,6 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("file", type=Path, help="the .xlsx file to write (its folder must exist)")
     download.add_argument("--force", action="store_true", help="replace the file if it exists")
     omnimetic.set_defaults(handler=_omnimetic)
+
+    plans = commands.add_parser("plans", help="payment plans in bulk")
+    plan_actions = plans.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)
+    plans_import = plan_actions.add_parser(
+        "import", help="onboard devices, customers and plans from a CSV file: all rows, or none if one is bad")
+    plans_import.add_argument("file", type=Path, help="the CSV file (UTF-8, a header row: device, phone, name, "
+                              "total, per_day, currency; optional deposit, paid, credit_until, agent)")
+    plans_import.add_argument("--dry-run", action="store_true", help="check every row and say what it would do; "
+                              "apply nothing")
+    plans.set_defaults(handler=_plans)
 
     users = commands.add_parser("users", help="managers and agents")
     user_actions = users.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Parser)

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
     from bot.erm.models import CodeEvent, Item
     from bot.omnimetic.models import HourUsage, MonthUsage, ServiceAccount
+    from bot.plans.importing import Outcome
+    from bot.plans.plan_file import RowError
     from storage.models import Person
 
 # -- starting the bot ---------------------------------------------------------------------------
@@ -276,3 +278,88 @@ def file_size(size: int) -> str:
 def backup_done(source: object, target: object, size: int, revision: str | None) -> str:
     schema = f"schema revision {revision}" if revision else "no schema revision (an empty ledger)"
     return f"Copied the ledger {source} to {target}: {file_size(size)}, {schema}."
+
+
+# -- importing plans ----------------------------------------------------------------------------
+
+_COLUMNS = "device, phone, name, total, per_day, currency"
+
+_FILE_REFUSED = {
+    "not_found": "{path}: no such file.",
+    "not_a_file": "{path} is a folder, not a CSV file.",
+    "unreadable": "{path} cannot be read ({detail}).",
+    "not_csv": "{path} is not a CSV file ({detail}): save it as CSV, UTF-8.",
+    "empty": "{path} is empty: a CSV file of plans starts with a header row (" + _COLUMNS + ").",
+    "no_rows": "{path} has a header but no rows: nothing to import.",
+    "missing_columns": "{path}: the header row lacks {detail} (required columns: " + _COLUMNS + "). "
+                       "Nothing was applied.",
+    "repeated_column": "{path}: the header row names the column {detail} twice. Nothing was applied.",
+}
+
+
+def import_file_refused(fault: str, path: object, detail: str) -> str:
+    """Why ``paygbot plans import`` read no row of the file, in one line."""
+    return _FILE_REFUSED[fault].format(path=path, detail=detail)
+
+
+def _shown(value: str, width: int = 60) -> str:
+    """A value of the file as it is shown in a report: on one line, cut when long."""
+    text = " ".join(value.split())
+    return text if len(text) <= width else text[:width - 1] + "..."
+
+
+_ROW_FAULTS = {
+    "too_many_values": "more values than the header row has columns; quote values with commas ({value})",
+    "bad_device_id": "not a device id: {detail} ({value})",
+    "unknown_device": "unknown device: neither the ledger nor the ERM knows it ({value})",
+    "erm_unavailable": "the ERM did not answer, try again ({value})",
+    "bad_phone": "not a phone number ({value})",
+    "bad_name": "a name has at most 200 characters ({value})",
+    "bad_currency": "not a currency code of 3 letters such as KES ({value})",
+    "price_above_total": "per_day is above the total of {detail} ({value})",
+    "deposit_above_total": "the deposit is above the total of {detail} ({value})",
+    "paid_off": "already paid off: paid is not below the total of {detail}; import only plans still being paid "
+                "({value})",
+    "bad_date": "credit_until is not a date as YYYY-MM-DD ({value})",
+    "date_too_far": "credit_until is further ahead than the stacking limit allows ({value})",
+    "bad_agent": "agent is not the Telegram id of an active agent or manager of the bot; add them with "
+                 "paygbot users add ({value})",
+    "same_device": "the same device as line {other_line} ({value})",
+    "same_phone_other_name": "the same phone as line {other_line}, where the name is {detail} ({value})",
+    "other_customer": "the device already has a customer with another phone, {detail} ({value})",
+    "phone_other_name": "the phone is on file for a customer named {detail} ({value})",
+    "unlocked": "the device is unlocked for good ({value})",
+    "has_plan": "the device has a plan already; change it with /plan ({value})",
+}
+
+
+def import_error(error: RowError) -> str:
+    """One bad row: ``line N: what is wrong (the value)``."""
+    if error.fault == "empty":
+        what = f"{error.column} is empty"
+    elif error.fault == "bad_amount":
+        zero = " or 0" if error.column in ("deposit", "paid") else ""
+        what = f"{error.column} is not an amount such as 30000 or 30000.50{zero} ({_shown(error.value)})"
+    else:
+        what = _ROW_FAULTS[error.fault].format(value=_shown(error.value), detail=_shown(error.detail or ""),
+                                               other_line=error.other_line)
+    return f"line {error.line}: {what}"
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
+def import_nothing_applied(bad_rows: int, rows: int) -> str:
+    return f"nothing applied: {bad_rows} of {_count(rows, 'row has', 'rows have')} errors"
+
+
+def import_done(outcome: Outcome) -> str:
+    """``M rows: X new plans, Y unchanged, Z new customers``, and whether they were applied."""
+    figures = (f"{_count(outcome.rows, 'row', 'rows')}: {_count(outcome.new_plans, 'new plan', 'new plans')}, "
+               f"{outcome.unchanged} unchanged, {_count(outcome.new_customers, 'new customer', 'new customers')}")
+    if outcome.ended:
+        figures += f", {_count(outcome.ended, 'ended plan', 'ended plans')} (paid off or repossessed) left out"
+    if outcome.dry_run:
+        return f"{figures} — dry run, nothing applied"
+    return f"{figures} — applied" if outcome.applied else f"{figures} — nothing to change"

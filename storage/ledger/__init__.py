@@ -4,7 +4,8 @@ Functions take the session as a keyword and run inside the caller's transaction
 (``Database.write()`` / ``Database.read()``), so one unit of work is one transaction. Callers use
 ``from storage import ledger`` and ``ledger.<function>``; the modules group them by what they touch:
 ``people`` (people, customers, invites, approvals), ``devices``, ``requests`` (code requests), ``payments``,
-``reports``, ``plans`` (plans, their history, reversals). May import ``storage.models`` and SQLAlchemy/SQLModel only.
+``reports``, ``plans`` (plans, their history, reversals); ``onboarding`` holds the bulk statements of
+``paygbot plans import`` (used as ``ledger.onboarding.<function>``). May import ``storage.models`` and SQLAlchemy/SQLModel only.
 """
 
 from __future__ import annotations
