@@ -57,7 +57,9 @@ class Approvals:
             approval = await ledger.get_approval(session=session, approval_id=approval_id)
             if approval is None:
                 return Decision(Verdict.UNKNOWN)
-            requester = await ledger.get_person_by_id(session=session, person_id=approval.requested_by_id)
+            requester = None  # a plan paid off by a customer without an agent: nobody asked
+            if approval.requested_by_id is not None:
+                requester = await ledger.get_person_by_id(session=session, person_id=approval.requested_by_id)
             decider = None
             if approval.decided_by_id is not None:
                 decider = await ledger.get_person_by_id(session=session, person_id=approval.decided_by_id)

@@ -45,7 +45,7 @@ def for_language(language: str) -> Texts:
 
 def _plan_said(balance: PlanBalance | None) -> bool:
     """A payment that made no days because of its plan (its deposit, or paid off): the plan's lines say why."""
-    return balance is not None and bool(balance.deposit_left or balance.paid_off or balance.paid >= balance.total)
+    return balance is not None and not balance.for_days
 
 
 def _filled(translated: str, english: str, values: dict[str, Any]) -> str:
@@ -556,7 +556,7 @@ class Texts(PlanTexts):
             return self._("<b>{device}</b> is unlocked for good (free code); it needs no days.", device=device)
         if reason == "paid_off":
             return self._("<b>{device}</b> is paid off: it is the customer's for good and needs no more days. Its "
-                          "unlock code goes to the customer (see /plan {device}).", device=device)
+                          "unlock code goes to the customer (see /device {device}).", device=device)
         return self._("The ERM refused the code for <b>{device}</b>: {words}", device=device,
                       words=esc(words or reason))
 

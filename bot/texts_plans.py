@@ -86,12 +86,13 @@ class PlanTexts(_Base):
             "reversed": self._("a payment reversed: paid so far now {paid}"),
             "reopened": self._("no longer paid off: the unlock code was cancelled"),
             "repossessed": self._("repossessed"),
+            "merged": self._("ended: its device was found to be one with another, whose plan goes on"),
         }.get(event.kind, event.kind)
         values = {"total": self.money(event.total, event.currency), "price": self.money(event.daily_price,
                                                                                       event.currency),
                   "paid": self.money(event.paid, event.currency)}
         line = f"{self.moment(event.at, tz)} — " + _fill(what, values)
-        return line + (f" ({esc(event.note)})" if event.note and event.kind in ("reversed", "repossessed") else "")
+        return line + (f" ({esc(event.note)})" if event.note and event.kind == "reversed" else "")
 
     def plan_set(self, view: PlanView, created: bool, changed: bool, paid_off: bool, tz: ZoneInfo) -> str:
         head = (self._("✅ Plan set for <b>{device}</b>.", device=esc(view.device.label)) if created else
@@ -142,6 +143,10 @@ class PlanTexts(_Base):
         return self._("The plan of <b>{device}</b> is no longer paid off (a payment was reversed): no unlock code "
                       "was issued.", device=esc(device))
 
+    def unlock_rejected(self, device: str) -> str:
+        return self._("The plan of <b>{device}</b> stays paid off without its unlock code. When it should go out, "
+                      "send /free {device}.", device=esc(device))
+
     # -- receipts -------------------------------------------------------------------------------
 
     def balance_after(self, balance: PlanBalance, device: str, *, for_customer: bool, at_once: bool) -> list[str]:
@@ -174,13 +179,16 @@ class PlanTexts(_Base):
         return self._("{amount} of it paid what was owed from a reversed payment.",
                       amount=self.money(owed_paid, currency))
 
-    def paid_off_managers(self, *, device: str, customer: str | None, reference: str, paid: Decimal,
+    def paid_off_managers(self, *, device: str, customer: str | None, reference: str | None, paid: Decimal,
                           total: Decimal, currency: str, excess: Decimal, at_once: bool, ask: bool) -> str:
         """To every manager: a plan paid off (with the unlock code's Approve / Reject buttons when ``ask``)."""
         whose = " (" + esc(customer) + ")" if customer else ""
+        values = {"device": esc(device), "customer": whose, "paid": self.money(paid, currency),
+                  "total": self.money(total, currency)}
         lines = [self._("🎉 <b>Plan paid off</b>: <b>{device}</b>{customer} has paid {paid} of {total} (last "
-                        "payment {reference}).", device=esc(device), customer=whose, paid=self.money(paid, currency),
-                        total=self.money(total, currency), reference=esc(reference))]
+                        "payment {reference}).", reference=esc(reference), **values) if reference else
+                 self._("🎉 <b>Plan paid off</b>: <b>{device}</b>{customer} has paid {paid}, and its total is now "
+                        "{total}.", **values)]
         if ask:
             lines.append(self._("Issue its unlock (free) code? It unlocks the device for good."))
         elif at_once:

@@ -49,13 +49,11 @@ async def price(update: Update, context: BotContext) -> None:
     device_id = await known_device(update, context, device)
     if device_id is None:
         return
-    plan = await services.plans.view(device_id)
-    if plan is not None and plan.plan.status == "active" and currency and currency != plan.plan.currency \
-            and plan.plan.paid > 0:
-        await reply(update, context, context.texts.plan_refused("currency_change", device))
+    refused = await services.plans.set_price(device_id, amount, currency, default_currency=services.settings.currency,
+                                             by=context.who.person)
+    if refused is not None:
+        await reply(update, context, context.texts.plan_refused(refused.value, device))
         return
-    await devices.set_price(services.db, device_id, amount, currency, default_currency=services.settings.currency)
-    await services.plans.price_changed(device_id, by=context.who.person)
     status = await services.engine.status(device_id)
     await reply(update, context, context.texts.price_set(device, amount, status.device.currency))
 

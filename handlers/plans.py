@@ -106,7 +106,6 @@ async def _set(update: Update, context: BotContext, device: str, terms: Terms) -
     await reply(update, context, context.texts.plan_set(done.view, done.created, done.changed, done.paid_off,
                                                         services.settings.tz))
     if done.paid_off:
-        await services.payments.sweep()  # nothing owed by a payment: the approval is asked below
         await _ask_unlock(context, done.view)
 
 
@@ -119,7 +118,7 @@ async def _ask_unlock(context: BotContext, view: PlanView) -> None:
     for manager in await context.services.approvals.managers():
         try:
             await tell(context, manager.telegram_id, lambda t: t.paid_off_managers(
-                device=view.device.label, customer=customer, reference="—", paid=plan.paid, total=plan.total,
+                device=view.device.label, customer=customer, reference=None, paid=plan.paid, total=plan.total,
                 currency=plan.currency, excess=Decimal(0), at_once=False, ask=True),
                 lambda t: buttons([[(t.approve, f"ap:{plan.unlock_approval_id}:y"),
                                     (t.reject, f"ap:{plan.unlock_approval_id}:n")]]))

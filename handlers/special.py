@@ -23,7 +23,7 @@ from handlers.access import only
 from handlers.agent import answer_outcome, one_device
 from handlers.common import buttons, reply, tell
 from handlers.roles import MANAGERS, STAFF
-from storage.models import CodeKind, Role
+from storage.models import ApprovalStatus, CodeKind, Role
 
 log = logging.getLogger("paygbot.handlers")
 
@@ -133,6 +133,14 @@ async def approval_tapped(update: Update, context: BotContext) -> None:
         await query.answer(context.texts.approval_too_late, show_alert=True)
         return
     decider = decision.decided_by.name if decision.decided_by and decision.decided_by.name else None
+    if approval.status is ApprovalStatus.CANCELLED:  # a plan no longer paid off: a payment was reversed
+        await query.answer()
+        await tell(context, manager.telegram_id, lambda t: t.unlock_not_needed(device_name))
+        return
+    if decision.verdict is Verdict.ALREADY and approval.plan_id is not None \
+            and approval.status is ApprovalStatus.APPROVED:
+        # approved, but its unlock code may not have been queued (the queueing failed): queued now, once
+        await services.engine.unlock_plan(approval.plan_id, requested_by=manager.id, chat_id=manager.telegram_id)
     if decision.verdict is Verdict.ALREADY:
         await query.answer(context.texts.approval_already(decider, approval.status.value), show_alert=True)
         return
@@ -147,6 +155,8 @@ async def approval_tapped(update: Update, context: BotContext) -> None:
     code_chat = approval.chat_id if still_staff else manager.telegram_id
     if still_staff and approval.chat_id is not None:
         await tell(context, approval.chat_id, lambda t: t.approval_requester_told(approved, decider, device_name))
+    if not approved and approval.plan_id is not None:
+        await tell(context, manager.telegram_id, lambda t: t.unlock_rejected(device_name))
     if not approved or device is None:
         return
     if approval.plan_id is not None:  # a plan paid off: its one unlock code

@@ -405,4 +405,6 @@ class Reversal(SQLModel, table=True):
     """Days of the payment not yet issued, taken back (its queued code cancelled, prepaid days removed)."""
     owed: Decimal = Field(default=Decimal(0), sa_type=Money)
     """What could not be taken back (days already issued): the device owes it."""
+    taken: Decimal = Field(default=Decimal(0), sa_type=Money)
+    """The value taken back from the device in all (days not issued, credit, and what is owed)."""
     plan_id: int | None = Field(default=None, foreign_key="plan.id")

@@ -19,10 +19,10 @@ from bot.standins.erm import ErmSandbox
 from bot.standins.telegram import Sent, TelegramUser
 from storage.models import (
     Approval,
+    ApprovalStatus,
     CodeKind,
     CodeRequest,
     Customer,
-    Device,
     Payment,
     Plan,
     PlanEvent,
@@ -303,8 +303,10 @@ async def test_with_auto_unlock_the_code_goes_out_at_once(auto: Paying) -> None:
     after = bot.chat.api.position
     receipt = text_of(await cash(bot, "300", "R-1"))
     assert "That pays it off" in receipt and "goes to them now" in receipt
+    bot.chat.clock.advance(6)  # the days the payment bought go first, then the unlock code
     unlock = await said(bot, CUSTOMER, "free code", after)
-    [request] = await bot.requests()  # the unlock code alone: no days code to type as well
+    days, request = await bot.requests()
+    assert (days.kind, days.days) == (CodeKind.DAYS, 6)
     assert request.kind is CodeKind.FREE and request.source is Source.PLAN and request.code in text_of(unlock)
     await said(bot, MANAGER, "goes out at once", after)
     assert await rows(bot, Approval) == []
@@ -328,9 +330,8 @@ async def test_customers_and_devices_stay_as_they_were_on_refusal(bot: Paying) -
     assert plan.daily_price == Decimal(40)
     assert [e.kind for e in await rows(bot, PlanEvent)] == ["created", "price"]
     customers = await rows(bot, Customer)
-    devices = await rows(bot, Device)
     payments = await rows(bot, Payment)
-    assert len(customers) == 1 and len(devices) == 1 and len(payments) == 1
+    assert len(customers) == 1 and len(payments) == 1
 
 
 FORWARDED = ("QK71ABC124 Confirmed. Ksh100.00 sent to OMNIVOLTAIC LTD for account TEST2503000017 "
@@ -351,8 +352,9 @@ async def test_every_source_of_money_counts_toward_the_plan_once(bot: Paying) ->
               "TransTime": "20261122101500"}
     assert (await bot.daraja(daraja)).status_code == 200 and (await bot.daraja(daraja)).status_code == 200
     # an M-Pesa message forwarded by the agent, recorded on confirmation
+    after = bot.chat.api.position
     await bot.chat.api.user_forwards(AGENT, FORWARDED, origin="Jane")
-    preview = await bot.chat.api.wait_for(AGENT)
+    preview = await said(bot, AGENT, "QK71ABC124", after)
     after = bot.chat.api.position
     await bot.chat.api.user_taps(AGENT, preview, "Record this payment")
     await said(bot, AGENT, "recorded", after)
@@ -377,3 +379,92 @@ async def _kept(bot: Paying, reference: str) -> bool:
 
 async def _all_counted(bot: Paying, count: int) -> bool:
     return len([p for p in await bot.payments() if p.plan_id is not None]) == count
+
+
+async def test_reversing_the_deposit_takes_back_the_days_it_let_through(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 1000 50 KES 100")
+    await cash(bot, "100", "DEP")  # the deposit: no days
+    await cash(bot, "100", "R-2")  # 2 days, issued
+    await bot.issued(1)
+    answer = text_of(await bot.chat.say(MANAGER, "/reverse DEP"))
+    assert "KES 100.00 of it was already issued" in answer  # R-2 now only pays the deposit back
+    assert (await bot.device()).owed == Decimal(100)
+    bot.chat.clock.advance(6)
+    receipt = text_of(await cash(bot, "100", "R-3"))  # pays the debt: no free days
+    assert "KES 100.00 of it paid what was owed" in receipt
+    assert (await bot.device()).owed == 0 and bot.chat.sandbox.generations == 1
+
+
+async def test_a_reversal_after_repossession_leaves_the_next_customer_alone(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 1000 50 KES")
+    await cash(bot, "100", "OLD-1")
+    await bot.issued(1)
+    preview = await bot.chat.say(MANAGER, f"/repossess {DEVICE}")
+    await bot.chat.tap(MANAGER, preview, preview.button("Repossess")["callback_data"])
+    await bot.chat.say(AGENT, f"/customer {DEVICE} 0722000111 John Otieno")
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 800 40 KES")
+    bot.chat.clock.advance(6)
+    await cash(bot, "60", "NEW-1")  # 1 day and KES 20 of credit, John's
+    await bot.issued(2)
+    await bot.chat.say(MANAGER, "/reverse OLD-1")
+    device = await bot.device()
+    assert (device.credit_money, device.owed) == (Decimal(20), Decimal(0))
+    old, new = await plan_rows(bot)
+    assert (old.paid, new.paid) == (Decimal(0), Decimal(60))
+    [reversal] = await rows(bot, Reversal)
+    assert (reversal.plan_id, reversal.owed) == (old.id, Decimal(100))
+
+
+async def test_a_plan_reopened_by_a_reversal_is_paid_off_again_with_one_unlock_code(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 100 50 KES")
+    await cash(bot, "60", "R-1")
+    after = bot.chat.api.position
+    await cash(bot, "60", "R-2")  # paid off, KES 20 beyond the total
+    first_ask = await said(bot, MANAGER, "Plan paid off", after)
+    answer = text_of(await bot.chat.say(MANAGER, "/reverse R-1"))
+    assert "no longer paid off" in answer
+    [approval] = await rows(bot, Approval)
+    assert approval.status is ApprovalStatus.CANCELLED
+    query = await bot.chat.api.user_taps(MANAGER, first_ask, first_ask.button("Approve")["callback_data"])
+    await bot.settled(lambda: bot.chat.api.answered(query))
+    await said(bot, MANAGER, "no longer paid off", after)
+    assert await unlock_requests(bot) == []
+    [plan] = await plan_rows(bot)
+    assert (plan.status, plan.paid) == (PlanStatus.ACTIVE, Decimal(60))
+    bot.chat.clock.advance(6)
+    after = bot.chat.api.position
+    await cash(bot, "60", "R-3")
+    ask = await said(bot, MANAGER, "Plan paid off", after)
+    bot.chat.clock.advance(6)
+    await bot.chat.api.user_taps(MANAGER, ask, ask.button("Approve")["callback_data"])
+    await bot.settled(lambda: _unlocked(bot))
+    [plan] = await plan_rows(bot)
+    device = await bot.device()
+    assert (plan.status, plan.paid) == (PlanStatus.PAID_OFF, Decimal(120)) and device.owed == 0
+    assert len(await unlock_requests(bot)) == 1
+
+
+async def _unlocked(bot: Paying) -> bool:
+    return any(r.code for r in await unlock_requests(bot))
+
+
+async def test_a_rejected_unlock_says_how_to_issue_it_later(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 100 50 KES")
+    after = bot.chat.api.position
+    await cash(bot, "100", "R-1")
+    ask = await said(bot, MANAGER, "Plan paid off", after)
+    after = bot.chat.api.position
+    await bot.chat.api.user_taps(MANAGER, ask, ask.button("Reject")["callback_data"])
+    hint = await said(bot, MANAGER, "stays paid off without its unlock code", after)
+    assert f"/free {DEVICE}" in text_of(hint)
+    assert await unlock_requests(bot) == []
+
+
+async def test_a_cancelled_queued_code_gives_back_the_credit_it_used(bot: Paying) -> None:
+    bot.services.engine.kick = lambda: None  # codes stay queued: nothing pumps
+    await cash(bot, "40", "R-1")  # less than a day: KES 40 of credit
+    await cash(bot, "60", "R-2")  # with the credit: 2 days, queued
+    assert (await bot.device()).credit_money == 0
+    await bot.chat.say(MANAGER, "/reverse R-2")
+    device = await bot.device()
+    assert (device.credit_money, device.owed, device.prepaid_days) == (Decimal(40), Decimal(0), 0)

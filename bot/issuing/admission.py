@@ -114,6 +114,10 @@ class Admission:
                 return await _applied_before(session, payment)
             device = await ledger.lock_device(session=session, device_id=device_id)
             plan = await ledger.current_plan(session=session, device_id=device_id)
+            if plan is not None and plan.id is not None:
+                plan = await ledger.lock_plan(session=session, plan_id=plan.id)
+            if payment.reversed_at is not None:  # taken back before it was applied: it stays as the reversal left it
+                return PaymentHeld(payment_id, device_id, HoldReason.REVERSED)
             payment.device_id = device_id
             if assigned_by is not None:
                 payment.assigned_by_id = assigned_by
@@ -134,8 +138,8 @@ class Admission:
             owed_paid = min(device.owed, money)
             device.owed -= owed_paid
             money -= owed_paid
-            # the unlock code goes out at once: days would only make a second code to type
-            days = 0 if split and split.paid_off and self.ownership.at_once else int(money // device.daily_price)
+            # an unlocked device needs no days: what it is paid (a plan short after a reversal) pays its debt
+            days = 0 if device.unlocked else int(money // device.daily_price)
             device.credit_money = money - days * device.daily_price
             days_now, request_id, not_before = await self._queue_paid(
                 session, device, payment, days, device.label,
@@ -162,8 +166,10 @@ class Admission:
         when the plan is not paid off any more (a payment of it was reversed)."""
         now = self.clock.now()
         async with self.db.write() as session:
-            plan = await ledger.lock_plan(session=session, plan_id=plan_id)
-            device = await ledger.lock_device(session=session, device_id=plan.device_id)
+            found = await ledger.get_plan(session=session, plan_id=plan_id)
+            assert found is not None
+            device = await ledger.lock_device(session=session, device_id=found.device_id)  # device, then plan:
+            plan = await ledger.lock_plan(session=session, plan_id=plan_id)  # the order every writer keeps
             request_id = await self.ownership.queue_unlock(session, plan, device, now, requested_by=requested_by,
                                                            chat_id=chat_id)
         self.kick()
@@ -184,7 +190,7 @@ class Admission:
         log.info("plan %s of device %s: paid %s of %s %s", plan.id, device.label, plan.paid, plan.total,
                  plan.currency)
         return PlanBalance(plan.paid, plan.total, plan.currency, split.excess, split.paid_off,
-                           plan_terms.deposit_left(plan.paid, plan.deposit))
+                           plan_terms.deposit_left(plan.paid, plan.deposit), split.for_days)
 
     async def _queue_paid(
         self, session: ledger.AsyncSession, device: Device, payment: Payment, days: int, device_ref: str, *,
@@ -221,6 +227,9 @@ class Admission:
                 device = await ledger.lock_device(session=session, device_id=device_id)
                 if device.prepaid_days <= 0 or device.unlocked:
                     continue
+                plan = await ledger.current_plan(session=session, device_id=device_id)
+                if plan is not None and plan.status is PlanStatus.PAID_OFF:  # its unlock code comes instead
+                    continue
                 load = await self.quota.load(session, device_id, now)
                 if load.pending_days:
                     continue
@@ -250,7 +259,8 @@ async def _applied_before(session: ledger.AsyncSession, payment: Payment) -> Pay
         plan = await ledger.get_plan(session=session, plan_id=payment.plan_id)
         if plan is not None:
             balance = PlanBalance(payment.plan_paid, plan.total, plan.currency, payment.excess or Decimal(0),
-                                  False, plan_terms.deposit_left(payment.plan_paid, plan.deposit))
+                                  False, plan_terms.deposit_left(payment.plan_paid, plan.deposit),
+                                  payment.day_money or Decimal(0))
     return PaymentApplied(payment.id, True, payment.device_id, payment.days, payment.days - payment.prepaid_days,
                           payment.prepaid_days, existing.id if existing else None,
                           existing.not_before if existing else None, payment.credit_left or Decimal(0), balance,
@@ -258,12 +268,12 @@ async def _applied_before(session: ledger.AsyncSession, payment: Payment) -> Pay
 
 
 def _hold_reason(payment: Payment, device: Device, plan: Plan | None) -> HoldReason | None:
-    """Why the payment cannot become days for this device without a manager, if it cannot."""
-    if payment.reversed_at is not None:
-        return HoldReason.REVERSED
-    if plan is not None and plan.status is PlanStatus.PAID_OFF:
+    """Why the payment cannot become days for this device without a manager, if it cannot. A plan left short of
+    its total by a reversal after its unlock code went out still takes payments (they pay what is owed)."""
+    short = plan is not None and plan.paid < plan.total
+    if plan is not None and plan.status is PlanStatus.PAID_OFF and not short:
         return HoldReason.PAID_OFF
-    if device.unlocked:
+    if device.unlocked and not short:
         return HoldReason.UNLOCKED
     if device.daily_price is None or device.daily_price <= 0:
         return HoldReason.NO_PRICE

@@ -110,6 +110,8 @@ class PlanBalance:
     paid_off: bool
     """This payment paid the plan off."""
     deposit_left: Decimal
+    for_days: Decimal = Decimal(0)
+    """Of this payment, what could become days (beyond the deposit, within the total)."""
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,14 @@
 """A payment taken back by its provider (``/reverse``, or a signed webhook body with ``"reverses"``).
 
-One transaction, with the payment, device and plan rows locked: paid so far goes down by the amount; days of
-the payment not yet issued are taken back (its queued code cancelled, its prepaid days removed), then its
-money credit; what is left was already issued as codes and cannot be taken back, so the device owes it (the
-next payments pay it first). A plan paid off by it opens again unless its unlock code has gone out. A payment
-not yet applied simply never will be. Reversing twice, or a reference never seen, changes nothing.
+One transaction, with the payment, device and plan rows locked (in that order, as every writer takes them):
+paid so far goes down by the amount, and the device gives back what it now holds beyond what is paid for —
+with a plan, what its payments gave toward days less earlier reversals, beyond what paid so far still pays
+for above the deposit; without one, the payment's days. Days of the payment not yet issued go first (its
+queued code cancelled, its prepaid days removed), then its money credit; what is left was already issued as
+codes and cannot be taken back, so the device owes it (the next payments pay it first). A plan paid off by
+it opens again unless its unlock code has left the queue; a plan repossessed since keeps the debt, not the
+device. A payment not yet applied simply never will be. Reversing twice, or a reference never seen, changes
+nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from decimal import Decimal
 from enum import StrEnum
 
 from bot.clock import Clock
+from bot.issuing.outcomes import WAIT_KEPT_PREPAID as KEPT_PREPAID
 from storage import ledger
 from storage.db import Database
 from storage.models import (
-    GENERATED_STATUSES,
     Device,
     Payment,
     PaymentNotice,
@@ -32,6 +36,7 @@ from storage.models import (
 
 log = logging.getLogger("paygbot.plans")
 
+ZERO = Decimal(0)
 REVERSED = "reversed"
 """The ``reason`` of a payment taken back before it was applied, and of its cancelled code."""
 
@@ -90,10 +95,13 @@ async def reverse(db: Database, clock: Clock, reference: str, *, reversal_refere
             device = await ledger.lock_device(session=session, device_id=payment.device_id)
             if payment.plan_id is not None:
                 plan = await ledger.lock_plan(session=session, plan_id=payment.plan_id)
-            unlock_out = await _unlock_out(session, plan)
-            await _take_back(session, payment, device, reversal, now, whole=unlock_out)
-            if plan is not None:
-                reopened = await _lower_plan(session, plan, payment, reversal, now, unlock_out)
+                reopened = await _lower_plan(session, plan, payment, reversal, now)
+            over = await _over_given(session, payment, plan)
+            if plan is not None and plan.status is PlanStatus.REPOSSESSED:
+                # the device is someone else's now: what was given is recorded against the old plan only
+                reversal.owed = reversal.taken = over
+            else:
+                await _take_back(session, payment, device, reversal, over, now)
             session.add(device)
         else:  # stored, kept or waiting: it never becomes days now
             payment.status, payment.reason, payment.retry_at = PaymentStatus.UNMATCHED, REVERSED, None
@@ -106,58 +114,73 @@ async def reverse(db: Database, clock: Clock, reference: str, *, reversal_refere
     return Reversed(payment, reversal, device, plan, reopened)
 
 
-async def _unlock_out(session: ledger.AsyncSession, plan: Plan | None) -> bool:
-    """Whether the plan's unlock code has left the queue (claimed, made or delivered): it cannot be taken back."""
-    if plan is None or plan.unlock_request_id is None:
-        return False
-    request = await ledger.get_request(session=session, request_id=plan.unlock_request_id)
-    return request is not None and (request.status in GENERATED_STATUSES or request.status is Status.SENDING)
+async def _over_given(session: ledger.AsyncSession, payment: Payment, plan: Plan | None) -> Decimal:
+    """How much the device now holds beyond what is paid for: with a plan, what its payments gave toward days
+    less what reversals took back, beyond what paid so far (now lowered) still pays for above the deposit (so
+    reversing a deposit takes back the days of the payments after it); without one, this payment's days."""
+    if plan is None or plan.id is None:
+        return payment.day_money if payment.day_money is not None else payment.amount
+    given, taken = await ledger.plan_money(session=session, plan_id=plan.id)
+    paid_for = max(ZERO, min(plan.paid, plan.total) - max(plan.deposit, plan.opening_paid))
+    return max(ZERO, given - taken - paid_for)
 
 
 async def _take_back(session: ledger.AsyncSession, payment: Payment, device: Device, reversal: Reversal,
-                     now: datetime, *, whole: bool) -> None:
-    """Undo what the payment gave the device: days not yet issued, then money credit; the rest is owed.
-    ``whole``: the plan's unlock code is out, so all of the payment within the total is owed, not only its days."""
+                     over: Decimal, now: datetime) -> None:
+    """Take ``over`` back from the device: the payment's days not yet issued (its queued code cancelled, its
+    prepaid days removed; more than ``over`` comes back as prepaid days and credit), then its money credit; what
+    is left was issued as codes and is owed."""
     assert payment.id is not None
-    price = payment.day_price or device.daily_price or Decimal(0)
+    reversal.taken = over
+    if over <= 0:
+        return
+    price = payment.day_price or device.daily_price or ZERO
     cancelled = 0
     request = await ledger.request_for_payment(session=session, payment_id=payment.id)
     if request is not None and request.id is not None and request.days:
         if await ledger.cancel_request(session=session, request_id=request.id, reason=REVERSED, now=now):
             cancelled += request.days
-        elif request.status in (Status.REFUSED, Status.FAILED):  # never made: nothing was given
-            cancelled += request.days
+        elif request.status is Status.FAILED or (request.status is Status.REFUSED and request.reason != KEPT_PREPAID):
+            cancelled += request.days  # never made: nothing was given (days kept as prepaid are counted below)
     prepaid = min(payment.prepaid_days, device.prepaid_days)
     device.prepaid_days -= prepaid
     cancelled += prepaid
-    given = (payment.amount - (payment.excess or Decimal(0))) if whole else (
-        payment.day_money if payment.day_money is not None else payment.amount)
-    rest = max(Decimal(0), given - cancelled * price)
-    from_credit = min(device.credit_money, rest)
-    device.credit_money -= from_credit
-    rest -= from_credit
-    device.owed += rest
-    reversal.cancelled_days, reversal.owed = cancelled, rest
+    back = cancelled * price
+    if back >= over:  # more than is owed back: the rest stays the device's, as prepaid days and credit
+        surplus = back - over
+        days = int(surplus // price) if price > 0 else 0
+        device.prepaid_days += days
+        device.credit_money += surplus - days * price
+        owed = ZERO
+    else:
+        rest = over - back
+        from_credit = min(device.credit_money, rest)
+        device.credit_money -= from_credit
+        owed = rest - from_credit
+    device.owed += owed
+    reversal.cancelled_days, reversal.owed = cancelled, owed
 
 
 async def _lower_plan(session: ledger.AsyncSession, plan: Plan, payment: Payment, reversal: Reversal,
-                      now: datetime, unlock_out: bool) -> bool:
-    """Paid so far goes down by the amount; a plan paid off opens again while its unlock code has not gone out
-    (its approval or queued code cancelled). True if it opened again."""
+                      now: datetime) -> bool:
+    """Paid so far goes down by the amount; a plan paid off opens again unless its unlock code has left the
+    queue (its approval or queued code cancelled). True if it opened again."""
     plan.paid -= payment.amount
     reversal.plan_id = plan.id
     await ledger.add_plan_event(session=session, plan=plan, kind="reversed", at=now,
                                 by_id=reversal.by_id, note=f"{payment.reference}: {reversal.reason or ''}".strip())
     reopened = False
-    if plan.status is PlanStatus.PAID_OFF and plan.paid < plan.total and not unlock_out:
-        if plan.unlock_approval_id is not None:
-            await ledger.cancel_approval(session=session, approval_id=plan.unlock_approval_id, now=now)
-        if plan.unlock_request_id is not None:
-            await ledger.cancel_request(session=session, request_id=plan.unlock_request_id, reason=REVERSED,
-                                        now=now)
-        plan.status, plan.ended_at = PlanStatus.ACTIVE, None
-        plan.unlock_approval_id = plan.unlock_request_id = None
-        await ledger.add_plan_event(session=session, plan=plan, kind="reopened", at=now)
-        reopened = True
+    if plan.status is PlanStatus.PAID_OFF and plan.paid < plan.total:
+        unlock_out = False
+        if plan.unlock_request_id is not None:  # cancelled only if the worker has not claimed it first
+            unlock_out = not await ledger.cancel_request(session=session, request_id=plan.unlock_request_id,
+                                                         reason=REVERSED, now=now)
+        if not unlock_out:
+            if plan.unlock_approval_id is not None:
+                await ledger.cancel_approval(session=session, approval_id=plan.unlock_approval_id, now=now)
+            plan.status, plan.ended_at = PlanStatus.ACTIVE, None
+            plan.unlock_approval_id = plan.unlock_request_id = None
+            await ledger.add_plan_event(session=session, plan=plan, kind="reopened", at=now)
+            reopened = True
     session.add(plan)
     return reopened

@@ -161,19 +161,25 @@ class Plans:
                  plan.daily_price, plan.deposit)
         return PlanSet(view, created, changed, paid_off)
 
-    async def price_changed(self, device_id: int, *, by: Person | None) -> Bad | None:
-        """``/price`` changed the device's daily price: its active plan's price per day follows (a currency
-        other than the plan's, once money was counted in it, is refused and nothing changes)."""
+    async def set_price(self, device_id: int, price: Decimal, currency: str | None, *, default_currency: str,
+                        by: Person | None) -> Bad | None:
+        """``/price``: the device's daily price and currency (the one given, else its own, else
+        ``default_currency``); its active plan's price per day follows, in the same transaction. Another currency
+        than the plan's, once money was counted in it, is refused and nothing changes."""
         now = self.clock.now()
         async with self.db.write() as session:
             device = await ledger.lock_device(session=session, device_id=device_id)
             plan = await ledger.current_plan(session=session, device_id=device_id)
-            if plan is None or plan.status is not PlanStatus.ACTIVE or device.daily_price is None:
-                return None
-            if (device.currency or plan.currency) != plan.currency and plan.paid > 0:
+            if plan is not None and plan.id is not None:
+                plan = await ledger.lock_plan(session=session, plan_id=plan.id)
+            currency = currency or device.currency or default_currency
+            active = plan is not None and plan.status is PlanStatus.ACTIVE
+            if plan is not None and active and currency != plan.currency and plan.paid > 0:
                 return Bad.CURRENCY_CHANGE
-            if (plan.daily_price, plan.currency) != (device.daily_price, device.currency or plan.currency):
-                plan.daily_price, plan.currency = device.daily_price, device.currency or plan.currency
+            device.daily_price, device.currency = price, currency
+            session.add(device)
+            if plan is not None and active and (plan.daily_price, plan.currency) != (price, currency):
+                plan.daily_price, plan.currency = price, currency
                 session.add(plan)
                 await ledger.add_plan_event(session=session, plan=plan, kind="price", at=now,
                                             by_id=by.id if by else None)
@@ -241,7 +247,7 @@ async def receipt_balance(db: Database, payment: Payment) -> PlanBalance | None:
     if plan is None:
         return None
     return PlanBalance(payment.plan_paid, plan.total, plan.currency, Decimal(0), False,
-                       plan_terms.deposit_left(payment.plan_paid, plan.deposit))
+                       plan_terms.deposit_left(payment.plan_paid, plan.deposit), payment.day_money or Decimal(0))
 
 
 async def _view(session: ledger.AsyncSession, plan: Plan, device: Device, now: datetime, tz: ZoneInfo, *,

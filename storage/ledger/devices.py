@@ -20,6 +20,9 @@ from storage.models import (
     Device,
     DeviceAlias,
     Payment,
+    Plan,
+    PlanEvent,
+    PlanStatus,
     Status,
 )
 
@@ -87,7 +90,8 @@ async def merge_devices(*, session: AsyncSession, keep_id: int, gone_id: int, no
     gone = await session.get(Device, gone_id, populate_existing=True, with_for_update=True)
     if keep is None or gone is None or keep_id == gone_id:
         return None
-    for table in (CodeRequest, Payment, Approval, DeviceAlias):
+    await _merge_plans(session, keep_id, gone_id, now)
+    for table in (CodeRequest, Payment, Approval, DeviceAlias, Plan):
         await session.exec(  # type: ignore[call-overload]
             update(table).where(col(table.device_id) == gone_id).values(device_id=keep_id)  # type: ignore[attr-defined]
         )
@@ -99,6 +103,7 @@ async def merge_devices(*, session: AsyncSession, keep_id: int, gone_id: int, no
         keep.daily_price, keep.currency = gone.daily_price, gone.currency
     keep.prepaid_days += gone.prepaid_days
     keep.credit_money += gone.credit_money
+    keep.owed += gone.owed
     keep.unlocked = keep.unlocked or gone.unlocked
     keep.verified = keep.verified or gone.verified
     keep.reminded_for = None
@@ -107,6 +112,24 @@ async def merge_devices(*, session: AsyncSession, keep_id: int, gone_id: int, no
     await session.delete(gone)
     await session.flush()
     return keep
+
+
+async def _merge_plans(session: AsyncSession, keep_id: int, gone_id: int, now: datetime) -> None:
+    """Both rows with a current plan (one device sold twice over, as far as the ledger knew): the plan of the
+    ``gone_id`` row ends (kept, with a ``merged`` event, for the managers to sort out); one plan per device."""
+    current = {plan.device_id: plan for plan in (await session.exec(
+        select(Plan).where(col(Plan.device_id).in_([keep_id, gone_id]), Plan.status != PlanStatus.REPOSSESSED)
+    )).all()}
+    if keep_id in current and gone_id in current:
+        ended = current[gone_id]
+        ended.status, ended.ended_at = PlanStatus.REPOSSESSED, now
+        session.add(ended)
+        assert ended.id is not None
+        session.add(PlanEvent(plan_id=ended.id, at=now, kind="merged", total=ended.total,
+                              daily_price=ended.daily_price, currency=ended.currency, deposit=ended.deposit,
+                              paid=ended.paid, note=f"its device is one with another row, whose plan {current[keep_id].id} "
+                                                    "goes on"))
+        await session.flush()
 
 
 def _credit_together(one: datetime | None, other: datetime | None, now: datetime) -> datetime | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -17,6 +18,7 @@ from storage.models import (
     Customer,
     Device,
     DeviceAlias,
+    Payment,
     Person,
     Plan,
     PlanEvent,
@@ -105,6 +107,14 @@ async def reversal_of(*, session: AsyncSession, payment_id: int) -> Reversal | N
 
 async def reversal_by_reference(*, session: AsyncSession, reference: str) -> Reversal | None:
     return (await session.exec(select(Reversal).where(Reversal.reference == reference))).first()
+
+
+async def plan_money(*, session: AsyncSession, plan_id: int) -> tuple[Decimal, Decimal]:
+    """What the plan's payments gave toward days (``Payment.day_money``, reversed ones too) and what its
+    reversals took back (``Reversal.taken``): the device holds the difference."""
+    given = (await session.exec(select(Payment.day_money).where(Payment.plan_id == plan_id))).all()
+    taken = (await session.exec(select(Reversal.taken).where(Reversal.plan_id == plan_id))).all()
+    return sum((value or Decimal(0) for value in given), Decimal(0)), sum(taken, Decimal(0))
 
 
 async def add_reversal(*, session: AsyncSession, reversal: Reversal) -> Reversal:
