@@ -17,7 +17,7 @@ from sqlmodel import SQLModel
 from storage import ledger
 from storage.db import Database
 from storage.migrate import current_revision, head_revision, upgrade
-from storage.models import CodeKind, CodeRequest, Customer, Payment, Role, Status
+from storage.models import CodeKind, CodeRequest, Customer, Payment, Plan, PlanStatus, Role, Status
 from tests.support.cli import run
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -138,6 +138,31 @@ async def test_two_rows_found_to_be_one_device_are_merged_keeping_every_request(
         gone = await ledger.get_device(session=session, device_id=seller.id)
     assert [r.device_ref for r in requests] == ["OEM1", "SELLER1"]  # every request kept, on the one device
     assert kept is not None and kept.credit_until == NOW + timedelta(days=20) and gone is None
+
+
+async def test_merged_rows_keep_their_plans_and_debt(db: Database) -> None:
+    async with db.write() as session:
+        oem, _ = await ledger.add_device(session=session, ids=["OEM2"], now=NOW)
+        seller, _ = await ledger.add_device(session=session, ids=["SELLER2"], now=NOW)
+        assert oem.id is not None and seller.id is not None
+        oem.owed, seller.owed = Decimal(30), Decimal(20)
+        session.add_all([oem, seller])
+        kept_plan = await ledger.add_plan(session=session, plan=Plan(
+            device_id=oem.id, total=Decimal(1000), daily_price=Decimal(50), currency="KES", started_at=NOW))
+        ended_plan = await ledger.add_plan(session=session, plan=Plan(
+            device_id=seller.id, total=Decimal(800), daily_price=Decimal(40), currency="KES", paid=Decimal(80),
+            started_at=NOW))
+        one, merged = await ledger.add_device(session=session, ids=["ERM2", "OEM2", "SELLER2"], now=NOW,
+                                              verified=True)
+    assert merged and one.id == oem.id and one.owed == Decimal(50)
+    async with db.read() as session:
+        current = await ledger.current_plan(session=session, device_id=one.id or 0)
+        ended = await ledger.get_plan(session=session, plan_id=ended_plan.id or 0)
+        events = await ledger.plan_events(session=session, plan_id=ended_plan.id or 0)
+    assert current is not None and current.id == kept_plan.id
+    assert ended is not None and (ended.device_id, ended.status, ended.paid) == (one.id, PlanStatus.REPOSSESSED,
+                                                                                Decimal(80))
+    assert [event.kind for event in events] == ["merged"]
 
 
 async def test_one_payment_one_code_request(db: Database) -> None:
