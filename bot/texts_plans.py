@@ -175,6 +175,10 @@ class PlanTexts(_Base):
                                 excess=self.money(balance.excess, currency)))
         return lines
 
+    def paid_off_by_new_terms(self, balance: PlanBalance, device: str, *, for_customer: bool, at_once: bool) -> str:
+        """To the customer and their agent: a plan paid off because a manager lowered its total."""
+        return "\n".join(self.balance_after(balance, device, for_customer=for_customer, at_once=at_once))
+
     def owed_paid_line(self, owed_paid: Decimal, currency: str) -> str:
         return self._("{amount} of it paid what was owed from a reversed payment.",
                       amount=self.money(owed_paid, currency))

@@ -18,7 +18,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
 
-from bot.issuing import limits
+from bot.issuing import PlanBalance, limits
 from bot.plans import reversals
 from bot.plans.reversals import NotReversed, Unreversed
 from bot.plans.service import Bad, PlanView, Terms, parse_currency, parse_money
@@ -110,8 +110,20 @@ async def _set(update: Update, context: BotContext, device: str, terms: Terms) -
 
 
 async def _ask_unlock(context: BotContext, view: PlanView) -> None:
-    """A plan paid off by its new terms (not by a payment): the managers are asked as for a payment."""
+    """A plan paid off by its new terms (not by a payment): the customer and their agent are told, and the
+    managers asked as for a payment (best effort: the plan's Approve / Reject also work from /plan)."""
     plan = view.plan
+    at_once = context.services.settings.unlock_when_paid == "auto"
+    balance = PlanBalance(plan.paid, plan.total, plan.currency, Decimal(0), True, Decimal(0))
+    agent = await context.services.plans.agent_of(view.device)
+    for chat_id, for_customer in ((view.customer.chat_id if view.customer else None, True),
+                                  (agent.telegram_id if agent else None, False)):
+        if chat_id is not None:
+            try:
+                await tell(context, chat_id, lambda t, c=for_customer: t.paid_off_by_new_terms(
+                    balance, view.device.label, for_customer=c, at_once=at_once))
+            except TelegramError as exc:
+                log.warning("plan %s: chat %s not told it is paid off (%s)", plan.id, chat_id, exc.message)
     if plan.unlock_approval_id is None:
         return
     customer = view.customer.name if view.customer else None

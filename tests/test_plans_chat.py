@@ -468,3 +468,20 @@ async def test_a_cancelled_queued_code_gives_back_the_credit_it_used(bot: Paying
     await bot.chat.say(MANAGER, "/reverse R-2")
     device = await bot.device()
     assert (device.credit_money, device.owed, device.prepaid_days) == (Decimal(40), Decimal(0), 0)
+
+
+async def test_a_total_lowered_to_what_is_paid_pays_the_plan_off(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 1000 50 KES")
+    await cash(bot, "300", "R-1")
+    await bot.issued(1)
+    after = bot.chat.api.position
+    answer = text_of(await bot.chat.say(MANAGER, f"/plan {DEVICE} 300 50 KES"))
+    assert "With the new total it is paid off" in answer
+    ask = await said(bot, MANAGER, "its total is now KES 300.00", after)
+    told = await said(bot, CUSTOMER, "That pays it off", after)
+    assert "is yours" in text_of(told)
+    await said(bot, AGENT, "That pays it off", after)
+    bot.chat.clock.advance(6)
+    await bot.chat.api.user_taps(MANAGER, ask, ask.button("Approve")["callback_data"])
+    await bot.settled(lambda: _unlocked(bot))
+    assert len(await unlock_requests(bot)) == 1
