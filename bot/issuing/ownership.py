@@ -32,6 +32,8 @@ class Ownership:
         plan.status, plan.ended_at = PlanStatus.PAID_OFF, now
         session.add(plan)
         await ledger.add_plan_event(session=session, plan=plan, kind="paid_off", at=now)
+        if device.unlocked:  # unlocked for good already (a manager's /free): no second unlock code
+            return
         agent = await self._agent(session, device)
         if self.at_once:
             await self.queue_unlock(session, plan, device, now, requested_by=agent.id if agent else None,

@@ -95,7 +95,7 @@ async def reverse(db: Database, clock: Clock, reference: str, *, reversal_refere
             device = await ledger.lock_device(session=session, device_id=payment.device_id)
             if payment.plan_id is not None:
                 plan = await ledger.lock_plan(session=session, plan_id=payment.plan_id)
-                reopened = await _lower_plan(session, plan, payment, reversal, now)
+                reopened = await _lower_plan(session, plan, device, payment, reversal, now)
             over = await _over_given(session, payment, plan)
             if plan is not None and plan.status is PlanStatus.REPOSSESSED:
                 # the device is someone else's now: what was given is recorded against the old plan only
@@ -146,8 +146,11 @@ async def _take_back(session: ledger.AsyncSession, payment: Payment, device: Dev
     device.prepaid_days -= prepaid
     cancelled += prepaid
     back = cancelled * price
-    if back >= over:  # more than is owed back: the rest stays the device's, as prepaid days and credit
+    if back >= over:  # more than is owed back: the rest pays any debt first, then stays as prepaid days and credit
         surplus = back - over
+        settled = min(device.owed, surplus)
+        device.owed -= settled
+        surplus -= settled
         days = int(surplus // price) if price > 0 else 0
         device.prepaid_days += days
         device.credit_money += surplus - days * price
@@ -161,18 +164,19 @@ async def _take_back(session: ledger.AsyncSession, payment: Payment, device: Dev
     reversal.cancelled_days, reversal.owed = cancelled, owed
 
 
-async def _lower_plan(session: ledger.AsyncSession, plan: Plan, payment: Payment, reversal: Reversal,
-                      now: datetime) -> bool:
+async def _lower_plan(session: ledger.AsyncSession, plan: Plan, device: Device, payment: Payment,
+                      reversal: Reversal, now: datetime) -> bool:
     """Paid so far goes down by the amount; a plan paid off opens again unless its unlock code has left the
-    queue (its approval or queued code cancelled). True if it opened again."""
+    queue, or the device was unlocked otherwise (a manager's /free): its approval or queued code cancelled.
+    True if it opened again."""
     plan.paid -= payment.amount
     reversal.plan_id = plan.id
     await ledger.add_plan_event(session=session, plan=plan, kind="reversed", at=now,
                                 by_id=reversal.by_id, note=f"{payment.reference}: {reversal.reason or ''}".strip())
     reopened = False
     if plan.status is PlanStatus.PAID_OFF and plan.paid < plan.total:
-        unlock_out = False
-        if plan.unlock_request_id is not None:  # cancelled only if the worker has not claimed it first
+        unlock_out = device.unlocked
+        if plan.unlock_request_id is not None and not unlock_out:  # cancelled only if the worker has not claimed it first
             unlock_out = not await ledger.cancel_request(session=session, request_id=plan.unlock_request_id,
                                                          reason=REVERSED, now=now)
         if not unlock_out:
