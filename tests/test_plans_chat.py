@@ -63,6 +63,17 @@ async def unlock_requests(bot: Paying) -> list[CodeRequest]:
     return [r for r in await bot.requests() if r.kind is CodeKind.FREE]
 
 
+def hold_codes(bot: Paying) -> None:
+    """Codes stay queued: neither a new request nor the scheduled tick pumps the engine."""
+    engine = bot.services.engine
+
+    async def no_pump() -> None:
+        return None
+
+    engine.kick = lambda: None
+    engine.pump = no_pump
+
+
 async def cash(bot: Paying, amount: str, reference: str) -> Sent:
     after = bot.chat.api.position
     await bot.chat.api.user_says(AGENT, f"/pay {DEVICE} {amount} {reference}")
@@ -221,7 +232,7 @@ async def test_reversals_take_money_back_once(bot: Paying) -> None:
 
 async def test_a_queued_code_is_cancelled_by_a_reversal_through_the_webhook(bot: Paying) -> None:
     await bot.chat.say(MANAGER, f"/plan {DEVICE} 1000 50 KES")
-    bot.services.engine.kick = lambda: None  # the code stays queued: nothing pumps
+    hold_codes(bot)
     response = await bot.pay({"reference": "WH-1", "amount": "200", "currency": "KES", "account": DEVICE})
     assert response.status_code == 200
     await bot.settled(lambda: _matched(bot))
@@ -461,7 +472,7 @@ async def test_a_rejected_unlock_says_how_to_issue_it_later(bot: Paying) -> None
 
 
 async def test_a_cancelled_queued_code_gives_back_the_credit_it_used(bot: Paying) -> None:
-    bot.services.engine.kick = lambda: None  # codes stay queued: nothing pumps
+    hold_codes(bot)
     await cash(bot, "40", "R-1")  # less than a day: KES 40 of credit
     await cash(bot, "60", "R-2")  # with the credit: 2 days, queued
     assert (await bot.device()).credit_money == 0
