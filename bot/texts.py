@@ -871,6 +871,11 @@ class Texts(PlanTexts):
             lines.append(self._("Payments: {payments}", payments=paid))
         else:
             lines.append(self._("Payments: none"))
+        if summary.reversed:
+            back = "; ".join(self.n_("{amount} in {n} payment", "{amount} in {n} payments", count,
+                                     amount=self.money(amount, currency or "?"))
+                             for currency, (count, amount) in summary.reversed.items())
+            lines.append(self._("↩️ Reversed by the providers: {payments}", payments=back))
         if summary.unmatched_payments:
             lines.append(self._("⚠️ Payments matching no device: {count}", count=self.number(summary.unmatched_payments)))
         if summary.unconfirmed:

@@ -215,6 +215,12 @@ async def test_reversals_take_money_back_once(bot: Paying) -> None:
     await said(bot, AGENT, "was reversed", after)
     assert (await bot.device()).owed == Decimal(100)
     assert "was reversed already" in text_of(await bot.chat.say(MANAGER, "/reverse R-1"))
+    after = bot.chat.api.position
+    await bot.chat.api.user_says(MANAGER, "/summary")
+    summary = text_of(await said(bot, MANAGER, "Summary for", after))
+    await bot.chat.api.wait_for(lambda sent: sent.chat_id == MANAGER.id and sent.method == "sendPhoto", after=after)
+    assert "Payments: KES 100.00 in 1 payment" in summary  # received that day, and taken back that day
+    assert "Reversed by the providers: KES 100.00 in 1 payment" in summary
     assert "No payment has the reference NOPE" in text_of(await bot.chat.say(MANAGER, "/reverse NOPE"))
     assert len(await rows(bot, Reversal)) == 1
     # the next payment pays the debt first

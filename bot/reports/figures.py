@@ -75,3 +75,6 @@ class Summary:
     expiring: list[Expiring]
     unconfirmed: list[Unconfirmed] = field(default_factory=list)
     """M-Pesa messages pasted by agents that M-Pesa's own confirmation (Daraja) has not matched (yet)."""
+    reversed: dict[str, tuple[int, Decimal]] = field(default_factory=dict)
+    """Per currency: how many payments were taken back (reversed) that day, and their total. A payment counts
+    on the day it was received, its reversal on the day it was made: a past day's figures never change."""

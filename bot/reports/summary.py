@@ -34,6 +34,7 @@ async def summary(db: Database, day: date, tz: ZoneInfo, now: datetime, *, confi
         by_person = await ledger.generated_by_person(session=session, start=start, end=end)
         bad_total, bad = await ledger.ended_badly(session=session, start=start, end=end)
         payments = await ledger.payments_between(session=session, start=start, end=end)
+        reversals = await ledger.reversals_between(session=session, start=start, end=end)
         queued, oldest = await ledger.queue_depth(session=session)
         expiring = await ledger.credit_ending(session=session, now=now, until=now + EXPIRING_WITHIN)
         people = {person.id: person for person, _ in await ledger.agents_with_codes(session=session, start=start,
@@ -54,6 +55,10 @@ async def summary(db: Database, day: date, tz: ZoneInfo, now: datetime, *, confi
                                      AgentLine(_name(people.get(payment.recorded_by_id), payment.recorded_by_id)))
             line.cash_payments += 1
             line.cash[payment.currency] = line.cash.get(payment.currency, Decimal(0)) + payment.amount
+    taken_back: dict[str, list[Decimal | int]] = defaultdict(lambda: [0, Decimal(0)])
+    for reversal, currency in reversals:
+        taken_back[currency][0] += 1  # type: ignore[operator]
+        taken_back[currency][1] += reversal.amount  # type: ignore[operator]
     return Summary(
         day=day,
         codes={str(kind): count for kind, count, _ in by_kind},
@@ -68,6 +73,7 @@ async def summary(db: Database, day: date, tz: ZoneInfo, now: datetime, *, confi
         expiring=[Expiring(device.label, device.credit_until, customer.name if customer else None,
                            customer.phone if customer else None)
                   for device, customer in expiring if device.credit_until is not None],
+        reversed={currency: (int(count), Decimal(amount)) for currency, (count, amount) in sorted(taken_back.items())},
         unconfirmed=[Unconfirmed(payment.reference, payment.amount, payment.currency) for payment in payments
                      if confirmations and payment.provider == PASTED and payment.confirmed_at is None],
     )

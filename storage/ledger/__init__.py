@@ -99,6 +99,7 @@ from storage.ledger.plans import (
     plans_of_devices,
     reversal_by_reference,
     reversal_of,
+    reversals_between,
 )
 from storage.ledger.reports import (
     ExportRow,
@@ -150,6 +151,7 @@ __all__ = [
     "plans_of_devices",
     "reversal_by_reference",
     "reversal_of",
+    "reversals_between",
     "AsyncSession",
     "DeviceLoad",
     "DeviceMatch",

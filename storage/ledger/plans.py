@@ -117,6 +117,13 @@ async def plan_money(*, session: AsyncSession, plan_id: int) -> tuple[Decimal, D
     return sum((value or Decimal(0) for value in given), Decimal(0)), sum(taken, Decimal(0))
 
 
+async def reversals_between(*, session: AsyncSession, start: datetime, end: datetime) -> Sequence[tuple[Reversal, str]]:
+    """The reversals made in [start, end), with their payment's currency (the day's summary)."""
+    query = (select(Reversal, Payment.currency).join(Payment, col(Payment.id) == Reversal.payment_id)
+             .where(col(Reversal.at) >= start, col(Reversal.at) < end).order_by(col(Reversal.id)))
+    return (await session.exec(query)).all()
+
+
 async def add_reversal(*, session: AsyncSession, reversal: Reversal) -> Reversal:
     session.add(reversal)
     await session.flush()
