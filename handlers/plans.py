@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,6 +22,7 @@ from bot.plans import reversals
 from bot.plans.reversals import NotReversed, Unreversed
 from bot.plans.service import Bad, PlanView, Terms, parse_currency, parse_money
 from bot.services import BotContext
+from handlers import confirming
 from handlers.access import only
 from handlers.agent import (
     TEXT,
@@ -33,6 +33,7 @@ from handlers.agent import (
     _dialogue,
     _state,
     known_device,
+    one_device,
     valid_device,
 )
 from handlers.common import arguments, buttons, reply, tell
@@ -43,7 +44,6 @@ log = logging.getLogger("paygbot.handlers")
 
 ASK_PLAN_DEVICE, ASK_PLAN_TERMS, CONFIRM_PLAN = range(20, 23)
 REPOSSESSIONS = "repossessions"
-CONFIRMATION_LIFETIME = timedelta(days=1)
 MAX_REASON = 200
 
 
@@ -227,32 +227,19 @@ def reversal_words(done: reversals.Reversed) -> dict[str, Any]:
 # -- /repossess ---------------------------------------------------------------------------------
 
 
-def _pending(context: BotContext) -> dict[str, dict[str, Any]]:
-    assert context.user_data is not None
-    return context.user_data.setdefault(REPOSSESSIONS, {})
-
-
 async def repossess_command(update: Update, context: BotContext) -> None:
     """/repossess device: what it does, then a confirmation button."""
-    args = arguments(context)
-    if len(args) != 1 or len(args[0]) > 64:
-        await reply(update, context, context.texts.usage("repossess"))
+    found = await one_device(update, context, "repossess")
+    if found is None:
         return
-    device = valid_device(args[0])
-    if device is None:
-        await reply(update, context, context.texts.bad_device)
-        return
-    device_id = await known_device(update, context, device)
-    if device_id is None:
-        return
+    device, device_id = found
     services = context.services
     view = await services.plans.view(device_id)
     if view is None or view.plan.status != "active":
         await reply(update, context, context.texts.plan_refused("no_plan" if view is None else "paid_off", device))
         return
-    nonce = secrets.token_urlsafe(8)
-    _pending(context)[nonce] = {"device_id": device_id, "device": device, "plan_id": view.plan.id,
-                                "at": services.clock.now().isoformat()}
+    nonce = confirming.remember(context, REPOSSESSIONS, {"device_id": device_id, "device": device,
+                                                         "plan_id": view.plan.id})
     await reply(update, context, context.texts.repossess_preview(view),
                 buttons([[(context.texts.confirm_repossess, f"rp:{nonce}"), (context.texts.cancel, f"rx:{nonce}")]]))
 
@@ -260,22 +247,11 @@ async def repossess_command(update: Update, context: BotContext) -> None:
 @only(MANAGERS)
 async def repossess_tapped(update: Update, context: BotContext) -> None:
     """The Repossess or Cancel button: acts once, within a day, on the plan it was shown for."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    action, nonce = query.data.split(":", 1)
-    pending = _pending(context).pop(nonce, None)
-    await query.answer()
-    if pending is None:
-        await reply(update, context, context.texts.stale_button)
+    confirmed = await confirming.tapped(update, context, REPOSSESSIONS)
+    if confirmed is None:
         return
-    try:
-        await query.edit_message_reply_markup(None)
-    except TelegramError as exc:
-        log.debug("buttons not removed (%s)", exc.message)
+    action, pending = confirmed
     services = context.services
-    if services.clock.now() - datetime.fromisoformat(pending["at"]) > CONFIRMATION_LIFETIME:
-        await reply(update, context, context.texts.confirmation_expired)
-        return
     if action == "rx":
         await reply(update, context, context.texts.cancelled)
         return

@@ -8,9 +8,6 @@ after a day, or after a restart, they do nothing but say so.
 from __future__ import annotations
 
 import logging
-import secrets
-from datetime import datetime, timedelta
-from typing import Any
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -19,6 +16,7 @@ from bot.approvals import Verdict
 from bot.issuing import Refused
 from bot.people import Kind
 from bot.services import BotContext
+from handlers import confirming
 from handlers.access import only
 from handlers.agent import answer_outcome, one_device
 from handlers.common import buttons, reply, tell
@@ -27,12 +25,7 @@ from storage.models import ApprovalStatus, CodeKind, Role
 
 log = logging.getLogger("paygbot.handlers")
 
-CONFIRMATION_LIFETIME = timedelta(days=1)
-
-
-def _pending(context: BotContext) -> dict[str, dict[str, Any]]:
-    assert context.user_data is not None
-    return context.user_data.setdefault("confirmations", {})
+CONFIRMATIONS = "confirmations"
 
 
 async def _preview(update: Update, context: BotContext, kind: CodeKind) -> None:
@@ -42,9 +35,8 @@ async def _preview(update: Update, context: BotContext, kind: CodeKind) -> None:
     device, device_id = found
     services = context.services
     status = await services.engine.status(device_id)
-    nonce = secrets.token_urlsafe(8)
-    _pending(context)[nonce] = {"kind": kind.value, "device": device, "device_id": device_id,
-                                "at": services.clock.now().isoformat()}
+    nonce = confirming.remember(context, CONFIRMATIONS, {"kind": kind.value, "device": device,
+                                                         "device_id": device_id})
     from_agent = context.who.kind is Kind.AGENT
     if kind is CodeKind.FREE:
         customer = status.customer.name if status.customer else None
@@ -68,19 +60,11 @@ async def reset_command(update: Update, context: BotContext) -> None:
 @only(STAFF)
 async def confirmation_tapped(update: Update, context: BotContext) -> None:
     """The confirm or cancel button of a free or reset preview: acts once, and only within a day."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    action, nonce = query.data.split(":", 1)
-    pending = _pending(context).pop(nonce, None)
-    await query.answer()
-    if pending is None:
-        await reply(update, context, context.texts.stale_button)
+    confirmed = await confirming.tapped(update, context, CONFIRMATIONS)
+    if confirmed is None:
         return
-    await _remove_buttons(update)
+    action, pending = confirmed
     services = context.services
-    if services.clock.now() - datetime.fromisoformat(pending["at"]) > CONFIRMATION_LIFETIME:
-        await reply(update, context, context.texts.confirmation_expired)
-        return
     if action == "cx":
         await reply(update, context, context.texts.cancelled)
         return
@@ -179,12 +163,3 @@ async def approval_tapped(update: Update, context: BotContext) -> None:
                                                              tz=services.settings.tz))
         return
     await services.approvals.record_request(approval.id or 0, outcome.request_id)
-
-
-async def _remove_buttons(update: Update) -> None:
-    query = update.callback_query
-    if query is not None and query.message is not None:
-        try:
-            await query.edit_message_reply_markup(None)
-        except TelegramError as exc:  # already without buttons: nothing to undo
-            log.debug("buttons not removed (%s)", exc.message)
