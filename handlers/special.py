@@ -124,7 +124,8 @@ async def approval_tapped(update: Update, context: BotContext) -> None:
     if decision.verdict is Verdict.ALREADY and approval.plan_id is not None \
             and approval.status is ApprovalStatus.APPROVED:
         # approved, but its unlock code may not have been queued (the queueing failed): queued now, once
-        await services.engine.unlock_plan(approval.plan_id, requested_by=manager.id, chat_id=manager.telegram_id)
+        await services.engine.unlock_plan(approval.plan_id, requested_by=manager.id, chat_id=manager.telegram_id,
+                                          approval_id=approval.id)
     if decision.verdict is Verdict.ALREADY:
         await query.answer(context.texts.approval_already(decider, approval.status.value), show_alert=True)
         return
@@ -145,7 +146,8 @@ async def approval_tapped(update: Update, context: BotContext) -> None:
         return
     if approval.plan_id is not None:  # a plan paid off: its one unlock code
         request_id = await services.engine.unlock_plan(
-            approval.plan_id, requested_by=requester.id if still_staff and requester else manager.id, chat_id=code_chat)
+            approval.plan_id, requested_by=requester.id if still_staff and requester else manager.id, chat_id=code_chat,
+            approval_id=approval.id)
         if request_id is None:
             await tell(context, manager.telegram_id, lambda t: t.unlock_not_needed(device_name))
             return

@@ -502,3 +502,42 @@ async def test_a_total_lowered_to_what_is_paid_pays_the_plan_off(bot: Paying) ->
     await bot.chat.api.user_taps(MANAGER, ask, ask.button("Approve")["callback_data"])
     await bot.settled(lambda: _unlocked(bot))
     assert len(await unlock_requests(bot)) == 1
+
+
+async def test_a_reversal_after_the_deposit_changed_takes_back_only_its_own_days(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 1000 10 KES")
+    await cash(bot, "500", "R-1")  # 50 days
+    await bot.issued(1)
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 1000 10 KES 400")  # a deposit, set after the fact
+    bot.chat.clock.advance(6)
+    await cash(bot, "100", "R-2")  # 10 days
+    await bot.issued(2)
+    await bot.chat.say(MANAGER, "/reverse R-2")
+    [reversal] = await rows(bot, Reversal)
+    assert (reversal.taken, reversal.owed) == (Decimal(100), Decimal(100))  # its 10 days, not the deposit's 400
+    assert (await bot.device()).owed == Decimal(100)
+
+
+async def test_an_unlock_code_the_erm_refused_is_asked_again(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 100 50 KES")
+    after = bot.chat.api.position
+    await cash(bot, "100", "R-1")
+    ask = await said(bot, MANAGER, "Plan paid off", after)
+    await bot.issued(1)
+    bot.chat.sandbox.fail_next(1, status=403, body={"message": "Product is suspended"},
+                               paths=["/code/code/freecodeotp", "/graphql"])
+    bot.chat.clock.advance(6)
+    await bot.chat.api.user_taps(MANAGER, ask, ask.button("Approve")["callback_data"])
+    refused = await bot.settled(lambda: _unlock_with(bot, Status.REFUSED))
+    assert refused.kind is CodeKind.FREE
+    bot.chat.clock.advance(6)
+    again = await bot.chat.api.user_taps(MANAGER, ask, ask.button("Approve")["callback_data"])
+    await bot.settled(lambda: bot.chat.api.answered(again))
+    await bot.settled(lambda: _unlocked(bot))
+    [plan] = await plan_rows(bot)
+    issued = [r for r in await unlock_requests(bot) if r.code]
+    assert len(issued) == 1 and plan.unlock_request_id == issued[0].id and (await bot.device()).unlocked
+
+
+async def _unlock_with(bot: Paying, status: Status) -> CodeRequest | None:
+    return next((r for r in await unlock_requests(bot) if r.status is status), None)

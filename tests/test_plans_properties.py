@@ -526,8 +526,12 @@ class Example:
         # what the device holds beyond what paid so far still pays for (above the deposit) is taken back: days
         # not issued yet (more than that comes back as prepaid days and credit), then credit, the rest is owed
         plan = after.plan
-        paid_for = max(ZERO, min(plan.paid, plan.total) - max(plan.deposit, plan.opening_paid))
-        over = max(ZERO, self.held - paid_for)
+
+        def paid_for(paid: Decimal) -> Decimal:
+            return max(ZERO, min(paid, plan.total) - max(plan.deposit, plan.opening_paid))
+
+        # what the reversal changes under the terms now in force, never more than the device holds
+        over = min(max(ZERO, self.held), paid_for(plan.paid + payment0.amount) - paid_for(plan.paid))
         assert reversal.taken == over, f"reversal took {reversal.taken} back, not {over} (held {self.held})"
         assert after.net + after.days_given() * self.price == before.net + before.days_given() * self.price - over \
             or not self.one_price, (before.device, after.device, reversal)

@@ -21,6 +21,7 @@ from bot.issuing.quota import Quota
 from storage import ledger
 from storage.db import Database
 from storage.models import (
+    ApprovalStatus,
     CodeKind,
     CodeRequest,
     Device,
@@ -161,19 +162,36 @@ class Admission:
         return PaymentApplied(payment_id, False, device_id, days, days_now, days - days_now, request_id,
                               not_before if days_now else None, device.credit_money, balance, owed_paid)
 
-    async def unlock_plan(self, plan_id: int, *, requested_by: int | None, chat_id: int | None) -> int | None:
+    async def unlock_plan(self, plan_id: int, *, requested_by: int | None, chat_id: int | None,
+                          approval_id: int | None = None) -> int | None:
         """Queue a paid-off plan's unlock code (the managers approved it), once: the request's id, or None
-        when the plan is not paid off any more (a payment of it was reversed)."""
+        when the plan is not paid off any more (a payment of it was reversed), or ``approval_id`` is not the
+        approval it waits for now (an old button of a plan paid off again since)."""
         now = self.clock.now()
         async with self.db.write() as session:
             found = await ledger.get_plan(session=session, plan_id=plan_id)
             assert found is not None
             device = await ledger.lock_device(session=session, device_id=found.device_id)  # device, then plan:
             plan = await ledger.lock_plan(session=session, plan_id=plan_id)  # the order every writer keeps
+            if approval_id is not None and plan.unlock_approval_id != approval_id:
+                return None
             request_id = await self.ownership.queue_unlock(session, plan, device, now, requested_by=requested_by,
                                                            chat_id=chat_id)
         self.kick()
         return request_id
+
+    @staticmethod
+    async def _unlock_due(session: ledger.AsyncSession, device_id: int) -> bool:
+        """The device's plan is paid off and its unlock code is asked of the managers or queued: days released
+        now could go out after it (a days code after the unlock code locks the device again)."""
+        plan = await ledger.current_plan(session=session, device_id=device_id)
+        if plan is None or plan.status is not PlanStatus.PAID_OFF:
+            return False
+        if plan.unlock_request_id is not None:
+            return True
+        approval = (await ledger.get_approval(session=session, approval_id=plan.unlock_approval_id)
+                    if plan.unlock_approval_id is not None else None)
+        return approval is not None and approval.status is ApprovalStatus.PENDING
 
     async def _count_toward(self, session: ledger.AsyncSession, plan: Plan, device: Device, payment: Payment,
                             split: plan_terms.Share, now: datetime) -> PlanBalance:
@@ -227,8 +245,7 @@ class Admission:
                 device = await ledger.lock_device(session=session, device_id=device_id)
                 if device.prepaid_days <= 0 or device.unlocked:
                     continue
-                plan = await ledger.current_plan(session=session, device_id=device_id)
-                if plan is not None and plan.status is PlanStatus.PAID_OFF:  # its unlock code comes instead
+                if await self._unlock_due(session, device_id):  # its unlock code comes instead
                     continue
                 load = await self.quota.load(session, device_id, now)
                 if load.pending_days:

@@ -97,9 +97,11 @@ class IssuingEngine:
         """Turn a stored payment into days for the device at its daily price, exactly once."""
         return await self.admission.apply_payment(payment_id, device_id, assigned_by=assigned_by, chat_id=chat_id)
 
-    async def unlock_plan(self, plan_id: int, *, requested_by: int | None, chat_id: int | None) -> int | None:
-        """Queue a paid-off plan's unlock code, once (the managers approved it)."""
-        return await self.admission.unlock_plan(plan_id, requested_by=requested_by, chat_id=chat_id)
+    async def unlock_plan(self, plan_id: int, *, requested_by: int | None, chat_id: int | None,
+                          approval_id: int | None = None) -> int | None:
+        """Queue a paid-off plan's unlock code, once (the managers approved ``approval_id``)."""
+        return await self.admission.unlock_plan(plan_id, requested_by=requested_by, chat_id=chat_id,
+                                                approval_id=approval_id)
 
     # -- devices ----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from bot.issuing.quota import Quota
 from storage import ledger
-from storage.models import Approval, CodeKind, CodeRequest, Device, Person, Plan, PlanStatus, Source
+from storage.models import Approval, CodeKind, CodeRequest, Device, Person, Plan, PlanStatus, Source, Status
 
 log = logging.getLogger("paygbot.issuing")
 
@@ -58,7 +58,10 @@ class Ownership:
         if plan.status is not PlanStatus.PAID_OFF:
             return None
         if plan.unlock_request_id is not None:
-            return plan.unlock_request_id
+            earlier = await ledger.get_request(session=session, request_id=plan.unlock_request_id)
+            if earlier is not None and earlier.status not in (Status.REFUSED, Status.FAILED):
+                return plan.unlock_request_id
+            # the ERM refused it, or it failed: nothing was made, so it may be asked again (still one code)
         assert device.id is not None
         load = await self.quota.load(session, device.id, now)
         not_before = await self.quota.daily_slot(session, device.id, now, load)

@@ -24,6 +24,7 @@ from bot.issuing.outcomes import WAIT_KEPT_PREPAID as KEPT_PREPAID
 from storage import ledger
 from storage.db import Database
 from storage.models import (
+    GENERATED_STATUSES,
     Device,
     Payment,
     PaymentNotice,
@@ -97,7 +98,8 @@ async def reverse(db: Database, clock: Clock, reference: str, *, reversal_refere
                 plan = await ledger.lock_plan(session=session, plan_id=payment.plan_id)
                 reopened = await _lower_plan(session, plan, device, payment, reversal, now)
             over = await _over_given(session, payment, plan)
-            if plan is not None and plan.status is PlanStatus.REPOSSESSED:
+            if plan is not None and plan.status is PlanStatus.REPOSSESSED \
+                    and not await ledger.plan_merged(session=session, plan_id=plan.id or 0):
                 # the device is someone else's now: what was given is recorded against the old plan only
                 reversal.owed = reversal.taken = over
             else:
@@ -115,14 +117,19 @@ async def reverse(db: Database, clock: Clock, reference: str, *, reversal_refere
 
 
 async def _over_given(session: ledger.AsyncSession, payment: Payment, plan: Plan | None) -> Decimal:
-    """How much the device now holds beyond what is paid for: with a plan, what its payments gave toward days
-    less what reversals took back, beyond what paid so far (now lowered) still pays for above the deposit (so
-    reversing a deposit takes back the days of the payments after it); without one, this payment's days."""
+    """How much the device must give back. With a plan (paid so far lowered already): what the reversal takes
+    out of what paid so far pays for above the deposit, under the terms now in force (so reversing a deposit
+    takes back the days of the payments after it), never more than the device holds from the plan's payments
+    (what they gave toward days less what reversals took back). Without one: this payment's days."""
     if plan is None or plan.id is None:
         return payment.day_money if payment.day_money is not None else payment.amount
     given, taken = await ledger.plan_money(session=session, plan_id=plan.id)
-    paid_for = max(ZERO, min(plan.paid, plan.total) - max(plan.deposit, plan.opening_paid))
-    return max(ZERO, given - taken - paid_for)
+    floor = max(plan.deposit, plan.opening_paid)
+
+    def paid_for(paid: Decimal) -> Decimal:
+        return max(ZERO, min(paid, plan.total) - floor)
+
+    return max(ZERO, min(given - taken, paid_for(plan.paid + payment.amount) - paid_for(plan.paid)))
 
 
 async def _take_back(session: ledger.AsyncSession, payment: Payment, device: Device, reversal: Reversal,
@@ -134,7 +141,8 @@ async def _take_back(session: ledger.AsyncSession, payment: Payment, device: Dev
     reversal.taken = over
     if over <= 0:
         return
-    price = payment.day_price or device.daily_price or ZERO
+    price = payment.day_price or device.daily_price or ZERO  # what the cancelled days were bought at
+    today = device.daily_price or price  # what a surplus buys now, as a new payment would
     cancelled = 0
     request = await ledger.request_for_payment(session=session, payment_id=payment.id)
     if request is not None and request.id is not None and request.days:
@@ -151,9 +159,9 @@ async def _take_back(session: ledger.AsyncSession, payment: Payment, device: Dev
         settled = min(device.owed, surplus)
         device.owed -= settled
         surplus -= settled
-        days = int(surplus // price) if price > 0 else 0
+        days = int(surplus // today) if today > 0 else 0
         device.prepaid_days += days
-        device.credit_money += surplus - days * price
+        device.credit_money += surplus - days * today
         owed = ZERO
     else:
         rest = over - back
@@ -176,9 +184,12 @@ async def _lower_plan(session: ledger.AsyncSession, plan: Plan, device: Device, 
     reopened = False
     if plan.status is PlanStatus.PAID_OFF and plan.paid < plan.total:
         unlock_out = device.unlocked
-        if plan.unlock_request_id is not None and not unlock_out:  # cancelled only if the worker has not claimed it first
-            unlock_out = not await ledger.cancel_request(session=session, request_id=plan.unlock_request_id,
-                                                         reason=REVERSED, now=now)
+        if plan.unlock_request_id is not None and not unlock_out and not await ledger.cancel_request(
+                session=session, request_id=plan.unlock_request_id, reason=REVERSED, now=now):
+            # not queued any more: out if the worker claimed it (or made it), not if it was refused or failed
+            request = await ledger.get_request(session=session, request_id=plan.unlock_request_id)
+            unlock_out = request is not None and request.status in (Status.SENDING, *GENERATED_STATUSES)
+
         if not unlock_out:
             if plan.unlock_approval_id is not None:
                 await ledger.cancel_approval(session=session, approval_id=plan.unlock_approval_id, now=now)

@@ -73,6 +73,13 @@ async def plan_events(*, session: AsyncSession, plan_id: int) -> Sequence[PlanEv
     return (await session.exec(query)).all()
 
 
+async def plan_merged(*, session: AsyncSession, plan_id: int) -> bool:
+    """Whether the plan ended because its device row was merged into another (not repossessed): its device's
+    days, credit and codes moved on with the device."""
+    query = select(PlanEvent.id).where(PlanEvent.plan_id == plan_id, PlanEvent.kind == "merged").limit(1)
+    return (await session.exec(query)).first() is not None
+
+
 async def pending_unlock_approval(*, session: AsyncSession, plan_id: int) -> Approval | None:
     query = select(Approval).where(Approval.plan_id == plan_id, Approval.status == ApprovalStatus.PENDING)
     return (await session.exec(query)).first()

@@ -128,6 +128,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    reversals = op.get_bind().execute(sa.text("SELECT COUNT(*) FROM reversal")).scalar() or 0
+    if reversals:  # older code would take reversed payments for money again, and forget what devices owe
+        raise RuntimeError(f"cannot downgrade below 0010: the ledger holds {reversals} reversed payment(s) that "
+                           "older code would count again; restore a backup taken before 0010 instead")
     # what the code before plans cannot read: plan approvals (no agent asked them), and the new enum values
     op.execute("DELETE FROM approval WHERE plan_id IS NOT NULL")
     op.execute("UPDATE approval SET status = 'EXPIRED' WHERE status = 'CANCELLED'")
