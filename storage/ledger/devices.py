@@ -86,6 +86,9 @@ async def merge_devices(*, session: AsyncSession, keep_id: int, gone_id: int, no
     """Make ``gone_id`` part of ``keep_id``: one device the ledger kept as two rows (two of its ids seen
     before the ERM told they were one). Every request, payment, approval and id moves; credit is what
     both rows' codes gave the one device; the ``gone_id`` row is deleted. None if either row is gone."""
+    # payments before devices, as every writer takes them (applying or reversing a payment locks it first)
+    await session.exec(select(Payment.id).where(col(Payment.device_id).in_([keep_id, gone_id]))  # type: ignore[call-overload]
+                       .order_by(col(Payment.id)).with_for_update())
     keep = await session.get(Device, keep_id, populate_existing=True, with_for_update=True)
     gone = await session.get(Device, gone_id, populate_existing=True, with_for_update=True)
     if keep is None or gone is None or keep_id == gone_id:
