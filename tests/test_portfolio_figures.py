@@ -1,0 +1,68 @@
+"""The portfolio's definitions on a small portfolio whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from bot.portfolio.figures import PlanState, by_agent, collection_rate, days_active, days_past_due, figures
+
+AT = datetime(2026, 12, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def plan(plan_id: int, *, status: str = "active", total: int = 1000, paid: int = 0, credit_days: int | None,
+         agent: int | None = 1, started_days_ago: int = 200) -> PlanState:
+    """``credit_days``: the credit ends that many days after AT (negative: it ended that long ago)."""
+    credit = AT + credit_days * DAY if credit_days is not None else None
+    return PlanState(plan_id, status, Decimal(total), Decimal(10), Decimal(paid), AT - started_days_ago * DAY,
+                     credit, agent)
+
+
+PORTFOLIO = [
+    plan(1, paid=400, credit_days=5),                  # running: 0 DPD, 600 left
+    plan(2, paid=100, credit_days=-3),                 # 3 DPD (1–7), 900 left
+    plan(3, paid=700, credit_days=-30),                # 30 DPD (8–30): not yet at risk, 300 left
+    plan(4, paid=200, credit_days=-31, agent=2),       # 31 DPD (31–90): at risk, 800 left
+    plan(5, paid=950, credit_days=-120, agent=2),      # 120 DPD (over 90): at risk, 50 left
+    plan(6, paid=0, credit_days=None, started_days_ago=10, agent=2),  # never had credit: 10 DPD, 1000 left
+    plan(7, status="paid_off", paid=1000, credit_days=-400),
+    plan(8, status="repossessed", paid=300, credit_days=-200),
+]
+
+
+def test_days_past_due_are_whole_days_since_the_credit_ended() -> None:
+    assert days_past_due(PORTFOLIO[0], AT) == 0
+    assert days_past_due(PORTFOLIO[1], AT) == 3
+    assert days_past_due(PORTFOLIO[1], AT - 2 * DAY - timedelta(hours=1)) == 0  # 23 h after the end: still 0
+    assert days_past_due(PORTFOLIO[5], AT) == 10
+
+
+def test_par30_and_buckets_by_hand() -> None:
+    found = figures(PORTFOLIO, AT)
+    assert (found.active, found.paid_off, found.repossessed) == (6, 1, 1)
+    assert found.left == Decimal(600 + 900 + 300 + 800 + 50 + 1000) == Decimal(3650)
+    assert found.at_risk == Decimal(850)  # plans 4 and 5: more than 30 DPD
+    assert found.par30 == Decimal(850) / Decimal(3650)  # by balance (2 of 6 plans by count would be 33%)
+    assert [(b.low, b.high, b.count, b.amount) for b in found.buckets] == [
+        (1, 7, 1, Decimal(900)), (8, 30, 2, Decimal(1300)), (31, 90, 1, Decimal(800)), (91, None, 1, Decimal(50))]
+    agents = by_agent(PORTFOLIO, AT)
+    assert (agents[1].left, agents[1].at_risk) == (Decimal(1800), Decimal(0))
+    assert (agents[2].left, agents[2].at_risk, agents[2].par30) == (Decimal(1850), Decimal(850),
+                                                                    Decimal(850) / Decimal(1850))
+
+
+def test_nothing_left_to_pay_has_no_par30() -> None:
+    assert figures([plan(1, status="paid_off", paid=1000, credit_days=3)], AT).par30 is None
+
+
+def test_collection_rate_counts_each_plan_only_while_it_was_active() -> None:
+    week = AT - 7 * DAY
+    assert days_active(AT - 100 * DAY, None, week, AT) == 7               # active all week
+    assert days_active(week + 2 * DAY, None, week, AT) == 5                # started at the start of day 3
+    assert days_active(week + 2 * DAY + timedelta(hours=9), None, week, AT) == 4  # during day 3: due from day 4
+    assert days_active(AT - 100 * DAY, week + 3 * DAY + timedelta(hours=1), week, AT) == 4  # paid off in day 4
+    assert days_active(AT - 100 * DAY, week - DAY, week, AT) == 0          # repossessed before the week
+    # due: 10 a day × (7 + 5 + 4) days = 160; collected 120
+    assert collection_rate(Decimal(120), Decimal(10) * (7 + 5 + 4)) == Decimal("0.75")
+    assert collection_rate(Decimal(0), Decimal(0)) is None
