@@ -6,6 +6,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from bot.portfolio.figures import PlanState, by_agent, collection_rate, days_active, days_past_due, figures
+from storage import ledger
+from storage.db import Database
+from storage.models import CodeKind, CodeRequest, Payment, PaymentStatus, Plan, Reversal, Status
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -66,3 +69,53 @@ def test_collection_rate_counts_each_plan_only_while_it_was_active() -> None:
     # due: 10 a day × (7 + 5 + 4) days = 160; collected 120
     assert collection_rate(Decimal(120), Decimal(10) * (7 + 5 + 4)) == Decimal("0.75")
     assert collection_rate(Decimal(0), Decimal(0)) is None
+
+
+async def test_plans_as_they_stood_are_read_from_the_ledger_and_later_rows_change_nothing(db: Database) -> None:
+    start = AT - 40 * DAY
+    async with db.write() as session:
+        device, _ = await ledger.add_device(session=session, ids=["PF1"], now=start)
+        assert device.id is not None
+        plan_row = await ledger.add_plan(session=session, plan=Plan(
+            device_id=device.id, total=Decimal(1000), daily_price=Decimal(10), currency="KES", started_at=start))
+        await ledger.add_plan_event(session=session, plan=plan_row, kind="created", at=start)
+        paid_once = await _paid(session, device.id, plan_row.id, "P-1", 300, start + DAY)
+        await _code(session, device.id, start + DAY, start + 31 * DAY)  # 30 days from day 1
+        await _paid(session, device.id, plan_row.id, "P-2", 100, start + 20 * DAY)
+        session.add(Reversal(payment_id=paid_once, plan_id=plan_row.id, amount=Decimal(300), at=start + 25 * DAY))
+        plan_row.total = Decimal(1200)
+        await ledger.add_plan_event(session=session, plan=plan_row, kind="changed", at=start + 30 * DAY)
+        session.add(plan_row)
+    day_10 = start + 10 * DAY
+    day_39 = start + 39 * DAY
+    async with db.read() as session:
+        [then] = await ledger.portfolio.plans_at(session=session, at=day_10)
+        [now] = await ledger.portfolio.plans_at(session=session, at=day_39)
+        assert await ledger.portfolio.plans_at(session=session, at=start - DAY) == []
+    assert (then.total, then.paid, then.credit_until, then.status) == (Decimal(1000), Decimal(300), start + 31 * DAY,
+                                                                       "active")
+    assert (now.total, now.paid) == (Decimal(1200), Decimal(100))  # 300 + 100 − the reversed 300; the new total
+    state = PlanState(now.plan_id, now.status, now.total, now.daily_price, now.paid, now.started_at,
+                      now.credit_until, now.agent_id)
+    assert days_past_due(state, day_39) == 8 and figures([state], day_39).left == Decimal(1100)
+    # a payment arriving later does not change how day 10 stood
+    async with db.write() as session:
+        await _paid(session, device.id, plan_row.id, "P-3", 500, start + 39 * DAY + timedelta(hours=1))
+    async with db.read() as session:
+        [again] = await ledger.portfolio.plans_at(session=session, at=day_10)
+    assert again == then
+
+
+async def _paid(session: ledger.AsyncSession, device_id: int, plan_id: int | None, reference: str, amount: int,
+                when: datetime) -> int:
+    payment, _ = await ledger.add_payment(session=session, payment=Payment(
+        provider="cash", reference=reference, amount=Decimal(amount), currency="KES", account="PF1",
+        received_at=when, matched_at=when, device_id=device_id, plan_id=plan_id, status=PaymentStatus.MATCHED))
+    assert payment.id is not None
+    return payment.id
+
+
+async def _code(session: ledger.AsyncSession, device_id: int, when: datetime, until: datetime) -> None:
+    await ledger.add_request(session=session, request=CodeRequest(
+        device_id=device_id, device_ref="PF1", kind=CodeKind.DAYS, days=30, status=Status.ISSUED, code="*1#",
+        issued_at=when, credit_until=until, not_before=when, created_at=when))

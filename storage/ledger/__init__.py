@@ -5,13 +5,15 @@ Functions take the session as a keyword and run inside the caller's transaction
 ``from storage import ledger`` and ``ledger.<function>``; the modules group them by what they touch:
 ``people`` (people, customers, invites, approvals), ``devices``, ``requests`` (code requests), ``payments``,
 ``reports``, ``plans`` (plans, their history, reversals); ``onboarding`` holds the bulk statements of
-``paygbot plans import`` (used as ``ledger.onboarding.<function>``). May import ``storage.models`` and SQLAlchemy/SQLModel only.
+``paygbot plans import`` (used as ``ledger.onboarding.<function>``), ``portfolio`` the plans as they
+stood at a moment (``ledger.portfolio.plans_at``). May import ``storage.models`` and SQLAlchemy/SQLModel only.
 """
 
 from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.ledger import onboarding, portfolio
 from storage.ledger.devices import (
     DeviceMatch,
     DeviceSearch,
@@ -132,6 +134,8 @@ from storage.ledger.requests import (
 )
 
 __all__ = [
+    "onboarding",
+    "portfolio",
     "PlanRow",
     "add_plan",
     "add_plan_event",
