@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from bot.portfolio import service
 from bot.portfolio.figures import PlanState, by_agent, collection_rate, days_active, days_past_due, figures
 from storage import ledger
 from storage.db import Database
@@ -98,6 +99,13 @@ async def test_plans_as_they_stood_are_read_from_the_ledger_and_later_rows_chang
     state = PlanState(now.plan_id, now.status, now.total, now.daily_price, now.paid, now.started_at,
                       now.credit_until, now.agent_id)
     assert days_past_due(state, day_39) == 8 and figures([state], day_39).left == Decimal(1100)
+    health = await service.health(db, day_39)
+    assert (health.figures.active, health.figures.left, health.figures.at_risk) == (1, Decimal(1100), Decimal(0))
+    assert (health.week.collected, health.week.due, health.week.rate) == (Decimal(0), Decimal(70), Decimal(0))
+    around_p2 = await service.collection(db, start + 19 * DAY, start + 21 * DAY)
+    assert (around_p2.collected, around_p2.due, around_p2.rate) == (Decimal(100), Decimal(20), Decimal(5))
+    before_start = await service.collection(db, start - 7 * DAY, start)
+    assert (before_start.due, before_start.rate) == (Decimal(0), None)
     # a payment arriving later does not change how day 10 stood
     async with db.write() as session:
         await _paid(session, device.id, plan_row.id, "P-3", 500, start + 39 * DAY + timedelta(hours=1))

@@ -97,3 +97,12 @@ async def _credit_at(session: AsyncSession, device_ids: list[int], at: datetime)
         if issued_at is not None and (device_id not in credit or issued_at > credit[device_id][0]):
             credit[device_id] = (issued_at, until)
     return {device_id: until for device_id, (_, until) in credit.items()}
+
+
+async def collected(*, session: AsyncSession, start: datetime, end: datetime) -> Decimal:
+    """Money counted toward plans in [start, end) (applied then), less what reversals took back then."""
+    paid = (await session.exec(select(Payment.amount).where(
+        col(Payment.plan_id).is_not(None), col(Payment.matched_at) >= start, col(Payment.matched_at) < end))).all()
+    back = (await session.exec(select(Reversal.amount).where(
+        col(Reversal.plan_id).is_not(None), col(Reversal.at) >= start, col(Reversal.at) < end))).all()
+    return sum(paid, Decimal(0)) - sum(back, Decimal(0))

@@ -1,0 +1,61 @@
+"""Portfolio health from the ledger (issue 17, in progress): the figures now and on past days, and the
+collection rate of a period — each computed from the plans as they stood then (``ledger.portfolio``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from bot.portfolio.figures import Figures, PlanState, by_agent, collection_rate, days_active, figures
+from storage import ledger
+from storage.db import Database
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What came in over a period, what fell due, and their ratio (None when nothing fell due)."""
+
+    start: datetime
+    end: datetime
+    collected: Decimal
+    due: Decimal
+
+    @property
+    def rate(self) -> Decimal | None:
+        return collection_rate(self.collected, self.due)
+
+
+@dataclass(frozen=True)
+class Health:
+    """The portfolio at a moment: its figures, per agent, and the collection rate of the 7 and 30 days before."""
+
+    at: datetime
+    figures: Figures
+    agents: dict[int | None, Figures]
+    week: Collection
+    month: Collection
+
+
+def _states(plans: list[ledger.portfolio.PlanAt]) -> list[PlanState]:
+    return [PlanState(p.plan_id, p.status, p.total, p.daily_price, p.paid, p.started_at, p.credit_until, p.agent_id)
+            for p in plans]
+
+
+async def health(db: Database, at: datetime) -> Health:
+    async with db.read() as session:
+        plans = await ledger.portfolio.plans_at(session=session, at=at)
+    states = _states(plans)
+    return Health(at, figures(states, at), by_agent(states, at), await collection(db, at - timedelta(days=7), at),
+                  await collection(db, at - timedelta(days=30), at))
+
+
+async def collection(db: Database, start: datetime, end: datetime) -> Collection:
+    """Collected ÷ due over [start, end): due is each plan's price per day × the days of the period it was
+    active in (as the plans stood at ``end``)."""
+    async with db.read() as session:
+        plans = await ledger.portfolio.plans_at(session=session, at=end)
+        came_in = await ledger.portfolio.collected(session=session, start=start, end=end)
+    due = sum((plan.daily_price * days_active(plan.started_at, plan.ended_at, start, end) for plan in plans),
+              Decimal(0))
+    return Collection(start, end, came_in, due)
