@@ -269,3 +269,9 @@ class Team:
     async def managers(self) -> list[Person]:
         async with self.db.read() as session:
             return list(await ledger.managers(session=session))
+
+    async def names(self) -> dict[int | None, str]:
+        """Everyone's name (or Telegram id) by person id, for lists per agent."""
+        async with self.db.read() as session:
+            return {person.id: person.name or str(person.telegram_id)
+                    for person in await ledger.list_people(session=session)}

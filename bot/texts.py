@@ -23,6 +23,7 @@ from babel.numbers import format_currency, format_decimal, get_currency_precisio
 
 from bot import i18n
 from bot.texts_plans import PlanTexts
+from bot.texts_portfolio import PortfolioTexts
 
 if TYPE_CHECKING:
     from bot.erm.models import CodeEvent
@@ -58,7 +59,7 @@ def _filled(translated: str, english: str, values: dict[str, Any]) -> str:
         return english.format(**values)
 
 
-class Texts(PlanTexts):
+class Texts(PlanTexts, PortfolioTexts):
     """Every chat sentence in one language."""
 
     def __init__(self, language: str) -> None:
@@ -298,7 +299,8 @@ class Texts(PlanTexts):
             "/plan <i>device total price-per-day currency</i> [<i>deposit</i>] — set or change a plan (or just "
             "/plan); /plan <i>device</i> shows it\n"
             "/reverse <i>reference</i> [<i>reason</i>] — a payment taken back by the provider\n"
-            "/repossess <i>device</i> — end its plan; the device leaves its customer"))
+            "/repossess <i>device</i> — end its plan; the device leaves its customer")
+            + "\n" + self._("/portfolio — the plans' health: PAR30, days past due, collections"))
 
     def _help_customer(self) -> str:
         return self._(
@@ -347,6 +349,7 @@ class Texts(PlanTexts):
             "agents": self._("The team"),
             "revoke": self._("Take a person's role away"),
             "plan": self._("Set or show a device's payment plan"),
+            "portfolio": self._("The portfolio's health: PAR30, collections"),
             "reverse": self._("Take back a reversed payment"),
             "repossess": self._("Repossess a device (end its plan)"),
             "invite": self._("Invite an agent or a manager"),

@@ -1,4 +1,4 @@
-"""Managers: /invite, /price, /summary, /export, /agents, /revoke."""
+"""Managers: /invite, /price, /summary, /export, /portfolio, /agents, /revoke."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from telegram import Update
 from bot import reports
 from bot.delivery import send_summary
 from bot.issuing import devices, limits
+from bot.portfolio.service import health as portfolio_health
 from bot.services import BotContext
 from handlers.agent import known_device, valid_device
 from handlers.common import arguments, reply, reply_qr, too_long
@@ -119,6 +120,14 @@ async def export(update: Update, context: BotContext) -> None:
         chat.id, document.getvalue(), filename=name,
         caption=context.texts.with_sandbox_note(context.texts.export_caption(first, last), services.sandbox),
     )
+
+
+async def portfolio(update: Update, context: BotContext) -> None:
+    """/portfolio: the plans' health now — counts, left to pay, PAR30, days past due, collections, per agent."""
+    services = context.services
+    health = await portfolio_health(services.db, services.clock.now())
+    await reply(update, context, context.texts.portfolio_text(health, services.settings.currency,
+                                                              await services.team.names()))
 
 
 async def agents(update: Update, context: BotContext) -> None:

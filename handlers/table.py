@@ -26,6 +26,7 @@ COMMANDS: list[Command] = [
     # managers
     Command("summary", manager.summary, MANAGERS),
     Command("export", manager.export, MANAGERS),
+    Command("portfolio", manager.portfolio, MANAGERS),
     Command("price", manager.price, MANAGERS),
     Command("plan", plans.plan_command, MANAGERS, dialogue=plans.plan_dialogue),
     Command("reverse", plans.reverse_command, MANAGERS),

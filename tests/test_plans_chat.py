@@ -541,3 +541,18 @@ async def test_an_unlock_code_the_erm_refused_is_asked_again(bot: Paying) -> Non
 
 async def _unlock_with(bot: Paying, status: Status) -> CodeRequest | None:
     return next((r for r in await unlock_requests(bot) if r.status is status), None)
+
+
+async def test_portfolio_shows_where_the_plans_stand(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 1000 50 KES")
+    await cash(bot, "200", "R-1")  # 4 days
+    await bot.issued(1)
+    text = text_of(await bot.chat.say(MANAGER, "/portfolio"))
+    assert "Plans: 1 being paid, 0 paid off, 0 repossessed" in text and "Left to pay: KES 800.00" in text
+    assert "PAR30: 0%" in text and "Collection rate: " in text
+    assert "1–7 days: 0 plans, KES 0.00" in text and "over 90 days: 0 plans" in text
+    assert "Alex Kamau: 1 plan, KES 800.00 left, PAR30 0%" in text
+    bot.chat.clock.advance(days=40)  # the credit ended 36 days ago: at risk
+    text = text_of(await bot.chat.say(MANAGER, "/portfolio"))
+    assert "PAR30: 100%" in text and "31–90 days: 1 plan, KES 800.00" in text
+    assert "managers" in text_of(await bot.chat.say(AGENT, "/portfolio"))

@@ -1,0 +1,54 @@
+"""The sentences of portfolio health (``/portfolio``): part of :class:`bot.texts.Texts`, kept apart as the plans'
+are. Same rules as bot/texts.py."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from html import escape as esc
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.portfolio.figures import Figures
+    from bot.portfolio.service import Health
+
+    _Base = Any
+else:
+    _Base = object
+
+
+class PortfolioTexts(_Base):
+    """Mixed into :class:`bot.texts.Texts` (which gives ``_``, ``n_``, ``money``, ``number``…)."""
+
+    def percent(self, ratio: Decimal | None) -> str:
+        """A ratio as a percentage with one decimal (``—`` when there is none)."""
+        if ratio is None:
+            return "—"
+        return self._("{value}%", value=self.number(round(ratio * 100, 1)))
+
+    def portfolio_text(self, health: Health, currency: str, agents: dict[int | None, str]) -> str:
+        """``/portfolio``: where the plans stand now, at risk, by days past due, collections, per agent."""
+        figures = health.figures
+        lines = [self._("📈 <b>Portfolio</b>"),
+                 self._("Plans: {active} being paid, {paid_off} paid off, {repossessed} repossessed",
+                        active=self.number(figures.active), paid_off=self.number(figures.paid_off),
+                        repossessed=self.number(figures.repossessed)),
+                 self._("Left to pay: {left}", left=self.money(figures.left, currency)),
+                 self._("PAR30: {par} (left to pay more than 30 days past due: {at_risk})",
+                        par=self.percent(figures.par30), at_risk=self.money(figures.at_risk, currency)),
+                 self._("Collection rate: {week} over 7 days, {month} over 30 days",
+                        week=self.percent(health.week.rate), month=self.percent(health.month.rate)),
+                 self._("<b>Days past due</b>")]
+        for bucket in figures.buckets:
+            span = (self._("{low}–{high} days", low=bucket.low, high=bucket.high) if bucket.high is not None
+                    else self._("over {days} days", days=bucket.low - 1))
+            lines.append(self.item(span, self.n_("{n} plan, {amount}", "{n} plans, {amount}", bucket.count,
+                                                 amount=self.money(bucket.amount, currency))))
+        if len(health.agents) > 1 or None not in health.agents:
+            lines.append(self._("<b>Per agent</b>"))
+            for agent_id, own in sorted(health.agents.items(), key=lambda item: agents.get(item[0], "")):
+                lines.append(self.item(esc(agents.get(agent_id) or self._("no agent")), self.agent_line(own, currency)))
+        return "\n".join(lines)
+
+    def agent_line(self, figures: Figures, currency: str) -> str:
+        return self.n_("{n} plan, {left} left, PAR30 {par}", "{n} plans, {left} left, PAR30 {par}", figures.active,
+                       left=self.money(figures.left, currency), par=self.percent(figures.par30))
