@@ -277,7 +277,8 @@ class Texts(PlanTexts, PortfolioTexts):
             "A device is its ERM id, OEM item id or seller item id.")
 
     def _help_find(self) -> str:
-        return "\n" + self._("/find <i>0017</i> — find a device by the last digits printed on it")
+        return "\n" + self._("/find <i>0017</i> — find a device by the last digits printed on it") + "\n" + self._(
+            "/visits — your customers past due, most days first")
 
     def _help_energy_staff(self) -> str:
         return "\n" + self._("/meter <i>device account</i> — tie the customer's utility meter (Omnimetic); "
@@ -350,6 +351,7 @@ class Texts(PlanTexts, PortfolioTexts):
             "revoke": self._("Take a person's role away"),
             "plan": self._("Set or show a device's payment plan"),
             "portfolio": self._("The portfolio's health: PAR30, collections"),
+            "visits": self._("Customers to visit: past due"),
             "reverse": self._("Take back a reversed payment"),
             "repossess": self._("Repossess a device (end its plan)"),
             "invite": self._("Invite an agent or a manager"),

@@ -49,6 +49,30 @@ class PortfolioTexts(_Base):
                 lines.append(self.item(esc(agents.get(agent_id) or self._("no agent")), self.agent_line(own, currency)))
         return "\n".join(lines)
 
+    def visits_page(self, rows: list[Any], offset: int, total: int, names: dict[int | None, str] | None,
+                    now: Any) -> str:
+        """``/visits``: customers to visit, most days past due first; ``names``: grouped by agent (managers)."""
+        from bot.issuing.limits import days_past_due
+
+        if not total:
+            return self._("Nobody to visit: no customer's credit has run out.")
+        lines = [self._("🚶 <b>Visits</b>: customers past due {first}–{last} of {total}", first=offset + 1,
+                        last=offset + len(rows), total=total)]
+        agent: object = object()
+        for visit in rows:
+            if names is not None and visit.agent_id != agent:
+                agent = visit.agent_id
+                lines.append(f"<b>{esc(names.get(visit.agent_id) or self._('no agent'))}</b>")
+            late = days_past_due(visit.credit_until or visit.started_at, now)
+            parts = [self.n_("{n} day past due", "{n} days past due", late)]
+            if visit.left is not None:
+                parts.append(self._("{left} left to pay", left=self.money(visit.left, visit.currency)))
+            if visit.daily_price:
+                parts.append(self._("{amount} buys 7 days", amount=self.money(visit.daily_price * 7, visit.currency)))
+            lines.append(self._("• {name}, {phone} — <b>{device}</b>: {details}", name=esc(visit.customer),
+                                phone=esc(visit.phone), device=esc(visit.device), details="; ".join(parts)))
+        return "\n".join(lines)
+
     def agent_line(self, figures: Figures, currency: str) -> str:
         return self.n_("{n} plan, {left} left, PAR30 {par}", "{n} plans, {left} left, PAR30 {par}", figures.active,
                        left=self.money(figures.left, currency), par=self.percent(figures.par30))

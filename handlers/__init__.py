@@ -12,7 +12,7 @@ from telegram import Update
 from telegram.ext import Application, BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler
 from telegram.ext import filters as ptb_filters
 
-from handlers import access, agent, common, customer, finding, language, menus, payments, plans, special, table
+from handlers import access, agent, common, customer, finding, language, menus, payments, plans, special, table, visits
 from handlers.access import only
 from handlers.roles import Command
 
@@ -43,6 +43,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any],
             CallbackQueryHandler(special.confirmation_tapped, pattern=r"^c[fx]:[\w-]+$"),
             CallbackQueryHandler(special.approval_tapped, pattern=r"^ap:[0-9]+:[yn]$"),
             CallbackQueryHandler(plans.repossess_tapped, pattern=r"^r[px]:[\w-]+$"),
+            CallbackQueryHandler(visits.visits_tapped, pattern=r"^vis:[0-9]{1,7}$"),
             CallbackQueryHandler(payments.confirmation_tapped, pattern=r"^sms:(ok|no):[0-9a-f]+$"),
             CallbackQueryHandler(payments.assign_tapped, pattern=r"^pay:asg:[0-9]+:[0-9]+$"),
             MessageHandler(NEW & ptb_filters.CONTACT, customer.contact_shared),

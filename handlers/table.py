@@ -9,7 +9,7 @@ and usage to bot/texts.py.
 
 from __future__ import annotations
 
-from handlers import agent, common, customer, energy, finding, language, manager, payments, plans, special
+from handlers import agent, common, customer, energy, finding, language, manager, payments, plans, special, visits
 from handlers.roles import CUSTOMERS, EVERYONE, MANAGERS, PEOPLE, STAFF, STRANGERS, Command
 
 COMMANDS: list[Command] = [
@@ -23,6 +23,7 @@ COMMANDS: list[Command] = [
     Command("customer", agent.customer_command, STAFF, dialogue=agent.customer_dialogue),
     Command("pay", payments.pay_command, STAFF),
     Command("meter", energy.meter_command, STAFF),
+    Command("visits", visits.visits_command, STAFF),
     # managers
     Command("summary", manager.summary, MANAGERS),
     Command("export", manager.export, MANAGERS),

@@ -28,10 +28,11 @@ from storage.models import (
     PlanEvent,
     PlanStatus,
     Reversal,
+    Role,
     Source,
     Status,
 )
-from tests.support.chat import AGENT, CUSTOMER, MANAGER
+from tests.support.chat import AGENT, CUSTOMER, MANAGER, OTHER_AGENT
 from tests.support.paying import DEVICE, Paying, paying
 
 pytestmark = pytest.mark.customer(price="50")  # CUSTOMER registered by AGENT for DEVICE at KES 50 a day
@@ -556,3 +557,18 @@ async def test_portfolio_shows_where_the_plans_stand(bot: Paying) -> None:
     text = text_of(await bot.chat.say(MANAGER, "/portfolio"))
     assert "PAR30: 100%" in text and "31–90 days: 1 plan, KES 800.00" in text
     assert "managers" in text_of(await bot.chat.say(AGENT, "/portfolio"))
+
+
+async def test_visits_list_the_customers_past_due_most_days_first(bot: Paying) -> None:
+    await bot.chat.say(MANAGER, f"/plan {DEVICE} 1000 50 KES")
+    await cash(bot, "100", "R-1")  # 2 days
+    await bot.issued(1)
+    assert "Nobody to visit" in text_of(await bot.chat.say(AGENT, "/visits"))
+    bot.chat.clock.advance(days=14)  # credit ended 12 days ago
+    text = text_of(await bot.chat.say(AGENT, "/visits"))
+    assert "Jane Wanjiru, +254712345678 — TEST2503000017: 12 days past due" in text
+    assert "KES 900.00 left to pay" in text and "KES 350.00 buys 7 days" in text
+    everyone = text_of(await bot.chat.say(MANAGER, "/visits"))
+    assert "Alex Kamau" in everyone and "12 days past due" in everyone
+    await bot.chat.make(OTHER_AGENT, Role.AGENT)
+    assert "Nobody to visit" in text_of(await bot.chat.say(OTHER_AGENT, "/visits"))  # not their customer

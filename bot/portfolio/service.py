@@ -59,3 +59,11 @@ async def collection(db: Database, start: datetime, end: datetime) -> Collection
     due = sum((plan.daily_price * days_active(plan.started_at, plan.ended_at, start, end) for plan in plans),
               Decimal(0))
     return Collection(start, end, came_in, due)
+
+
+async def visits(db: Database, now: datetime, *, agent_id: int | None) -> list[ledger.portfolio.Visit]:
+    """Customers' devices at least one whole day past due, most days first (``agent_id``'s customers only,
+    when given)."""
+    async with db.read() as session:
+        return await ledger.portfolio.visits(session=session, ended_before=now - timedelta(days=1),
+                                             agent_id=agent_id)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,9 +21,11 @@ from storage.models import (
     GENERATED_STATUSES,
     CodeRequest,
     Customer,
+    Device,
     Payment,
     Plan,
     PlanEvent,
+    PlanStatus,
     Reversal,
 )
 
@@ -106,3 +109,40 @@ async def collected(*, session: AsyncSession, start: datetime, end: datetime) ->
     back = (await session.exec(select(Reversal.amount).where(
         col(Reversal.plan_id).is_not(None), col(Reversal.at) >= start, col(Reversal.at) < end))).all()
     return sum(paid, Decimal(0)) - sum(back, Decimal(0))
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A customer's device whose credit ended: who to visit, how late, and what is owed."""
+
+    device: str
+    customer: str
+    phone: str
+    agent_id: int | None
+    credit_until: datetime | None
+    started_at: datetime | None
+    daily_price: Decimal | None
+    currency: str | None
+    left: Decimal | None
+    """Left to pay on its plan (None: pay-as-you-go)."""
+
+
+async def visits(*, session: AsyncSession, ended_before: datetime, agent_id: int | None = None) -> list[Visit]:
+    """Customers' devices (not unlocked) whose credit ended before ``ended_before`` — or that never had any, on a
+    plan started before then — longest ago first; only ``agent_id``'s customers when given."""
+    query = (
+        select(Device, Customer, Plan)
+        .join(Customer, col(Customer.id) == Device.customer_id)
+        .outerjoin(Plan, (col(Plan.device_id) == Device.id) & (col(Plan.status) == PlanStatus.ACTIVE))
+        .where(col(Device.unlocked).is_(False),
+               or_(col(Device.credit_until) < ended_before,
+                   col(Device.credit_until).is_(None) & col(Plan.started_at).is_not(None)
+                   & (col(Plan.started_at) < ended_before)))
+    )
+    if agent_id is not None:
+        query = query.where(Customer.registered_by_id == agent_id)
+    found = [Visit(device.label, customer.name, customer.phone, customer.registered_by_id, device.credit_until,
+                   plan.started_at if plan else None, device.daily_price, device.currency,
+                   max(Decimal(0), plan.total - plan.paid) if plan else None)
+             for device, customer, plan in (await session.exec(query)).all()]
+    return sorted(found, key=lambda visit: (visit.credit_until or visit.started_at or ended_before, visit.device))

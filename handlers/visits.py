@@ -1,0 +1,59 @@
+"""/visits: the customers to visit today — their devices past due, most days first, paged with buttons.
+
+Agents see the customers they look after (registered, or given by an import); managers see everyone's,
+grouped by agent.
+"""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot.people import Kind
+from bot.portfolio.service import visits as past_due
+from bot.services import BotContext
+from handlers.access import only
+from handlers.common import buttons, reply
+from handlers.roles import STAFF
+
+PAGE = 10
+
+
+async def visits_command(update: Update, context: BotContext) -> None:
+    """/visits: the first page."""
+    await _page(update, context, 0, edit=False)
+
+
+@only(STAFF)
+async def visits_tapped(update: Update, context: BotContext) -> None:
+    """Newer / older of the visit list: ``vis:<offset>``."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    await query.answer()
+    await _page(update, context, max(0, int(query.data.split(":")[1])), edit=True)
+
+
+async def _page(update: Update, context: BotContext, offset: int, *, edit: bool) -> None:
+    services = context.services
+    person = context.who.person
+    assert person is not None
+    everyone = context.who.kind is Kind.MANAGER
+    now = services.clock.now()
+    rows = await past_due(services.db, now, agent_id=None if everyone else person.id)
+    if everyone:  # grouped by agent, then most days first
+        names = await services.team.names()
+        rows.sort(key=lambda visit: (names.get(visit.agent_id, "~"), visit.agent_id or 0))
+    else:
+        names = {}
+    shown = rows[offset:offset + PAGE]
+    text = context.texts.visits_page(shown, offset, len(rows), names if everyone else None, now)
+    row = []
+    if offset > 0:
+        row.append((context.texts.newer, f"vis:{max(0, offset - PAGE)}"))
+    if offset + PAGE < len(rows):
+        row.append((context.texts.older, f"vis:{offset + PAGE}"))
+    markup = buttons([row]) if row else None
+    if edit and update.callback_query is not None:
+        await update.callback_query.edit_message_text(context.texts.with_sandbox_note(text, services.sandbox),
+                                                      reply_markup=markup)
+    else:
+        await reply(update, context, text, markup)
