@@ -881,6 +881,13 @@ class Texts(PlanTexts, PortfolioTexts):
                                      amount=self.money(amount, currency or "?"))
                              for currency, (count, amount) in summary.reversed.items())
             lines.append(self._("↩️ Reversed by the providers: {payments}", payments=back))
+        if summary.portfolio is not None:
+            line = summary.portfolio
+            lines.append(self._("📈 PAR30 {par} ({par_change} since the day before); collection rate over 7 days "
+                                "{rate} ({rate_change})", par=self.percent(line.par30),
+                                par_change=self.change(line.par30, line.par30_before),
+                                rate=self.percent(line.collection),
+                                rate_change=self.change(line.collection, line.collection_before)))
         if summary.unmatched_payments:
             lines.append(self._("⚠️ Payments matching no device: {count}", count=self.number(summary.unmatched_payments)))
         if summary.unconfirmed:

@@ -25,6 +25,16 @@ class PortfolioTexts(_Base):
             return "—"
         return self._("{value}%", value=self.number(round(ratio * 100, 1)))
 
+    def change(self, now: Decimal | None, before: Decimal | None) -> str:
+        """A ratio's change in percentage points: ``+1.5 pts``, ``−0.3 pts``, ``no change`` (``—`` unknown)."""
+        if now is None or before is None:
+            return "—"
+        points = round((now - before) * 100, 1)
+        if not points:
+            return self._("no change")
+        sign = "+" if points > 0 else "−"
+        return self._("{sign}{points} pts", sign=sign, points=self.number(abs(points)))
+
     def portfolio_text(self, health: Health, currency: str, agents: dict[int | None, str]) -> str:
         """``/portfolio``: where the plans stand now, at risk, by days past due, collections, per agent."""
         figures = health.figures

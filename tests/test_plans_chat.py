@@ -556,6 +556,11 @@ async def test_portfolio_shows_where_the_plans_stand(bot: Paying) -> None:
     bot.chat.clock.advance(days=40)  # the credit ended 36 days ago: at risk
     text = text_of(await bot.chat.say(MANAGER, "/portfolio"))
     assert "PAR30: 100%" in text and "31–90 days: 1 plan, KES 800.00" in text
+    after = bot.chat.api.position
+    await bot.chat.api.user_says(MANAGER, "/summary")
+    summary = text_of(await said(bot, MANAGER, "Summary for", after))
+    await bot.chat.api.wait_for(lambda sent: sent.chat_id == MANAGER.id and sent.method == "sendPhoto", after=after)
+    assert "📈 PAR30 100% (no change since the day before); collection rate over 7 days 0% (no change)" in summary
     assert "managers" in text_of(await bot.chat.say(AGENT, "/portfolio"))
 
 

@@ -55,6 +55,16 @@ class Expiring:
     phone: str | None = None
 
 
+@dataclass(frozen=True)
+class PortfolioLine:
+    """The summary's portfolio line: PAR30 and the 7-day collection rate, and what they were a day before."""
+
+    par30: Decimal | None
+    par30_before: Decimal | None
+    collection: Decimal | None
+    collection_before: Decimal | None
+
+
 @dataclass
 class Summary:
     """One local day at a glance."""
@@ -75,6 +85,8 @@ class Summary:
     expiring: list[Expiring]
     unconfirmed: list[Unconfirmed] = field(default_factory=list)
     """M-Pesa messages pasted by agents that M-Pesa's own confirmation (Daraja) has not matched (yet)."""
+    portfolio: PortfolioLine | None = None
+    """PAR30 and the 7-day collection rate at the day's end, and a day before (None: no plans)."""
     reversed: dict[str, tuple[int, Decimal]] = field(default_factory=dict)
     """Per currency: how many payments were taken back (reversed) that day, and their total. A payment counts
     on the day it was received, its reversal on the day it was made: a past day's figures never change."""

@@ -8,7 +8,8 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot.reports.figures import AgentLine, EndedBadly, Expiring, Summary, Unconfirmed
+from bot.portfolio import service as portfolio
+from bot.reports.figures import AgentLine, EndedBadly, Expiring, PortfolioLine, Summary, Unconfirmed
 from storage import ledger
 from storage.db import Database
 from storage.models import CONFIRMATION_COPY, CodeKind, Payment, PaymentStatus, Person
@@ -59,8 +60,10 @@ async def summary(db: Database, day: date, tz: ZoneInfo, now: datetime, *, confi
     for reversal, currency in reversals:
         taken_back[currency][0] += 1  # type: ignore[operator]
         taken_back[currency][1] += reversal.amount  # type: ignore[operator]
+    portfolio = await _portfolio_line(db, min(end, now))
     return Summary(
         day=day,
+        portfolio=portfolio,
         codes={str(kind): count for kind, count, _ in by_kind},
         days_issued=sum(days for kind, _, days in by_kind if kind is CodeKind.DAYS),
         payments={currency: (int(count), Decimal(amount)) for currency, (count, amount) in sorted(totals.items())},
@@ -88,3 +91,12 @@ def _name(person: Person | None, person_id: int) -> str:
     if person is not None:
         return person.name or str(person.telegram_id)
     return f"#{person_id}"
+
+
+async def _portfolio_line(db: Database, at: datetime) -> PortfolioLine | None:
+    """PAR30 and the 7-day collection rate at ``at`` and a day before, as the plans stood then."""
+    now = await portfolio.health(db, at)
+    if not (now.figures.active or now.figures.paid_off or now.figures.repossessed):
+        return None
+    before = await portfolio.health(db, at - timedelta(days=1))
+    return PortfolioLine(now.figures.par30, before.figures.par30, now.week.rate, before.week.rate)
