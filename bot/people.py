@@ -270,6 +270,22 @@ class Team:
         async with self.db.read() as session:
             return list(await ledger.managers(session=session))
 
+    async def move_customer(self, device_id: int, agent_telegram_id: int) -> tuple[Customer, Person] | str:
+        """The device's customer is looked after by another agent from now on: (the customer, the agent), or why
+        not (``no_customer``, ``not_staff``)."""
+        async with self.db.write() as session:
+            device = await ledger.get_device(session=session, device_id=device_id)
+            if device is None or device.customer_id is None:
+                return "no_customer"
+            agent = await ledger.get_person(session=session, telegram_id=agent_telegram_id)
+            if agent is None or not agent.active or agent.role not in (Role.AGENT, Role.MANAGER):
+                return "not_staff"
+            customer = await ledger.get_customer(session=session, customer_id=device.customer_id)
+            assert customer is not None
+            customer.registered_by_id = agent.id
+            session.add(customer)
+            return customer, agent
+
     async def names(self) -> dict[int | None, str]:
         """Everyone's name (or Telegram id) by person id, for lists per agent."""
         async with self.db.read() as session:

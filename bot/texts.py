@@ -301,7 +301,8 @@ class Texts(PlanTexts, PortfolioTexts):
             "/plan); /plan <i>device</i> shows it\n"
             "/reverse <i>reference</i> [<i>reason</i>] — a payment taken back by the provider\n"
             "/repossess <i>device</i> — end its plan; the device leaves its customer")
-            + "\n" + self._("/portfolio — the plans' health: PAR30, days past due, collections"))
+            + "\n" + self._("/portfolio — the plans' health: PAR30, days past due, collections") + "\n"
+            + self._("/move <i>device telegram id</i> — give the device's customer to another agent"))
 
     def _help_customer(self) -> str:
         return self._(
@@ -352,6 +353,7 @@ class Texts(PlanTexts, PortfolioTexts):
             "plan": self._("Set or show a device's payment plan"),
             "portfolio": self._("The portfolio's health: PAR30, collections"),
             "visits": self._("Customers to visit: past due"),
+            "move": self._("Give a customer to another agent"),
             "reverse": self._("Take back a reversed payment"),
             "repossess": self._("Repossess a device (end its plan)"),
             "invite": self._("Invite an agent or a manager"),
@@ -425,6 +427,8 @@ class Texts(PlanTexts, PortfolioTexts):
             "reverse": self._("Usage: /reverse <i>reference</i> [<i>reason</i>] — for example "
                               "/reverse QK71ABC123 chargeback"),
             "repossess": self._("Usage: /repossess <i>device</i> — for example /repossess TEST2503000017"),
+            "move": self._("Usage: /move <i>device telegram-id</i> — the agent who looks after the device's customer "
+                           "from now on, for example /move TEST2503000017 2002 (the number /agents shows)"),
             "pay": self._("Usage: /pay <i>device amount</i> [<i>reference</i>] — for example "
                           "/pay TEST2503000017 250. Without a reference one is made up."),
             "assign": self._("Usage: /assign <i>reference device</i> — for example "

@@ -83,6 +83,16 @@ class PortfolioTexts(_Base):
                                 phone=esc(visit.phone), device=esc(visit.device), details="; ".join(parts)))
         return "\n".join(lines)
 
+    def moved(self, customer: str, device: str, agent: str) -> str:
+        return self._("✅ {customer} (<b>{device}</b>) is looked after by {agent} from now on: their /visits list "
+                      "it.", customer=esc(customer), device=esc(device), agent=esc(agent))
+
+    def move_refused(self, why: str, device: str, telegram_id: str) -> str:
+        if why == "no_customer":
+            return self._("<b>{device}</b> has no customer to move. Nothing changed.", device=esc(device))
+        return self._("{telegram_id} is not an agent or manager of this bot (see /agents). Nothing changed.",
+                      telegram_id=esc(telegram_id))
+
     def agent_line(self, figures: Figures, currency: str) -> str:
         return self.n_("{n} plan, {left} left, PAR30 {par}", "{n} plans, {left} left, PAR30 {par}", figures.active,
                        left=self.money(figures.left, currency), par=self.percent(figures.par30))

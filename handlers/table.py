@@ -28,6 +28,7 @@ COMMANDS: list[Command] = [
     Command("summary", manager.summary, MANAGERS),
     Command("export", manager.export, MANAGERS),
     Command("portfolio", manager.portfolio, MANAGERS),
+    Command("move", visits.move_command, MANAGERS),
     Command("price", manager.price, MANAGERS),
     Command("plan", plans.plan_command, MANAGERS, dialogue=plans.plan_dialogue),
     Command("reverse", plans.reverse_command, MANAGERS),

@@ -1,4 +1,5 @@
-"""/visits: the customers to visit today — their devices past due, most days first, paged with buttons.
+"""/visits: the customers to visit today — their devices past due, most days first, paged with buttons; and
+/move, a manager giving a customer to another agent.
 
 Agents see the customers they look after (registered, or given by an import); managers see everyone's,
 grouped by agent.
@@ -12,7 +13,8 @@ from bot.people import Kind
 from bot.portfolio.service import visits as past_due
 from bot.services import BotContext
 from handlers.access import only
-from handlers.common import buttons, reply
+from handlers.agent import one_device
+from handlers.common import arguments, buttons, reply
 from handlers.roles import STAFF
 
 PAGE = 10
@@ -57,3 +59,22 @@ async def _page(update: Update, context: BotContext, offset: int, *, edit: bool)
                                                       reply_markup=markup)
     else:
         await reply(update, context, text, markup)
+
+
+async def move_command(update: Update, context: BotContext) -> None:
+    """/move device telegram-id: the device's customer is looked after by that agent from now on."""
+    args = arguments(context)
+    if len(args) != 2 or not args[1].isascii() or not args[1].isdigit() or len(args[1]) > 20:
+        await reply(update, context, context.texts.usage("move"))
+        return
+    context.args = args[:1]  # the device, checked as every one-device command checks it
+    found = await one_device(update, context, "move")
+    if found is None:
+        return
+    device, device_id = found
+    moved = await context.services.team.move_customer(device_id, int(args[1]))
+    if isinstance(moved, str):
+        await reply(update, context, context.texts.move_refused(moved, device, args[1]))
+        return
+    customer, agent = moved
+    await reply(update, context, context.texts.moved(customer.name, device, agent.name or str(agent.telegram_id)))

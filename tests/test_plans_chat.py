@@ -577,3 +577,10 @@ async def test_visits_list_the_customers_past_due_most_days_first(bot: Paying) -
     assert "Alex Kamau" in everyone and "12 days past due" in everyone
     await bot.chat.make(OTHER_AGENT, Role.AGENT)
     assert "Nobody to visit" in text_of(await bot.chat.say(OTHER_AGENT, "/visits"))  # not their customer
+    moved = text_of(await bot.chat.say(MANAGER, f"/move {DEVICE} {OTHER_AGENT.id}"))
+    assert "Jane Wanjiru (TEST2503000017) is looked after by" in moved
+    assert "12 days past due" in text_of(await bot.chat.say(OTHER_AGENT, "/visits"))
+    assert "Nobody to visit" in text_of(await bot.chat.say(AGENT, "/visits"))
+    assert "not an agent or manager" in text_of(await bot.chat.say(MANAGER, f"/move {DEVICE} 99999"))
+    assert "Usage: /move" in text_of(await bot.chat.say(MANAGER, f"/move {DEVICE}"))
+    assert "managers" in text_of(await bot.chat.say(AGENT, f"/move {DEVICE} {AGENT.id}"))
