@@ -93,6 +93,11 @@ class PortfolioTexts(_Base):
         return self._("{telegram_id} is not an agent or manager of this bot (see /agents). Nothing changed.",
                       telegram_id=esc(telegram_id))
 
+    def portfolio_chart_labels(self) -> dict[str, str]:
+        return {"par30": self._("PAR30"), "collection": self._("Collection rate (7 days)"),
+                "weeks": self._("The last 12 weeks"),
+                "buckets": self._("Left to pay by days past due (number of plans on each bar)")}
+
     def agent_line(self, figures: Figures, currency: str) -> str:
         return self.n_("{n} plan, {left} left, PAR30 {par}", "{n} plans, {left} left, PAR30 {par}", figures.active,
                        left=self.money(figures.left, currency), par=self.percent(figures.par30))

@@ -11,7 +11,9 @@ from telegram import Update
 from bot import reports
 from bot.delivery import send_summary
 from bot.issuing import devices, limits
+from bot.portfolio.chart import chart as portfolio_chart
 from bot.portfolio.service import health as portfolio_health
+from bot.portfolio.service import weeks as portfolio_weeks
 from bot.services import BotContext
 from handlers.agent import known_device, valid_device
 from handlers.common import arguments, reply, reply_qr, too_long
@@ -125,9 +127,14 @@ async def export(update: Update, context: BotContext) -> None:
 async def portfolio(update: Update, context: BotContext) -> None:
     """/portfolio: the plans' health now — counts, left to pay, PAR30, days past due, collections, per agent."""
     services = context.services
-    health = await portfolio_health(services.db, services.clock.now())
+    now = services.clock.now()
+    health = await portfolio_health(services.db, now)
     await reply(update, context, context.texts.portfolio_text(health, services.settings.currency,
                                                               await services.team.names()))
+    picture = portfolio_chart(await portfolio_weeks(services.db, now), health.figures, context.texts)
+    chat = update.effective_chat
+    assert chat is not None
+    await context.bot.send_photo(chat.id, picture, caption=context.texts.portfolio_chart_labels()["weeks"])
 
 
 async def agents(update: Update, context: BotContext) -> None:

@@ -548,13 +548,19 @@ async def test_portfolio_shows_where_the_plans_stand(bot: Paying) -> None:
     await bot.chat.say(MANAGER, f"/plan {DEVICE} 1000 50 KES")
     await cash(bot, "200", "R-1")  # 4 days
     await bot.issued(1)
+    after = bot.chat.api.position
     text = text_of(await bot.chat.say(MANAGER, "/portfolio"))
+    picture = await bot.chat.api.wait_for(lambda sent: sent.chat_id == MANAGER.id and sent.method == "sendPhoto",
+                                          after=after)
+    assert picture.photo and picture.photo.startswith(b"\x89PNG")
     assert "Plans: 1 being paid, 0 paid off, 0 repossessed" in text and "Left to pay: KES 800.00" in text
     assert "PAR30: 0%" in text and "Collection rate: " in text
     assert "1–7 days: 0 plans, KES 0.00" in text and "over 90 days: 0 plans" in text
     assert "Alex Kamau: 1 plan, KES 800.00 left, PAR30 0%" in text
     bot.chat.clock.advance(days=40)  # the credit ended 36 days ago: at risk
+    after = bot.chat.api.position
     text = text_of(await bot.chat.say(MANAGER, "/portfolio"))
+    await bot.chat.api.wait_for(lambda sent: sent.chat_id == MANAGER.id and sent.method == "sendPhoto", after=after)
     assert "PAR30: 100%" in text and "31–90 days: 1 plan, KES 800.00" in text
     after = bot.chat.api.position
     await bot.chat.api.user_says(MANAGER, "/summary")

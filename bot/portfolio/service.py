@@ -50,6 +50,29 @@ async def health(db: Database, at: datetime) -> Health:
                   await collection(db, at - timedelta(days=30), at))
 
 
+@dataclass(frozen=True)
+class Week:
+    """One week of the chart: PAR30 at its end, and its collection rate."""
+
+    end: datetime
+    par30: Decimal | None
+    collection: Decimal | None
+
+
+async def weeks(db: Database, now: datetime, count: int = 12) -> list[Week]:
+    """The last ``count`` weeks up to ``now``, oldest first, each as the plans stood at its end."""
+    found = []
+    for back in range(count - 1, -1, -1):
+        end = now - timedelta(weeks=back)
+        async with db.read() as session:
+            plans = await ledger.portfolio.plans_at(session=session, at=end)
+            came_in = await ledger.portfolio.collected(session=session, start=end - timedelta(days=7), end=end)
+        due = sum((plan.daily_price * days_active(plan.started_at, plan.ended_at, end - timedelta(days=7), end)
+                   for plan in plans), Decimal(0))
+        found.append(Week(end, figures(_states(plans), end).par30, collection_rate(came_in, due)))
+    return found
+
+
 async def collection(db: Database, start: datetime, end: datetime) -> Collection:
     """Collected ÷ due over [start, end): due is each plan's price per day × the days of the period it was
     active in (as the plans stood at ``end``)."""

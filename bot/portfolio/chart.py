@@ -1,0 +1,52 @@
+"""The portfolio's picture: PAR30 and the collection rate over the last 12 weeks, and the buckets now, as a PNG."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from typing import Protocol
+
+from bot.portfolio.figures import Figures
+from bot.portfolio.service import Week
+
+
+class ChartWords(Protocol):
+    """The chart's words in the reader's language (``bot.texts.Texts`` has them)."""
+
+    def portfolio_chart_labels(self) -> dict[str, str]: ...
+
+    def short_date(self, day: date) -> str: ...
+
+
+def chart(weeks: list[Week], now: Figures, words: ChartWords) -> bytes:
+    """Two panels: PAR30 and the 7-day collection rate at each week's end (%), and the plans past due by bucket
+    (amount left to pay)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    from matplotlib.figure import Figure
+
+    labels = words.portfolio_chart_labels()
+    figure = Figure(figsize=(8, 6), dpi=100)
+    trend, buckets = figure.subplots(2, 1)
+    positions = range(len(weeks))
+    trend.plot(list(positions), [float(w.par30 * 100) if w.par30 is not None else float("nan") for w in weeks],
+               marker="o", color="#e76f51", label=labels["par30"])
+    trend.plot(list(positions), [float(w.collection * 100) if w.collection is not None else float("nan")
+                                 for w in weeks], marker="s", color="#2a9d8f", label=labels["collection"])
+    trend.set_xticks(list(positions), [words.short_date(w.end.date()) for w in weeks], rotation=45, ha="right",
+                     fontsize=8)
+    trend.set_ylabel("%")
+    trend.set_title(labels["weeks"])
+    trend.legend(loc="upper left", fontsize=8)
+    names = [f"{b.low}–{b.high}" if b.high is not None else f">{b.low - 1}" for b in now.buckets]
+    buckets.bar(names, [float(b.amount) for b in now.buckets], color="#e9c46a")
+    for index, bucket in enumerate(now.buckets):
+        buckets.annotate(str(bucket.count), (index, float(bucket.amount)), ha="center", va="bottom", fontsize=8)
+    buckets.set_title(labels["buckets"])
+    figure.tight_layout()
+    picture = io.BytesIO()
+    figure.savefig(picture, format="png")
+    pyplot.close("all")
+    return picture.getvalue()
