@@ -419,7 +419,8 @@ class Texts(PlanTexts, PortfolioTexts):
             "reset": self._("Usage: /reset <i>device</i> — for example /reset TEST2503000017"),
             "summary": self._("Usage: /summary [<i>YYYY-MM-DD</i>] — for example /summary 2026-11-21"),
             "export": self._("Usage: /export [<i>from</i>] [<i>to</i>] — dates as YYYY-MM-DD, for example "
-                             "/export 2026-11-01 2026-11-30; /export plans for the payment plans"),
+                             "/export 2026-11-01 2026-11-30; /export plans for the payment plans, /export "
+                             "portfolio for their days past due"),
             "revoke": self._("Usage: /revoke <i>telegram id</i> — the number /agents shows"),
             "plan": self._("Usage: /plan <i>device total price-per-day currency</i> [<i>deposit</i>] — for example "
                            "/plan TEST2503000017 30000 50 KES 3000; /plan <i>device</i> shows the plan; /plan alone "

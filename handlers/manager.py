@@ -17,7 +17,7 @@ from bot.portfolio.service import weeks as portfolio_weeks
 from bot.services import BotContext
 from handlers.agent import known_device, valid_device
 from handlers.common import arguments, reply, reply_qr, too_long
-from handlers.plans import export_plans
+from handlers.plans import export_plans, export_portfolio
 
 
 async def invite(update: Update, context: BotContext) -> None:
@@ -94,6 +94,9 @@ async def export(update: Update, context: BotContext) -> None:
     services = context.services
     if len(args) == 1 and args[0].lower() == "plans":
         await export_plans(update, context)
+        return
+    if len(args) == 1 and args[0].lower() == "portfolio":
+        await export_portfolio(update, context)
         return
     if len(args) > 2:
         await reply(update, context, context.texts.usage("export"))

@@ -21,6 +21,7 @@ from bot.issuing import PlanBalance, limits
 from bot.plans import reversals
 from bot.plans.reversals import NotReversed, Unreversed
 from bot.plans.service import Bad, PlanView, Terms, parse_currency, parse_money
+from bot.portfolio.service import plan_lines
 from bot.services import BotContext
 from handlers import confirming
 from handlers.access import only
@@ -308,3 +309,27 @@ def _credit_date(credit_until: datetime | None, tz: Any) -> str:
     if credit_until is None:
         return ""
     return (credit_until.astimezone(tz) - timedelta(microseconds=1)).date().isoformat()
+
+
+async def export_portfolio(update: Update, context: BotContext) -> None:
+    """Every plan as it stands now, with its days past due: the rows the /portfolio figures add up."""
+    services = context.services
+    now, tz = services.clock.now(), services.settings.tz
+    lines = await plan_lines(services.db, now)
+    document = io.StringIO()
+    writer = csv.writer(document)
+    writer.writerow(["device", "name", "phone", "agent", "status", "total", "per_day", "paid", "left",
+                     "credit_until", "days_past_due", "at_risk"])
+    for line in lines:
+        state = line.state
+        writer.writerow([line.device, line.customer, line.phone, line.agent, state.status, state.total,
+                         state.daily_price, state.paid, state.left if state.status == "active" else 0,
+                         _credit_date(state.credit_until, tz), line.days_past_due,
+                         "yes" if state.status == "active" and line.days_past_due > 30 else "no"])
+    chat = update.effective_chat
+    assert chat is not None
+    today = now.astimezone(tz).date()
+    await context.bot.send_document(
+        chat.id, document.getvalue().encode("utf-8"), filename=f"paygbot-portfolio-{today}.csv",
+        caption=context.texts.with_sandbox_note(context.texts.plans_export_caption(len(lines)), services.sandbox),
+    )

@@ -568,6 +568,12 @@ async def test_portfolio_shows_where_the_plans_stand(bot: Paying) -> None:
     await bot.chat.api.wait_for(lambda sent: sent.chat_id == MANAGER.id and sent.method == "sendPhoto", after=after)
     assert "📈 PAR30 100% (no change since the day before); collection rate over 7 days 0% (no change)" in summary
     assert "managers" in text_of(await bot.chat.say(AGENT, "/portfolio"))
+    after = bot.chat.api.position
+    await bot.chat.api.user_says(MANAGER, "/export portfolio")
+    sent = await bot.chat.api.wait_for(lambda s: s.chat_id == MANAGER.id and s.document is not None, after=after)
+    [row] = list(csv.DictReader(io.StringIO(sent.document.decode())))  # type: ignore[union-attr]
+    assert (row["device"], row["left"], row["days_past_due"], row["at_risk"], row["agent"]) == (
+        DEVICE, "800", "36", "yes", "Alex Kamau")
 
 
 async def test_visits_list_the_customers_past_due_most_days_first(bot: Paying) -> None:

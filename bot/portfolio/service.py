@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from bot.portfolio.figures import Figures, PlanState, by_agent, collection_rate, days_active, figures
+from bot.portfolio.figures import (
+    Figures,
+    PlanState,
+    by_agent,
+    collection_rate,
+    days_active,
+    days_past_due,
+    figures,
+)
 from storage import ledger
 from storage.db import Database
 
@@ -90,3 +98,33 @@ async def visits(db: Database, now: datetime, *, agent_id: int | None) -> list[l
     async with db.read() as session:
         return await ledger.portfolio.visits(session=session, ended_before=now - timedelta(days=1),
                                              agent_id=agent_id)
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    """One plan of ``/export portfolio``: who, where it stands, how late."""
+
+    device: str
+    customer: str
+    phone: str
+    agent: str
+    state: PlanState
+    days_past_due: int
+
+
+async def plan_lines(db: Database, at: datetime) -> list[PlanLine]:
+    """Every plan started by ``at`` as it stood then, with its device, customer and agent (the same states the
+    figures, the summary and the chart are made from)."""
+    async with db.read() as session:
+        plans = {plan.plan_id: plan for plan in await ledger.portfolio.plans_at(session=session, at=at)}
+        rows = await ledger.plan_rows(session=session)
+    lines = []
+    for row in rows:
+        if row.plan.id not in plans:
+            continue
+        state = _states([plans[row.plan.id]])[0]
+        agent = row.agent.name or str(row.agent.telegram_id) if row.agent is not None else ""
+        lines.append(PlanLine(row.device.label, row.customer.name if row.customer else "",
+                              row.customer.phone if row.customer else "", agent, state,
+                              days_past_due(state, at) if state.status == "active" else 0))
+    return lines
