@@ -261,6 +261,10 @@ async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: s
     transcript.heading("Evening: the manager reads the summary")
     clock.set(_at(19, 0))
     await script.says(MARY, "/summary", expect=lambda sent: sent.chat_id == MARY.id and sent.method == "sendPhoto")
+
+    transcript.heading("The portfolio's health, and who to visit")
+    await script.says(MARY, "/portfolio", expect=lambda sent: sent.chat_id == MARY.id and sent.method == "sendPhoto")
+    await script.says(ALEX, "/visits")
     out.write("\nThe demo is over: the ledger and everything else it made are removed.\n")
 
 

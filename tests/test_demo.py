@@ -36,6 +36,7 @@ def test_the_demo_plays_the_day_and_leaves_nothing(tmp_path: Path) -> None:
         "POST /payments  {reference QK71ABD456, KES 1250.00",
         "Plan paid off: TEST2503000017 (Jane Wanjiru) has paid KES 1,500.00 of KES 1,500.00",
         "TEST2503000017 — msimbo wa bure", "Jane (customer) ▸ /balance",
+        "Mary (manager) ▸ /portfolio", "PAR30", "Alex (agent) ▸ /visits",
     ):
         assert line in out, line
     assert "Traceback" not in result.err and "ERROR" not in result.err
