@@ -51,11 +51,21 @@ def _states(plans: list[ledger.portfolio.PlanAt]) -> list[PlanState]:
 
 
 async def health(db: Database, at: datetime) -> Health:
+    """The figures at ``at``, per agent, and the collection rates of the 7 and 30 days before (one read of the
+    plans as they stood at ``at`` serves all of them)."""
     async with db.read() as session:
         plans = await ledger.portfolio.plans_at(session=session, at=at)
+        week = await ledger.portfolio.collected(session=session, start=at - timedelta(days=7), end=at)
+        month = await ledger.portfolio.collected(session=session, start=at - timedelta(days=30), end=at)
     states = _states(plans)
-    return Health(at, figures(states, at), by_agent(states, at), await collection(db, at - timedelta(days=7), at),
-                  await collection(db, at - timedelta(days=30), at))
+    return Health(at, figures(states, at), by_agent(states, at), _collection(plans, week, at - timedelta(days=7), at),
+                  _collection(plans, month, at - timedelta(days=30), at))
+
+
+def _collection(plans: list[ledger.portfolio.PlanAt], came_in: Decimal, start: datetime, end: datetime) -> Collection:
+    due = sum((plan.daily_price * days_active(plan.started_at, plan.ended_at, start, end) for plan in plans),
+              Decimal(0))
+    return Collection(start, end, came_in, due)
 
 
 @dataclass(frozen=True)
@@ -75,9 +85,8 @@ async def weeks(db: Database, now: datetime, count: int = 12) -> list[Week]:
         async with db.read() as session:
             plans = await ledger.portfolio.plans_at(session=session, at=end)
             came_in = await ledger.portfolio.collected(session=session, start=end - timedelta(days=7), end=end)
-        due = sum((plan.daily_price * days_active(plan.started_at, plan.ended_at, end - timedelta(days=7), end)
-                   for plan in plans), Decimal(0))
-        found.append(Week(end, figures(_states(plans), end).par30, collection_rate(came_in, due)))
+        week = _collection(plans, came_in, end - timedelta(days=7), end)
+        found.append(Week(end, figures(_states(plans), end).par30, week.rate))
     return found
 
 
@@ -87,9 +96,7 @@ async def collection(db: Database, start: datetime, end: datetime) -> Collection
     async with db.read() as session:
         plans = await ledger.portfolio.plans_at(session=session, at=end)
         came_in = await ledger.portfolio.collected(session=session, start=start, end=end)
-    due = sum((plan.daily_price * days_active(plan.started_at, plan.ended_at, start, end) for plan in plans),
-              Decimal(0))
-    return Collection(start, end, came_in, due)
+    return _collection(plans, came_in, start, end)
 
 
 async def visits(db: Database, now: datetime, *, agent_id: int | None) -> list[ledger.portfolio.Visit]:
