@@ -9,7 +9,7 @@ from bot.portfolio import service
 from bot.portfolio.figures import PlanState, by_agent, collection_rate, days_active, days_past_due, figures
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeKind, CodeRequest, Payment, PaymentStatus, Plan, Reversal, Status
+from storage.models import CodeKind, CodeRequest, Payment, PaymentStatus, Plan, PlanStatus, Reversal, Role, Status
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -127,3 +127,23 @@ async def _code(session: ledger.AsyncSession, device_id: int, when: datetime, un
     await ledger.add_request(session=session, request=CodeRequest(
         device_id=device_id, device_ref="PF1", kind=CodeKind.DAYS, days=30, status=Status.ISSUED, code="*1#",
         issued_at=when, credit_until=until, not_before=when, created_at=when))
+
+
+async def test_visits_leave_out_devices_paid_off_or_running(db: Database) -> None:
+    async with db.write() as session:
+        agent = await ledger.put_person(session=session, telegram_id=4242, role=Role.AGENT, name="Ann", now=AT)
+        for n, (credit_days, status) in enumerate([(-10, PlanStatus.ACTIVE), (-20, PlanStatus.PAID_OFF),
+                                                  (5, PlanStatus.ACTIVE), (-3, None)]):
+            device, _ = await ledger.add_device(session=session, ids=[f"VIS{n}"], now=AT)
+            device.credit_until, device.daily_price, device.currency = AT + credit_days * DAY, Decimal(10), "KES"
+            await ledger.put_customer(session=session, device=device, phone=f"+2547000000{n}", name=f"C{n}",
+                                      registered_by_id=agent.id, now=AT)
+            session.add(device)
+            if status is not None:
+                assert device.id is not None
+                await ledger.add_plan(session=session, plan=Plan(
+                    device_id=device.id, total=Decimal(500), daily_price=Decimal(10), currency="KES", status=status,
+                    paid=Decimal(100), started_at=AT - 100 * DAY))
+    found = await service.visits(db, AT, agent_id=agent.id)
+    assert [(v.device, v.left) for v in found] == [("VIS0", Decimal(400)), ("VIS3", None)]  # most days first
+    assert await service.visits(db, AT, agent_id=(agent.id or 0) + 1) == []

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import or_
+from sqlalchemy import exists, or_
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,6 +31,8 @@ from storage.models import (
 )
 
 TERMS_EVENTS = ("created", "imported", "changed", "price")
+PaidOff = aliased(Plan)
+"""A device's plan paid off: the device is its customer's, nobody visits it for money."""
 
 
 @dataclass(frozen=True)
@@ -128,13 +131,14 @@ class Visit:
 
 
 async def visits(*, session: AsyncSession, ended_before: datetime, agent_id: int | None = None) -> list[Visit]:
-    """Customers' devices (not unlocked) whose credit ended before ``ended_before`` — or that never had any, on a
-    plan started before then — longest ago first; only ``agent_id``'s customers when given."""
+    """Customers' devices (not unlocked, not paid off) whose credit ended before ``ended_before`` — or that never
+    had any, on a plan started before then — longest ago first; only ``agent_id``'s customers when given."""
     query = (
         select(Device, Customer, Plan)
         .join(Customer, col(Customer.id) == Device.customer_id)
         .outerjoin(Plan, (col(Plan.device_id) == Device.id) & (col(Plan.status) == PlanStatus.ACTIVE))
         .where(col(Device.unlocked).is_(False),
+               ~exists().where(col(PaidOff.device_id) == Device.id, col(PaidOff.status) == PlanStatus.PAID_OFF),
                or_(col(Device.credit_until) < ended_before,
                    col(Device.credit_until).is_(None) & col(Plan.started_at).is_not(None)
                    & (col(Plan.started_at) < ended_before)))
