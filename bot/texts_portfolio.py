@@ -62,7 +62,7 @@ class PortfolioTexts(_Base):
     def visits_page(self, rows: list[Any], offset: int, total: int, names: dict[int | None, str] | None,
                     now: Any) -> str:
         """``/visits``: customers to visit, most days past due first; ``names``: grouped by agent (managers)."""
-        from bot.issuing.limits import days_past_due
+        from bot.portfolio.figures import overdue
 
         if not total:
             return self._("Nobody to visit: no customer's credit has run out.")
@@ -73,7 +73,7 @@ class PortfolioTexts(_Base):
             if names is not None and visit.agent_id != agent:
                 agent = visit.agent_id
                 lines.append(f"<b>{esc(names.get(visit.agent_id) or self._('no agent'))}</b>")
-            late = days_past_due(visit.credit_until or visit.started_at, now)
+            late = overdue(visit.credit_until, visit.started_at, now)
             parts = [self.n_("{n} day past due", "{n} days past due", late)]
             if visit.left is not None:
                 parts.append(self._("{left} left to pay", left=self.money(visit.left, visit.currency)))

@@ -29,7 +29,7 @@ from bot.issuing import Accepted, Refused
 from bot.people import valid_name
 from bot.services import BotContext
 from handlers.access import only
-from handlers.common import arguments, buttons, cancel, reply, reply_qr, timed_out, too_long
+from handlers.common import arguments, buttons, cancel, reply, reply_page, reply_qr, timed_out, too_long
 from handlers.roles import STAFF
 from storage.models import CodeKind
 
@@ -282,17 +282,8 @@ async def _history_page(update: Update, context: BotContext, device_id: int, ref
         await reply(update, context, context.texts.erm_unavailable())
         return
     text = context.texts.history_page(ref, page.events, page.count, offset, services.settings.tz)
-    row = []
-    if offset > 0:
-        row.append((context.texts.newer, f"hist:{device_id}:{max(0, offset - HISTORY_PAGE)}"))
-    if offset + len(page.events) < page.count:
-        row.append((context.texts.older, f"hist:{device_id}:{offset + HISTORY_PAGE}"))
-    markup = buttons([row]) if row else None
-    if edit and update.callback_query is not None:
-        await update.callback_query.edit_message_text(context.texts.with_sandbox_note(text, services.sandbox),
-                                                      reply_markup=markup)
-    else:
-        await reply(update, context, text, markup)
+    await reply_page(update, context, text, f"hist:{device_id}:", offset, len(page.events), page.count, HISTORY_PAGE,
+                     edit=edit)
 
 
 # -- /customer --------------------------------------------------------------------------------

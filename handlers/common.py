@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 from collections.abc import Callable
@@ -61,6 +62,36 @@ async def tell(context: BotContext, chat_id: int, words: Callable[[Texts], str],
     """Write to someone other than the sender of the update, in their own language."""
     await speak_to(context.bot, context.services.db, chat_id, words, sandbox=context.services.sandbox,
                    markup=markup)
+
+
+async def send_csv(update: Update, context: BotContext, header: list[str], rows: list[list[object]], filename: str,
+                   caption: str) -> None:
+    """A CSV document (a header row, then ``rows``) to the update's chat; in sandbox mode its caption says so."""
+    document = io.StringIO()
+    writer = csv.writer(document)
+    writer.writerow(header)
+    writer.writerows(rows)
+    chat = update.effective_chat
+    assert chat is not None
+    await context.bot.send_document(chat.id, document.getvalue().encode("utf-8"), filename=filename,
+                                    caption=context.texts.with_sandbox_note(caption, context.services.sandbox))
+
+
+async def reply_page(update: Update, context: BotContext, text: str, prefix: str, offset: int, shown: int,
+                     total: int, size: int, *, edit: bool) -> None:
+    """One page of a list, with Newer / Older buttons (``<prefix><offset>``); a tapped button edits the page in
+    place."""
+    row = []
+    if offset > 0:
+        row.append((context.texts.newer, f"{prefix}{max(0, offset - size)}"))
+    if offset + shown < total:
+        row.append((context.texts.older, f"{prefix}{offset + size}"))
+    markup = buttons([row]) if row else None
+    if edit and update.callback_query is not None:
+        await update.callback_query.edit_message_text(
+            context.texts.with_sandbox_note(text, context.services.sandbox), reply_markup=markup)
+    else:
+        await reply(update, context, text, markup)
 
 
 def buttons(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:

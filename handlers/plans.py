@@ -6,8 +6,6 @@ The plans themselves live in :mod:`bot.plans`; these handlers parse, answer and 
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,10 +15,11 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
 
-from bot.issuing import PlanBalance, limits
+from bot.issuing import PlanBalance
 from bot.plans import reversals
 from bot.plans.reversals import NotReversed, Unreversed
 from bot.plans.service import Bad, PlanView, Terms, parse_currency, parse_money
+from bot.portfolio.figures import overdue
 from bot.portfolio.service import plan_lines
 from bot.services import BotContext
 from handlers import confirming
@@ -37,7 +36,7 @@ from handlers.agent import (
     one_device,
     valid_device,
 )
-from handlers.common import arguments, buttons, reply, tell
+from handlers.common import arguments, buttons, reply, send_csv, tell
 from handlers.roles import MANAGERS
 from storage.models import Role
 
@@ -278,14 +277,11 @@ async def export_plans(update: Update, context: BotContext) -> None:
     services = context.services
     rows = await services.plans.rows()
     now, tz = services.clock.now(), services.settings.tz
-    document = io.StringIO()
-    writer = csv.writer(document)
-    writer.writerow(["device", "name", "phone", "agent", "agent_name", "currency", "total", "per_day", "deposit",
-                     "paid", "left", "status", "started", "ended", "credit_until", "days_past_due"])
+    lines = []
     for row in rows:
         plan, device = row.plan, row.device
         active = plan.status == "active"
-        writer.writerow([
+        lines.append([
             device.label, row.customer.name if row.customer else "", row.customer.phone if row.customer else "",
             row.agent.telegram_id if row.agent and row.agent.role in (Role.AGENT, Role.MANAGER) else "",
             row.agent.name if row.agent else "", plan.currency, plan.total, plan.daily_price, plan.deposit,
@@ -293,15 +289,12 @@ async def export_plans(update: Update, context: BotContext) -> None:
             plan.started_at.astimezone(tz).date().isoformat(),
             plan.ended_at.astimezone(tz).date().isoformat() if plan.ended_at else "",
             _credit_date(device.credit_until, tz),
-            limits.days_past_due(device.credit_until, now) if active and not device.unlocked else "",
+            overdue(device.credit_until, plan.started_at, now) if active and not device.unlocked else "",
         ])
-    chat = update.effective_chat
-    assert chat is not None
-    today = now.astimezone(tz).date()
-    await context.bot.send_document(
-        chat.id, document.getvalue().encode("utf-8"), filename=f"paygbot-plans-{today}.csv",
-        caption=context.texts.with_sandbox_note(context.texts.plans_export_caption(len(rows)), services.sandbox),
-    )
+    header = ["device", "name", "phone", "agent", "agent_name", "currency", "total", "per_day", "deposit", "paid",
+              "left", "status", "started", "ended", "credit_until", "days_past_due"]
+    await send_csv(update, context, header, lines, f"paygbot-plans-{now.astimezone(tz).date()}.csv",
+                   context.texts.plans_export_caption(len(rows)))
 
 
 def _credit_date(credit_until: datetime | None, tz: Any) -> str:
@@ -316,20 +309,11 @@ async def export_portfolio(update: Update, context: BotContext) -> None:
     services = context.services
     now, tz = services.clock.now(), services.settings.tz
     lines = await plan_lines(services.db, now)
-    document = io.StringIO()
-    writer = csv.writer(document)
-    writer.writerow(["device", "name", "phone", "agent", "status", "total", "per_day", "paid", "left",
-                     "credit_until", "days_past_due", "at_risk"])
-    for line in lines:
-        state = line.state
-        writer.writerow([line.device, line.customer, line.phone, line.agent, state.status, state.total,
-                         state.daily_price, state.paid, state.left if state.status == "active" else 0,
-                         _credit_date(state.credit_until, tz), line.days_past_due,
-                         "yes" if state.status == "active" and line.days_past_due > 30 else "no"])
-    chat = update.effective_chat
-    assert chat is not None
-    today = now.astimezone(tz).date()
-    await context.bot.send_document(
-        chat.id, document.getvalue().encode("utf-8"), filename=f"paygbot-portfolio-{today}.csv",
-        caption=context.texts.with_sandbox_note(context.texts.plans_export_caption(len(lines)), services.sandbox),
-    )
+    header = ["device", "name", "phone", "agent", "status", "total", "per_day", "paid", "left", "credit_until",
+              "days_past_due", "at_risk"]
+    rows = [[line.device, line.customer, line.phone, line.agent, line.state.status, line.state.total,
+             line.state.daily_price, line.state.paid, line.state.left if line.state.status == "active" else 0,
+             _credit_date(line.state.credit_until, tz), line.days_past_due,
+             "yes" if line.state.status == "active" and line.days_past_due > 30 else "no"] for line in lines]
+    await send_csv(update, context, header, rows, f"paygbot-portfolio-{now.astimezone(tz).date()}.csv",
+                   context.texts.plans_export_caption(len(lines)))

@@ -14,7 +14,7 @@ from bot.portfolio.service import visits as past_due
 from bot.services import BotContext
 from handlers.access import only
 from handlers.agent import one_device
-from handlers.common import arguments, buttons, reply
+from handlers.common import arguments, reply, reply_page
 from handlers.roles import STAFF
 
 PAGE = 10
@@ -48,17 +48,7 @@ async def _page(update: Update, context: BotContext, offset: int, *, edit: bool)
         names = {}
     shown = rows[offset:offset + PAGE]
     text = context.texts.visits_page(shown, offset, len(rows), names if everyone else None, now)
-    row = []
-    if offset > 0:
-        row.append((context.texts.newer, f"vis:{max(0, offset - PAGE)}"))
-    if offset + PAGE < len(rows):
-        row.append((context.texts.older, f"vis:{offset + PAGE}"))
-    markup = buttons([row]) if row else None
-    if edit and update.callback_query is not None:
-        await update.callback_query.edit_message_text(context.texts.with_sandbox_note(text, services.sandbox),
-                                                      reply_markup=markup)
-    else:
-        await reply(update, context, text, markup)
+    await reply_page(update, context, text, "vis:", offset, len(shown), len(rows), PAGE, edit=edit)
 
 
 async def move_command(update: Update, context: BotContext) -> None:

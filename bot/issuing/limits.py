@@ -43,13 +43,6 @@ def days_left(credit_until: datetime | None, now: datetime) -> int:
     return math.ceil((credit_until - now) / DAY)
 
 
-def days_past_due(credit_until: datetime | None, now: datetime) -> int:
-    """Whole days since the credit ended, 0 while it runs (and for a device that never had credit)."""
-    if credit_until is None or credit_until > now:
-        return 0
-    return (now - credit_until) // DAY
-
-
 def headroom(credit_until: datetime | None, pending_days: int, now: datetime, max_stacked_days: int) -> int:
     """How many more days fit under the stacking limit, counting days already queued."""
     return max(0, max_stacked_days - days_left(credit_until, now) - pending_days)

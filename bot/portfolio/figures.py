@@ -45,11 +45,15 @@ class PlanState:
         return max(ZERO, self.total - self.paid)
 
 
+def overdue(credit_until: datetime | None, started_at: datetime | None, at: datetime) -> int:
+    """Days past due: whole days since the credit ended (since the plan started, if its device never had
+    credit); 0 while it runs, and for a device with neither."""
+    ended = credit_until if credit_until is not None else started_at
+    return 0 if ended is None or ended > at else (at - ended) // DAY
+
+
 def days_past_due(state: PlanState, at: datetime) -> int:
-    """Whole days since the credit ended (since the plan started, if its device never had credit); 0 while
-    it runs."""
-    ended = state.credit_until if state.credit_until is not None else state.started_at
-    return 0 if ended > at else (at - ended) // DAY
+    return overdue(state.credit_until, state.started_at, at)
 
 
 @dataclass(frozen=True)

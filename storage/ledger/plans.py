@@ -80,11 +80,6 @@ async def plan_merged(*, session: AsyncSession, plan_id: int) -> bool:
     return (await session.exec(query)).first() is not None
 
 
-async def pending_unlock_approval(*, session: AsyncSession, plan_id: int) -> Approval | None:
-    query = select(Approval).where(Approval.plan_id == plan_id, Approval.status == ApprovalStatus.PENDING)
-    return (await session.exec(query)).first()
-
-
 async def cancel_approval(*, session: AsyncSession, approval_id: int, now: datetime) -> bool:
     """PENDING -> CANCELLED, once: False if someone decided first."""
     result = await session.exec(  # type: ignore[call-overload]
