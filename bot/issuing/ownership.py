@@ -34,7 +34,7 @@ class Ownership:
         await ledger.add_plan_event(session=session, plan=plan, kind="paid_off", at=now)
         if device.unlocked:  # unlocked for good already (a manager's /free): no second unlock code
             return
-        agent = await self._agent(session, device)
+        agent = await self.agent_of(session, device)
         if self.at_once:
             await self.queue_unlock(session, plan, device, now, requested_by=agent.id if agent else None,
                                     chat_id=agent.telegram_id if agent else None)
@@ -76,7 +76,7 @@ class Ownership:
         return request.id
 
     @staticmethod
-    async def _agent(session: ledger.AsyncSession, device: Device) -> Person | None:
+    async def agent_of(session: ledger.AsyncSession, device: Device) -> Person | None:
         """The agent who looks after the device's customer (who registered them), if still active."""
         if device.customer_id is None:
             return None

@@ -207,12 +207,7 @@ class Plans:
     async def agent_of(self, device: Device) -> Person | None:
         """The active agent who looks after the device's customer (who registered them), if any."""
         async with self.db.read() as session:
-            customer = (await ledger.get_customer(session=session, customer_id=device.customer_id)
-                        if device.customer_id is not None else None)
-            if customer is None or customer.registered_by_id is None:
-                return None
-            agent = await ledger.person_by_id(session=session, person_id=customer.registered_by_id)
-        return agent if agent is not None and agent.active else None
+            return await self.engine.ownership.agent_of(session, device)
 
     async def rows(self) -> list[ledger.PlanRow]:
         """Every plan with its device, customer and agent (``/export plans``)."""
