@@ -131,10 +131,10 @@ async def portfolio(update: Update, context: BotContext) -> None:
     """/portfolio: the plans' health now — counts, left to pay, PAR30, days past due, collections, per agent."""
     services = context.services
     now = services.clock.now()
-    health = await portfolio_health(services.db, now)
+    health = await portfolio_health(services.db, now, services.settings.tz)
     await reply(update, context, context.texts.portfolio_text(health, services.settings.currency,
                                                               await services.team.names()))
-    picture = portfolio_chart(await portfolio_weeks(services.db, now), health.figures, context.texts)
+    picture = portfolio_chart(await portfolio_weeks(services.db, health, services.settings.tz), health.figures, context.texts)
     chat = update.effective_chat
     assert chat is not None
     await context.bot.send_photo(chat.id, picture, caption=context.texts.portfolio_chart_labels()["weeks"])

@@ -189,6 +189,7 @@ class Payment(SQLModel, table=True):
               sqlite_where=text("duplicate_of IS NULL"), postgresql_where=text("duplicate_of IS NULL")),
         Index("ix_payment_status_retry", "status", "retry_at"),
         Index("ix_payment_received", "received_at"),  # the day's payments (summary, chart, export)
+        Index("ix_payment_matched", "matched_at"),  # money counted toward plans since a moment (portfolio)
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -376,7 +377,7 @@ class PlanEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     plan_id: int = Field(foreign_key="plan.id", index=True)
-    at: datetime = _when()
+    at: datetime = _when(index=True)  # the changes since a moment (portfolio)
     kind: str = Field(max_length=16)
     """created, imported, changed, price, paid_off, unlock, reversed, reopened, repossessed."""
     by_id: int | None = Field(default=None, foreign_key="person.id")
@@ -399,7 +400,7 @@ class Reversal(SQLModel, table=True):
     """The provider's reference of the reversal itself (webhook); None from the chat."""
     reason: str | None = Field(default=None, max_length=200)
     by_id: int | None = Field(default=None, foreign_key="person.id")
-    at: datetime = _when()
+    at: datetime = _when(index=True)  # the reversals since a moment (portfolio)
     amount: Decimal = Field(sa_type=Money)
     cancelled_days: int = 0
     """Days of the payment not yet issued, taken back (its queued code cancelled, prepaid days removed)."""
@@ -408,3 +409,26 @@ class Reversal(SQLModel, table=True):
     taken: Decimal = Field(default=Decimal(0), sa_type=Money)
     """The value taken back from the device in all (days not issued, credit, and what is owed)."""
     plan_id: int | None = Field(default=None, foreign_key="plan.id")
+
+
+class PortfolioDay(SQLModel, table=True):
+    """The plans as they stood when a day (in the business's time zone) was over, kept once so that the
+    chart and the summary read a day's figures instead of working them out again from millions of rows;
+    never rewritten (a later payment does not change how a past day stood)."""
+
+    __tablename__ = "portfolio_day"  # type: ignore[assignment]
+
+    day: date = Field(primary_key=True)
+    ended_at: datetime = _when()
+    active: int
+    paid_off: int
+    repossessed: int
+    left: Decimal = Field(sa_type=Money)
+    """Left to pay on the active plans."""
+    at_risk: Decimal = Field(sa_type=Money)
+    """Left to pay on the active plans more than 30 days past due."""
+    due_next: Decimal = Field(sa_type=Money)
+    """The prices per day of the active plans: what falls due the next day."""
+    collected: Decimal = Field(sa_type=Money)
+    """Money counted toward plans during the day, less what reversals took back during it."""
+    made_at: datetime = _when()

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from bot.portfolio import service
-from bot.portfolio.figures import PlanState, by_agent, collection_rate, days_active, days_past_due, figures
+from bot.portfolio.figures import PlanState, by_agent, collection_rate, days_past_due, figures
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeKind, CodeRequest, Payment, PaymentStatus, Plan, PlanStatus, Reversal, Role, Status
+from storage.models import (
+    CodeKind,
+    CodeRequest,
+    Payment,
+    PaymentStatus,
+    Plan,
+    PlanStatus,
+    PortfolioDay,
+    Reversal,
+    Role,
+    Status,
+)
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -60,15 +72,25 @@ def test_nothing_left_to_pay_has_no_par30() -> None:
     assert figures([plan(1, status="paid_off", paid=1000, credit_days=3)], AT).par30 is None
 
 
-def test_collection_rate_counts_each_plan_only_while_it_was_active() -> None:
-    week = AT - 7 * DAY
-    assert days_active(AT - 100 * DAY, None, week, AT) == 7               # active all week
-    assert days_active(week + 2 * DAY, None, week, AT) == 5                # started at the start of day 3
-    assert days_active(week + 2 * DAY + timedelta(hours=9), None, week, AT) == 4  # during day 3: due from day 4
-    assert days_active(AT - 100 * DAY, week + 3 * DAY + timedelta(hours=1), week, AT) == 4  # paid off in day 4
-    assert days_active(AT - 100 * DAY, week - DAY, week, AT) == 0          # repossessed before the week
-    # due: 10 a day × (7 + 5 + 4) days = 160; collected 120
-    assert collection_rate(Decimal(120), Decimal(10) * (7 + 5 + 4)) == Decimal("0.75")
+def test_collection_rate_counts_each_plan_only_on_the_days_it_was_active_when_they_began() -> None:
+    """Days 1–7; plan A (10 a day) all week, plan B (20 a day) started during day 2, plan C (5 a day) paid off
+    during day 4. A day's due is what the plans active when it began owe for it; the day before day 1 ended
+    with A and C active."""
+    first = date(2026, 11, 24)
+    kept: dict[date, PortfolioDay] = {}
+    for n in range(8):  # day 0 (the day before day 1) to day 7
+        day = first + timedelta(days=n - 1)
+        due_next = Decimal(10) + (20 if n >= 2 else 0) + (5 if n < 4 else 0)  # B from day 3, C until day 4
+        kept[day] = PortfolioDay(day=day, ended_at=AT, active=1, paid_off=0, repossessed=0, left=Decimal(0),
+                                 at_risk=Decimal(0), due_next=due_next, collected=Decimal(20 if n else 999),
+                                 made_at=AT)
+    week = service.collection(kept, first + timedelta(days=6), 7)
+    # due: A 10 × 7 + B 20 × 5 (days 3–7) + C 5 × 4 (days 1–4) = 190; collected 20 × 7 (day 0's 999 is outside)
+    assert (week.first, week.collected, week.due) == (first, Decimal(140), Decimal(190))
+    assert week.rate == Decimal(140) / Decimal(190)
+    today = service.collection({d: k for d, k in kept.items() if d < first + timedelta(days=6)},
+                               first + timedelta(days=6), 7, today_so_far=Decimal(5))
+    assert (today.collected, today.due) == (Decimal(125), Decimal(190))  # today: what came in so far, its whole due
     assert collection_rate(Decimal(0), Decimal(0)) is None
 
 
@@ -80,38 +102,53 @@ async def test_plans_as_they_stood_are_read_from_the_ledger_and_later_rows_chang
         plan_row = await ledger.add_plan(session=session, plan=Plan(
             device_id=device.id, total=Decimal(1000), daily_price=Decimal(10), currency="KES", started_at=start))
         await ledger.add_plan_event(session=session, plan=plan_row, kind="created", at=start)
+        # as the bot does it: each row beside the plan's and the device's columns it changes
         paid_once = await _paid(session, device.id, plan_row.id, "P-1", 300, start + DAY)
         await _code(session, device.id, start + DAY, start + 31 * DAY)  # 30 days from day 1
         await _paid(session, device.id, plan_row.id, "P-2", 100, start + 20 * DAY)
         session.add(Reversal(payment_id=paid_once, plan_id=plan_row.id, amount=Decimal(300), at=start + 25 * DAY))
-        plan_row.total = Decimal(1200)
+        plan_row.total, plan_row.paid, device.credit_until = Decimal(1200), Decimal(100), start + 31 * DAY
         await ledger.add_plan_event(session=session, plan=plan_row, kind="changed", at=start + 30 * DAY)
-        session.add(plan_row)
+        session.add_all([plan_row, device])
     day_10 = start + 10 * DAY
     day_39 = start + 39 * DAY
     async with db.read() as session:
         [then] = await ledger.portfolio.plans_at(session=session, at=day_10)
         [now] = await ledger.portfolio.plans_at(session=session, at=day_39)
+        [day_0] = await ledger.portfolio.plans_at(session=session, at=start + timedelta(hours=1))
         assert await ledger.portfolio.plans_at(session=session, at=start - DAY) == []
     assert (then.total, then.paid, then.credit_until, then.status) == (Decimal(1000), Decimal(300), start + 31 * DAY,
                                                                        "active")
+    assert (day_0.paid, day_0.credit_until) == (Decimal(0), None)  # before the first payment and code
     assert (now.total, now.paid) == (Decimal(1200), Decimal(100))  # 300 + 100 − the reversed 300; the new total
     state = PlanState(now.plan_id, now.status, now.total, now.daily_price, now.paid, now.started_at,
                       now.credit_until, now.agent_id)
     assert days_past_due(state, day_39) == 8 and figures([state], day_39).left == Decimal(1100)
-    health = await service.health(db, day_39)
+    tz = ZoneInfo("UTC")
+    health = await service.health(db, day_39, tz)
     assert (health.figures.active, health.figures.left, health.figures.at_risk) == (1, Decimal(1100), Decimal(0))
     assert (health.week.collected, health.week.due, health.week.rate) == (Decimal(0), Decimal(70), Decimal(0))
-    around_p2 = await service.collection(db, start + 19 * DAY, start + 21 * DAY)
+    kept = await service.kept_days(db, start.date() - DAY, (start + 38 * DAY).date(), tz, day_39)
+    assert sorted(kept) == [(start + n * DAY).date() for n in range(-1, 39)]
+    around_p2 = service.collection(kept, (start + 20 * DAY).date(), 2)  # days 19 and 20: P-2 came in on day 20
     assert (around_p2.collected, around_p2.due, around_p2.rate) == (Decimal(100), Decimal(20), Decimal(5))
-    before_start = await service.collection(db, start - 7 * DAY, start)
+    assert service.collection(kept, (start + 25 * DAY).date(), 1).collected == Decimal(-300)  # the reversal
+    before_start = service.collection(kept, (start - DAY).date(), 7)
     assert (before_start.due, before_start.rate) == (Decimal(0), None)
-    # a payment arriving later does not change how day 10 stood
+    day_ten = kept[(start + 10 * DAY).date()]
+    assert (day_ten.active, day_ten.left, day_ten.at_risk, day_ten.due_next) == (1, Decimal(700), Decimal(0),
+                                                                                 Decimal(10))
+    # a payment arriving later changes neither how day 10 stood nor the day kept
     async with db.write() as session:
         await _paid(session, device.id, plan_row.id, "P-3", 500, start + 39 * DAY + timedelta(hours=1))
+        plan_row.paid = Decimal(600)
+        session.add(plan_row)
     async with db.read() as session:
         [again] = await ledger.portfolio.plans_at(session=session, at=day_10)
     assert again == then
+    again_kept = await service.kept_days(db, (start + 10 * DAY).date(), (start + 10 * DAY).date(), tz,
+                                         start + 40 * DAY)
+    assert again_kept[(start + 10 * DAY).date()].left == day_ten.left
 
 
 async def _paid(session: ledger.AsyncSession, device_id: int, plan_id: int | None, reference: str, amount: int,

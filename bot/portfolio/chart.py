@@ -35,7 +35,7 @@ def chart(weeks: list[Week], now: Figures, words: ChartWords) -> bytes:
                marker="o", color="#e76f51", label=labels["par30"])
     trend.plot(list(positions), [float(w.collection * 100) if w.collection is not None else float("nan")
                                  for w in weeks], marker="s", color="#2a9d8f", label=labels["collection"])
-    trend.set_xticks(list(positions), [words.short_date(w.end.date()) for w in weeks], rotation=45, ha="right",
+    trend.set_xticks(list(positions), [words.short_date(w.end) for w in weeks], rotation=45, ha="right",
                      fontsize=8)
     trend.set_ylabel("%")
     trend.set_title(labels["weeks"])

@@ -79,7 +79,12 @@ class Figures:
 
     @property
     def par30(self) -> Decimal | None:
-        return self.at_risk / self.left if self.left else None
+        return par30(self.at_risk, self.left)
+
+
+def par30(at_risk: Decimal, left: Decimal) -> Decimal | None:
+    """Left to pay more than 30 days past due ÷ left to pay (None when nothing is left to pay)."""
+    return at_risk / left if left else None
 
 
 def figures(states: Iterable[PlanState], at: datetime) -> Figures:
@@ -114,21 +119,6 @@ def by_agent(states: Iterable[PlanState], at: datetime) -> dict[int | None, Figu
     for state in states:
         grouped.setdefault(state.agent_id, []).append(state)
     return {agent: figures(group, at) for agent, group in grouped.items()}
-
-
-def days_active(started_at: datetime, ended_at: datetime | None, start: datetime, end: datetime) -> int:
-    """Whole days of [start, end) in which a plan active from ``started_at`` until ``ended_at`` (None: still)
-    was active; a day counts when the plan was active at its start (the period's bounds are day bounds)."""
-    first = max(start, _next_day_start(started_at, start))
-    last = min(end, ended_at) if ended_at is not None else end
-    return max(0, -(-(last - first) // DAY)) if last > first else 0
-
-
-def _next_day_start(moment: datetime, period_start: datetime) -> datetime:
-    """The first day start (``period_start`` + whole days) at or after ``moment``."""
-    if moment <= period_start:
-        return period_start
-    return period_start + -(-(moment - period_start) // DAY) * DAY
 
 
 def collection_rate(collected: Decimal, due: Decimal) -> Decimal | None:

@@ -1,31 +1,45 @@
-"""Portfolio health from the ledger (issue 17, in progress): the figures now and on past days, and the
-collection rate of a period — each computed from the plans as they stood then (``ledger.portfolio``)."""
+"""Portfolio health from the ledger: the figures now (the plans as they stand), each past day's as it stood
+when the day was over (worked out once and kept: ``portfolio_day``), and the collection rates — the same
+definitions (:mod:`bot.portfolio.figures`) in the chat, the chart, the summary and the CSV.
+
+Days are the business's (``PAYGBOT_TIMEZONE``). A collection rate over n days to a day counts that day and the
+n − 1 before it: for today, what came in so far against today's whole due.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
+from bot.clock import day_bounds
 from bot.portfolio.figures import (
     Figures,
     PlanState,
     by_agent,
     collection_rate,
-    days_active,
     days_past_due,
     figures,
+    par30,
 )
 from storage import ledger
 from storage.db import Database
+from storage.models import PortfolioDay
+
+KEPT_AFTER = timedelta(minutes=1)
+"""A day is kept once it has been over this long: whatever was stamped in it has landed by then."""
+CHART_WEEKS = 12
+ONE_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class Collection:
-    """What came in over a period, what fell due, and their ratio (None when nothing fell due)."""
+    """What came in over the days ``first`` to ``last``, what fell due, and their ratio (None: nothing fell due)."""
 
-    start: datetime
-    end: datetime
+    first: date
+    last: date
     collected: Decimal
     due: Decimal
 
@@ -36,75 +50,144 @@ class Collection:
 
 @dataclass(frozen=True)
 class Health:
-    """The portfolio at a moment: its figures, per agent, and the collection rate of the 7 and 30 days before."""
+    """The portfolio now: its figures, per agent, and the collection rates of the 7 and 30 days to today."""
 
     at: datetime
+    today: date
     figures: Figures
     agents: dict[int | None, Figures]
     week: Collection
     month: Collection
 
 
-def _states(plans: list[ledger.portfolio.PlanAt]) -> list[PlanState]:
-    return [PlanState(p.plan_id, p.status, p.total, p.daily_price, p.paid, p.started_at, p.credit_until, p.agent_id)
-            for p in plans]
-
-
-async def health(db: Database, at: datetime) -> Health:
-    """The figures at ``at``, per agent, and the collection rates of the 7 and 30 days before (one read of the
-    plans as they stood at ``at`` serves all of them)."""
-    async with db.read() as session:
-        plans = await ledger.portfolio.plans_at(session=session, at=at)
-        week = await ledger.portfolio.collected(session=session, start=at - timedelta(days=7), end=at)
-        month = await ledger.portfolio.collected(session=session, start=at - timedelta(days=30), end=at)
-    states = _states(plans)
-    return Health(at, figures(states, at), by_agent(states, at), _collection(plans, week, at - timedelta(days=7), at),
-                  _collection(plans, month, at - timedelta(days=30), at))
-
-
-def _collection(plans: list[ledger.portfolio.PlanAt], came_in: Decimal, start: datetime, end: datetime) -> Collection:
-    due = sum((plan.daily_price * days_active(plan.started_at, plan.ended_at, start, end) for plan in plans),
-              Decimal(0))
-    return Collection(start, end, came_in, due)
-
-
 @dataclass(frozen=True)
 class Week:
-    """One week of the chart: PAR30 at its end, and its collection rate."""
+    """One point of the chart: PAR30 at the end of ``end`` (now, for today) and the 7 days' collection rate."""
 
-    end: datetime
+    end: date
     par30: Decimal | None
     collection: Decimal | None
 
 
-async def weeks(db: Database, now: datetime, count: int = 12) -> list[Week]:
-    """The last ``count`` weeks up to ``now``, oldest first, each as the plans stood at its end."""
-    found = []
-    for back in range(count - 1, -1, -1):
-        end = now - timedelta(weeks=back)
-        async with db.read() as session:
-            plans = await ledger.portfolio.plans_at(session=session, at=end)
-            came_in = await ledger.portfolio.collected(session=session, start=end - timedelta(days=7), end=end)
-        week = _collection(plans, came_in, end - timedelta(days=7), end)
-        found.append(Week(end, figures(_states(plans), end).par30, week.rate))
-    return found
+def _states(plans: Iterable[ledger.portfolio.PlanAt]) -> list[PlanState]:
+    return [PlanState(p.plan_id, p.status, p.total, p.daily_price, p.paid, p.started_at, p.credit_until, p.agent_id)
+            for p in plans]
 
 
-async def collection(db: Database, start: datetime, end: datetime) -> Collection:
-    """Collected ÷ due over [start, end): due is each plan's price per day × the days of the period it was
-    active in (as the plans stood at ``end``)."""
+def _each_day(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+async def kept_days(db: Database, first: date, last: date, tz: ZoneInfo, now: datetime) -> dict[date, PortfolioDay]:
+    """The days from ``first`` to ``last`` that are over, as they stood at their end: read where kept, else
+    worked out (the plans now, rewound day by day) and kept once they have been over a minute."""
+    wanted = [day for day in _each_day(first, last) if day_bounds(day, tz)[1] <= now]
+    if not wanted:
+        return {}
     async with db.read() as session:
-        plans = await ledger.portfolio.plans_at(session=session, at=end)
-        came_in = await ledger.portfolio.collected(session=session, start=start, end=end)
-    return _collection(plans, came_in, start, end)
+        kept = await ledger.portfolio.portfolio_days(session=session, first=wanted[0], last=wanted[-1])
+        missing = [day for day in wanted if day not in kept]
+        if not missing:
+            return kept
+        made = await _work_out(session, missing, tz, now)
+    keep = [day for day in made if day.ended_at + KEPT_AFTER <= now]
+    if keep:
+        async with db.write() as session:
+            await ledger.portfolio.keep_portfolio_days(session=session, days=keep)
+    return kept | {day.day: day for day in made}
+
+
+async def _work_out(session: ledger.AsyncSession, days: Sequence[date], tz: ZoneInfo,
+                    now: datetime) -> list[PortfolioDay]:
+    """``days`` as they stood at their end: from the plans now, each step back undoing only the rows stamped
+    since the step before (a day just over is a few rows away from now)."""
+    plans = await ledger.portfolio.plans_now(session=session)
+    since: datetime | None = None
+    made = []
+    for day in sorted(days, reverse=True):
+        start, end = day_bounds(day, tz)
+        plans = await ledger.portfolio.rewind(session=session, plans=plans, to=end, since=since)
+        since = end
+        found = figures(_states(plans), end)
+        made.append(PortfolioDay(
+            day=day, ended_at=end, active=found.active, paid_off=found.paid_off, repossessed=found.repossessed,
+            left=found.left, at_risk=found.at_risk,
+            due_next=sum((plan.daily_price for plan in plans if plan.status == "active"), Decimal(0)),
+            collected=await ledger.portfolio.collected(session=session, start=start, end=end), made_at=now))
+    return made
+
+
+def collection(days: dict[date, PortfolioDay], last: date, count: int,
+               today_so_far: Decimal | None = None) -> Collection:
+    """The ``count`` days to ``last``: collected in them (``today_so_far`` for ``last`` when it is today) ÷ due
+    in them, a day's due being the prices per day of the plans active when it began."""
+    first = last - timedelta(days=count - 1)
+    collected = sum((days[day].collected for day in _each_day(first, last) if day in days), Decimal(0))
+    due = sum((days[day - ONE_DAY].due_next for day in _each_day(first, last) if day - ONE_DAY in days),
+              Decimal(0))
+    return Collection(first, last, collected + (today_so_far or Decimal(0)), due)
+
+
+def day_par30(day: PortfolioDay | None) -> Decimal | None:
+    return par30(day.at_risk, day.left) if day is not None else None
+
+
+async def health(db: Database, now: datetime, tz: ZoneInfo) -> Health:
+    """The plans as they stand now, per agent, and the collection rates of the 7 and 30 days to today."""
+    today = now.astimezone(tz).date()
+    days = await kept_days(db, today - timedelta(days=31), today - ONE_DAY, tz, now)
+    async with db.read() as session:
+        plans = await ledger.portfolio.plans_now(session=session)
+        so_far = await ledger.portfolio.collected(session=session, start=day_bounds(today, tz)[0], end=now)
+    states = _states(plans)
+    return Health(now, today, figures(states, now), by_agent(states, now), collection(days, today, 7, so_far),
+                  collection(days, today, 30, so_far))
+
+
+async def weeks(db: Database, health: Health, tz: ZoneInfo, count: int = CHART_WEEKS) -> list[Week]:
+    """The chart's points, oldest first: the end of each of the ``count`` − 1 weeks before today as kept, then
+    now."""
+    today = health.today
+    days = await kept_days(db, today - timedelta(weeks=count - 1, days=7), today - ONE_DAY, tz, health.at)
+    points = [Week(end, day_par30(days.get(end)), collection(days, end, 7).rate)
+              for end in (today - timedelta(weeks=back) for back in range(count - 1, 0, -1))]
+    return [*points, Week(today, health.figures.par30, health.week.rate)]
+
+
+@dataclass(frozen=True)
+class Line:
+    """The summary's line: PAR30 and the 7-day collection rate of a day, and of the day before."""
+
+    par30: Decimal | None
+    par30_before: Decimal | None
+    collection: Decimal | None
+    collection_before: Decimal | None
+
+
+async def summary_line(db: Database, day: date, tz: ZoneInfo, now: datetime) -> Line | None:
+    """``day`` as it stood at its end (as it stands now, while it runs) against the day before; None when the
+    ledger has no plan."""
+    before = day - ONE_DAY
+    if day_bounds(day, tz)[1] <= now:
+        days = await kept_days(db, day - timedelta(days=8), day, tz, now)
+        this = days.get(day)
+        if this is None or not (this.active or this.paid_off or this.repossessed):
+            return None
+        return Line(day_par30(this), day_par30(days.get(before)), collection(days, day, 7).rate,
+                    collection(days, before, 7).rate)
+    current = await health(db, now, tz)
+    if not (current.figures.active or current.figures.paid_off or current.figures.repossessed):
+        return None
+    days = await kept_days(db, before - timedelta(days=7), before, tz, now)
+    return Line(current.figures.par30, day_par30(days.get(before)), current.week.rate,
+                collection(days, before, 7).rate)
 
 
 async def visits(db: Database, now: datetime, *, agent_id: int | None) -> list[ledger.portfolio.Visit]:
     """Customers' devices at least one whole day past due, most days first (``agent_id``'s customers only,
     when given)."""
     async with db.read() as session:
-        return await ledger.portfolio.visits(session=session, ended_before=now - timedelta(days=1),
-                                             agent_id=agent_id)
+        return await ledger.portfolio.visits(session=session, ended_before=now - ONE_DAY, agent_id=agent_id)
 
 
 @dataclass(frozen=True)
@@ -119,11 +202,11 @@ class PlanLine:
     days_past_due: int
 
 
-async def plan_lines(db: Database, at: datetime) -> list[PlanLine]:
-    """Every plan started by ``at`` as it stood then, with its device, customer and agent (the same states the
-    figures, the summary and the chart are made from)."""
+async def plan_lines(db: Database, now: datetime) -> list[PlanLine]:
+    """Every plan as it stands, with its device, customer and agent (the same states the figures are made
+    from)."""
     async with db.read() as session:
-        plans = {plan.plan_id: plan for plan in await ledger.portfolio.plans_at(session=session, at=at)}
+        plans = {plan.plan_id: plan for plan in await ledger.portfolio.plans_now(session=session)}
         rows = await ledger.plan_rows(session=session)
     lines = []
     for row in rows:
@@ -133,5 +216,5 @@ async def plan_lines(db: Database, at: datetime) -> list[PlanLine]:
         agent = row.agent.name or str(row.agent.telegram_id) if row.agent is not None else ""
         lines.append(PlanLine(row.device.label, row.customer.name if row.customer else "",
                               row.customer.phone if row.customer else "", agent, state,
-                              days_past_due(state, at) if state.status == "active" else 0))
+                              days_past_due(state, now) if state.status == "active" else 0))
     return lines

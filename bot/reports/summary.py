@@ -4,10 +4,11 @@ costs a few indexed lookups."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from bot.clock import day_bounds
 from bot.portfolio import service as portfolio
 from bot.reports.figures import AgentLine, EndedBadly, Expiring, PortfolioLine, Summary, Unconfirmed
 from storage import ledger
@@ -17,13 +18,6 @@ from storage.models import CONFIRMATION_COPY, CodeKind, Payment, PaymentStatus, 
 EXPIRING_WITHIN = timedelta(days=3)
 PASTED = "mpesa_pasted"
 """``bot.payments.Provider.MPESA_PASTED`` (not imported: the figures need none of the payments service)."""
-
-
-def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """The UTC start and end of a local day."""
-    start = datetime.combine(day, time(0), tzinfo=tz)
-    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
-    return start.astimezone(ZoneInfo("UTC")), end.astimezone(ZoneInfo("UTC"))
 
 
 async def summary(db: Database, day: date, tz: ZoneInfo, now: datetime, *, confirmations: bool = True) -> Summary:
@@ -60,10 +54,11 @@ async def summary(db: Database, day: date, tz: ZoneInfo, now: datetime, *, confi
     for reversal, currency in reversals:
         taken_back[currency][0] += 1  # type: ignore[operator]
         taken_back[currency][1] += reversal.amount  # type: ignore[operator]
-    portfolio = await _portfolio_line(db, min(end, now))
+    line = await portfolio.summary_line(db, day, tz, now)
     return Summary(
         day=day,
-        portfolio=portfolio,
+        portfolio=PortfolioLine(line.par30, line.par30_before, line.collection, line.collection_before)
+        if line else None,
         codes={str(kind): count for kind, count, _ in by_kind},
         days_issued=sum(days for kind, _, days in by_kind if kind is CodeKind.DAYS),
         payments={currency: (int(count), Decimal(amount)) for currency, (count, amount) in sorted(totals.items())},
@@ -91,12 +86,3 @@ def _name(person: Person | None, person_id: int) -> str:
     if person is not None:
         return person.name or str(person.telegram_id)
     return f"#{person_id}"
-
-
-async def _portfolio_line(db: Database, at: datetime) -> PortfolioLine | None:
-    """PAR30 and the 7-day collection rate at ``at`` and a day before, as the plans stood then."""
-    now = await portfolio.health(db, at)
-    if not (now.figures.active or now.figures.paid_off or now.figures.repossessed):
-        return None
-    before = await portfolio.health(db, at - timedelta(days=1))
-    return PortfolioLine(now.figures.par30, before.figures.par30, now.week.rate, before.week.rate)
