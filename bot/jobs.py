@@ -1,5 +1,5 @@
 """Work the scheduler (PTB's JobQueue on APScheduler) runs: the issuing pump, reminders, device
-sync, the payments sweep, the daily summary and expired approvals.
+sync, the payments sweep, the portfolio's days, the daily summary and expired approvals.
 
 The jobs only pump the ledger; nothing important lives in a job. The pump ticks often
 enough that a request goes out within ``PUMP_INTERVAL`` (well under 0.5 s) of being allowed,
@@ -21,6 +21,7 @@ from bot import i18n
 from bot.delivery import send_summary, speak_to
 from bot.erm.errors import ErmError
 from bot.issuing import IssuingEngine, limits
+from bot.portfolio import service as portfolio
 from bot.texts import Texts, for_language
 from storage import ledger
 
@@ -162,14 +163,26 @@ async def expire_approvals(services: Services, bot: Bot) -> int:
     return len(expired)
 
 
+async def keep_portfolio_days(services: Services) -> int:
+    """Keep each day of the portfolio's figures as soon as it is over, and the 12 weeks its chart reads on the
+    first run after an upgrade — here, not in a manager's first ``/portfolio``. How many days are kept."""
+    now, tz = services.clock.now(), services.settings.tz
+    today = now.astimezone(tz).date()
+    kept = await portfolio.kept_days(services.db, today - timedelta(weeks=portfolio.CHART_WEEKS - 1, days=7),
+                                     today - timedelta(days=1), tz, now)
+    return len(kept)
+
+
 async def _managers_jobs(context: CallbackContext[Any, Any, Any, Any]) -> None:
     assert context.job is not None
     services: Services = context.job.data  # type: ignore[assignment]
+    await keep_portfolio_days(services)
     await push_summary_if_due(services, context.bot)
     await expire_approvals(services, context.bot)
 
 
 def schedule_managers_jobs(job_queue: JobQueue[Any], services: Services, interval: float = CHECK_EVERY) -> None:
-    """Every minute: the daily summary when its time has come, and expired approvals."""
+    """Every minute: the portfolio's days kept, the daily summary when its time has come, and expired
+    approvals."""
     job_queue.run_repeating(_managers_jobs, interval=interval, first=2, name=SUMMARY_JOB, data=services,
                             job_kwargs={"max_instances": 1, "coalesce": True})

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo
 
+from bot.clock import ManualClock
+from bot.jobs import keep_portfolio_days
 from bot.portfolio import service
 from bot.portfolio.figures import PlanState, by_agent, collection_rate, days_past_due, figures
 from storage import ledger
@@ -22,6 +26,9 @@ from storage.models import (
     Role,
     Status,
 )
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -184,3 +191,42 @@ async def test_visits_leave_out_devices_paid_off_or_running(db: Database) -> Non
     found = await service.visits(db, AT, agent_id=agent.id)
     assert [(v.device, v.left) for v in found] == [("VIS0", Decimal(400)), ("VIS3", None)]  # most days first
     assert await service.visits(db, AT, agent_id=(agent.id or 0) + 1) == []
+
+
+def test_a_kept_day_adds_up_as_the_figures_do() -> None:
+    """What a day keeps (worked out in one pass for a backfill) is :func:`figures`' counts, left and at risk,
+    on every day around the 30-days-past-due edges of the hand-computed portfolio."""
+    plans = [ledger.portfolio.PlanAt(p.plan_id, p.plan_id, p.status, p.total, p.daily_price, p.paid, p.started_at,
+                                     None, p.credit_until, p.agent_id) for p in PORTFOLIO]
+    for back in range(-3, 5):
+        end = AT + back * DAY
+        kept = service._day(end.date(), end, plans, Decimal(0), end)
+        found = figures(PORTFOLIO, end)
+        assert (kept.active, kept.paid_off, kept.repossessed, kept.left, kept.at_risk) == (
+            found.active, found.paid_off, found.repossessed, found.left, found.at_risk), back
+        assert kept.due_next == Decimal(10) * 6  # the six active plans' prices per day
+
+
+async def test_the_minute_job_keeps_each_day_once_it_is_over(db: Database) -> None:
+    """The managers' minute job keeps the 12 weeks the chart reads, then each day as it ends; a day kept is
+    never rewritten."""
+    clock = ManualClock(AT + timedelta(hours=10))
+    services = cast("Services", SimpleNamespace(db=db, clock=clock, settings=SimpleNamespace(tz=ZoneInfo("UTC"))))
+    async with db.write() as session:
+        device, _ = await ledger.add_device(session=session, ids=["PF2"], now=AT - 100 * DAY)
+        assert device.id is not None
+        plan_row = await ledger.add_plan(session=session, plan=Plan(
+            device_id=device.id, total=Decimal(1000), daily_price=Decimal(10), currency="KES",
+            started_at=AT - 100 * DAY))
+        await ledger.add_plan_event(session=session, plan=plan_row, kind="created", at=AT - 100 * DAY)
+    assert await keep_portfolio_days(services) == 84  # 11 weeks before this one, and the 7 days before them
+    async with db.read() as session:
+        first = await ledger.portfolio.portfolio_days(session=session, first=date(2000, 1, 1), last=AT.date())
+    assert sorted(first) == [(AT - n * DAY).date() for n in range(84, 0, -1)]
+    assert first[(AT - DAY).date()].at_risk == Decimal(1000)  # never had credit: past due since it started
+    clock.advance(days=1)  # 10:00 the next day: one more day over
+    await keep_portfolio_days(services)
+    async with db.read() as session:
+        second = await ledger.portfolio.portfolio_days(session=session, first=date(2000, 1, 1), last=AT.date())
+    assert set(second) - set(first) == {AT.date()}
+    assert all(second[day].made_at == first[day].made_at for day in first)  # kept once, never rewritten

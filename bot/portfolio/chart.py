@@ -45,7 +45,7 @@ def chart(weeks: list[Week], now: Figures, words: ChartWords) -> bytes:
     for index, bucket in enumerate(now.buckets):
         buckets.annotate(str(bucket.count), (index, float(bucket.amount)), ha="center", va="bottom", fontsize=8)
     buckets.set_title(labels["buckets"])
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.07, hspace=0.45)  # tight_layout: 150 ms more
     picture = io.BytesIO()
     figure.savefig(picture, format="png")
     pyplot.close("all")

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, func, or_
+from sqlalchemy import exists, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -155,17 +155,18 @@ async def _credit_at(session: AsyncSession, to: datetime,
     if not found:
         return found
     Earlier = aliased(CodeRequest)  # noqa: N806
-    latest = (select(func.max(Earlier.issued_at))
-              .where(Earlier.device_id == CodeRequest.device_id, col(Earlier.status).in_(GENERATED_STATUSES),
-                     col(Earlier.issued_at) < to).scalar_subquery())
     Later = aliased(CodeRequest)  # noqa: N806
     touched = (select(Later.device_id).where(col(Later.status).in_(GENERATED_STATUSES), window(Later.issued_at))
-               .distinct())
+               .distinct().subquery())
+    last_before = (select(Earlier.id)
+                   .where(Earlier.device_id == touched.c.device_id, col(Earlier.status).in_(GENERATED_STATUSES),
+                          col(Earlier.issued_at) < to)
+                   .order_by(col(Earlier.issued_at).desc()).limit(1).scalar_subquery())
     for device_id, until in (await session.exec(
-        select(CodeRequest.device_id, CodeRequest.credit_until)
-        .where(col(CodeRequest.device_id).in_(touched), issued, col(CodeRequest.issued_at) == latest)
+        select(touched.c.device_id, CodeRequest.credit_until).select_from(touched)
+        .join(CodeRequest, col(CodeRequest.id) == last_before)
     )).all():
-        found[device_id] = until
+        found[device_id] = until  # one step back along (device_id, issued_at) for each device
     return found
 
 
