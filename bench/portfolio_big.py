@@ -7,7 +7,8 @@ times, as the bot runs them:
 
 - the first ``/portfolio`` on a ledger with no day kept yet (it works out and keeps the 12 weeks its chart
   and collection rates read: once, after the upgrade);
-- ``/portfolio`` after that (figures, per agent, 7- and 30-day collection, the text, the 12-week chart PNG);
+- ``/portfolio`` after that: its answer (figures, per agent, 7- and 30-day collection, the text), and with
+  the 12-week chart PNG sent after it;
 - the summary's line (PAR30 and the 7-day collection rate now and the day before);
 - the next day's first ``/portfolio`` (one more day to work out and keep);
 
@@ -151,10 +152,13 @@ def _timed(values: list[float]) -> Iterator[None]:
     values.append((time.perf_counter() - started) * 1000)
 
 
-async def portfolio(db: Database, now: datetime) -> int:
-    """What ``/portfolio`` does: the figures, the text, the chart."""
+async def portfolio(db: Database, now: datetime, answer: list[float] | None = None) -> int:
+    """What ``/portfolio`` does: the figures and the text (its answer, timed into ``answer``), then the chart."""
+    started = time.perf_counter()
     health = await service.health(db, now, TZ)
     text = texts.ENGLISH.portfolio_text(health, "KES", {})
+    if answer is not None:
+        answer.append((time.perf_counter() - started) * 1000)
     picture = chart.chart(await service.weeks(db, health, TZ), health.figures, texts.ENGLISH)
     return len(text) + len(picture)
 
@@ -177,14 +181,15 @@ async def main(plans: int, keep: Path | None) -> None:
         connection.close()
         db = Database(url)
         first: list[float] = []
+        answer: list[float] = []
         warm: list[float] = []
         line: list[float] = []
         next_day: list[float] = []
         for _ in _timed(first):
             await portfolio(db, NOW)
-        for _ in range(5):
+        for _ in range(7):
             for _ in _timed(warm):
-                await portfolio(db, NOW)
+                await portfolio(db, NOW, answer)
             for _ in _timed(line):
                 found = await service.summary_line(db, NOW.astimezone(TZ).date(), TZ, NOW)
         for _ in _timed(next_day):
@@ -195,7 +200,8 @@ async def main(plans: int, keep: Path | None) -> None:
     print(f"now: {figures.active:,} active, {figures.paid_off:,} paid off, {figures.repossessed:,} repossessed; "
           f"PAR30 {float(figures.par30 or 0):.1%}; collection 7 days {float(health.week.rate or 0):.1%}; "
           f"summary line {found}")
-    for label, values in (("first /portfolio (keeps 12 weeks)", first), ("/portfolio", warm),
+    for label, values in (("first /portfolio (keeps 12 weeks)", first), ("/portfolio: its text", answer),
+                          ("/portfolio: text and chart", warm),
                           ("summary line", line), ("next day's first /portfolio", next_day)):
         print(f"{label:<34} p50 {percentile(values, .5):8.1f} ms  max {max(values):8.1f} ms  (n={len(values)})")
     print(f"memory: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

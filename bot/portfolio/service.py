@@ -8,23 +8,14 @@ n − 1 before it: for today, what came in so far against today's whole due.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from bot.clock import day_bounds
-from bot.portfolio.figures import (
-    AT_RISK_AFTER,
-    Figures,
-    PlanState,
-    by_agent,
-    collection_rate,
-    days_past_due,
-    figures,
-    par30,
-)
+from bot.portfolio.figures import AT_RISK_AFTER, Figures, collection_rate, days_past_due, par30, tally_standing
 from storage import ledger
 from storage.db import Database
 from storage.models import PortfolioDay
@@ -68,11 +59,6 @@ class Week:
     end: date
     par30: Decimal | None
     collection: Decimal | None
-
-
-def _states(plans: Iterable[ledger.portfolio.PlanAt]) -> list[PlanState]:
-    return [PlanState(p.plan_id, p.status, p.total, p.daily_price, p.paid, p.started_at, p.credit_until, p.agent_id)
-            for p in plans]
 
 
 def _each_day(first: date, last: date) -> list[date]:
@@ -159,11 +145,10 @@ async def health(db: Database, now: datetime, tz: ZoneInfo) -> Health:
     today = now.astimezone(tz).date()
     days = await kept_days(db, today - timedelta(days=31), today - ONE_DAY, tz, now)
     async with db.read() as session:
-        plans = await ledger.portfolio.plans_now(session=session)
-        so_far = await ledger.portfolio.collected(session=session, start=day_bounds(today, tz)[0], end=now)
-    states = _states(plans)
-    return Health(now, today, figures(states, now), by_agent(states, now), collection(days, today, 7, so_far),
-                  collection(days, today, 30, so_far))
+        active, ended = await ledger.portfolio.standing_now(session=session)
+        so_far = await ledger.portfolio.collected(session=session, start=day_bounds(today, tz)[0])  # as standing
+    everyone, agents = tally_standing(active, ended, now)
+    return Health(now, today, everyone, agents, collection(days, today, 7, so_far), collection(days, today, 30, so_far))
 
 
 async def weeks(db: Database, health: Health, tz: ZoneInfo, count: int = CHART_WEEKS) -> list[Week]:
@@ -220,7 +205,7 @@ class PlanLine:
     customer: str
     phone: str
     agent: str
-    state: PlanState
+    state: ledger.portfolio.PlanAt
     days_past_due: int
 
 
@@ -234,7 +219,7 @@ async def plan_lines(db: Database, now: datetime) -> list[PlanLine]:
     for row in rows:
         if row.plan.id not in plans:
             continue
-        state = _states([plans[row.plan.id]])[0]
+        state = plans[row.plan.id]
         agent = row.agent.name or str(row.agent.telegram_id) if row.agent is not None else ""
         lines.append(PlanLine(row.device.label, row.customer.name if row.customer else "",
                               row.customer.phone if row.customer else "", agent, state,
