@@ -17,10 +17,11 @@ import os
 import secrets
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -33,6 +34,9 @@ from bot.http import free_port
 from bot.standins.omnimetic import JANE_ACCOUNT
 from bot.standins.telegram import FakeBotApi, Sent, StandInRequest, TelegramUser
 from bot.standins.telegram.transport import BASE_URL
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 ZONE = "Africa/Nairobi"
 DAY = datetime(2026, 11, 23).date()
@@ -165,8 +169,11 @@ async def run_demo(out: TextIO = sys.stdout, *, erm_api: str = "rest") -> None:
         settings = _settings(Path(folder), port, webhook_secret, erm_api)
         for person in PEOPLE.values():
             api.meet(person)
-        async with running_bot(settings, clock=clock, http_host="127.0.0.1", telegram=lambda: StandInRequest(api)):
-            await _play(Script(api, Transcript(api, clock, out)), clock, port, webhook_secret, out, api_name)
+        async with running_bot(settings, clock=clock, http_host="127.0.0.1",
+                               telegram=lambda: StandInRequest(api)) as running:
+            script = Script(api, Transcript(api, clock, out))
+            await _play(script, clock, port, webhook_secret, out, api_name,
+                        lambda: _import_old_portfolio(script.transcript, running.services, Path(folder)))
 
 
 def _settings(folder: Path, port: int, webhook_secret: str, api: str) -> Settings:
@@ -192,7 +199,7 @@ def _settings(folder: Path, port: int, webhook_secret: str, api: str) -> Setting
 
 
 async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: str, out: TextIO,
-                api_name: str) -> None:
+                api_name: str, import_old_portfolio: Callable[[], Awaitable[None]]) -> None:
     transcript = script.transcript
     out.write(f"paygbot demo — one day of a PAYG distributor, offline: the ERM sandbox over {api_name} (test\n"
               "codes), a local Telegram stand-in, a temporary ledger. Mary is a manager, Alex a field agent,\n"
@@ -202,6 +209,10 @@ async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: s
     await script.says(MARY, "/start")
     invite = await script.says(MARY, "/invite agent", expect=_to(MARY, "?start="))
     await script.says(ALEX, f"/start {_link_token(invite)}")
+
+    transcript.heading("The distributor moves its old system's plans in; Alex looks after those customers")
+    clock.set(_at(8, 30))
+    await import_old_portfolio()
 
     transcript.heading("The agent registers a customer, who joins by the link")
     clock.set(_at(9, 10))
@@ -266,6 +277,35 @@ async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: s
     await script.says(MARY, "/portfolio", expect=lambda sent: sent.chat_id == MARY.id and sent.method == "sendPhoto")
     await script.says(ALEX, "/visits")
     out.write("\nThe demo is over: the ledger and everything else it made are removed.\n")
+
+
+OLD_PORTFOLIO = f"""device,phone,name,total,per_day,currency,deposit,paid,credit_until,agent
+SBX00000000001,0722 111 222,Peter Otieno,3000,40,KES,,1200,2026-11-28,{ALEX.id}
+SBX00000000002,0733 222 333,Grace Achieng,2400,30,KES,,900,2026-11-11,{ALEX.id}
+SBX00000000003,0744 333 444,Tom Mwangi,2000,25,KES,,500,2026-10-09,{ALEX.id}
+"""
+"""Three customers of the old system: Peter's credit runs, Grace's ended 11 days ago, Tom's 44 (at risk)."""
+
+
+async def _import_old_portfolio(transcript: Transcript, services: Services, folder: Path) -> None:
+    """``paygbot plans import`` of the old system's file, on the bot's own ledger and ERM."""
+    from bot import cli_texts
+    from bot.plans.importing import DeviceLookup, import_plans
+    from bot.plans.plan_file import read_plans
+
+    path = folder / "old-system-plans.csv"
+    path.write_text(OLD_PORTFOLIO, encoding="utf-8")
+    transcript.event(f"$ paygbot plans import {path.name}")
+
+    @asynccontextmanager
+    async def lookup() -> AsyncIterator[DeviceLookup]:
+        yield services.engine
+
+    outcome = await import_plans(read_plans(path, settings=services.settings, clock=services.clock),
+                                 db=services.db, clock=services.clock, lookup=lookup)
+    if not outcome.applied:
+        raise DemoFailed(f"the old portfolio was not imported: {[error.line for error in outcome.errors]}")
+    transcript.event(cli_texts.import_done(outcome))
 
 
 async def _pay(transcript: Transcript, port: int, webhook_secret: str, reference: str, amount: str) -> None:

@@ -36,7 +36,11 @@ def test_the_demo_plays_the_day_and_leaves_nothing(tmp_path: Path) -> None:
         "POST /payments  {reference QK71ABD456, KES 1250.00",
         "Plan paid off: TEST2503000017 (Jane Wanjiru) has paid KES 1,500.00 of KES 1,500.00",
         "TEST2503000017 — msimbo wa bure", "Jane (customer) ▸ /balance",
-        "Mary (manager) ▸ /portfolio", "PAR30", "Alex (agent) ▸ /visits",
+        "$ paygbot plans import old-system-plans.csv", "3 rows: 3 new plans, 0 unchanged, 3 new customers — applied",
+        "📈 PAR30 31.2%", "Mary (manager) ▸ /portfolio", "Plans: 3 being paid, 1 paid off, 0 repossessed",
+        "PAR30: 31.2% (left to pay more than 30 days past due: KES 1,500.00)", "Alex (agent) ▸ /visits",
+        "Tom Mwangi, +254744333444 — SBX00000000003: 44 days past due",
+        "Grace Achieng, +254733222333 — SBX00000000002: 11 days past due",
     ):
         assert line in out, line
     assert "Traceback" not in result.err and "ERROR" not in result.err
