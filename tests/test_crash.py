@@ -44,10 +44,11 @@ PER_DEVICE = 4
 DAYS = 7  # the same for every request: the settlement must tell codes apart by the ledger, not by days
 MIN_GAP = 1.0
 LATENCY = 0.3
-HELD = 0.5
+HELD = 3.0
 """Seconds the sandbox holds back a committed code's answer, and its latency while a refusal is
-pending: the window the kill has to land in (the test notices the start within milliseconds)."""
-TIMEOUT = 1.0
+pending: the window the kill has to land in (the test notices the start within milliseconds on an idle
+machine, but took more than half a second once on a loaded CI machine)."""
+TIMEOUT = 5.0
 """ERM_TIMEOUT_SECONDS: longer than every answer above, so only the kill cuts them short."""
 DEADLINE = 60.0
 """Seconds any one wait may take before the test fails (it needs about 20 s in all)."""
