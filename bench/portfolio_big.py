@@ -159,7 +159,7 @@ async def portfolio(db: Database, now: datetime, answer: list[float] | None = No
     text = texts.ENGLISH.portfolio_text(health, "KES", {})
     if answer is not None:
         answer.append((time.perf_counter() - started) * 1000)
-    picture = chart.chart(await service.weeks(db, health, TZ), health.figures, texts.ENGLISH)
+    picture = chart.chart(service.weeks(health), health.figures, texts.ENGLISH)
     return len(text) + len(picture)
 
 

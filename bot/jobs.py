@@ -163,22 +163,23 @@ async def expire_approvals(services: Services, bot: Bot) -> int:
     return len(expired)
 
 
-async def keep_portfolio_days(services: Services) -> int:
+async def keep_portfolio_days(services: Services) -> None:
     """Keep each day of the portfolio's figures as soon as it is over, and the 12 weeks its chart reads on the
-    first run after an upgrade — here, not in a manager's first ``/portfolio``. How many days are kept."""
+    first run after an upgrade — here, not in a manager's first ``/portfolio``."""
     now, tz = services.clock.now(), services.settings.tz
     today = now.astimezone(tz).date()
-    kept = await portfolio.kept_days(services.db, today - timedelta(weeks=portfolio.CHART_WEEKS - 1, days=7),
-                                     today - timedelta(days=1), tz, now)
-    return len(kept)
+    await portfolio.kept_days(services.db, today - portfolio.CHART_DAYS, today - timedelta(days=1), tz, now)
 
 
 async def _managers_jobs(context: CallbackContext[Any, Any, Any, Any]) -> None:
     assert context.job is not None
     services: Services = context.job.data  # type: ignore[assignment]
-    await keep_portfolio_days(services)
     await push_summary_if_due(services, context.bot)
     await expire_approvals(services, context.bot)
+    try:  # last, and alone: a day not kept now is kept at the next minute
+        await keep_portfolio_days(services)
+    except Exception:
+        log.exception("the portfolio's days were not kept")
 
 
 def schedule_managers_jobs(job_queue: JobQueue[Any], services: Services, interval: float = CHECK_EVERY) -> None:

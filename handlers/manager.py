@@ -134,7 +134,7 @@ async def portfolio(update: Update, context: BotContext) -> None:
     health = await portfolio_health(services.db, now, services.settings.tz)
     await reply(update, context, context.texts.portfolio_text(health, services.settings.currency,
                                                               await services.team.names()))
-    picture = portfolio_chart(await portfolio_weeks(services.db, health, services.settings.tz), health.figures, context.texts)
+    picture = portfolio_chart(portfolio_weeks(health), health.figures, context.texts)
     chat = update.effective_chat
     assert chat is not None
     await context.bot.send_photo(chat.id, picture, caption=context.texts.portfolio_chart_labels()["weeks"])

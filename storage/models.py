@@ -387,6 +387,8 @@ class PlanEvent(SQLModel, table=True):
     deposit: Decimal = Field(default=Decimal(0), sa_type=Money)
     paid: Decimal = Field(sa_type=Money)
     note: str | None = Field(default=None, max_length=300)
+    credit_until: datetime | None = _when(default=None)
+    """The device's credit as an import set it (no code says so): what the portfolio's past reads."""
 
 
 class Reversal(SQLModel, table=True):

@@ -20,6 +20,7 @@ from storage.models import (
     Payment,
     PaymentStatus,
     Plan,
+    PlanEvent,
     PlanStatus,
     PortfolioDay,
     Reversal,
@@ -219,14 +220,41 @@ async def test_the_minute_job_keeps_each_day_once_it_is_over(db: Database) -> No
             device_id=device.id, total=Decimal(1000), daily_price=Decimal(10), currency="KES",
             started_at=AT - 100 * DAY))
         await ledger.add_plan_event(session=session, plan=plan_row, kind="created", at=AT - 100 * DAY)
-    assert await keep_portfolio_days(services) == 84  # 11 weeks before this one, and the 7 days before them
+    await keep_portfolio_days(services)
     async with db.read() as session:
         first = await ledger.portfolio.portfolio_days(session=session, first=date(2000, 1, 1), last=AT.date())
-    assert sorted(first) == [(AT - n * DAY).date() for n in range(84, 0, -1)]
+    assert sorted(first) == [(AT - n * DAY).date() for n in range(84, 0, -1)]  # 11 weeks, and 7 days before
     assert first[(AT - DAY).date()].at_risk == Decimal(1000)  # never had credit: past due since it started
-    clock.advance(days=1)  # 10:00 the next day: one more day over
+    clock.advance(days=1)  # 10:00 the next day: one more day over (for more than ten minutes: kept)
     await keep_portfolio_days(services)
     async with db.read() as session:
         second = await ledger.portfolio.portfolio_days(session=session, first=date(2000, 1, 1), last=AT.date())
     assert set(second) - set(first) == {AT.date()}
     assert all(second[day].made_at == first[day].made_at for day in first)  # kept once, never rewritten
+
+
+async def test_credit_an_import_set_is_the_past_until_a_code_changes_it(db: Database) -> None:
+    """An import sets a device's credit with no code: a day worked out after the device's next code still reads
+    the credit the import left (here ended 44 days before), not "never had credit" nor the code's."""
+    imported_at = AT - 10 * DAY
+    credit_then = imported_at - 44 * DAY
+    async with db.write() as session:
+        device, _ = await ledger.add_device(session=session, ids=["PF3"], now=imported_at)
+        assert device.id is not None
+        plan_row = await ledger.add_plan(session=session, plan=Plan(
+            device_id=device.id, total=Decimal(2000), daily_price=Decimal(25), currency="KES", paid=Decimal(500),
+            opening_paid=Decimal(500), started_at=imported_at))
+        assert plan_row.id is not None
+        session.add(PlanEvent(plan_id=plan_row.id, at=imported_at, kind="imported", total=Decimal(2000),
+                              daily_price=Decimal(25), currency="KES", paid=Decimal(500), credit_until=credit_then))
+        # three days later the customer pays: 10 days from then (the old credit had ended: nothing stacked)
+        await _paid(session, device.id, plan_row.id, "P-9", 250, imported_at + 3 * DAY)
+        await _code(session, device.id, imported_at + 3 * DAY, imported_at + 13 * DAY)
+        plan_row.paid, device.credit_until = Decimal(750), imported_at + 13 * DAY
+        session.add_all([plan_row, device])
+    async with db.read() as session:
+        [then] = await ledger.portfolio.plans_at(session=session, at=imported_at + 2 * DAY)
+        [later] = await ledger.portfolio.plans_at(session=session, at=imported_at + 5 * DAY)
+    assert (then.credit_until, then.paid) == (credit_then, Decimal(500))  # 46 days past due: at risk
+    assert figures([then], imported_at + 2 * DAY).at_risk == Decimal(1500)
+    assert (later.credit_until, later.paid) == (imported_at + 13 * DAY, Decimal(750))

@@ -272,7 +272,7 @@ async def test_a_known_portfolio_reads_the_same_in_the_chat_the_csv_the_chart_an
     #   local) / 1155
     # - day 45 (now): the chat's 920 / 3090 and 330 / 1030
     health = await service.health(db, bot.chat.clock.now(), tz)
-    points = await service.weeks(db, health, tz)
+    points = service.weeks(health)
     expected_weeks = [(day(n), None, None) for n in (-32, -25, -18, -11, -4)] + [
         (day(3), D(0), D(3630) / D(525)),
         (day(10), D(0), D(100) / D(1175)),
@@ -339,7 +339,7 @@ async def test_a_known_portfolio_reads_the_same_in_the_chat_the_csv_the_chart_an
     assert await as_it_stood(bot, end_of(38)) == (D(3870), D(450), (5, 1, 0))
     assert await as_it_stood(bot, end_of(31)) == (D(3970), D(0), (5, 1, 0))  # P1 500 + P2 1200 + 900 + 920 + 450
     health = await service.health(db, bot.chat.clock.now(), tz)
-    points_after = await service.weeks(db, health, tz)
+    points_after = service.weeks(health)
     assert [(p.end, p.par30, p.collection) for p in points_after] == [
         *expected_weeks[:-1], (day(45), D(0), D(570) / D(1030))]
 

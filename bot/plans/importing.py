@@ -272,5 +272,6 @@ async def _apply(session: ledger.AsyncSession, found: _Plan, now: datetime, sour
     await onboarding.add_plan_events(session=session, rows=[
         {"plan_id": plan_ids[plan["device_id"]], "at": now, "kind": "imported", "by_id": None,
          "total": plan["total"], "daily_price": plan["daily_price"], "currency": plan["currency"],
-         "deposit": plan["deposit"], "paid": plan["paid"], "note": f"{source}:{row.line}"[:300]}
-        for plan, (row, _device) in zip(plans, found.todo, strict=True)])
+         "deposit": plan["deposit"], "paid": plan["paid"], "note": f"{source}:{row.line}"[:300],
+         "credit_until": credit["credit_until"]}
+        for plan, credit, (row, _device) in zip(plans, devices, found.todo, strict=True)])

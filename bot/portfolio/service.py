@@ -15,15 +15,18 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from bot.clock import day_bounds
-from bot.portfolio.figures import AT_RISK_AFTER, Figures, collection_rate, days_past_due, par30, tally_standing
+from bot.portfolio.figures import AT_RISK_AFTER, DAY, Figures, collection_rate, days_past_due, par30, tally_standing
 from storage import ledger
 from storage.db import Database
 from storage.models import PortfolioDay
 
-KEPT_AFTER = timedelta(minutes=1)
-"""A day is kept once it has been over this long: whatever was stamped in it has landed by then."""
+KEPT_AFTER = timedelta(minutes=10)
+"""A day is kept once it has been over this long: a payment stamped in its last moments has been committed by
+then (a writer waits at most a minute for the ledger), so the day is whole when kept."""
 CHART_WEEKS = 12
-ONE_DAY = timedelta(days=1)
+ONE_DAY = DAY
+CHART_DAYS = timedelta(weeks=CHART_WEEKS - 1, days=7)
+"""How far back the chart reads: its first week's end, and the 7 days of that week's collection rate."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,8 @@ class Collection:
 
 @dataclass(frozen=True)
 class Health:
-    """The portfolio now: its figures, per agent, and the collection rates of the 7 and 30 days to today."""
+    """The portfolio now: its figures, per agent, the collection rates of the 7 and 30 days to today, and the
+    days before today that the chart reads."""
 
     at: datetime
     today: date
@@ -50,6 +54,7 @@ class Health:
     agents: dict[int | None, Figures]
     week: Collection
     month: Collection
+    days: dict[date, PortfolioDay]
 
 
 @dataclass(frozen=True)
@@ -67,11 +72,12 @@ def _each_day(first: date, last: date) -> list[date]:
 
 async def kept_days(db: Database, first: date, last: date, tz: ZoneInfo, now: datetime) -> dict[date, PortfolioDay]:
     """The days from ``first`` to ``last`` that are over, as they stood at their end: read where kept, else
-    worked out (the plans now, rewound day by day) and kept once they have been over a minute."""
+    worked out (the plans now, rewound day by day), and kept if they have been over ``KEPT_AFTER``."""
     wanted = [day for day in _each_day(first, last) if day_bounds(day, tz)[1] <= now]
     if not wanted:
         return {}
     async with db.read() as session:
+        await ledger.portfolio.one_snapshot(session=session)
         kept = await ledger.portfolio.portfolio_days(session=session, first=wanted[0], last=wanted[-1])
         missing = [day for day in wanted if day not in kept]
         if not missing:
@@ -143,21 +149,21 @@ def day_par30(day: PortfolioDay | None) -> Decimal | None:
 async def health(db: Database, now: datetime, tz: ZoneInfo) -> Health:
     """The plans as they stand now, per agent, and the collection rates of the 7 and 30 days to today."""
     today = now.astimezone(tz).date()
-    days = await kept_days(db, today - timedelta(days=31), today - ONE_DAY, tz, now)
+    days = await kept_days(db, today - CHART_DAYS, today - ONE_DAY, tz, now)
     async with db.read() as session:
+        await ledger.portfolio.one_snapshot(session=session)
         active, ended = await ledger.portfolio.standing_now(session=session)
         so_far = await ledger.portfolio.collected(session=session, start=day_bounds(today, tz)[0])  # as standing
     everyone, agents = tally_standing(active, ended, now)
-    return Health(now, today, everyone, agents, collection(days, today, 7, so_far), collection(days, today, 30, so_far))
+    return Health(now, today, everyone, agents, collection(days, today, 7, so_far), collection(days, today, 30, so_far),
+                  days)
 
 
-async def weeks(db: Database, health: Health, tz: ZoneInfo, count: int = CHART_WEEKS) -> list[Week]:
-    """The chart's points, oldest first: the end of each of the ``count`` − 1 weeks before today as kept, then
-    now."""
-    today = health.today
-    days = await kept_days(db, today - timedelta(weeks=count - 1, days=7), today - ONE_DAY, tz, health.at)
+def weeks(health: Health) -> list[Week]:
+    """The chart's points, oldest first: the end of each of the 11 weeks before today as it stood, then now."""
+    today, days = health.today, health.days
     points = [Week(end, day_par30(days.get(end)), collection(days, end, 7).rate)
-              for end in (today - timedelta(weeks=back) for back in range(count - 1, 0, -1))]
+              for end in (today - timedelta(weeks=back) for back in range(CHART_WEEKS - 1, 0, -1))]
     return [*points, Week(today, health.figures.par30, health.week.rate)]
 
 

@@ -6,7 +6,8 @@ Functions take the session as a keyword and run inside the caller's transaction
 ``people`` (people, customers, invites, approvals), ``devices``, ``requests`` (code requests), ``payments``,
 ``reports``, ``plans`` (plans, their history, reversals); ``onboarding`` holds the bulk statements of
 ``paygbot plans import`` (used as ``ledger.onboarding.<function>``), ``portfolio`` the plans as they
-stood at a moment (``ledger.portfolio.plans_at``). May import ``storage.models`` and SQLAlchemy/SQLModel only.
+stand and as they stood (``ledger.portfolio.standing_now``, ``rewind``) and the days kept. May import
+``storage.models`` and SQLAlchemy/SQLModel only.
 """
 
 from __future__ import annotations

@@ -92,6 +92,15 @@ def _many_tuples() -> Iterator[None]:
             gc.enable()
 
 
+async def one_snapshot(*, session: AsyncSession) -> None:
+    """Make the reads of this transaction see one moment of the ledger, as a rewind needs (the plans now and
+    the rows since must agree): SQLite's read transaction does already; PostgreSQL's default gives each
+    statement its own. Call it first."""
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 async def _rows(session: AsyncSession, query: Any) -> Sequence[Any]:
     """Rows of a query over plain columns, without the ORM's loading (a third of the time on 100,000 rows)."""
     connection = await session.connection()
@@ -105,8 +114,8 @@ def _raw(column: Any) -> Any:
 
 
 STATUSES = {status.name: status.value for status in PlanStatus}
-CHUNK = 2000
-"""Ids in one ``IN (…)``: well under SQLite's and asyncpg's limits on parameters."""
+CHUNK = 500
+"""Ids in one ``IN (…)``: under the 999 parameters of older SQLite (as the rest of the ledger)."""
 
 
 async def plans_now(*, session: AsyncSession) -> list[PlanAt]:
@@ -231,14 +240,16 @@ async def _events_until(session: AsyncSession, to: datetime,
 async def _credit_at(session: AsyncSession, to: datetime,
                      window: Callable[[Any], Any]) -> dict[int, datetime | None]:
     """For each device issued a code in the window, its credit at ``to``: what its last code issued before
-    then left it; with none, what its first code after stacked on (or no credit)."""
+    then left it, or an import after that code; with neither, what its first code after stacked on (or no
+    credit)."""
     issued = col(CodeRequest.status).in_(GENERATED_STATUSES)
     found: dict[int, datetime | None] = {}
     days_kind = CodeKind.DAYS.name
     for device_id, issued_at, until, kind, days in await _rows(session, (
         select(CodeRequest.device_id, _raw(CodeRequest.issued_at), _raw(CodeRequest.credit_until),
                _raw(CodeRequest.kind), CodeRequest.days)
-        .where(issued, window(CodeRequest.issued_at)).order_by(col(CodeRequest.issued_at).desc())
+        .where(issued, window(CodeRequest.issued_at))
+        .order_by(col(CodeRequest.issued_at).desc(), col(CodeRequest.id).desc())
     )):
         # the earliest wins: ordered latest first
         found[device_id] = _stacked_on(kind == days_kind, days, _moment(until), _moment(issued_at))
@@ -248,15 +259,28 @@ async def _credit_at(session: AsyncSession, to: datetime,
     last_before = (select(Earlier.id)
                    .where(Earlier.device_id == Device.id, col(Earlier.status).in_(GENERATED_STATUSES),
                           col(Earlier.issued_at) < to)
-                   .order_by(col(Earlier.issued_at).desc()).limit(1).scalar_subquery())
+                   .order_by(col(Earlier.issued_at).desc(), col(Earlier.id).desc()).limit(1).scalar_subquery())
     devices = list(found)
     for first in range(0, len(devices), CHUNK):
-        for device_id, until in await _rows(session, (
-            select(Device.id, _raw(CodeRequest.credit_until)).select_from(Device)
+        chunk = devices[first:first + CHUNK]
+        known: dict[int, tuple[datetime, datetime | None]] = {}  # device: when its credit was last set, to what
+        for device_id, issued_at, until in await _rows(session, (
+            select(Device.id, _raw(CodeRequest.issued_at), _raw(CodeRequest.credit_until)).select_from(Device)
             .join(CodeRequest, col(CodeRequest.id) == last_before)
-            .where(col(Device.id).in_(devices[first:first + CHUNK]))
+            .where(col(Device.id).in_(chunk))
         )):
-            found[device_id] = _moment(until)  # one step back along (device_id, issued_at) for each device
+            known[device_id] = (_moment(issued_at), _moment(until))  # type: ignore[assignment]
+        for device_id, at, until in await _rows(session, (  # an import sets credit with no code
+            select(Plan.device_id, _raw(PlanEvent.at), _raw(PlanEvent.credit_until))
+            .join(Plan, col(Plan.id) == PlanEvent.plan_id)
+            .where(col(PlanEvent.kind) == "imported", col(PlanEvent.at) < to, col(Plan.device_id).in_(chunk))
+        )):
+            when = _moment(at)
+            assert when is not None
+            if device_id not in known or when > known[device_id][0]:
+                known[device_id] = (when, _moment(until))
+        for device_id, (_, until) in known.items():
+            found[device_id] = until
     return found
 
 
@@ -299,7 +323,8 @@ async def keep_portfolio_days(*, session: AsyncSession, days: Sequence[Portfolio
     insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
     await connection.execute(
         insert(PortfolioDay).on_conflict_do_nothing(index_elements=["day"]),  # type: ignore[arg-type]
-        [{column: getattr(day, column) for column in PortfolioDay.model_fields} for day in days])
+        [{column: getattr(day, column) for column in PortfolioDay.__table__.columns.keys()}  # type: ignore[attr-defined]
+         for day in days])
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@
   what ``/portfolio``'s chart and the summary's PAR30 line read instead of millions of rows.
 - Indexes on ``payment.matched_at``, ``reversal.at`` and ``plan_event.at``: the plans as they stood at a
   moment are the plans now, less what happened since (``storage.ledger.portfolio``).
+- ``plan_event.credit_until``: the device's credit as an import set it, which no code records.
 
 Revision ID: 0011
 Revises: 0010
@@ -45,11 +46,15 @@ def upgrade() -> None:
     )
     op.create_index('ix_payment_matched', 'payment', ['matched_at'], unique=False)
     op.create_index(op.f('ix_reversal_at'), 'reversal', ['at'], unique=False)
-    op.create_index(op.f('ix_plan_event_at'), 'plan_event', ['at'], unique=False)
+    with op.batch_alter_table('plan_event', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('credit_until', storage.types.UTCDateTime(), nullable=True))
+        batch_op.create_index(batch_op.f('ix_plan_event_at'), ['at'], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index(op.f('ix_plan_event_at'), table_name='plan_event')
+    with op.batch_alter_table('plan_event', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_plan_event_at'))
+        batch_op.drop_column('credit_until')
     op.drop_index(op.f('ix_reversal_at'), table_name='reversal')
     op.drop_index('ix_payment_matched', table_name='payment')
     op.drop_table('portfolio_day')
