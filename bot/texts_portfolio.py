@@ -46,7 +46,8 @@ class PortfolioTexts(_Base):
                  self._("PAR30: {par} (left to pay more than 30 days past due: {at_risk})",
                         par=self.percent(figures.par30), at_risk=self.money(figures.at_risk, currency)),
                  self._("Collection rate: {week} over 7 days, {month} over 30 days",
-                        week=self.percent(health.week.rate), month=self.percent(health.month.rate)),
+                        week=self.percent(health.week.rate), month=self.percent(health.month.rate))
+                 if health.month.due else self._("Collection rate: nothing has fallen due yet"),
                  self._("<b>Days past due</b>")]
         for bucket in figures.buckets:
             span = (self._("{low}–{high} days", low=bucket.low, high=bucket.high) if bucket.high is not None
