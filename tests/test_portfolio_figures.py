@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from bot.clock import ManualClock
 from bot.jobs import keep_portfolio_days
 from bot.portfolio import service
-from bot.portfolio.figures import PlanState, by_agent, collection_rate, days_past_due, figures
+from bot.portfolio.figures import PlanState, collection_rate, days_past_due, figures, tally
 from storage import ledger
 from storage.db import Database
 from storage.models import (
@@ -70,7 +70,7 @@ def test_par30_and_buckets_by_hand() -> None:
     assert found.par30 == Decimal(850) / Decimal(3650)  # by balance (2 of 6 plans by count would be 33%)
     assert [(b.low, b.high, b.count, b.amount) for b in found.buckets] == [
         (1, 7, 1, Decimal(900)), (8, 30, 2, Decimal(1300)), (31, 90, 1, Decimal(800)), (91, None, 1, Decimal(50))]
-    agents = by_agent(PORTFOLIO, AT)
+    agents = tally(PORTFOLIO, AT)[1]
     assert (agents[1].left, agents[1].at_risk) == (Decimal(1800), Decimal(0))
     assert (agents[2].left, agents[2].at_risk, agents[2].par30) == (Decimal(1850), Decimal(850),
                                                                     Decimal(850) / Decimal(1850))

@@ -186,11 +186,6 @@ def figures(states: Iterable[Standing], at: datetime) -> Figures:
     return tally(states, at)[0]
 
 
-def by_agent(states: Iterable[Standing], at: datetime) -> dict[int | None, Figures]:
-    """:func:`figures` for each agent's customers' plans."""
-    return tally(states, at)[1]
-
-
 def collection_rate(collected: Decimal, due: Decimal) -> Decimal | None:
     """Collected ÷ due (None when nothing fell due)."""
     return collected / due if due else None
