@@ -179,6 +179,7 @@ async def _omnimetic(settings: Settings, args: argparse.Namespace) -> None:
 async def _run(settings: Settings, args: argparse.Namespace) -> None:
     """The bot, long polling, until SIGINT or SIGTERM."""
     from bot.app import running_bot
+    from storage.single_runner import AlreadyRunning, only_runner
 
     if settings.telegram_bot_token is None:
         raise CommandError(say.NO_TOKEN)
@@ -189,8 +190,11 @@ async def _run(settings: Settings, args: argparse.Namespace) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        async with running_bot(settings):
-            await stop.wait()
+        with only_runner(settings.database_url):
+            async with running_bot(settings):
+                await stop.wait()
+    except AlreadyRunning as exc:
+        raise CommandError(say.already_running(exc.ledger, exc.pid)) from None
     except InvalidToken:
         raise CommandError(say.TOKEN_REFUSED) from None
     except NetworkError as exc:

@@ -45,6 +45,12 @@ def telegram_unreachable(base_url: str, reason: str) -> str:
     return f"Telegram could not be reached at {base_url} ({reason}). Check the network or TELEGRAM_BASE_URL."
 
 
+def already_running(ledger: Path, pid: str) -> str:
+    return (f"Another paygbot run (process {pid or '?'}) is using the ledger {ledger}: one process per SQLite "
+            "ledger. Stop it first, or give each bot its own DATABASE_URL (several processes on one ledger need "
+            "PostgreSQL).")
+
+
 def demo_stopped(reason: object) -> str:
     return f"the demo stopped: {reason}"
 

@@ -200,3 +200,39 @@ async def test_run_speaks_graphql_when_told(tmp_path: Path) -> None:
             _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()
     assert {call.path for call in sandbox.calls} == {"/graphql"}
+
+
+async def test_a_second_run_on_the_same_sqlite_ledger_refuses_to_start(tmp_path: Path) -> None:
+    """One process per SQLite ledger: a second ``paygbot run`` says so in one line and changes nothing; the
+    first goes on answering."""
+    api, database = _agent_and_ledger(tmp_path)
+    sandbox = ErmSandbox()
+    async with running(api) as base_url, sandbox_running(sandbox) as erm_url:
+        env = _run_environment(tmp_path, base_url, database, ERM_BASE_URL=erm_url)
+        first = await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env,
+                                                     stderr=asyncio.subprocess.PIPE)
+        try:
+            await api.user_says(AGENT, f"/days {DEVICE} 1")
+            code = await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)
+            assert sandbox.device(DEVICE).codes[0].keypad in (code.rendered or "")
+            second = await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env,
+                                                          stderr=asyncio.subprocess.PIPE)
+            _, err = await asyncio.wait_for(second.communicate(), 60)
+            lines = err.decode().strip().splitlines()
+            assert second.returncode == 1, err.decode()
+            assert lines[-1].startswith(f"paygbot: Another paygbot run (process {first.pid}) is using the ledger ")
+            assert "Traceback" not in err.decode() and TOKEN not in err.decode()
+            await api.user_says(AGENT, f"/device {DEVICE}")
+            assert DEVICE in ((await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)).rendered or "")
+        finally:
+            first.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(first.communicate(), 30)
+        third = await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env,
+                                                     stderr=asyncio.subprocess.PIPE)  # the first gone: free again
+        try:
+            await api.user_says(AGENT, f"/device {DEVICE}")
+            assert DEVICE in ((await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)).rendered or "")
+        finally:
+            third.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(third.communicate(), 30)
+        assert third.returncode == 0, err.decode()
