@@ -8,8 +8,9 @@ Definitions (SunCulture's published PAYG metrics; PaygOps' portfolio-at-risk buc
 - *PAR30*: left to pay on active plans more than 30 days past due ÷ left to pay on all active plans — by
   balance, not by count (None when nothing is left to pay);
 - *buckets*: active plans 1–7, 8–30, 31–90 and over 90 days past due, by count and by amount left to pay;
-- *collection rate* over a period: collected ÷ due, where due is the price per day × the days of the period
-  in which each plan was active (a plan paid off or repossessed counts only while it was active).
+- *collection rate* over a period of days: collected ÷ due, where due is each plan's price per day for every
+  day of the period it was active at the start of (a plan paid off or repossessed counts only while it was
+  active; :func:`bot.portfolio.service.collection` adds it up from the days kept).
 """
 
 from __future__ import annotations
