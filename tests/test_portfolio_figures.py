@@ -195,8 +195,8 @@ async def test_visits_leave_out_devices_paid_off_or_running(db: Database) -> Non
 
 
 def test_a_kept_day_adds_up_as_the_figures_do() -> None:
-    """What a day keeps (worked out in one pass for a backfill) is :func:`figures`' counts, left and at risk,
-    on every day around the 30-days-past-due edges of the hand-computed portfolio."""
+    """What a day keeps, from the ledger's own rows, is :func:`figures`' counts, left and at risk on the
+    hand-computed portfolio, on every day around its 30-days-past-due edges."""
     plans = [ledger.portfolio.PlanAt(p.plan_id, p.plan_id, p.status, p.total, p.daily_price, p.paid, p.started_at,
                                      None, p.credit_until, p.agent_id) for p in PORTFOLIO]
     for back in range(-3, 5):

@@ -15,7 +15,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from bot.clock import day_bounds
-from bot.portfolio.figures import AT_RISK_AFTER, DAY, Figures, collection_rate, days_past_due, par30, tally_standing
+from bot.portfolio.figures import DAY, Figures, collection_rate, days_past_due, figures, par30, tally_standing
 from storage import ledger
 from storage.db import Database
 from storage.models import PortfolioDay
@@ -111,24 +111,13 @@ async def _work_out(session: ledger.AsyncSession, days: Sequence[date], tz: Zone
 
 def _day(day: date, end: datetime, plans: Sequence[ledger.portfolio.PlanAt], collected: Decimal,
          now: datetime) -> PortfolioDay:
-    """What is kept of a day: :func:`figures`' counts, left to pay and at risk (without the buckets), and the
-    prices per day of the plans still active — in one pass, as a backfill makes one per day."""
-    counts = {"active": 0, "paid_off": 0, "repossessed": 0}
-    left = at_risk = due_next = Decimal(0)
-    late_if_before = end - (AT_RISK_AFTER + 1) * ONE_DAY  # more than 30 whole days past due at ``end``
-    for plan in plans:
-        counts[plan.status] += 1
-        if plan.status != "active":
-            continue
-        due_next += plan.daily_price
-        owed = plan.total - plan.paid
-        if owed > 0:
-            left += owed
-            ended = plan.credit_until if plan.credit_until is not None else plan.started_at
-            if ended <= late_if_before:
-                at_risk += owed
-    return PortfolioDay(day=day, ended_at=end, left=left, at_risk=at_risk, due_next=due_next, collected=collected,
-                        made_at=now, **counts)
+    """What is kept of a day: the figures at its end (without the buckets) and the prices per day of the plans
+    still active."""
+    found = figures(plans, end)
+    due_next = sum((plan.daily_price for plan in plans if plan.status == "active"), Decimal(0))
+    return PortfolioDay(day=day, ended_at=end, active=found.active, paid_off=found.paid_off,
+                        repossessed=found.repossessed, left=found.left, at_risk=found.at_risk, due_next=due_next,
+                        collected=collected, made_at=now)
 
 
 def collection(days: dict[date, PortfolioDay], last: date, count: int,
