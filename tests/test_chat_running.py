@@ -132,17 +132,17 @@ def _run_environment(tmp_path: Path, telegram_url: str, database: Path, **erm: s
                        DATABASE_URL=f"sqlite:///{database}", PAYGBOT_HTTP_PORT="0", **erm)
 
 
+async def _paygbot_run(tmp_path: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """``paygbot run`` as its own process, its stderr kept to read."""
+    return await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE)
+
+
 async def test_sigterm_stops_cleanly_and_nothing_queued_is_lost(tmp_path: Path) -> None:
     api, database = _agent_and_ledger(tmp_path)
     sandbox = ErmSandbox(min_gap_seconds=2)
     async with running(api) as base_url, sandbox_running(sandbox) as erm_url:
         env = _run_environment(tmp_path, base_url, database, ERM_BASE_URL=erm_url, PAYGBOT_MIN_GAP_SECONDS="2")
-
-        async def start() -> asyncio.subprocess.Process:
-            return await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env,
-                                                        stderr=asyncio.subprocess.PIPE)
-
-        process = await start()
+        process = await _paygbot_run(tmp_path, env)
         await api.user_says(AGENT, f"/days {DEVICE} 1")
         first = await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)
         assert sandbox.device(DEVICE).codes[0].keypad in (first.rendered or "")
@@ -162,7 +162,7 @@ async def test_sigterm_stops_cleanly_and_nothing_queued_is_lost(tmp_path: Path) 
             return sent.chat_id == AGENT.id and "2 days" in (sent.rendered or "")
 
         if statuses[1] is not Status.DELIVERED:  # stopped before its turn, or before telling it: the next start does
-            process = await start()
+            process = await _paygbot_run(tmp_path, env)
             follow = await api.wait_for(second_code, methods=REPLIES, timeout=30)
             process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(process.communicate(), 30)
@@ -181,8 +181,7 @@ async def test_run_speaks_graphql_when_told(tmp_path: Path) -> None:
     async with running(api) as base_url, sandbox_running(sandbox) as erm_url:
         env = _run_environment(tmp_path, base_url, database, ERM_API="graphql", ERM_GRAPHQL_URL=f"{erm_url}/graphql",
                                ERM_BASE_URL="http://127.0.0.1:9")
-        process = await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env,
-                                                       stderr=asyncio.subprocess.PIPE)
+        process = await _paygbot_run(tmp_path, env)
         try:
             await api.user_says(AGENT, f"/days {DEVICE} 3")
             code = await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)
@@ -209,14 +208,12 @@ async def test_a_second_run_on_the_same_sqlite_ledger_refuses_to_start(tmp_path:
     sandbox = ErmSandbox()
     async with running(api) as base_url, sandbox_running(sandbox) as erm_url:
         env = _run_environment(tmp_path, base_url, database, ERM_BASE_URL=erm_url)
-        first = await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env,
-                                                     stderr=asyncio.subprocess.PIPE)
+        first = await _paygbot_run(tmp_path, env)
         try:
             await api.user_says(AGENT, f"/days {DEVICE} 1")
             code = await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)
             assert sandbox.device(DEVICE).codes[0].keypad in (code.rendered or "")
-            second = await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env,
-                                                          stderr=asyncio.subprocess.PIPE)
+            second = await _paygbot_run(tmp_path, env)
             _, err = await asyncio.wait_for(second.communicate(), 60)
             lines = err.decode().strip().splitlines()
             assert second.returncode == 1, err.decode()
@@ -227,8 +224,7 @@ async def test_a_second_run_on_the_same_sqlite_ledger_refuses_to_start(tmp_path:
         finally:
             first.send_signal(signal.SIGTERM)
             await asyncio.wait_for(first.communicate(), 30)
-        third = await asyncio.create_subprocess_exec(*COMMAND, "run", cwd=tmp_path, env=env,
-                                                     stderr=asyncio.subprocess.PIPE)  # the first gone: free again
+        third = await _paygbot_run(tmp_path, env)  # the first gone: free again
         try:
             await api.user_says(AGENT, f"/device {DEVICE}")
             assert DEVICE in ((await api.wait_for(AGENT.id, methods=REPLIES, timeout=30)).rendered or "")

@@ -43,13 +43,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 import os
 import re
 import shutil
 import ssl
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -97,6 +95,7 @@ from storage.models import (
 )
 from storage.types import Money
 from tests.support import erm as erm_support
+from tests.support.logs import errors_logged
 from tests.support.settings import make_settings
 
 ZERO = Decimal(0)
@@ -172,27 +171,6 @@ def terms_of(total: Decimal, per_day: Decimal, deposit: int, *, fit: bool = True
     if fit:
         per_day, deposit = min(per_day, total), min(deposit, 1_000)
     return Terms(total, per_day, KES, share(total, deposit))
-
-
-class ErrorLog(logging.Handler):
-    """The engine's ERROR lines (a failed task, a code "kept in the log only"): each is a bug."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@contextmanager
-def errors_logged() -> Iterator[ErrorLog]:
-    handler = ErrorLog()
-    logging.getLogger("paygbot").addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logging.getLogger("paygbot").removeHandler(handler)
 
 
 @dataclass

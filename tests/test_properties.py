@@ -71,6 +71,7 @@ from storage.models import (
     Source,
     Status,
 )
+from tests.support.logs import ErrorLog
 from tests.support.settings import make_settings
 from tests.test_issuing import Paid, pay
 
@@ -110,17 +111,6 @@ class RecordingSandbox(ErmSandbox):
         except HTTPException as exc:
             self.refusals.append((str(product_id), exc.status_code, str(exc.detail)))
             raise
-
-
-class ErrorLog(logging.Handler):
-    """Collects the engine's ERROR lines: a failed task or a code "kept in the log only" is a bug."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 # -- what a step may do -------------------------------------------------------------------------
