@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,10 @@ from bot.standins.erm import ErmSandbox, running
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Role
+from tests.support import databases
 from tests.support import erm as erm_support
 from tests.support.chat import AGENT, Chat, chatting
+from tests.support.databases import Ledgers, PostgresqlLedgers, SqliteLedgers
 from tests.support.paying import DEVICE, Paying, paying
 from tests.support.settings import make_settings
 
@@ -58,11 +60,65 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def postgresql_ledgers() -> Iterator[PostgresqlLedgers | None]:
+    """This test process's PostgreSQL databases (None where no server is reachable: SQLite only)."""
+    if not databases.postgresql_reachable():
+        yield None
+        return
+    ledgers = PostgresqlLedgers(databases.postgresql_url() or "")
+    ledgers.make_template()
+    yield ledgers
+    ledgers.drop_all()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if databases.postgresql_reachable():
+        return f"ledgers: SQLite and PostgreSQL ({databases.VARIABLE})"
+    return f"ledgers: SQLite only ({databases.VARIABLE} {'unreachable' if databases.postgresql_url() else 'not set'})"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test on a ledger runs on SQLite, and again on PostgreSQL where one is reachable."""
+    if "ledger_kind" in metafunc.fixturenames:
+        both = databases.postgresql_reachable() and metafunc.definition.get_closest_marker("sqlite_only") is None
+        kinds = ["sqlite", "postgresql"] if both else ["sqlite"]
+        metafunc.parametrize("ledger_kind", kinds, scope="session")
+
+
+@pytest.fixture(scope="session")
+def ledgers(ledger_kind: str, migrated_template: Path, postgresql_ledgers: PostgresqlLedgers | None,
+            tmp_path_factory: pytest.TempPathFactory) -> Ledgers:
+    """Where a test makes ledgers of its own on ``ledger_kind`` (the property tests make one per example)."""
+    if ledger_kind == "postgresql":
+        assert postgresql_ledgers is not None
+        return postgresql_ledgers
+    return SqliteLedgers(migrated_template, tmp_path_factory.mktemp("ledgers"))
+
+
 @pytest.fixture
-def database_url(tmp_path: Path, migrated_template: Path) -> str:
+def database_url(ledger_kind: str, ledgers: Ledgers, tmp_path: Path, migrated_template: Path) -> Iterator[str]:
+    """A migrated ledger of its own for this test, on ``ledger_kind``."""
+    if ledger_kind == "postgresql":
+        url = ledgers.new()
+        yield url
+        ledgers.drop(url)
+        return
     path = tmp_path / "ledger.db"
     shutil.copyfile(migrated_template, path)
-    return f"sqlite:///{path}"
+    yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def empty_database_url(ledger_kind: str, postgresql_ledgers: PostgresqlLedgers | None, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it yet, on ``ledger_kind`` (SQLite: a file not made yet, in a new folder)."""
+    if ledger_kind == "postgresql":
+        assert postgresql_ledgers is not None
+        url = postgresql_ledgers.empty()
+        yield url
+        postgresql_ledgers.drop(url)
+        return
+    yield f"sqlite:///{tmp_path}/new/ledger.db"
 
 
 @pytest.fixture
@@ -107,6 +163,7 @@ async def engine(db: Database, erm: ErmBackend, settings: Settings, clock: Manua
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "agents(*people): the chat fixture makes these people agents first")
+    config.addinivalue_line("markers", "sqlite_only: about SQLite itself (its file, its settings): not run on PostgreSQL")
     config.addinivalue_line("markers", "customer(price=None): the bot fixture registers CUSTOMER for DEVICE "
                                        "(and sets its daily price in KES) first")
 

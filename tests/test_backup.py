@@ -18,6 +18,8 @@ from storage.backup import BackupRefused, backup, ledger_file
 from storage.db import Database
 from storage.migrate import head_revision
 from storage.models import Role
+
+pytestmark = pytest.mark.sqlite_only  # a copy of a SQLite file; PostgreSQL: pg_dump (the refusal below)
 from tests.support.cli import run
 
 FILLER_ROWS, FILLER_BYTES = 3000, 8192  # ~24 MB: the copy takes long enough for writes to land meanwhile

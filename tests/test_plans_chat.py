@@ -32,7 +32,7 @@ from storage.models import (
     Source,
     Status,
 )
-from tests.support.chat import AGENT, CUSTOMER, MANAGER, OTHER_AGENT
+from tests.support.chat import AGENT, CUSTOMER, MANAGER, OTHER_AGENT, REPLIES
 from tests.support.paying import DEVICE, Paying, paying
 
 pytestmark = pytest.mark.customer(price="50")  # CUSTOMER registered by AGENT for DEVICE at KES 50 a day
@@ -234,7 +234,9 @@ async def test_reversals_take_money_back_once(bot: Paying) -> None:
     # a code not yet issued is cancelled (the device has had all its codes for today)
     await bot.issued(2)
     assert "Usage" in text_of(await bot.chat.say(MANAGER, "/reverse"))
-    assert "managers" in text_of(await bot.chat.say(AGENT, "/reverse R-2"))
+    # (the agent's receipt of R-2 may still be on its way: the refusal is waited for by what it says)
+    await bot.chat.api.user_says(AGENT, "/reverse R-2")
+    await bot.chat.api.wait_for(lambda sent: sent.chat_id == AGENT.id and "managers" in text_of(sent), methods=REPLIES)
 
 
 async def test_a_queued_code_is_cancelled_by_a_reversal_through_the_webhook(bot: Paying) -> None:

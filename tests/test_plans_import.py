@@ -5,19 +5,21 @@ gets every error with its line number and changes nothing at all."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import col, select
 
 from bot import cli_texts as say
 from bot.plans.plan_file import Fault, FileFault, ImportRefused, RowError, read_csv
 from storage import ledger
-from storage.db import Database
+from storage.db import Database, async_url
 from storage.models import Customer, Plan, PlanEvent, PlanStatus, Role
 from tests.support.cli import arun, run
 
@@ -37,11 +39,20 @@ def write(path: Path, *lines: str, bom: bool = False) -> Path:
 
 
 def snapshot(database_url: str) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table of the ledger."""
-    with sqlite3.connect(database_url.removeprefix("sqlite:///")) as connection:
-        tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {table: sorted(connection.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
-                for table in tables}
+    """Every row of every table of the ledger (read in a thread of its own: async tests call it too)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _snapshot(database_url)).result()
+
+
+async def _snapshot(database_url: str) -> dict[str, list[tuple[object, ...]]]:
+    engine = create_async_engine(async_url(database_url))
+    try:
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+            return {table: sorted((await connection.execute(text(f'SELECT * FROM "{table}"'))).all(), key=repr)
+                    for table in tables}
+    finally:
+        await engine.dispose()
 
 
 def local_day(days: int) -> date:

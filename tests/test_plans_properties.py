@@ -42,22 +42,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import re
-import shutil
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select as sa_select
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
 from starlette.applications import Starlette
@@ -95,6 +93,7 @@ from storage.models import (
 )
 from storage.types import Money
 from tests.support import erm as erm_support
+from tests.support.databases import Ledgers
 from tests.support.logs import errors_logged
 from tests.support.settings import make_settings
 
@@ -113,7 +112,6 @@ SETTINGS = {
 }
 PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
 """How a Money value in minor units is stored (``str(Decimal)``): a float or a division would show."""
-_ledger_files = itertools.count()
 TLS = ssl.create_default_context()
 
 
@@ -224,7 +222,7 @@ class Stage:
     """The ledger every example starts from (made once): devices A and B known, A's customer and their agent, a
     manager; B's plan, B's payment and its code made."""
 
-    path: Path
+    url: str
     now: datetime
     a: int
     b: int
@@ -254,14 +252,12 @@ class Example:
     """What this example got to (hypothesis statistics: ``--hypothesis-show-statistics``)."""
 
     @contextlib.asynccontextmanager
-    async def running(self, served: Served, template: Path, workdir: Path) -> AsyncIterator[Path]:
-        """A copy of ``template``, a fresh sandbox behind ``served``, an engine (that never pumps by itself)."""
-        path = workdir / f"ledger-{next(_ledger_files)}.db"
-        for suffix in ("", "-wal"):  # a ledger closed cleanly has no WAL left; copied if it had
-            if Path(f"{template}{suffix}").exists():
-                shutil.copyfile(f"{template}{suffix}", f"{path}{suffix}")
+    async def running(self, served: Served, ledgers: Ledgers, like: str | None) -> AsyncIterator[str]:
+        """A copy of the ledger ``like`` (None: a new one), a fresh sandbox behind ``served``, an engine (that
+        never pumps by itself)."""
+        url = ledgers.new(like)
         self.sandbox = served.serve(ErmSandbox(clock=self.clock, device_count=2))
-        self.db = Database(f"sqlite:///{path}")
+        self.db = Database(url)
         try:
             transport = httpx.AsyncHTTPTransport(verify=TLS)  # loopback HTTP; one context keeps examples cheap
             async with RestErm(served.url, erm_support.USER, erm_support.PASSWORD, timeout=2,
@@ -272,15 +268,15 @@ class Example:
                 self.plans = Plans(db=self.db, engine=self.engine, clock=self.clock)
                 self.approvals = Approvals(self.db, self.clock)
                 try:
-                    yield path
+                    yield url
                 finally:
                     await self.payments.close()
                     await self.engine.close()
         finally:
             await self.db.dispose()
 
-    async def stage(self, served: Served, template: Path, workdir: Path) -> Stage:
-        async with self.running(served, template, workdir) as path:
+    async def stage(self, served: Served, ledgers: Ledgers) -> Stage:
+        async with self.running(served, ledgers, None) as url:
             a, b = self.sandbox.devices[:2]
             self.a_ref, self.b_ref = a.erm_id, b.erm_id
             a_id, b_id = await self.engine.resolve_device(self.a_ref), await self.engine.resolve_device(self.b_ref)
@@ -302,14 +298,14 @@ class Example:
             await self.payments.receive(Incoming(provider="cash", reference="B-1", amount=Decimal("150.50"),
                                                  account=self.b_ref, currency=KES))
             await self.quiet()
-            return Stage(path, self.clock.now(), self.a, self.b, self.a_ref, self.b_ref, manager,
+            return Stage(url, self.clock.now(), self.a, self.b, self.a_ref, self.b_ref, manager,
                          await self.snapshot_b())
 
     async def run(self, served: Served, terms: tuple[int, int, int], ops: list[tuple[Any, ...]],
-                  workdir: Path) -> None:
+                  ledgers: Ledgers) -> None:
         stage = served.stage
         self.a, self.b, self.a_ref, self.b_ref, self.manager = stage.a, stage.b, stage.a_ref, stage.b_ref, stage.manager
-        async with self.running(served, stage.path, workdir) as path:
+        async with self.running(served, ledgers, stage.url) as url:
             try:
                 first = terms_of(money(terms[0]), money(terms[1]), terms[2])
                 made = await self.plans.set(self.a, first, by=None)
@@ -322,8 +318,7 @@ class Example:
                     await self.check()
                 assert await self.snapshot_b() == stage.b_before, "device B changed"
             finally:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+                ledgers.drop(url)
 
     @property
     def auto(self) -> bool:
@@ -354,8 +349,8 @@ class Example:
         rows: dict[str, list[tuple[Any, ...]]] = {}
         async with self.db.read() as session:
             for table in SQLModel.metadata.sorted_tables:
-                result = await session.exec(text(f'SELECT * FROM "{table.name}" ORDER BY rowid'))  # type: ignore[call-overload]
-                rows[table.name] = [tuple(row) for row in result.all()]
+                query = sa_select(table).order_by(*table.primary_key.columns)
+                rows[table.name] = [tuple(row) for row in (await session.exec(query)).all()]  # type: ignore[call-overload]
         return rows
 
     async def money_as_stored(self) -> list[tuple[str, str, Any]]:
@@ -751,13 +746,13 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(migrated_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(ledgers: Ledgers) -> Iterator[Served]:
     serving = Served()
     try:
         with errors_logged() as errors:
             setup = Example("approve", ManualClock(START))
             serving.stage = serving.loop.run_until_complete(
-                setup.stage(serving, migrated_template, tmp_path_factory.mktemp("plans")))
+                setup.stage(serving, ledgers))
         assert not errors.records, [record.getMessage() for record in errors.records]
         yield serving
     finally:
@@ -777,12 +772,12 @@ _settings = settings(
 @_settings
 @given(example=EXAMPLE)
 def test_any_sequence_keeps_the_plan_books(mode: str, example: tuple[tuple[int, int, int], list[tuple[Any, ...]]],
-                                           served: Served, tmp_path: Path) -> None:
+                                           served: Served, ledgers: Ledgers) -> None:
     terms, ops = example
     run = Example(mode, ManualClock(served.stage.now))
     with errors_logged() as errors:
         try:
-            served.loop.run_until_complete(run.run(served, terms, ops, tmp_path))
+            served.loop.run_until_complete(run.run(served, terms, ops, ledgers))
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nsteps: {run.trace}") from exc
         assert not errors.records, [record.getMessage() for record in errors.records]
@@ -808,9 +803,9 @@ def test_any_sequence_keeps_the_plan_books(mode: str, example: tuple[tuple[int, 
                  id="what a cancelled code gives back pays the debt first"),
 ])
 def test_sequences_the_property_found(mode: str, terms: tuple[int, int, int], ops: list[tuple[Any, ...]],
-                                      served: Served, tmp_path: Path) -> None:
+                                      served: Served, ledgers: Ledgers) -> None:
     """The shortest sequences of the bugs this property found (each fixed since), kept as they were found."""
     run = Example(mode, ManualClock(served.stage.now))
     with errors_logged() as errors:
-        served.loop.run_until_complete(run.run(served, terms, ops, tmp_path))
+        served.loop.run_until_complete(run.run(served, terms, ops, ledgers))
     assert not errors.records, [record.getMessage() for record in errors.records]

@@ -35,13 +35,11 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import shutil
 import ssl
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -71,6 +69,7 @@ from storage.models import (
     Source,
     Status,
 )
+from tests.support.databases import Ledgers
 from tests.support.logs import ErrorLog
 from tests.support.settings import make_settings
 from tests.test_issuing import Paid, pay
@@ -95,7 +94,6 @@ HISTORY_PATHS = ("/oves/v2/codeHistoryList",)
 ERM_SAYS_NO = {400: "Invalid request for this product", 403: "Product not assigned to this distributor"}
 KIND_OF = {CodeType.DAYS: CodeKind.DAYS, CodeType.FREE: CodeKind.FREE, CodeType.RESET: CodeKind.RESET}
 TLS = ssl.create_default_context()
-_ledger_files = itertools.count()
 
 
 class RecordingSandbox(ErmSandbox):
@@ -150,7 +148,7 @@ SECONDS = st.one_of(
 class IssuingMachine(RuleBasedStateMachine):
     """One example: a fresh ledger, a fresh sandbox on loopback, an engine that may crash."""
 
-    def __init__(self, template: Path, workdir: Path) -> None:
+    def __init__(self, ledgers: Ledgers) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.exits = contextlib.AsyncExitStack()
@@ -159,8 +157,8 @@ class IssuingMachine(RuleBasedStateMachine):
         self.devices: list[SandboxDevice] = self.sandbox.devices[:3]
         self.errors = ErrorLog()
         logging.getLogger("paygbot").addHandler(self.errors)
-        self.path = workdir / f"ledger-{next(_ledger_files)}.db"
-        shutil.copyfile(template, self.path)
+        self.ledgers = ledgers
+        self.database_url = ledgers.new()
         self.url = self.run(self.exits.enter_async_context(running(self.sandbox)))
         self.engine_up = False
         self.start_engine()
@@ -181,7 +179,7 @@ class IssuingMachine(RuleBasedStateMachine):
 
     def start_engine(self) -> None:
         """A new process: its own connections, its own ERM client (and login), the same ledger and ERM."""
-        self.db = Database(f"sqlite:///{self.path}")
+        self.db = Database(self.database_url)
         transport = httpx.AsyncHTTPTransport(verify=TLS)  # loopback HTTP; a shared context makes restarts cheap
         self.erm = RestErm(self.url, "test@example.com", "test1234", timeout=ERM_TIMEOUT, transport=transport)
         self.engine = IssuingEngine(db=self.db, erm=self.erm, settings=SETTINGS, clock=self.clock)
@@ -630,13 +628,12 @@ class IssuingMachine(RuleBasedStateMachine):
                 self.loop.run_until_complete(self.loop.shutdown_default_executor())
             finally:
                 self.loop.close()
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                self.ledgers.drop(self.database_url)
 
 
-def test_any_sequence_keeps_the_rules(tmp_path: Path, migrated_template: Path) -> None:
+def test_any_sequence_keeps_the_rules(ledgers: Ledgers) -> None:
     run_state_machine_as_test(
-        lambda: IssuingMachine(migrated_template, tmp_path),
+        lambda: IssuingMachine(ledgers),
         settings=settings(
             max_examples=30,
             stateful_step_count=40,
@@ -648,7 +645,7 @@ def test_any_sequence_keeps_the_rules(tmp_path: Path, migrated_template: Path) -
 
 @pytest.mark.parametrize("carried_over", ["queue and payments", "a retry and a queue"])
 def test_a_day_gets_no_more_than_the_limit(
-    carried_over: str, tmp_path: Path, migrated_template: Path
+    carried_over: str, ledgers: Ledgers
 ) -> None:
     """The machine's daily-limit failures, shortened and replayed step by step (limit 4 a local day).
 
@@ -659,7 +656,7 @@ def test_a_day_gets_no_more_than_the_limit(
       then four /days are accepted, today having no code and nothing planned before midnight; they
       queue behind the /free (before the claim-time check: five codes tomorrow).
     """
-    machine = IssuingMachine(migrated_template, tmp_path)
+    machine = IssuingMachine(ledgers)
     try:
         if carried_over == "queue and payments":
             machine.just_before_midnight(zone="local", before=10)

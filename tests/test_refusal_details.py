@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 
@@ -48,6 +49,7 @@ def _downgrade(url: str, revision: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.sqlite_only  # rows as an old SQLite ledger holds them
 async def test_old_refusals_become_a_word_and_columns_and_back(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/ledger.db"
     await upgrade(url, "0006")

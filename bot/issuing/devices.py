@@ -62,6 +62,7 @@ class DeviceDirectory:
             log.warning("could not look up device %s (%s)", device_ref, exc.message)
             return Refused(Reason.ERM_UNAVAILABLE, device_ref, words=exc.message)
         async with self.db.write() as session:
+            await ledger.hold_device_directory(session=session)  # the holders read next must stay true
             now = self.clock.now()
             holders = await ledger.devices_holding_codes(session=session, hexes=seen)
             if holders:  # its history holds codes of these rows: they and this id are one device

@@ -28,6 +28,15 @@ from storage.models import (
 
 # -- devices ----------------------------------------------------------------------------------
 
+_DEVICE_DIRECTORY_LOCK = 0x70617967  # "payg": the advisory lock that makes new devices and ids one at a time
+
+
+async def hold_device_directory(*, session: AsyncSession) -> None:
+    """Until this transaction ends, no other adds devices or ids. SQLite's one writer does this already;
+    on PostgreSQL two lookups of one new id at once would both find nothing and both insert it."""
+    if session.bind.dialect.name == "postgresql":
+        await session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_DEVICE_DIRECTORY_LOCK))  # type: ignore[call-overload]
+
 
 async def find_device(*, session: AsyncSession, ref: str) -> Device | None:
     """The device known by ``ref`` (any of its ids), or None."""
@@ -47,6 +56,7 @@ async def add_device(
     ``ids`` are one device (the ERM's item record says so, or its code history): if they name several
     devices the ledger kept apart, those are merged into the oldest (:func:`merge_devices`).
     """
+    await hold_device_directory(session=session)
     found: dict[int, Device] = {}
     for ref in ids:
         device = await find_device(session=session, ref=ref)

@@ -217,3 +217,6 @@ def downgrade() -> None:
 
     op.drop_table('person')
     # ### end Alembic commands ###
+    if op.get_bind().dialect.name == 'postgresql':  # the enum types outlive their tables there
+        for name in ('role', 'paymentstatus', 'codekind', 'source', 'status', 'approvalstatus'):
+            op.execute(f'DROP TYPE IF EXISTS {name}')
