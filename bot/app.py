@@ -41,6 +41,7 @@ from bot.payments import ChatNotices, Payments, payment_routes
 from bot.people import People, Team
 from bot.plans.service import Plans
 from bot.services import SERVICES, BotContext, Services
+from bot.telegram_webhook import telegram_routes
 from handlers import menus
 from storage.db import Database
 from storage.migrate import upgrade
@@ -52,6 +53,10 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 RATE_LIMIT_RETRIES = 10
 """A 429 from Telegram delays a message (by its retry_after), it never drops it."""
+
+HANDLED_UPDATES = (Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY)
+"""The update types the handlers read (an edited command is answered that edits are not carried out);
+Telegram sends no others, by long polling or to the webhook."""
 
 
 class MissingToken(Exception):
@@ -75,8 +80,12 @@ def build_application(
         .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
         .concurrent_updates(True)
     )
+    if settings.webhook_mode:
+        builder = builder.updater(None)  # updates come in at POST /telegram (bot.telegram_webhook)
     if telegram is not None:
-        builder = builder.request(telegram()).get_updates_request(telegram())
+        builder = builder.request(telegram())
+        if not settings.webhook_mode:
+            builder = builder.get_updates_request(telegram())
     application = builder.build()
     handlers.register(application)
     return application
@@ -94,7 +103,8 @@ async def running_bot(
     settings: Settings, *, clock: Clock | None = None, poll_interval: float = 0.0, http_host: str = "0.0.0.0",  # noqa: S104
     telegram: Callable[[], BaseRequest] | None = None,
 ) -> AsyncIterator[RunningBot]:
-    """The whole bot, polling, for the duration of the block (``telegram``: see :func:`build_application`)."""
+    """The whole bot, long polling or taking updates at its webhook, for the duration of the block
+    (``telegram``: see :func:`build_application`)."""
     clock = clock or SystemClock()
     application = build_application(settings, telegram)
     for language in i18n.LANGUAGES:  # a broken catalogue stops the start here, not a person's chat later
@@ -123,10 +133,12 @@ async def running_bot(
         application.bot_data[SERVICES] = services
         http_port = None
         if settings.http_port:
-            http_port = await stack.enter_async_context(serving(
-                build_http_app(services, payment_routes(payments, settings)), settings.http_port,
-                host=http_host))
-        assert application.job_queue is not None and application.updater is not None
+            routes = payment_routes(payments, settings)
+            if settings.telegram_webhook_secret is not None:
+                routes += telegram_routes(application, db, clock, settings.telegram_webhook_secret.get_secret_value())
+            http_port = await stack.enter_async_context(serving(build_http_app(services, routes), settings.http_port,
+                                                                host=http_host))
+        assert application.job_queue is not None
         schedule_pump(application.job_queue, engine)
         schedule_reminders(application.job_queue, services)
         schedule_device_sync(application.job_queue, engine)
@@ -136,12 +148,20 @@ async def running_bot(
         stack.push_async_callback(application.stop)
         # before stopping: no job starts now, to be cancelled half done (a summary claimed, never sent)
         stack.callback(application.job_queue.scheduler.pause)
-        await application.updater.start_polling(poll_interval=poll_interval, allowed_updates=Update.ALL_TYPES,
-                                                drop_pending_updates=False)
-        stack.push_async_callback(application.updater.stop)
+        if settings.telegram_webhook_url is not None and settings.telegram_webhook_secret is not None:
+            # Set at every start (other replicas may share it): Telegram keeps what waits meanwhile.
+            await application.bot.set_webhook(settings.telegram_webhook_url, allowed_updates=list(HANDLED_UPDATES),
+                                              secret_token=settings.telegram_webhook_secret.get_secret_value(),
+                                              drop_pending_updates=False)
+        else:
+            assert application.updater is not None
+            await application.updater.start_polling(poll_interval=poll_interval, allowed_updates=list(HANDLED_UPDATES),
+                                                    drop_pending_updates=False)
+            stack.push_async_callback(application.updater.stop)
         application.create_task(menus.register_all(application.bot, application.bot_data[menus.TABLE], people),
                                 name="register-commands")
-        log.info("paygbot started as @%s%s; HTTP on %s", services.bot_username,
-                 " on the ERM sandbox" if services.sandbox else "", http_port or "off")
+        log.info("paygbot started as @%s%s; HTTP on %s; updates by %s", services.bot_username,
+                 " on the ERM sandbox" if services.sandbox else "", http_port or "off",
+                 "webhook" if settings.webhook_mode else "long polling")
         yield RunningBot(application, services, http_port)
         log.info("paygbot stopping")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ERM_BASE_URL = "https://api.omnivoltaic.com"
@@ -21,6 +21,7 @@ DEFAULT_OMNIMETIC_BASE_URL = "https://app.omnimetic.com/api"
 MAX_STACKABLE_DAYS = 1095
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 def _var(name: str) -> Any:
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=0, le=65535, validation_alias=_var("PAYGBOT_HTTP_PORT"))
     webhook_secret: SecretStr | None = Field(None, validation_alias=_var("PAYGBOT_WEBHOOK_SECRET"))
     mpesa_path: SecretStr | None = Field(None, validation_alias=_var("PAYGBOT_MPESA_PATH"))
+    telegram_webhook_url: str | None = Field(None, validation_alias=_var("TELEGRAM_WEBHOOK_URL"))
+    """Set: webhook mode (Telegram POSTs updates to it, ending in /telegram); unset: long polling."""
+    telegram_webhook_secret: SecretStr | None = Field(None, validation_alias=_var("TELEGRAM_WEBHOOK_SECRET"))
+    """What Telegram echoes in X-Telegram-Bot-Api-Secret-Token (required with TELEGRAM_WEBHOOK_URL)."""
     currency: str = Field("KES", validation_alias=_var("PAYGBOT_CURRENCY"))
     """The currency of a daily price set without one (a price always has a currency)."""
     unlock_when_paid: Literal["approve", "auto"] = Field("approve", validation_alias=_var("PAYGBOT_UNLOCK_WHEN_PAID"))
@@ -75,7 +80,8 @@ class Settings(BaseSettings):
     """The country whose local numbers (0712 345 678) people type; stored numbers are international."""
 
     @field_validator("telegram_bot_token", "erm_username", "erm_password", "webhook_secret", "mpesa_path",
-                     "omnimetic_client_id", "omnimetic_secret", mode="before")
+                     "omnimetic_client_id", "omnimetic_secret", "telegram_webhook_url", "telegram_webhook_secret",
+                     mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -85,6 +91,28 @@ class Settings(BaseSettings):
     def _path_segment(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not _PATH_SEGMENT.match(value.get_secret_value()):
             raise ValueError("must be 16 to 128 letters, digits, '-' or '_' (a secret URL path segment)")
+        return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^\s/]+/(?:\S*/)?telegram$", value):
+            raise ValueError("must be an http:// or https:// URL ending in /telegram (where the bot takes updates)")
+        if info.data.get("http_port") == 0:
+            raise ValueError("needs the HTTP side, and PAYGBOT_HTTP_PORT is 0")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None:
+            if info.data.get("telegram_webhook_url"):
+                raise ValueError("is required with TELEGRAM_WEBHOOK_URL")
+            return None
+        if not _WEBHOOK_SECRET.match(value.get_secret_value()):
+            raise ValueError("must be 1 to 256 letters, digits, '_' or '-' (Telegram's rule)")
         return value
 
     @field_validator("erm_api", "unlock_when_paid", mode="before")
@@ -155,6 +183,11 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     @property
+    def webhook_mode(self) -> bool:
+        """Telegram POSTs updates to ``/telegram`` (else: long polling)."""
+        return self.telegram_webhook_url is not None
+
+    @property
     def uses_sandbox(self) -> bool:
         """With no ERM credentials the embedded sandbox stands in for the ERM."""
         return not (self.erm_username and self.erm_password)
@@ -192,5 +225,7 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "configuration"
+            if name in Settings.model_fields:  # a default found wrong beside another value: its variable
+                name = getattr(Settings.model_fields[name].validation_alias, "choices", [name])[0]
             problems.append(f"{name}: {_describe(error)}")
         raise ConfigError("bad configuration: " + "; ".join(problems)) from None

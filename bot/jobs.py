@@ -22,6 +22,7 @@ from bot.delivery import send_summary, speak_to
 from bot.erm.errors import ErmError
 from bot.issuing import IssuingEngine, limits
 from bot.portfolio import service as portfolio
+from bot.telegram_webhook import KEEP_IDS
 from bot.texts import Texts, for_language
 from storage import ledger
 
@@ -171,11 +172,18 @@ async def keep_portfolio_days(services: Services) -> None:
     await portfolio.kept_days(services.db, today - portfolio.CHART_DAYS, today - timedelta(days=1), tz, now)
 
 
+async def forget_old_updates(services: Services) -> int:
+    """The webhook's update ids older than Telegram would send again (:mod:`bot.telegram_webhook`)."""
+    async with services.db.write() as session:
+        return await ledger.forget_deliveries(session=session, before=services.clock.now() - KEEP_IDS)
+
+
 async def _managers_jobs(context: CallbackContext[Any, Any, Any, Any]) -> None:
     assert context.job is not None
     services: Services = context.job.data  # type: ignore[assignment]
     await push_summary_if_due(services, context.bot)
     await expire_approvals(services, context.bot)
+    await forget_old_updates(services)
     try:  # last, and alone: a day not kept now is kept at the next minute
         await keep_portfolio_days(services)
     except Exception:
@@ -183,7 +191,7 @@ async def _managers_jobs(context: CallbackContext[Any, Any, Any, Any]) -> None:
 
 
 def schedule_managers_jobs(job_queue: JobQueue[Any], services: Services, interval: float = CHECK_EVERY) -> None:
-    """Every minute: the portfolio's days kept, the daily summary when its time has come, and expired
-    approvals."""
+    """Every minute: the portfolio's days kept, the daily summary when its time has come, expired
+    approvals, and the webhook's old update ids forgotten."""
     job_queue.run_repeating(_managers_jobs, interval=interval, first=2, name=SUMMARY_JOB, data=services,
                             job_kwargs={"max_instances": 1, "coalesce": True})

@@ -434,3 +434,13 @@ class PortfolioDay(SQLModel, table=True):
     collected: Decimal = Field(sa_type=Money)
     """Money counted toward plans during the day, less what reversals took back during it."""
     made_at: datetime = _when()
+
+
+class TelegramUpdate(SQLModel, table=True):
+    """An update Telegram POSTed to the webhook, by its id: Telegram sends an update again when its POST was
+    not answered in time, and a copy may reach another replica; the first to keep the id handles it."""
+
+    __tablename__ = "telegram_update"  # type: ignore[assignment]
+
+    update_id: int = Field(sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    received_at: datetime = _when(index=True)

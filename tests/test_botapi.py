@@ -33,6 +33,7 @@ from telegram.ext import (
 from telegram.request import RequestData
 from telegram.request._requestparameter import RequestParameter
 
+from bot.http import serving
 from bot.standins.telegram import FakeBotApi, HtmlError, StandInRequest, TelegramUser, WaitTimeout, parse_html
 from bot.standins.telegram.server import running
 from bot.standins.telegram.transport import BASE_URL
@@ -683,3 +684,42 @@ def test_parse_html_lenient_mode_lets_through_what_telegram_lets_through() -> No
     assert parse_html("R&D 1 > 0 &nbsp;", strict=False) == ("R&D 1 > 0 &nbsp;", [])
     with pytest.raises(HtmlError):
         parse_html("1 < 2", strict=False)
+
+
+async def test_webhook_mode_posts_updates_with_the_secret_and_refuses_long_polling(api: FakeBotApi) -> None:
+    """``setWebhook``: updates are POSTed (a failed POST is sent again), ``getUpdates`` answers 409 until
+    ``deleteWebhook``; ``getWebhookInfo`` says what is set."""
+    received: list[tuple[dict[str, Any], str | None]] = []
+    answers = iter([500, 200, 200])
+
+    async def hook(scope: Any, receive: Any, send: Any) -> None:  # a bot's POST /telegram, first answering 500
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = dict(scope["headers"])
+        received.append((json.loads(body), headers.get(b"x-telegram-bot-api-secret-token", b"").decode() or None))
+        await send({"type": "http.response.start", "status": next(answers), "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serving(hook, 0, host="127.0.0.1") as port, running(api) as base_url, httpx.AsyncClient() as client:
+        bot_api = f"{base_url}{api.token}"
+        set_hook = await client.post(f"{bot_api}/setWebhook", json={
+            "url": f"http://127.0.0.1:{port}/telegram", "secret_token": "s3cret", "allowed_updates": ["message"]})
+        assert set_hook.json() == {"ok": True, "result": True}
+        polled = await client.post(f"{bot_api}/getUpdates")
+        assert polled.status_code == 409 and "webhook is active" in polled.json()["description"]
+        api.meet(AMINA)
+        await api.user_says(AMINA, "/start")
+        await eventually(lambda: len(received) == 2 and not api.updates, timeout=10)
+        assert received[0] == received[1] and received[0][1] == "s3cret"  # the 500 was followed by a second POST
+        assert received[0][0]["message"]["text"] == "/start"
+        info = (await client.post(f"{bot_api}/getWebhookInfo")).json()["result"]
+        assert info["url"] == f"http://127.0.0.1:{port}/telegram" and info["pending_update_count"] == 0
+        assert info["allowed_updates"] == ["message"] and "500" in info["last_error_message"]
+        assert (await client.post(f"{bot_api}/deleteWebhook")).json()["result"] is True
+        assert (await client.post(f"{bot_api}/getUpdates")).status_code == 200
+        bad = await client.post(f"{bot_api}/setWebhook", json={"url": "http://x/telegram", "secret_token": "no spaces"})
+        assert bad.status_code == 400 and api.webhook is None

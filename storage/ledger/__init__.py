@@ -133,8 +133,11 @@ from storage.ledger.requests import (
     undelivered,
     unsettled,
 )
+from storage.ledger.telegram import first_delivery, forget_deliveries
 
 __all__ = [
+    "first_delivery",
+    "forget_deliveries",
     "onboarding",
     "portfolio",
     "PlanRow",

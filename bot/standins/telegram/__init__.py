@@ -12,6 +12,8 @@ Split by what it does:
 - the transport: :mod:`~bot.standins.telegram.wire` (the Bot API's wire format), then either
   :class:`StandInRequest` (a PTB ``BaseRequest`` in this process: no port, no server) or
   :mod:`bot.standins.telegram.server` (loopback HTTP, for a bot in another process).
+- webhook mode: :mod:`~bot.standins.telegram.webhook` (after ``setWebhook``, updates are POSTed to the
+  bot with the secret header, and ``getUpdates`` is refused with 409, as at Telegram).
 
 What it checks is what Telegram checks and a bot can get wrong: unknown or blocked chats, empty or
 too long texts and captions, HTML that Telegram would refuse (and, stricter, an unescaped ``&`` or

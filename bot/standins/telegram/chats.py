@@ -20,6 +20,7 @@ from bot.standins.telegram.flood import SEND_METHODS, FloodControl
 from bot.standins.telegram.html import command_entities
 from bot.standins.telegram.outbox import Outbox, Signal
 from bot.standins.telegram.values import BotApiError, Sent, TelegramUser, bad_request
+from bot.standins.telegram.webhook import Webhook, WebhookDelivery
 from bot.standins.telegram.wire import as_int
 
 _SELF: Final = object()
@@ -72,6 +73,9 @@ class FakeBotApi(Outbox):
         """How many ``getUpdates`` long polls are waiting right now."""
         self.closing = False
         """Set while the HTTP form shuts down: waiting long polls answer at once."""
+        self.webhook: Webhook | None = None
+        """What ``setWebhook`` set (None: long polling); updates are POSTed to it while set."""
+        self.webhook_delivery = WebhookDelivery(self)
         self._blocked: set[int] = set()
         self._last_message_id: dict[int, int] = {}
         self._next_update_id = 1

@@ -20,6 +20,7 @@ from typing import Any, Final
 from bot.standins.telegram import content
 from bot.standins.telegram.chats import FakeBotApi, commands_key, now_unix
 from bot.standins.telegram.values import BotApiError, CallbackAnswer, bad_request
+from bot.standins.telegram.webhook import Webhook
 from bot.standins.telegram.wire import as_bool, as_int, as_json, decode_params
 
 _log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ NOT_MODIFIED: Final = (
 )
 QUERY_TOO_OLD: Final = "query is too old and response timeout expired or query ID is invalid"
 CONFLICT: Final = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+WEBHOOK_CONFLICT: Final = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
+WEBHOOK_SECRET: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 _BOT_COMMAND_NAME: Final = re.compile(r"[a-z0-9_]{1,32}")
 
@@ -52,6 +55,8 @@ class BotApiMethods:
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
             "deleteWebhook": self._delete_webhook,
+            "setWebhook": self._set_webhook,
+            "getWebhookInfo": self._get_webhook_info,
             "setMyCommands": self._set_my_commands,
             "sendMessage": self._send_message,
             "sendPhoto": self._send_photo,
@@ -106,15 +111,54 @@ class BotApiMethods:
         }
 
     async def _delete_webhook(self, params: dict[str, Any]) -> bool:
+        self.api.webhook = None
+        await self.api.webhook_delivery.stop()
         if as_bool(params.get("drop_pending_updates")):
             self.api.updates.clear()
             self.api.updates_signal.pulse()
         return True
 
+    async def _set_webhook(self, params: dict[str, Any]) -> bool:
+        """Updates go to ``url`` from now on (``getUpdates`` is refused while it is set)."""
+        url = str(params.get("url") or "")
+        if not url:  # Telegram: an empty URL removes the webhook
+            return await self._delete_webhook(params)
+        if not url.startswith(("https://", "http://")):
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not WEBHOOK_SECRET.fullmatch(str(secret)):
+            raise bad_request("bad webhook: secret token contains unallowed characters")
+        allowed = as_json(params.get("allowed_updates"), "allowed_updates") if "allowed_updates" in params else None
+        if allowed is not None and not (isinstance(allowed, list) and all(isinstance(k, str) for k in allowed)):
+            raise bad_request("can't parse allowed updates")
+        connections = as_int(params.get("max_connections"), "max_connections", default=40) or 40
+        if as_bool(params.get("drop_pending_updates")):
+            self.api.updates.clear()
+        self.api.webhook = Webhook(url, None if secret is None else str(secret), allowed,
+                                   max(1, min(100, connections)))
+        self.api.poll_generation += 1  # a waiting long poll ends (409), as at Telegram
+        self.api.updates_signal.pulse()
+        self.api.webhook_delivery.start()
+        return True
+
+    async def _get_webhook_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        hook = self.api.webhook
+        info: dict[str, Any] = {"url": hook.url if hook else "", "has_custom_certificate": False,
+                                "pending_update_count": len(self.api.updates)}
+        if hook is not None:
+            info["max_connections"] = hook.max_connections
+            if hook.allowed_updates is not None:
+                info["allowed_updates"] = hook.allowed_updates
+            if hook.failures:
+                info["last_error_date"], info["last_error_message"] = now_unix(), hook.failures[-1]
+        return info
+
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Long polling: what is queued past ``offset``, or the first update within ``timeout``.
         Telegram ends an older long poll when a newer one arrives (409 to the older)."""
         api = self.api
+        if api.webhook is not None:
+            raise BotApiError(409, WEBHOOK_CONFLICT)
         offset = as_int(params.get("offset"), "offset", default=0) or 0
         limit = min(100, max(1, as_int(params.get("limit"), "limit", default=100) or 100))
         try:

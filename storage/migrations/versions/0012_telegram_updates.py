@@ -1,0 +1,35 @@
+"""telegram updates: the update ids the webhook received, so that a copy is handled once
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-02 20:00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import storage.types
+
+revision: str = '0012'
+down_revision: str | None = '0011'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'telegram_update',
+        sa.Column('update_id', sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column('received_at', storage.types.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('update_id'),
+    )
+    op.create_index(op.f('ix_telegram_update_received_at'), 'telegram_update', ['received_at'], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_index(op.f('ix_telegram_update_received_at'), table_name='telegram_update')
+    op.drop_table('telegram_update')
