@@ -23,7 +23,7 @@ from bot import cli_texts as say
 from bot.config import ConfigError, Settings, load_settings
 from bot.erm.backend import check_days, check_product_id
 from bot.erm.errors import ErmError
-from bot.logs import configure_logging
+from bot.logs import configure_logging, register_secret
 from bot.omnimetic.errors import OmnimeticError
 
 EXIT_FAILURE, EXIT_USAGE = 1, 2
@@ -230,6 +230,9 @@ async def _db(settings: Settings, args: argparse.Namespace) -> None:
     if args.action == "backup":
         await _db_backup(settings, args)
         return
+    if args.action == "copy":
+        await _db_copy(settings, args)
+        return
     await upgrade(settings.database_url, currency=settings.currency, phone_region=settings.phone_region)
     print(say.db_upgraded(await current_revision(settings.database_url)))
 
@@ -243,6 +246,25 @@ async def _db_backup(settings: Settings, args: argparse.Namespace) -> None:
     except BackupRefused as exc:
         raise CommandError(say.backup_refused(exc.reason, exc.path, exc.detail)) from None
     print(say.backup_done(made.source, made.target, made.size, made.revision))
+
+
+async def _db_copy(settings: Settings, args: argparse.Namespace) -> None:
+    """The SQLite ledger into an empty PostgreSQL database (moving to several replicas)."""
+    from sqlalchemy.engine import make_url
+
+    from storage.copying import CopyRefused, copy_ledger
+
+    try:
+        target = make_url(args.target)
+    except ValueError:
+        raise CommandError(say.copy_refused("target_not_postgresql")) from None
+    if target.password:
+        register_secret(str(target.password))  # never in a log line
+    try:
+        copied = await copy_ledger(settings.database_url, args.target)
+    except CopyRefused as exc:
+        raise CommandError(say.copy_refused(exc.reason, exc.detail)) from None
+    print(say.copy_done(target.render_as_string(hide_password=True), copied.tables, copied.rows, copied.revision))
 
 
 async def _users(settings: Settings, args: argparse.Namespace) -> None:
@@ -413,6 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_backup = db_actions.add_parser("backup", help="a consistent copy of the live SQLite ledger")
     db_backup.add_argument("file", type=Path, help="the copy to write (its folder must exist)")
     db_backup.add_argument("--force", action="store_true", help="replace the file if it exists")
+    db_copy = db_actions.add_parser("copy", help="the SQLite ledger into an empty PostgreSQL database")
+    db_copy.add_argument("target", help="postgresql://user:password@host:5432/db (empty)")
     db.set_defaults(handler=_db)
     return parser
 

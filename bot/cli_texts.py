@@ -286,6 +286,30 @@ def backup_done(source: object, target: object, size: int, revision: str | None)
     return f"Copied the ledger {source} to {target}: {file_size(size)}, {schema}."
 
 
+_COPY_REFUSED = {
+    "source_not_sqlite": "paygbot db copy copies a SQLite ledger (DATABASE_URL) into PostgreSQL; DATABASE_URL is "
+                         "not a SQLite ledger.",
+    "target_not_postgresql": "The copy goes into a PostgreSQL database: give its URL, "
+                             "postgresql://user:password@host:5432/db.",
+    "no_source": "There is no ledger at DATABASE_URL to copy.",
+    "source_behind": "The ledger is at schema revision {detail}, older than this paygbot's: run paygbot db upgrade "
+                     "first (or start the bot once), then copy.",
+    "target_not_empty": "{detail} already has tables: the copy goes into an empty database only (create one, "
+                        "or empty this one).",
+    "failed": "The copy failed and the target was left as it was: {detail}",
+}
+
+
+def copy_refused(reason: str, detail: str = "") -> str:
+    """Why ``paygbot db copy`` copied nothing, in one line."""
+    return _COPY_REFUSED[reason].format(detail=detail)
+
+
+def copy_done(target: str, tables: int, rows: int, revision: str | None) -> str:
+    return (f"Copied the ledger into {target}: {rows:,} rows in {tables} tables, schema revision {revision}. "
+            "Set DATABASE_URL to it, then start the bot(s).")
+
+
 # -- importing plans ----------------------------------------------------------------------------
 
 _COLUMNS = "device, phone, name, total, per_day, currency"
