@@ -63,7 +63,8 @@ class IssuingEngine:
                                    ownership=self.ownership)
         self.handover = Handover(db=db, clock=self.clock, notify=notify)
         self.settlement = Settlement(db=db, erm=erm, clock=self.clock, rules=self.limits, devices=self.devices,
-                                     handover=self.handover, kick=self._kick, max_concurrency=max_concurrency)
+                                     handover=self.handover, kick=self._kick, max_concurrency=max_concurrency,
+                                     call_deadline=settings.erm_timeout_seconds)
         self.worker = Worker(db=db, clock=self.clock, rules=self.limits, admission=self.admission,
                              settlement=self.settlement, handover=self.handover, max_concurrency=max_concurrency,
                              settle_delay=self.settle_delay)

@@ -39,14 +39,14 @@ class Handover:
             except Exception as exc:  # the notifier talks to the outside world; any failure is retried
                 log.warning("request %s: delivery failed (%s); will retry", request_id, type(exc).__name__)
                 async with self.db.write() as session:
-                    fresh = await ledger.get_request(session=session, request_id=request_id)
+                    fresh = await ledger.lock_request(session=session, request_id=request_id)
                     assert fresh is not None
                     fresh.delivery_attempts += 1
                     fresh.not_before = self.clock.now() + backoff(fresh.delivery_attempts, base=2, cap=600)
                     session.add(fresh)
                 return
             async with self.db.write() as session:
-                fresh = await ledger.get_request(session=session, request_id=request_id)
+                fresh = await ledger.lock_request(session=session, request_id=request_id)
                 assert fresh is not None
                 fresh.delivered_at = self.clock.now()
                 if fresh.status is Status.ISSUED:

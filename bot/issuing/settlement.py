@@ -50,9 +50,11 @@ class Settlement:
 
     def __init__(
         self, *, db: Database, erm: ErmBackend, clock: Clock, rules: limits.Limits, devices: DeviceDirectory,
-        handover: Handover, kick: Callable[[], None], max_concurrency: int,
+        handover: Handover, kick: Callable[[], None], max_concurrency: int, call_deadline: float,
     ) -> None:
         self.db, self.erm, self.clock, self.limits = db, erm, clock, rules
+        self.call_deadline = call_deadline
+        """Seconds one generation may take, login included, before its outcome counts as unknown."""
         self.devices, self.handover, self.kick = devices, handover, kick
         self.slots = asyncio.Semaphore(max_concurrency)
         """ERM calls in flight at once (generations and history reads)."""
@@ -60,37 +62,43 @@ class Settlement:
     # -- one generation -----------------------------------------------------------------------
 
     async def dispatch(self, request_id: int) -> None:
+        """Generate a request this process claimed. Its outcome is recorded only while the claim is still this
+        one (SENDING, same attempt): the call is cut at ``call_deadline``, before the claim's lease ends and
+        another process would settle it from the history."""
         async with self.db.read() as session:
             request = await ledger.get_request(session=session, request_id=request_id)
             assert request is not None and request.status is Status.SENDING
             device = await ledger.get_device(session=session, device_id=request.device_id)
+        attempt = request.attempts
         if device is not None and not device.verified:
             same = await self.devices.same_as_another(request)
             if same is None:  # unsure: never a code while this may be a device known by another id
-                await self._retry_later(request_id, WAIT_ERM_UNAVAILABLE)
+                await self._retry_later(request_id, WAIT_ERM_UNAVAILABLE, attempt=attempt)
                 return
             if same:
                 return
         try:
             async with self.slots:
-                code = await self._generate(request)
-        except ErmOutcomeUnknown as exc:
-            log.warning("request %s: outcome unknown (%s); will settle from the code history", request_id, exc.message)
-            await self._outcome_unknown(request_id)
+                async with asyncio.timeout(self.call_deadline):
+                    code = await self._generate(request)
+        except (ErmOutcomeUnknown, TimeoutError) as exc:
+            log.warning("request %s: outcome unknown (%s); will settle from the code history", request_id,
+                        exc.message if isinstance(exc, ErmError) else "no answer in time")
+            await self._outcome_unknown(request_id, attempt=attempt)
         except ErmAuthError as exc:
             log.error("request %s: the ERM refused our credentials: %s", request_id, exc.message)
-            await self._retry_later(request_id, WAIT_ERM_LOGIN)
+            await self._retry_later(request_id, WAIT_ERM_LOGIN, attempt=attempt)
         except ErmRateLimited as exc:
             log.warning("request %s: the ERM says not yet: %s", request_id, exc.message)
-            await self._retry_later(request_id, WAIT_ERM_NOT_YET, at_least=self.limits.min_gap)
+            await self._retry_later(request_id, WAIT_ERM_NOT_YET, at_least=self.limits.min_gap, attempt=attempt)
         except ErmRefused as exc:
             log.info("request %s refused by the ERM: %s", request_id, exc.message)
-            await self._finish(request_id, Status.REFUSED, exc.message)
+            await self._finish(request_id, Status.REFUSED, exc.message, attempt=attempt)
         except ErmUnavailable as exc:
             log.warning("request %s: ERM unavailable (%s); will retry", request_id, exc.message)
-            await self._retry_later(request_id, WAIT_ERM_UNAVAILABLE)
+            await self._retry_later(request_id, WAIT_ERM_UNAVAILABLE, attempt=attempt)
         else:
-            await self._issued(request_id, code.code, code.hex, code.otp_count, None)
+            await self._issued(request_id, code.code, code.hex, code.otp_count, None, attempt=attempt)
 
     async def _generate(self, request: CodeRequest) -> GeneratedCode:
         if request.kind is CodeKind.DAYS:
@@ -101,18 +109,21 @@ class Settlement:
         return await self.erm.reset_code(request.device_ref)
 
     async def _issued(
-        self, request_id: int, code: str, hex_code: str, count: int | None, number: int | None
+        self, request_id: int, code: str, hex_code: str, count: int | None, number: int | None, *,
+        attempt: int | None,
     ) -> None:
         """Record the code and what it does to the device's credit, then hand it on."""
         now = self.clock.now()
         async with self.db.write() as session:
             request = await ledger.get_request(session=session, request_id=request_id)
             assert request is not None
-            if request.status is not Status.SENDING:
+            device = await ledger.lock_device(session=session, device_id=request.device_id)  # device, then request
+            request = await ledger.lock_request(session=session, request_id=request_id)
+            assert request is not None
+            if not _still_claimed(request, attempt):  # (another process settled it meanwhile)
                 log.error("request %s was %s when its code arrived; code %s kept in the log only",
                           request_id, request.status, hex_code)
                 return
-            device = await ledger.lock_device(session=session, device_id=request.device_id)
             device.last_generation_at = now
             if request.kind is CodeKind.FREE:
                 device.unlocked = True
@@ -127,21 +138,28 @@ class Settlement:
         log.info("request %s issued: device %s", request_id, request.device_ref)
         self.kick()
 
-    async def _finish(self, request_id: int, status: Status, reason: str) -> None:
+    async def _finish(self, request_id: int, status: Status, reason: str, *, attempt: int | None) -> None:
         now = self.clock.now()
         async with self.db.write() as session:
-            request = await ledger.get_request(session=session, request_id=request_id)
+            request = await ledger.lock_request(session=session, request_id=request_id)
             assert request is not None
+            if not _still_claimed(request, attempt):
+                log.warning("request %s: outcome %s not recorded, the request moved on meanwhile", request_id, status)
+                return
             request.status, request.reason, request.not_before = status, reason[:500], now
             session.add(request)
         self.kick()
 
-    async def _retry_later(self, request_id: int, reason: str, at_least: timedelta = timedelta(0)) -> None:
+    async def _retry_later(self, request_id: int, reason: str, at_least: timedelta = timedelta(0), *,
+                           attempt: int) -> None:
         """Nothing was committed: back to the queue after a backoff (unpaid requests give up after a day)."""
         now = self.clock.now()
         async with self.db.write() as session:
-            request = await ledger.get_request(session=session, request_id=request_id)
+            request = await ledger.lock_request(session=session, request_id=request_id)
             assert request is not None
+            if not _still_claimed(request, attempt):
+                log.warning("request %s: not queued again, the request moved on meanwhile", request_id)
+                return
             if request.source is Source.CHAT and now - request.created_at > GIVE_UP_AFTER:
                 request.status = Status.FAILED
                 request.not_before = now
@@ -151,13 +169,17 @@ class Settlement:
             request.reason = reason[:500]
             session.add(request)
 
-    async def _outcome_unknown(self, request_id: int) -> None:
+    async def _outcome_unknown(self, request_id: int, *, attempt: int) -> None:
         """Stay SENDING; settle from the history once the ERM has surely finished with it."""
         now = self.clock.now()
         async with self.db.write() as session:
             request = await ledger.get_request(session=session, request_id=request_id)
             assert request is not None
             device = await ledger.lock_device(session=session, device_id=request.device_id)
+            request = await ledger.lock_request(session=session, request_id=request_id)
+            assert request is not None
+            if not _still_claimed(request, attempt):
+                return
             device.last_generation_at = now  # a code may have been committed just now
             request.not_before = now + SETTLE_GRACE
             request.reason = WAIT_SETTLING
@@ -175,7 +197,7 @@ class Settlement:
             log.warning("request %s: cannot read the code history yet (%s)", request.id, exc.message)
             now = self.clock.now()
             async with self.db.write() as session:
-                fresh = await ledger.get_request(session=session, request_id=request.id)
+                fresh = await ledger.lock_request(session=session, request_id=request.id)
                 if fresh is None or fresh.status is not Status.SENDING:
                     return
                 waited = now - (fresh.sent_at or fresh.created_at)
@@ -195,17 +217,17 @@ class Settlement:
         if event is not None:
             log.info("request %s settled: code %s was committed", request.id, event.code_number)
             await self._issued(request.id, event.code_dec_string, event.code_hex_string.upper(), None,
-                               event.code_number)
+                               event.code_number, attempt=None)
             return
         now = self.clock.now()
         if request.source is Source.CHAT and now - request.created_at > GIVE_UP_AFTER:
             # as _retry_later: an unpaid request does not go out more than a day after it was asked
             log.info("request %s settled: nothing was committed, and it was asked over a day ago", request.id)
-            await self._finish(request.id, Status.FAILED, WAIT_TOO_LATE)
+            await self._finish(request.id, Status.FAILED, WAIT_TOO_LATE, attempt=None)
             return
         log.info("request %s settled: nothing was committed; it goes out again", request.id)
         async with self.db.write() as session:
-            fresh = await ledger.get_request(session=session, request_id=request.id)
+            fresh = await ledger.lock_request(session=session, request_id=request.id)
             if fresh is not None and fresh.status is Status.SENDING:
                 fresh.status, fresh.not_before = Status.QUEUED, now
                 fresh.reason = WAIT_RESENDING
@@ -232,9 +254,15 @@ class Settlement:
         again what may have been committed, so the request stays SENDING; how it ends (the code, or
         nothing made) reaches them as usual."""
         async with self.db.write() as session:
-            fresh = await ledger.get_request(session=session, request_id=request.id or 0)
+            fresh = await ledger.lock_request(session=session, request_id=request.id or 0)
             if fresh is None or fresh.status is not Status.SENDING:
                 return
             fresh.reason = WAIT_UNSETTLED
             session.add(fresh)
         await self.handover.warn_unsettled(fresh)
+
+
+def _still_claimed(request: CodeRequest, attempt: int | None) -> bool:
+    """Whether an outcome may still be recorded: the request is SENDING and, for a generation's own answer,
+    still under the claim that sent it (``attempt``; None: the settlement, which holds its own claim)."""
+    return request.status is Status.SENDING and (attempt is None or request.attempts == attempt)

@@ -25,6 +25,10 @@ from storage.models import CodeRequest
 
 log = logging.getLogger("paygbot.issuing")
 
+DELIVERY_LEASE = timedelta(minutes=2)
+"""How long a process holds the telling of an outcome before another may try (Telegram's flood limits
+may hold a message back for a while; a second message is better than none)."""
+
 
 class Worker:
     """Pumps the ledger: claims what is due and runs it, never two tasks for one device."""
@@ -57,10 +61,15 @@ class Worker:
             busy = sorted(self._busy)
             async with self.db.read() as session:
                 unsettled = await ledger.unsettled(session=session, now=now, exclude=busy)
-            for request in unsettled:
-                if request.device_id not in self._busy:
-                    self._busy.add(request.device_id)
-                    self._spawn(self.settlement.settle(request), device_id=request.device_id)
+            if unsettled:  # claimed for the time a settlement takes: another process takes none of them
+                async with self.db.write() as session:
+                    ours = await ledger.claim_settlements(session=session, request_ids=[r.id for r in unsettled
+                                                                                        if r.id is not None],
+                                                          now=now, until=now + self.settle_delay)
+                for request in unsettled:
+                    if request.id in ours and request.device_id not in self._busy:
+                        self._busy.add(request.device_id)
+                        self._spawn(self.settlement.settle(request), device_id=request.device_id)
             await self.admission.release_prepaid(now)
             claimed: list[CodeRequest] = []
             due = await self._due(now)
@@ -88,11 +97,14 @@ class Worker:
             if self.handover.notify is not None:
                 async with self.db.read() as session:
                     finished = await ledger.undelivered(session=session, now=now)
-                for request in finished:
-                    if request.id not in self.handover.delivering:
-                        assert request.id is not None
-                        self.handover.delivering.add(request.id)
-                        self._spawn(self.handover.deliver(request.id))
+                waiting = [r.id for r in finished if r.id is not None and r.id not in self.handover.delivering]
+                if waiting:  # claimed for a while: a process that dies telling them leaves it to another
+                    async with self.db.write() as session:
+                        ours = await ledger.claim_deliveries(session=session, request_ids=waiting, now=now,
+                                                             until=now + DELIVERY_LEASE)
+                    for request_id in sorted(ours):
+                        self.handover.delivering.add(request_id)
+                        self._spawn(self.handover.deliver(request_id))
 
     async def _due(self, now: datetime) -> list[CodeRequest]:
         """What may go out now, as many as there is room for.

@@ -149,6 +149,46 @@ async def get_request(*, session: AsyncSession, request_id: int) -> CodeRequest 
     return await session.get(CodeRequest, request_id, populate_existing=True)
 
 
+async def lock_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
+    """The request row, fresh, for a read-modify-write: another process's outcome for it waits (PostgreSQL;
+    SQLite's one writer serialises these anyway). Lock the device first where both are locked."""
+    return await session.get(CodeRequest, request_id, populate_existing=True, with_for_update=True)
+
+
+async def claim_settlements(*, session: AsyncSession, request_ids: Sequence[int], now: datetime,
+                            until: datetime) -> set[int]:
+    """Of these SENDING requests due to be settled, the ones this process settles: each is held until
+    ``until`` (a lease: if this process dies, another settles it then), and no other process takes it
+    meanwhile."""
+    if not request_ids:
+        return set()
+    result = await session.exec(  # type: ignore[call-overload]
+        update(CodeRequest)
+        .where(col(CodeRequest.id).in_(request_ids), CodeRequest.status == Status.SENDING,
+               col(CodeRequest.not_before) <= now)
+        .values(not_before=until)
+        .returning(CodeRequest.id)
+    )
+    return {row[0] for row in result.all()}
+
+
+async def claim_deliveries(*, session: AsyncSession, request_ids: Sequence[int], now: datetime,
+                           until: datetime) -> set[int]:
+    """Of these finished requests whose people are still to be told, the ones this process tells: each held
+    until ``until`` (then another process may try, if this one died meanwhile)."""
+    if not request_ids:
+        return set()
+    result = await session.exec(  # type: ignore[call-overload]
+        update(CodeRequest)
+        .where(col(CodeRequest.id).in_(request_ids), col(CodeRequest.delivered_at).is_(None),
+               col(CodeRequest.status).in_((Status.ISSUED, Status.REFUSED, Status.FAILED)),
+               col(CodeRequest.not_before) <= now)
+        .values(not_before=until)
+        .returning(CodeRequest.id)
+    )
+    return {row[0] for row in result.all()}
+
+
 async def known_codes(*, session: AsyncSession, device_id: int) -> set[str]:
     """Hex forms of every code the ledger already holds for the device."""
     query = select(CodeRequest.code_hex).where(
