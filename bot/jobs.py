@@ -66,12 +66,13 @@ async def send_reminders(services: Services, bot: Bot) -> int:
         due = await ledger.reminders_due(session=session, now=now, horizon=now + timedelta(days=settings.reminder_days))
     for device, customer in due:
         assert device.id is not None and device.credit_until is not None and customer.chat_id is not None
+        async with services.db.write() as session:  # marked first: one process reminds, once per expiry
+            if not await ledger.mark_reminded(session=session, device_id=device.id, credit_until=device.credit_until):
+                continue
         words = partial(Texts.reminder, device=device.label, credit_until=device.credit_until,
                         days_left=limits.days_left(device.credit_until, now), tz=settings.tz)
         await speak_to(bot, services.db, customer.chat_id, words, sandbox=services.sandbox,  # theirs, whoever paid
                        unreachable=f"reminder for {device.label}")
-        async with services.db.write() as session:
-            await ledger.mark_reminded(session=session, device_id=device.id, credit_until=device.credit_until)
         sent += 1
     return sent
 

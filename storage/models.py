@@ -221,6 +221,8 @@ class Payment(SQLModel, table=True):
     retry_at: datetime | None = _when(default=None)
     notice: PaymentNotice | None = None
     notified_at: datetime | None = _when(default=None)
+    notice_held_until: datetime | None = _when(default=None)
+    """While set and not past, one process is sending the notice (another may take over after it)."""
     duplicate_of: int | None = Field(default=None, foreign_key="payment.id", index=True)
     """Another copy of the money of that payment (same reference): the provider's own confirmation of a
     pasted one (never days again), or a conflicting one (another amount or account: kept for the managers)."""

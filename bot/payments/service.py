@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.background import Background
@@ -32,6 +32,9 @@ from storage.db import Database
 from storage.models import Customer, Device, Payment, PaymentStatus, Person
 
 log = logging.getLogger("paygbot.payments")
+
+NOTICE_HELD = timedelta(minutes=2)
+"""How long one process holds a notice's sending before another may try (it died meanwhile)."""
 
 MAX_LOOKUPS = 16
 """ERM lookups of devices new to the ledger at once, for payments worked off in the background."""
@@ -223,7 +226,11 @@ class Payments:
             return True
         self._telling.add(payment_id)
         try:
-            async with self.db.read() as session:
+            now = self.clock.now()
+            async with self.db.write() as session:  # one process at a time sends it
+                if not await ledger.hold_notice(session=session, payment_id=payment_id, now=now,
+                                                until=now + NOTICE_HELD):
+                    return True
                 payment = await ledger.get_payment(session=session, payment_id=payment_id)
             if payment is None or payment.notice is None or payment.notified_at is not None:
                 return True
@@ -233,6 +240,8 @@ class Payments:
             except Exception as exc:  # the notifier talks to the outside world; any failure is retried
                 log.warning("payment %s: notice to %s not sent (%s); will retry", payment_id, notice,
                             type(exc).__name__)
+                async with self.db.write() as session:
+                    await ledger.let_notice_go(session=session, payment_id=payment_id)
                 return False
             async with self.db.write() as session:
                 fresh = await ledger.lock_payment(session=session, payment_id=payment_id)

@@ -275,10 +275,16 @@ async def reminders_due(
     return (await session.exec(query)).all()
 
 
-async def mark_reminded(*, session: AsyncSession, device_id: int, credit_until: datetime) -> None:
-    device = await lock_device(session=session, device_id=device_id)
-    device.reminded_for = credit_until
-    session.add(device)
+async def mark_reminded(*, session: AsyncSession, device_id: int, credit_until: datetime) -> bool:
+    """The reminder for the credit ending at ``credit_until`` is this process's to send: False if another
+    process took it first (or the device was reminded of it already)."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Device)
+        .where(col(Device.id) == device_id, col(Device.credit_until) == credit_until,
+               or_(col(Device.reminded_for).is_(None), col(Device.reminded_for) != credit_until))
+        .values(reminded_for=credit_until)
+    )
+    return bool(result.rowcount == 1)
 
 # -- finding devices by part of an id or of their description -----------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -128,6 +129,24 @@ async def payments_owing_notice(*, session: AsyncSession, limit: int = 100) -> S
         .limit(limit)
     )
     return (await session.exec(query)).all()
+
+async def hold_notice(*, session: AsyncSession, payment_id: int, now: datetime, until: datetime) -> bool:
+    """Take the sending of a payment's notice until ``until``: False if it is owed no more, or another process
+    holds it now."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Payment)
+        .where(col(Payment.id) == payment_id, col(Payment.notice).is_not(None), col(Payment.notified_at).is_(None),
+               or_(col(Payment.notice_held_until).is_(None), col(Payment.notice_held_until) <= now))
+        .values(notice_held_until=until)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def let_notice_go(*, session: AsyncSession, payment_id: int) -> None:
+    """The notice could not be sent: any process may try again."""
+    await session.exec(  # type: ignore[call-overload]
+        update(Payment).where(col(Payment.id) == payment_id).values(notice_held_until=None))
+
 
 async def keep_paid_days(*, session: AsyncSession, payment_id: int, days: int) -> None:
     """``days`` of a payment's code are kept as prepaid days after all (two rows turned out to be one

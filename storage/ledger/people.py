@@ -199,7 +199,8 @@ async def decide_approval(
 
 async def expire_approvals(*, session: AsyncSession, now: datetime) -> Sequence[Approval]:
     """Pending approvals past their time, now EXPIRED (returned so the requesters can be told)."""
-    query = select(Approval).where(Approval.status == ApprovalStatus.PENDING, col(Approval.expires_at) <= now)
+    query = (select(Approval).where(Approval.status == ApprovalStatus.PENDING, col(Approval.expires_at) <= now)
+             .with_for_update(skip_locked=True))  # another process expiring them now tells their people
     expired = (await session.exec(query)).all()
     for approval in expired:
         approval.status, approval.decided_at = ApprovalStatus.EXPIRED, now

@@ -1,4 +1,7 @@
-"""telegram updates: the update ids the webhook received, so that a copy is handled once
+"""telegram updates, and notices held: several processes on one ledger
+
+- ``telegram_update``: the update ids the webhook received, so that a copy is handled once.
+- ``payment.notice_held_until``: a payment's notice is sent by one process at a time.
 
 Revision ID: 0012
 Revises: 0011
@@ -28,8 +31,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('update_id'),
     )
     op.create_index(op.f('ix_telegram_update_received_at'), 'telegram_update', ['received_at'], unique=False)
+    with op.batch_alter_table('payment', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('notice_held_until', storage.types.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('payment', schema=None) as batch_op:
+        batch_op.drop_column('notice_held_until')
     op.drop_index(op.f('ix_telegram_update_received_at'), table_name='telegram_update')
     op.drop_table('telegram_update')
