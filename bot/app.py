@@ -22,6 +22,7 @@ from telegram.request import BaseRequest
 import handlers
 from bot import cli_texts, i18n, texts
 from bot.approvals import Approvals
+from bot.chat_state import SharedChatState
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.delivery import Delivery
@@ -78,7 +79,7 @@ def build_application(
         .context_types(ContextTypes(context=BotContext))
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz))
         .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
-        .concurrent_updates(True)
+        .concurrent_updates(SharedChatState())  # updates at once, each person's state kept in the ledger
     )
     if settings.webhook_mode:
         builder = builder.updater(None)  # updates come in at POST /telegram (bot.telegram_webhook)
@@ -131,6 +132,9 @@ async def running_bot(
                             plans=Plans(db=db, engine=engine, clock=clock),
                             bot_username=application.bot.username, sandbox=settings.uses_sandbox)
         application.bot_data[SERVICES] = services
+        processor = application.update_processor
+        assert isinstance(processor, SharedChatState)
+        processor.attach(application, db, clock)
         http_port = None
         if settings.http_port:
             routes = payment_routes(payments, settings)

@@ -20,6 +20,7 @@ from telegram import (
 from telegram.ext import ConversationHandler
 
 from bot import i18n
+from bot.chat_state import SharedChatState
 from bot.delivery import send_text, speak_to
 from bot.people import InviteProblem, Kind
 from bot.services import BotContext
@@ -177,7 +178,11 @@ async def cancel(update: Update, context: BotContext) -> int:
 
 
 async def timed_out(update: Update, context: BotContext) -> None:
-    """Five minutes of silence end a dialogue (PTB calls this from a job: the gate did not run)."""
+    """Five minutes of silence end a dialogue (PTB calls this from a job: the gate did not run). Said only
+    if the ledger agrees: the dialogue may have gone on, or ended, in another process meanwhile."""
+    user, processor = update.effective_user, context.application.update_processor
+    if user is not None and isinstance(processor, SharedChatState) and not await processor.timed_out_here(user.id):
+        return
     if update.effective_chat is not None:
         context.language = await language_found_again(update, context)
         await reply(update, context, context.texts.timed_out, ReplyKeyboardRemove())

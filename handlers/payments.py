@@ -4,6 +4,7 @@ or the buttons of the notice). Every one of them takes the webhook's path (:mod:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 from typing import Any
@@ -165,7 +166,7 @@ async def confirmation_pasted(update: Update, context: BotContext) -> None:
     while len(pasted) >= MAX_PENDING_PASTES:
         pasted.pop(next(iter(pasted)))
     token = secrets.token_hex(4)
-    pasted[token] = confirmation
+    pasted[token] = dataclasses.asdict(confirmation)  # plain values: the chat state is kept in the ledger
     await reply(update, context, context.texts.confirmation_preview(
         reference=confirmation.reference, amount=confirmation.amount, currency=confirmation.currency,
         party=confirmation.party, phone=confirmation.phone, account=confirmation.target,
@@ -181,10 +182,11 @@ async def confirmation_tapped(update: Update, context: BotContext) -> None:
     assert query is not None and query.data is not None
     _, choice, token = query.data.split(":")
     assert context.user_data is not None
-    confirmation = context.user_data.get(PENDING_KEY, {}).pop(token, None)
-    if confirmation is None:
+    kept = context.user_data.get(PENDING_KEY, {}).pop(token, None)
+    if kept is None:
         await query.answer(context.texts.stale_button)
         return
+    confirmation = sms.Confirmation(**kept)
     await query.answer()
     await query.edit_message_reply_markup(None)
     if choice != "ok":

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Index, text
+from sqlalchemy import BigInteger, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from storage.types import Money, UTCDateTime
@@ -446,3 +446,15 @@ class TelegramUpdate(SQLModel, table=True):
 
     update_id: int = Field(sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
     received_at: datetime = _when(index=True)
+
+
+class ChatState(SQLModel, table=True):
+    """What a person's chat holds between two updates — the dialogue they are in, what a button waits to
+    confirm — kept here rather than in one process's memory, so that any replica (or the bot after a restart)
+    takes the next update where the last one left off. ``data`` is JSON (:mod:`bot.chat_state`)."""
+
+    __tablename__ = "chat_state"  # type: ignore[assignment]
+
+    user_id: int = Field(sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    data: str = Field(sa_type=Text)
+    updated_at: datetime = _when()

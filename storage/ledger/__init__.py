@@ -138,10 +138,12 @@ from storage.ledger.requests import (
     undelivered,
     unsettled,
 )
-from storage.ledger.telegram import first_delivery, forget_deliveries
+from storage.ledger.telegram import chat_state, first_delivery, forget_deliveries, keep_chat_state
 
 __all__ = [
+    "chat_state",
     "first_delivery",
+    "keep_chat_state",
     "forget_deliveries",
     "onboarding",
     "portfolio",

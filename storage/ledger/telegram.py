@@ -1,4 +1,5 @@
-"""Telegram's updates as the webhook receives them: each update id kept once, for a while."""
+"""Telegram's side of the ledger: each update id the webhook received, kept once for a while, and each
+person's chat state between two updates."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from datetime import datetime
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import TelegramUpdate
+from storage.models import ChatState, TelegramUpdate
 
 
 async def first_delivery(*, session: AsyncSession, update_id: int, now: datetime) -> bool:
@@ -28,3 +29,20 @@ async def forget_deliveries(*, session: AsyncSession, before: datetime) -> int:
     """Forget the update ids received before ``before`` (Telegram stops sending an update after a day)."""
     result = await session.exec(delete(TelegramUpdate).where(col(TelegramUpdate.received_at) < before))  # type: ignore[call-overload]
     return int(result.rowcount or 0)
+
+
+async def chat_state(*, session: AsyncSession, user_id: int) -> str | None:
+    """The person's chat state as kept (JSON), or None."""
+    return (await session.exec(select(ChatState.data).where(ChatState.user_id == user_id))).first()
+
+
+async def keep_chat_state(*, session: AsyncSession, user_id: int, data: str | None, now: datetime) -> None:
+    """Keep the person's chat state (None: nothing to keep; the row goes)."""
+    connection = await session.connection()
+    if data is None:
+        await connection.execute(delete(ChatState).where(col(ChatState.user_id) == user_id))
+        return
+    insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(ChatState).values(user_id=user_id, data=data, updated_at=now)
+    await connection.execute(statement.on_conflict_do_update(
+        index_elements=["user_id"], set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at}))

@@ -106,10 +106,12 @@ class Chat:
 
 @asynccontextmanager
 async def chatting(sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock,
-                   *, token: str = TOKEN, over_http: bool = False, **settings: Any) -> AsyncIterator[Chat]:
+                   *, token: str = TOKEN, over_http: bool = False, api: FakeBotApi | None = None,
+                   **settings: Any) -> AsyncIterator[Chat]:
     """The whole bot, polling the stand-in, with MANAGER a manager; settings by their variables'
-    names (``ERM_USERNAME=None`` runs it on its embedded ERM sandbox instead of ``sandbox``)."""
-    api = FakeBotApi(token)
+    names (``ERM_USERNAME=None`` runs it on its embedded ERM sandbox instead of ``sandbox``). ``api``: the
+    stand-in of an earlier bot (a restart, or another process, on the same chats)."""
+    api = api or FakeBotApi(token)
     async with AsyncExitStack() as stack:
         base_url = await stack.enter_async_context(running(api)) if over_http else BASE_URL
         values: dict[str, Any] = {

@@ -1,7 +1,9 @@
-"""telegram updates, and notices held: several processes on one ledger
+"""several processes on one ledger: telegram updates, notices held, chat state
 
 - ``telegram_update``: the update ids the webhook received, so that a copy is handled once.
 - ``payment.notice_held_until``: a payment's notice is sent by one process at a time.
+- ``chat_state``: each person's dialogue and pending buttons between two updates, for whichever process
+  takes the next one.
 
 Revision ID: 0012
 Revises: 0011
@@ -31,11 +33,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('update_id'),
     )
     op.create_index(op.f('ix_telegram_update_received_at'), 'telegram_update', ['received_at'], unique=False)
+    op.create_table(
+        'chat_state',
+        sa.Column('user_id', sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column('data', sa.Text(), nullable=False),
+        sa.Column('updated_at', storage.types.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('user_id'),
+    )
     with op.batch_alter_table('payment', schema=None) as batch_op:
         batch_op.add_column(sa.Column('notice_held_until', storage.types.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_table('chat_state')
     with op.batch_alter_table('payment', schema=None) as batch_op:
         batch_op.drop_column('notice_held_until')
     op.drop_index(op.f('ix_telegram_update_received_at'), table_name='telegram_update')

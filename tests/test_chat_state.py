@@ -1,0 +1,53 @@
+"""A person's chat state lives in the ledger: a dialogue half done and a button waiting for its tap go on in
+another process — here, the bot started again on the same ledger and chats, with nothing else carried over."""
+
+from __future__ import annotations
+
+from bot.clock import ManualClock
+from bot.standins.erm import ErmSandbox
+from bot.standins.telegram import FakeBotApi
+from storage import ledger
+from storage.models import Role
+from tests.support.chat import AGENT, MANAGER, TOKEN, chatting
+from tests.support.waiting import eventually
+
+DEVICE = "TEST2503000017"
+
+
+async def test_a_dialogue_and_a_waiting_button_go_on_in_another_process(
+    erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock
+) -> None:
+    api = FakeBotApi(TOKEN)
+    async with chatting(erm_sandbox, erm_url, database_url, clock, api=api) as first:
+        await first.make(AGENT, Role.AGENT)
+        await first.say(AGENT, f"/days {DEVICE} 30")
+        clock.advance(6)
+        ask = await first.say(AGENT, "/days")
+        assert ask.rendered == "Which device? Tap one or type its id."
+        preview = await first.say(MANAGER, f"/reset {DEVICE}")
+        assert "sets TEST2503000017 to 0 days" in (preview.rendered or "")
+        db = first.bot.services.db
+
+        async def kept(user_id: int) -> str | None:
+            async with db.read() as session:
+                return await ledger.chat_state(session=session, user_id=user_id)
+
+        # kept in the ledger (just after each answer), not only in this process
+        assert '"days"' in await eventually(lambda: kept(AGENT.id), "the agent's dialogue kept")
+        assert "reset" in await eventually(lambda: kept(MANAGER.id), "the manager's button kept")
+
+    clock.advance(60)
+    async with chatting(erm_sandbox, erm_url, database_url, clock, api=api) as second:
+        days = await second.tap(AGENT, ask, ask.button(DEVICE)["callback_data"])  # the dialogue's next step
+        assert [b["text"] for b in days.buttons] == ["7", "14", "30", "Other"]
+        confirm = await second.tap(AGENT, days, "days:14")
+        assert "Issue a code of 14 days for TEST2503000017?" in (confirm.rendered or "")
+        code = await second.tap(AGENT, confirm, "ok:yes")
+        assert len(second.codes()) == 2 and second.codes()[1] in (code.rendered or "")
+        clock.advance(6)
+        reset = await second.tap(MANAGER, preview, preview.button("Yes")["callback_data"])
+        assert "reset code" in (reset.rendered or "") and len(second.codes()) == 3
+        again = await second.tap(MANAGER, preview, preview.button("Yes")["callback_data"])
+        assert again.rendered == "That button is no longer active." and len(second.codes()) == 3
+        async with second.bot.services.db.read() as session:  # nothing left waiting: nothing kept
+            assert await ledger.chat_state(session=session, user_id=AGENT.id) is None
