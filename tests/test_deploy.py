@@ -30,7 +30,8 @@ FILES = ["Dockerfile", "compose.yaml", "paygbot.service", "env.example"]
 KNOWN = {alias for field in Settings.model_fields.values() for alias in getattr(field.validation_alias, "choices", [])}
 OURS = re.compile(r"\b(?:TELEGRAM|ERM|DATABASE|PAYGBOT)_[A-Z0-9_]+\b")
 # Variables of the platform rather than of paygbot, which the deployment files may set.
-PLATFORM = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK"}
+PLATFORM = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK",
+            "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "WEBHOOK_HOST"}  # compose's replicas profile
 CONTAINER_PORT = 8080
 
 
@@ -145,6 +146,25 @@ def test_compose_runs_the_bot_with_its_volume_env_file_and_healthcheck() -> None
     assert check["test"][0] == "CMD" and "/healthz" in " ".join(check["test"])
     assert check["test"][1:] == docker_healthcheck()  # one probe, in both places
     assert {"interval", "timeout", "retries"} <= set(check)
+
+
+def test_the_replicas_profile_is_postgresql_three_webhook_bots_and_a_tls_proxy() -> None:
+    services = compose()["services"]
+    assert "profiles" not in services["bot"]  # the single SQLite bot stays the default
+    postgres, replica, proxy = services["postgres"], services["replica"], services["proxy"]
+    assert postgres["profiles"] == replica["profiles"] == proxy["profiles"] == ["replicas"]
+    assert postgres["image"].startswith("postgres:") and "pg_isready" in postgres["healthcheck"]["test"]
+    assert replica["deploy"]["replicas"] == 3 and replica["env_file"] in (".env", [".env"])
+    environment = replica["environment"]
+    assert environment["DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in environment["DATABASE_URL"]
+    assert environment["TELEGRAM_WEBHOOK_URL"].startswith("https://") and environment["TELEGRAM_WEBHOOK_URL"].endswith(
+        "/telegram")
+    assert "TELEGRAM_WEBHOOK_SECRET" in named_variables("env.example")  # set in .env, required with the URL
+    assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert replica["healthcheck"]["test"][1:] == docker_healthcheck()
+    assert "443:443" in proxy["ports"] and any(v.startswith("./Caddyfile:") for v in proxy["volumes"])
+    caddyfile = (DEPLOY / "Caddyfile").read_text()
+    assert "{$WEBHOOK_HOST}" in caddyfile and "dynamic a replica 8080" in caddyfile and "health_uri /healthz" in caddyfile
 
 
 # -- paygbot.service ------------------------------------------------------------------------------
