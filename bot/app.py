@@ -42,9 +42,10 @@ from bot.payments import ChatNotices, Payments, payment_routes
 from bot.people import People, Team
 from bot.plans.service import Plans
 from bot.services import SERVICES, BotContext, Services
+from bot.telegram_pace import SharedRateLimiter
 from bot.telegram_webhook import telegram_routes
 from handlers import menus
-from storage.db import Database
+from storage.db import Database, is_sqlite
 from storage.migrate import upgrade
 
 log = logging.getLogger("paygbot.app")
@@ -78,7 +79,8 @@ def build_application(
         .base_url(settings.telegram_base_url)
         .context_types(ContextTypes(context=BotContext))
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz))
-        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES) if is_sqlite(settings.database_url)
+                      else SharedRateLimiter(max_retries=RATE_LIMIT_RETRIES))  # several processes: in the ledger
         .concurrent_updates(SharedChatState())  # updates at once, each person's state kept in the ledger
     )
     if settings.webhook_mode:
@@ -135,6 +137,8 @@ async def running_bot(
         processor = application.update_processor
         assert isinstance(processor, SharedChatState)
         processor.attach(application, db, clock)
+        if isinstance(limiter := application.bot.rate_limiter, SharedRateLimiter):
+            limiter.attach(db)
         http_port = None
         if settings.http_port:
             routes = payment_routes(payments, settings)

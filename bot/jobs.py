@@ -174,8 +174,10 @@ async def keep_portfolio_days(services: Services) -> None:
 
 
 async def forget_old_updates(services: Services) -> int:
-    """The webhook's update ids older than Telegram would send again (:mod:`bot.telegram_webhook`)."""
+    """The webhook's update ids older than Telegram would send again (:mod:`bot.telegram_webhook`), and chats'
+    message slots as old (:mod:`bot.telegram_pace`)."""
     async with services.db.write() as session:
+        await ledger.forget_send_slots(session=session, before=services.clock.now() - KEEP_IDS)
         return await ledger.forget_deliveries(session=session, before=services.clock.now() - KEEP_IDS)
 
 

@@ -458,3 +458,13 @@ class ChatState(SQLModel, table=True):
     user_id: int = Field(sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
     data: str = Field(sa_type=Text)
     updated_at: datetime = _when()
+
+
+class SendPace(SQLModel, table=True):
+    """When the next message may go, for the bot as a whole (``scope`` "bot") or to one chat ("chat:<id>"):
+    the theoretical arrival time of a rate limit shared by every process on the ledger (bot.telegram_pace)."""
+
+    __tablename__ = "send_pace"  # type: ignore[assignment]
+
+    scope: str = Field(primary_key=True, max_length=40)
+    tat: datetime = _when()

@@ -138,12 +138,25 @@ from storage.ledger.requests import (
     undelivered,
     unsettled,
 )
-from storage.ledger.telegram import chat_state, first_delivery, forget_deliveries, keep_chat_state
+from storage.ledger.telegram import (
+    chat_state,
+    first_delivery,
+    forget_deliveries,
+    forget_send_slots,
+    hold_send_pace,
+    keep_chat_state,
+    set_send_pace,
+    take_send_slot,
+)
 
 __all__ = [
     "chat_state",
     "first_delivery",
     "keep_chat_state",
+    "forget_send_slots",
+    "hold_send_pace",
+    "set_send_pace",
+    "take_send_slot",
     "forget_deliveries",
     "onboarding",
     "portfolio",

@@ -3,15 +3,15 @@ person's chat state between two updates."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ChatState, TelegramUpdate
+from storage.models import ChatState, SendPace, TelegramUpdate
 
 
 async def first_delivery(*, session: AsyncSession, update_id: int, now: datetime) -> bool:
@@ -46,3 +46,44 @@ async def keep_chat_state(*, session: AsyncSession, user_id: int, data: str | No
     statement = insert(ChatState).values(user_id=user_id, data=data, updated_at=now)
     await connection.execute(statement.on_conflict_do_update(
         index_elements=["user_id"], set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at}))
+
+
+async def take_send_slot(*, session: AsyncSession, scope: str, interval: float, not_before: datetime | None = None
+                         ) -> tuple[datetime, datetime]:
+    """Reserve the next message slot of ``scope``, ``interval`` seconds after the last one reserved (and not
+    before ``not_before``): returns the slot and the database's clock now, so that every process waits by one
+    clock. PostgreSQL only (one process on SQLite keeps its limits in memory)."""
+    now_utc = "(clock_timestamp() AT TIME ZONE 'UTC')"  # the column holds naive UTC, as every time in the ledger
+    query = text(
+        f"INSERT INTO send_pace (scope, tat) VALUES (:scope, GREATEST({now_utc}, :floor) + :step) "
+        f"ON CONFLICT (scope) DO UPDATE SET tat = GREATEST(send_pace.tat, {now_utc}, :floor) + :step "
+        f"RETURNING tat - :step, {now_utc}"
+    ).bindparams(scope=scope, floor=(not_before or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC).replace(tzinfo=None),
+                 step=timedelta(seconds=interval))
+    slot, now = (await session.exec(query)).one()  # type: ignore[call-overload]
+    return _aware(slot), _aware(now)
+
+
+async def hold_send_pace(*, session: AsyncSession, scope: str) -> tuple[datetime | None, datetime]:
+    """Lock ``scope``'s pace row for this transaction (made if new) and return its time (None: never used)
+    and the database's clock now. PostgreSQL only, as :func:`take_send_slot`."""
+    await session.exec(text("INSERT INTO send_pace (scope, tat) VALUES (:scope, '1970-01-01') "  # type: ignore[call-overload]
+                            "ON CONFLICT (scope) DO NOTHING").bindparams(scope=scope))
+    tat, now = (await session.exec(text(  # type: ignore[call-overload]
+        "SELECT tat, (clock_timestamp() AT TIME ZONE 'UTC') FROM send_pace WHERE scope = :scope FOR UPDATE"
+    ).bindparams(scope=scope))).one()
+    held = _aware(tat)
+    return (None if held.year == 1970 else held), _aware(now)
+
+
+async def set_send_pace(*, session: AsyncSession, scope: str, tat: datetime) -> None:
+    await session.exec(update(SendPace).where(col(SendPace.scope) == scope).values(tat=tat))  # type: ignore[call-overload]
+
+
+async def forget_send_slots(*, session: AsyncSession, before: datetime) -> None:
+    """Chats' slots long past (a chat's row is needed only while its messages are close together)."""
+    await session.exec(delete(SendPace).where(col(SendPace.tat) < before, col(SendPace.scope) != "bot"))  # type: ignore[call-overload]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

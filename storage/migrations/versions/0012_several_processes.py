@@ -2,6 +2,7 @@
 
 - ``telegram_update``: the update ids the webhook received, so that a copy is handled once.
 - ``payment.notice_held_until``: a payment's notice is sent by one process at a time.
+- ``send_pace``: Telegram's limits kept for all the processes together.
 - ``chat_state``: each person's dialogue and pending buttons between two updates, for whichever process
   takes the next one.
 
@@ -40,12 +41,19 @@ def upgrade() -> None:
         sa.Column('updated_at', storage.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint('user_id'),
     )
+    op.create_table(
+        'send_pace',
+        sa.Column('scope', sa.String(length=40), nullable=False),
+        sa.Column('tat', storage.types.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('scope'),
+    )
     with op.batch_alter_table('payment', schema=None) as batch_op:
         batch_op.add_column(sa.Column('notice_held_until', storage.types.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
     op.drop_table('chat_state')
+    op.drop_table('send_pace')
     with op.batch_alter_table('payment', schema=None) as batch_op:
         batch_op.drop_column('notice_held_until')
     op.drop_index(op.f('ix_telegram_update_received_at'), table_name='telegram_update')
