@@ -34,6 +34,8 @@ PATH = "/telegram"
 MAX_BODY = 1024 * 1024
 KEEP_IDS = timedelta(days=2)
 """How long an update id is remembered: Telegram stops sending an update again after 24 hours."""
+HOLD = timedelta(seconds=30)
+"""How long a process may take to handle an update before a copy is handled by another."""
 
 
 def telegram_routes(application: Application[Any, Any, Any, Any, Any, Any], db: Database, clock: Clock,
@@ -58,17 +60,27 @@ def telegram_routes(application: Application[Any, Any, Any, Any, Any, Any], db: 
             update = None
         if update is None or not isinstance(update.update_id, int):
             return JSONResponse({"error": "not a Telegram update"}, status_code=400)
+        if not application.running:
+            return JSONResponse({"error": "starting"}, status_code=503)
+        now = clock.now()
         try:
             async with db.write() as session:
-                first = await ledger.first_delivery(session=session, update_id=update.update_id, now=clock.now())
+                taken = await ledger.take_update(session=session, update_id=update.update_id, now=now, hold=now + HOLD)
         except SQLAlchemyError as exc:
             log.error("update %s could not be recorded (%s); Telegram will send it again", update.update_id,
                       type(exc).__name__)
             return JSONResponse({"error": "try again"}, status_code=503)
-        if not first:
+        if taken is ledger.Delivery.DONE:
             log.info("update %s came again; handled once already", update.update_id)
             return JSONResponse({"status": "duplicate"})
-        await application.update_queue.put(update)
+        if taken is ledger.Delivery.BUSY:
+            return JSONResponse({"status": "in hand elsewhere"}, status_code=503)
+        await application.update_processor.process_update(update, application.process_update(update))
+        try:
+            async with db.write() as session:
+                await ledger.update_done(session=session, update_id=update.update_id, now=clock.now())
+        except SQLAlchemyError as exc:  # handled: a copy after the hold would be handled again, rarely
+            log.error("update %s handled but not marked so (%s)", update.update_id, type(exc).__name__)
         return JSONResponse({"status": "ok"})
 
     return [Route(PATH, receive, methods=["POST"])]

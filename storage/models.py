@@ -446,6 +446,10 @@ class TelegramUpdate(SQLModel, table=True):
 
     update_id: int = Field(sa_type=BigInteger, primary_key=True, sa_column_kwargs={"autoincrement": False})
     received_at: datetime = _when(index=True)
+    held_until: datetime = _when()
+    """The process handling it has it until then (if it dies, a copy Telegram sends again is handled then)."""
+    done_at: datetime | None = _when(default=None)
+    """Handled: a copy from now on is answered at once and not handled."""
 
 
 class ChatState(SQLModel, table=True):

@@ -25,7 +25,7 @@ from storage.models import CodeRequest
 
 log = logging.getLogger("paygbot.issuing")
 
-DELIVERY_LEASE = timedelta(minutes=2)
+DELIVERY_LEASE = timedelta(seconds=30)
 """How long a process holds the telling of an outcome before another may try (Telegram's flood limits
 may hold a message back for a while; a second message is better than none)."""
 

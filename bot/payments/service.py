@@ -33,7 +33,7 @@ from storage.models import Customer, Device, Payment, PaymentStatus, Person
 
 log = logging.getLogger("paygbot.payments")
 
-NOTICE_HELD = timedelta(minutes=2)
+NOTICE_HELD = timedelta(seconds=30)
 """How long one process holds a notice's sending before another may try (it died meanwhile)."""
 
 MAX_LOOKUPS = 16

@@ -139,19 +139,23 @@ from storage.ledger.requests import (
     unsettled,
 )
 from storage.ledger.telegram import (
+    Delivery,
     chat_state,
-    first_delivery,
     forget_deliveries,
     forget_send_slots,
     hold_send_pace,
     keep_chat_state,
     set_send_pace,
     take_send_slot,
+    take_update,
+    update_done,
 )
 
 __all__ = [
     "chat_state",
-    "first_delivery",
+    "Delivery",
+    "take_update",
+    "update_done",
     "keep_chat_state",
     "forget_send_slots",
     "hold_send_pace",

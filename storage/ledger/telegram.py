@@ -4,6 +4,7 @@ person's chat state between two updates."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import delete, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -14,15 +15,42 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import ChatState, SendPace, TelegramUpdate
 
 
-async def first_delivery(*, session: AsyncSession, update_id: int, now: datetime) -> bool:
-    """Keep ``update_id``: True the first time, False for a copy (also one kept at this moment by another
-    replica: the insert waits for its transaction, then finds the row)."""
+class Delivery(StrEnum):
+    """What to do with an update Telegram POSTed (:func:`take_update`)."""
+
+    HANDLE = "handle"
+    """Ours to handle: new, or its first handler died (its hold ran out)."""
+    DONE = "done"
+    """Handled already: a copy."""
+    BUSY = "busy"
+    """Another process is handling it now: Telegram should send it again later."""
+
+
+async def take_update(*, session: AsyncSession, update_id: int, now: datetime, hold: datetime) -> Delivery:
+    """Take ``update_id`` to handle until ``hold`` — unless it was handled, or another process holds it (the
+    insert of a copy arriving at this moment waits for that process's transaction, then finds its row)."""
     connection = await session.connection()
     insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
     result = await connection.execute(
-        insert(TelegramUpdate).values(update_id=update_id, received_at=now)
+        insert(TelegramUpdate).values(update_id=update_id, received_at=now, held_until=hold)
         .on_conflict_do_nothing(index_elements=["update_id"]))
-    return bool(result.rowcount == 1)
+    if result.rowcount == 1:
+        return Delivery.HANDLE
+    taken = await connection.execute(
+        update(TelegramUpdate)
+        .where(col(TelegramUpdate.update_id) == update_id, col(TelegramUpdate.done_at).is_(None),
+               col(TelegramUpdate.held_until) <= now)
+        .values(held_until=hold))
+    if taken.rowcount == 1:
+        return Delivery.HANDLE
+    done = (await connection.execute(select(TelegramUpdate.done_at).where(
+        col(TelegramUpdate.update_id) == update_id))).scalar()
+    return Delivery.DONE if done is not None else Delivery.BUSY
+
+
+async def update_done(*, session: AsyncSession, update_id: int, now: datetime) -> None:
+    await session.exec(update(TelegramUpdate).where(col(TelegramUpdate.update_id) == update_id)  # type: ignore[call-overload]
+                       .values(done_at=now))
 
 
 async def forget_deliveries(*, session: AsyncSession, before: datetime) -> int:

@@ -31,6 +31,8 @@ def upgrade() -> None:
         'telegram_update',
         sa.Column('update_id', sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column('received_at', storage.types.UTCDateTime(), nullable=False),
+        sa.Column('held_until', storage.types.UTCDateTime(), nullable=False),
+        sa.Column('done_at', storage.types.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint('update_id'),
     )
     op.create_index(op.f('ix_telegram_update_received_at'), 'telegram_update', ['received_at'], unique=False)
