@@ -139,6 +139,7 @@ class People:
     async def ensure_managers(self, telegram_ids: list[int]) -> None:
         """``PAYGBOT_MANAGERS`` are managers at every start."""
         async with self.db.write() as session:
+            await ledger.hold_people(session=session)
             for telegram_id in telegram_ids:
                 person = await ledger.get_person(session=session, telegram_id=telegram_id)
                 if person is None or person.role is not Role.MANAGER or not person.active:

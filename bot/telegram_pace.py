@@ -25,9 +25,10 @@ from storage.db import Database
 
 log = logging.getLogger("paygbot.telegram")
 
-BOT_INTERVAL = 1 / 29
-"""Seconds between two messages of the bot, whichever process sends them: just under Telegram's 30 a second."""
-BOT_BURST = 0.1
+BOT_INTERVAL = 1 / 28
+"""Seconds between two messages of the bot, whichever process sends them: with the burst below, never more
+than 30 in any second (Telegram's limit)."""
+BOT_BURST = 0.05
 """How far ahead of its slot a message may go (a few at once, never a second's worth)."""
 CHAT_INTERVAL = 1.0
 """About one message a second to one chat, as Telegram asks."""

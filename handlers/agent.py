@@ -29,7 +29,17 @@ from bot.issuing import Accepted, Refused
 from bot.people import valid_name
 from bot.services import BotContext
 from handlers.access import only
-from handlers.common import arguments, buttons, cancel, reply, reply_page, reply_qr, timed_out, too_long
+from handlers.common import (
+    arguments,
+    buttons,
+    cancel,
+    reply,
+    reply_page,
+    reply_qr,
+    timed_out,
+    too_long,
+    update_key,
+)
 from handlers.roles import STAFF
 from storage.models import CodeKind
 
@@ -87,7 +97,8 @@ async def issue_days(update: Update, context: BotContext, device: str, days: int
     services = context.services
     person, chat = context.who.person, update.effective_chat
     assert person is not None and chat is not None
-    outcome = await services.engine.request(device, CodeKind.DAYS, days, requested_by=person.id, chat_id=chat.id)
+    outcome = await services.engine.request(device, CodeKind.DAYS, days, requested_by=person.id, chat_id=chat.id,
+                                            key=update_key(update))
     await answer_outcome(update, context, outcome)
 
 

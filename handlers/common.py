@@ -36,6 +36,11 @@ LANGUAGE_BUTTON = "lang:"
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
 
 
+def update_key(update: Update) -> str:
+    """What names the update that asks for a code (handled again after a replica died with it: one request)."""
+    return f"tg:{update.update_id}"
+
+
 async def reply(update: Update, context: BotContext, text: str, markup: Markup = None) -> None:
     """Answer in the update's chat; in sandbox mode every reply says so. A text Telegram cannot parse
     goes again as plain text (:func:`bot.delivery.send_text`)."""

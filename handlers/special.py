@@ -19,7 +19,7 @@ from bot.services import BotContext
 from handlers import confirming
 from handlers.access import only
 from handlers.agent import answer_outcome, one_device
-from handlers.common import buttons, reply, tell
+from handlers.common import buttons, reply, tell, update_key
 from handlers.roles import MANAGERS, STAFF
 from storage.models import ApprovalStatus, CodeKind, Role
 
@@ -74,7 +74,8 @@ async def confirmation_tapped(update: Update, context: BotContext) -> None:
     if kind is CodeKind.FREE and context.who.kind is Kind.AGENT:
         await _ask_managers(update, context, pending["device_id"], device)
         return
-    outcome = await services.engine.request(device, kind, requested_by=person.id, chat_id=chat.id)
+    outcome = await services.engine.request(device, kind, requested_by=person.id, chat_id=chat.id,
+                                            key=update_key(update))
     await answer_outcome(update, context, outcome)
 
 

@@ -8,12 +8,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.db import async_url, is_sqlite
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 0x6D696772  # "migr"
 
 
 def alembic_config() -> Config:
@@ -49,6 +51,8 @@ async def upgrade(url: str, revision: str = "head", *, currency: str = "KES", ph
 
 
 def _upgrade(connection: Connection, revision: str, defaults: dict[str, str]) -> None:
+    if connection.dialect.name == "postgresql":  # replicas starting together migrate one after the other
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
     config = alembic_config()
     config.attributes["connection"] = connection
     config.attributes.update(defaults)

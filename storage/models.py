@@ -269,6 +269,10 @@ class CodeRequest(SQLModel, table=True):
     chat_id: int | None = Field(default=None, sa_type=BigInteger)
     payment_id: int | None = Field(default=None, foreign_key="payment.id", unique=True)
     payment_reference: str | None = Field(default=None, max_length=100)
+    request_key: str | None = Field(default=None, max_length=64, index=True)
+    """What asked for it (``tg:<update id>``): the same update handled again after a replica died with it in
+    hand finds this request instead of making a second (looked up among recent requests: Telegram's ids
+    may start again at random after a quiet week)."""
     status: Status = Status.QUEUED
     reason: str | None = Field(default=None, max_length=500)
     """One word (``bot.issuing.outcomes``: a refusal's ``Reason``, why it waits or failed), or the ERM's own words."""

@@ -36,6 +36,9 @@ from storage.models import (
 
 log = logging.getLogger("paygbot.issuing")
 
+KEYS_KEPT = timedelta(days=2)
+"""How long a request's key finds it again (Telegram sends an update again for a day at most)."""
+
 PREPAID_BATCH_DAYS = 30
 PREPAID_CHECK_EVERY = timedelta(minutes=1)
 
@@ -61,8 +64,11 @@ class Admission:
         requested_by: int | None = None,
         chat_id: int | None = None,
         source: Source = Source.CHAT,
+        key: str | None = None,
     ) -> Accepted | Refused:
-        """Validate a request against every limit and queue it, or say why not and what is possible."""
+        """Validate a request against every limit and queue it, or say why not and what is possible. ``key``
+        names what asked (an update): asked again under the same key, the request made the first time is
+        the answer."""
         try:
             check_product_id(device_ref)
         except ValueError:
@@ -77,6 +83,12 @@ class Admission:
         now = self.clock.now()
         async with self.db.write() as session:
             device = await ledger.lock_device(session=session, device_id=device_id)
+            if key is not None and (made := await ledger.request_by_key(session=session, key=key,
+                                                                        since=now - KEYS_KEPT)) is not None:
+                assert made.id is not None
+                log.info("request %s was made for %s already", made.id, key)
+                return Accepted(made.id, made.device_ref, made.kind, made.days, await self.quota.eta(session, device,
+                                                                                                       now))
             refusal = await self.quota.check(session, device, device_ref, kind, days, now)
             if refusal is not None:
                 await ledger.add_request(session=session, request=_refused_row(device, device_ref, kind, days,
@@ -87,6 +99,7 @@ class Admission:
                 request=CodeRequest(
                     device_id=device_id, device_ref=device_ref, kind=kind, days=days, source=source,
                     requested_by_id=requested_by, chat_id=chat_id, not_before=now, created_at=now,
+                    request_key=key,
                 ),
             )
             eta = await self.quota.eta(session, device, now)

@@ -87,10 +87,12 @@ class IssuingEngine:
         requested_by: int | None = None,
         chat_id: int | None = None,
         source: Source = Source.CHAT,
+        key: str | None = None,
     ) -> Accepted | Refused:
-        """Validate a request against every limit and queue it, or say why not and what is possible."""
+        """Validate a request against every limit and queue it, or say why not and what is possible (``key``:
+        what asked, so that asking again finds the same request)."""
         return await self.admission.request(device_ref, kind, days, requested_by=requested_by, chat_id=chat_id,
-                                            source=source)
+                                            source=source, key=key)
 
     async def apply_payment(
         self, payment_id: int, device_id: int, *, assigned_by: int | None = None, chat_id: int | None = None

@@ -71,6 +71,7 @@ from storage.ledger.people import (
     get_customer,
     get_person,
     get_person_by_id,
+    hold_people,
     invite_by_token,
     link_customer_chat,
     linked_customers,
@@ -135,6 +136,7 @@ from storage.ledger.requests import (
     lock_request,
     open_between,
     queue_depth,
+    request_by_key,
     undelivered,
     unsettled,
 )
@@ -152,6 +154,7 @@ from storage.ledger.telegram import (
 )
 
 __all__ = [
+    "hold_people",
     "chat_state",
     "Delivery",
     "take_update",
@@ -234,6 +237,7 @@ __all__ = [
     "claim_settlements",
     "get_request",
     "lock_request",
+    "request_by_key",
     "invite_by_token",
     "hold_notice",
     "keep_paid_days",

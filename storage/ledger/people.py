@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,6 +24,16 @@ from storage.models import (
 
 async def get_person(*, session: AsyncSession, telegram_id: int) -> Person | None:
     return (await session.exec(select(Person).where(Person.telegram_id == telegram_id))).first()
+
+
+_PEOPLE_LOCK = 0x70706C65  # "pple"
+
+
+async def hold_people(*, session: AsyncSession) -> None:
+    """Until this transaction ends, no other process adds people this way (PostgreSQL; SQLite's one writer
+    does it already): replicas starting together each make PAYGBOT_MANAGERS managers, once."""
+    if session.bind.dialect.name == "postgresql":
+        await session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_PEOPLE_LOCK))  # type: ignore[call-overload]
 
 
 async def put_person(

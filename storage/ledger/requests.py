@@ -149,6 +149,12 @@ async def get_request(*, session: AsyncSession, request_id: int) -> CodeRequest 
     return await session.get(CodeRequest, request_id, populate_existing=True)
 
 
+async def request_by_key(*, session: AsyncSession, key: str, since: datetime) -> CodeRequest | None:
+    """The request made for ``key`` (an update that asked for it) since ``since``, if one was."""
+    return (await session.exec(select(CodeRequest).where(CodeRequest.request_key == key,
+                                                         col(CodeRequest.created_at) >= since))).first()
+
+
 async def lock_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
     """The request row, fresh, for a read-modify-write: another process's outcome for it waits (PostgreSQL;
     SQLite's one writer serialises these anyway). Lock the device first where both are locked."""

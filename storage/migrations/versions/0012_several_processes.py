@@ -3,6 +3,7 @@
 - ``telegram_update``: the update ids the webhook received, so that a copy is handled once.
 - ``payment.notice_held_until``: a payment's notice is sent by one process at a time.
 - ``send_pace``: Telegram's limits kept for all the processes together.
+- ``code_request.request_key``: the update that asked for a code, so that it is handled into one request.
 - ``chat_state``: each person's dialogue and pending buttons between two updates, for whichever process
   takes the next one.
 
@@ -51,9 +52,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('payment', schema=None) as batch_op:
         batch_op.add_column(sa.Column('notice_held_until', storage.types.UTCDateTime(), nullable=True))
+    with op.batch_alter_table('code_request', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('request_key', sa.String(length=64), nullable=True))
+        batch_op.create_index(batch_op.f('ix_code_request_request_key'), ['request_key'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('code_request', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_code_request_request_key'))
+        batch_op.drop_column('request_key')
     op.drop_table('chat_state')
     op.drop_table('send_pace')
     with op.batch_alter_table('payment', schema=None) as batch_op:
