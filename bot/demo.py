@@ -189,6 +189,7 @@ def _settings(folder: Path, port: int, webhook_secret: str, api: str) -> Setting
         "PAYGBOT_MIN_GAP_SECONDS": "6", "PAYGBOT_DAILY_CODE_LIMIT": "10", "PAYGBOT_MAX_STACKED_DAYS": "1095",
         "PAYGBOT_HTTP_PORT": str(port), "PAYGBOT_WEBHOOK_SECRET": webhook_secret, "PAYGBOT_MPESA_PATH": "",
         "PAYGBOT_CURRENCY": "KES", "PAYGBOT_PHONE_REGION": "KE", "PAYGBOT_UNLOCK_WHEN_PAID": "approve",
+        "TELEGRAM_WEBHOOK_URL": "", "TELEGRAM_WEBHOOK_SECRET": "",  # long polling, on the stand-in
     }
     settings = load_settings(_env_file=None, **values)
     missing = {alias for field in type(settings).model_fields.values()
