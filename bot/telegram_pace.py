@@ -3,9 +3,9 @@
 PTB's ``AIORateLimiter`` keeps the limits in one process's memory: three replicas would each send 30
 messages a second. :class:`SharedRateLimiter` reserves each message's turn in the ledger instead (one row per
 scope, its "theoretical arrival time", as in the generic cell rate algorithm): its chat's turn — one a
-second, a few at once allowed — then a slot of the bot as a whole from then on, spaced just under 30 a
-second. The database's clock decides, so replicas' clocks need not agree. A 429 still waits its
-``retry_after`` and is tried again, as with PTB's limiter. One process on SQLite uses PTB's own.
+second, a few at once allowed — then a slot of the bot as a whole from then on, 27 a second. The
+database's clock decides, so replicas' clocks need not agree. A 429 still waits its ``retry_after`` and is
+tried again, as with PTB's limiter. One process on SQLite uses PTB's own.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from storage.db import Database
 
 log = logging.getLogger("paygbot.telegram")
 
-BOT_INTERVAL = 1 / 28
-"""Seconds between two messages of the bot, whichever process sends them: with the burst below, never more
-than 30 in any second (Telegram's limit)."""
-BOT_BURST = 0.05
-"""How far ahead of its slot a message may go (a few at once, never a second's worth)."""
+BOT_INTERVAL = 1 / 27
+"""Seconds between two messages of the bot, whichever process sends them: at most 28 in any second, two
+short of Telegram's 30, for the jitter between a slot and the moment its message reaches Telegram."""
+BOT_BURST = 0.0
+"""How far ahead of its slot a message may go (none: a burst at the start of a second is what Telegram counts)."""
 CHAT_INTERVAL = 1.0
 """About one message a second to one chat, as Telegram asks."""
 CHAT_BURST = 4.0
