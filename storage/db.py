@@ -59,7 +59,10 @@ class Database:
             _sqlite_pragmas(self.writer, immediate=True)
             _sqlite_pragmas(self.reader, immediate=False)
         else:
-            self.writer = self.reader = create_async_engine(target, echo=echo, pool_pre_ping=True)
+            # No ping before each use (a round trip, ~1 ms of every transaction): a connection the server
+            # dropped fails its one transaction, which is retried as any failure is, and SQLAlchemy then
+            # replaces the whole pool.
+            self.writer = self.reader = create_async_engine(target, echo=echo, pool_recycle=1800)
         self._write_sessions = async_sessionmaker(self.writer, class_=AsyncSession, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.reader, class_=AsyncSession, expire_on_commit=False)
 
