@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,11 +49,11 @@ AGENTS = [TelegramUser(5001 + n, f"Agent{n}") for n in range(DEVICES)]
 
 
 @pytest.fixture
-def postgresql_url(postgresql_ledgers: PostgresqlLedgers | None) -> AsyncIterator[str]:
+def postgresql_url(postgresql_ledgers: PostgresqlLedgers | None) -> Iterator[str]:
     if postgresql_ledgers is None:
         pytest.skip("no PostgreSQL reachable (PAYGBOT_TEST_POSTGRESQL_URL)")
     url = postgresql_ledgers.new()
-    yield url  # type: ignore[misc]
+    yield url
     postgresql_ledgers.drop(url)
 
 
