@@ -1,5 +1,6 @@
-"""Telegram's side of the ledger: each update id the webhook received, kept once for a while, and each
-person's chat state between two updates."""
+"""Telegram's side of the ledger: each update id the webhook received (held by the process handling it, then
+kept as handled for a while), each person's chat state between two updates, and the messages' pace shared by
+every process."""
 
 from __future__ import annotations
 
