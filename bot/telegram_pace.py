@@ -37,6 +37,9 @@ CHAT_BURST = 4.0
 GROUP_INTERVAL = 3.0
 """Groups: 20 messages a minute."""
 MAX_RETRIES = 10
+LATE = 0.05
+"""Seconds a message may go after its turn; later, it takes a new turn."""
+MAX_LATE_TURNS = 5
 
 
 class SharedRateLimiter(BaseRateLimiter[int]):
@@ -82,10 +85,17 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         raise AssertionError("unreachable")
 
     async def _wait_turn(self, db: Database, chat_id: object) -> None:
-        """Sleep until this message's turn comes."""
-        go, now = await self.reserve(db, chat_id)
-        if (wait := (go - now).total_seconds()) > 0:
-            await asyncio.sleep(wait)
+        """Sleep until this message's turn comes. A turn missed by more than ``LATE`` (this process was held up:
+        a busy CPU, a pause) is given up and a new one taken, so that late messages never go out together."""
+        loop = asyncio.get_running_loop()
+        for _ in range(MAX_LATE_TURNS):
+            go, now = await self.reserve(db, chat_id)
+            due = loop.time() + max(0.0, (go - now).total_seconds())
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            if loop.time() - due <= LATE:
+                return
+            log.debug("message to %s missed its turn by %.0f ms; taking another", chat_id,
+                      (loop.time() - due) * 1000)
 
     @staticmethod
     async def reserve(db: Database, chat_id: object) -> tuple[datetime, datetime]:
