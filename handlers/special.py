@@ -12,8 +12,8 @@ import logging
 from telegram import Update
 from telegram.error import TelegramError
 
-from bot.approvals import Verdict
-from bot.issuing import Refused
+from bot import decisions
+from bot.decisions import Carried
 from bot.people import Kind
 from bot.services import BotContext
 from handlers import confirming
@@ -21,7 +21,7 @@ from handlers.access import only
 from handlers.agent import answer_outcome, one_device
 from handlers.common import buttons, reply, tell, update_key
 from handlers.roles import MANAGERS, STAFF
-from storage.models import ApprovalStatus, CodeKind, Role
+from storage.models import CodeKind
 
 log = logging.getLogger("paygbot.handlers")
 
@@ -98,7 +98,8 @@ async def _ask_managers(update: Update, context: BotContext, device_id: int, dev
 
 @only(MANAGERS)
 async def approval_tapped(update: Update, context: BotContext) -> None:
-    """A manager's Approve or Reject: the first decision wins; the requester is told."""
+    """A manager's Approve or Reject: the first decision wins; the requester is told
+    (:func:`bot.decisions.decide`, as in the dashboard)."""
     query = update.callback_query
     assert query is not None and query.data is not None
     _, approval_id, choice = query.data.split(":")
@@ -107,62 +108,19 @@ async def approval_tapped(update: Update, context: BotContext) -> None:
         await query.answer(context.texts.managers_only, show_alert=True)
         return
     services = context.services
-    decision = await services.approvals.decide(int(approval_id), manager, approve=choice == "y")
-    if decision.verdict is Verdict.UNKNOWN or decision.approval is None:
-        await query.answer(context.texts.stale_button)
-        return
-    approval = decision.approval
-    device = await services.engine.device(approval.device_id)
-    device_name = device.label if device else "?"
-    if decision.verdict is Verdict.EXPIRED:
-        await query.answer(context.texts.approval_too_late, show_alert=True)
-        return
-    decider = decision.decided_by.name if decision.decided_by and decision.decided_by.name else None
-    if approval.status is ApprovalStatus.CANCELLED:  # a plan no longer paid off: a payment was reversed
-        await query.answer()
-        await tell(context, manager.telegram_id, lambda t: t.unlock_not_needed(device_name))
-        return
-    if decision.verdict is Verdict.ALREADY and approval.plan_id is not None \
-            and approval.status is ApprovalStatus.APPROVED:
-        # approved, but its unlock code may not have been queued (the queueing failed): queued now, once
-        await services.engine.unlock_plan(approval.plan_id, requested_by=manager.id, chat_id=manager.telegram_id,
-                                          approval_id=approval.id)
-    if decision.verdict is Verdict.ALREADY:
-        await query.answer(context.texts.approval_already(decider, approval.status.value), show_alert=True)
-        return
-    await query.answer()
     approved = choice == "y"
-    await query.edit_message_text(context.texts.with_sandbox_note(
-        context.texts.approval_decided(approved, decider, device_name), services.sandbox))
-    # The requester is checked again now: one whose role was taken away meanwhile gets neither word nor
-    # code; the code then goes to the approving manager (and, as always, to the customer).
-    requester = decision.requester
-    still_staff = requester is not None and requester.active and requester.role in (Role.AGENT, Role.MANAGER)
-    code_chat = approval.chat_id if still_staff else manager.telegram_id
-    if still_staff and approval.chat_id is not None:
-        await tell(context, approval.chat_id, lambda t: t.approval_requester_told(approved, decider, device_name))
-    if not approved and approval.plan_id is not None:
-        await tell(context, manager.telegram_id, lambda t: t.unlock_rejected(device_name))
-    if not approved or device is None:
-        return
-    if approval.plan_id is not None:  # a plan paid off: its one unlock code
-        request_id = await services.engine.unlock_plan(
-            approval.plan_id, requested_by=requester.id if still_staff and requester else manager.id, chat_id=code_chat,
-            approval_id=approval.id)
-        if request_id is None:
-            await tell(context, manager.telegram_id, lambda t: t.unlock_not_needed(device_name))
-            return
-        await services.approvals.record_request(approval.id or 0, request_id)
-        return
-    outcome = await services.engine.request(device_name, CodeKind.FREE,
-                                            requested_by=requester.id if still_staff and requester else manager.id,
-                                            chat_id=code_chat)
-    if isinstance(outcome, Refused):
-        refused = outcome
-        for chat_id in {code_chat, manager.telegram_id} - {None}:
-            assert chat_id is not None
-            await tell(context, chat_id, lambda t: t.refused(refused.reason.value, device_name, fits=refused.fits,
-                                                             possible_at=refused.possible_at, words=refused.words,
-                                                             tz=services.settings.tz))
-        return
-    await services.approvals.record_request(approval.id or 0, outcome.request_id)
+    outcome = await decisions.decide(context.bot, services, manager, int(approval_id), approved)
+    approval = outcome.approval
+    if outcome.carried is Carried.UNKNOWN or approval is None:
+        await query.answer(context.texts.stale_button)
+    elif outcome.carried is Carried.EXPIRED:
+        await query.answer(context.texts.approval_too_late, show_alert=True)
+    elif outcome.carried is Carried.NOT_NEEDED:
+        await query.answer()
+        await tell(context, manager.telegram_id, lambda t: t.unlock_not_needed(outcome.device))
+    elif outcome.carried is Carried.ALREADY:
+        await query.answer(context.texts.approval_already(outcome.decider, approval.status.value), show_alert=True)
+    else:
+        await query.answer()
+        await query.edit_message_text(context.texts.with_sandbox_note(
+            context.texts.approval_decided(approved, outcome.decider, outcome.device), services.sandbox))
