@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import date
 
 from telegram import Update
 
-from bot import reports
+from bot import exports, reports
 from bot.delivery import send_summary
 from bot.issuing import devices, limits
 from bot.portfolio.chart import chart as portfolio_chart
@@ -115,14 +114,11 @@ async def export(update: Update, context: BotContext) -> None:
     if (last - first).days >= reports.MAX_EXPORT_DAYS:
         await reply(update, context, context.texts.export_too_long)
         return
-    document = io.BytesIO()
-    async for piece in reports.export_csv(services.db, first, last, services.settings.tz, context.texts):
-        document.write(piece.encode("utf-8"))
-    name = f"paygbot-{first}.csv" if first == last else f"paygbot-{first}-to-{last}.csv"
+    name, document = await exports.ledger(services, first, last, context.texts)
     chat = update.effective_chat
     assert chat is not None
     await context.bot.send_document(
-        chat.id, document.getvalue(), filename=name,
+        chat.id, document, filename=name,
         caption=context.texts.with_sandbox_note(context.texts.export_caption(first, last), services.sandbox),
     )
 

@@ -7,7 +7,6 @@ The plans themselves live in :mod:`bot.plans`; these handlers parse, answer and 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,12 +14,11 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, filters
 
+from bot import exports
 from bot.issuing import PlanBalance
 from bot.plans import reversals
 from bot.plans.reversals import NotReversed, Unreversed
 from bot.plans.service import Bad, PlanView, Terms, parse_currency, parse_money
-from bot.portfolio.figures import overdue
-from bot.portfolio.service import plan_lines
 from bot.services import BotContext
 from handlers import confirming
 from handlers.access import only
@@ -38,7 +36,6 @@ from handlers.agent import (
 )
 from handlers.common import arguments, buttons, reply, send_csv, tell
 from handlers.roles import MANAGERS
-from storage.models import Role
 
 log = logging.getLogger("paygbot.handlers")
 
@@ -274,46 +271,13 @@ async def repossess_tapped(update: Update, context: BotContext) -> None:
 
 async def export_plans(update: Update, context: BotContext) -> None:
     """Every plan as a CSV document (its columns import back with ``paygbot plans import``)."""
-    services = context.services
-    rows = await services.plans.rows()
-    now, tz = services.clock.now(), services.settings.tz
-    lines = []
-    for row in rows:
-        plan, device = row.plan, row.device
-        active = plan.status == "active"
-        lines.append([
-            device.label, row.customer.name if row.customer else "", row.customer.phone if row.customer else "",
-            row.agent.telegram_id if row.agent and row.agent.role in (Role.AGENT, Role.MANAGER) else "",
-            row.agent.name if row.agent else "", plan.currency, plan.total, plan.daily_price, plan.deposit,
-            plan.paid, max(Decimal(0), plan.total - plan.paid), plan.status.value,
-            plan.started_at.astimezone(tz).date().isoformat(),
-            plan.ended_at.astimezone(tz).date().isoformat() if plan.ended_at else "",
-            _credit_date(device.credit_until, tz),
-            overdue(device.credit_until, plan.started_at, now) if active and not device.unlocked else "",
-        ])
-    header = ["device", "name", "phone", "agent", "agent_name", "currency", "total", "per_day", "deposit", "paid",
-              "left", "status", "started", "ended", "credit_until", "days_past_due"]
-    await send_csv(update, context, header, lines, f"paygbot-plans-{now.astimezone(tz).date()}.csv",
-                   context.texts.plans_export_caption(len(rows)))
-
-
-def _credit_date(credit_until: datetime | None, tz: Any) -> str:
-    """The last local day the credit covers (what ``credit_until`` means in the import)."""
-    if credit_until is None:
-        return ""
-    return (credit_until.astimezone(tz) - timedelta(microseconds=1)).date().isoformat()
+    table = await exports.plans(context.services)
+    await send_csv(update, context, table.header, table.rows, table.filename,
+                   context.texts.plans_export_caption(len(table.rows)))
 
 
 async def export_portfolio(update: Update, context: BotContext) -> None:
     """Every plan as it stands now, with its days past due: the rows the /portfolio figures add up."""
-    services = context.services
-    now, tz = services.clock.now(), services.settings.tz
-    lines = await plan_lines(services.db, now)
-    header = ["device", "name", "phone", "agent", "status", "total", "per_day", "paid", "left", "credit_until",
-              "days_past_due", "at_risk"]
-    rows = [[line.device, line.customer, line.phone, line.agent, line.state.status, line.state.total,
-             line.state.daily_price, line.state.paid, line.state.left if line.state.status == "active" else 0,
-             _credit_date(line.state.credit_until, tz), line.days_past_due,
-             "yes" if line.state.status == "active" and line.days_past_due > 30 else "no"] for line in lines]
-    await send_csv(update, context, header, rows, f"paygbot-portfolio-{now.astimezone(tz).date()}.csv",
-                   context.texts.plans_export_caption(len(lines)))
+    table = await exports.portfolio(context.services)
+    await send_csv(update, context, table.header, table.rows, table.filename,
+                   context.texts.plans_export_caption(len(table.rows)))
