@@ -16,7 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+    WebAppInfo,
+)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter
 from telegram.ext import (
@@ -420,6 +427,48 @@ async def test_commands(api: FakeBotApi, bot: Bot) -> None:
     assert [c["command"] for c in api.commands_for({"type": "chat", "chat_id": AMINA.id})] == ["days"]
     assert await bot.set_my_commands([])  # an empty list removes the default scope's
     assert api.commands_for() == []
+
+
+def web_app_keyboard(url: str, label: str = "Dashboard") -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, web_app=WebAppInfo(url))]])
+
+
+async def test_web_app_buttons(api: FakeBotApi, bot: Bot) -> None:
+    """An inline button that opens a Mini App: an HTTPS URL (plain HTTP only for this project's local
+    hosts), in a private chat only; the message shows it back as Telegram stores it."""
+    api.meet(AMINA)
+    url = "https://dash.example.com/app?v=2"
+    sent = await bot.send_message(AMINA.id, "Managers' dashboard", reply_markup=web_app_keyboard(url))
+    button = sent.reply_markup.inline_keyboard[0][0] if sent.reply_markup else None
+    assert button is not None and button.web_app is not None and button.web_app.url == url
+    echoed = {"inline_keyboard": [[{"text": "Dashboard", "web_app": {"url": url}}]]}
+    assert api.sent[-1].message["reply_markup"] == echoed == api.messages[(AMINA.id, sent.message_id)]["reply_markup"]
+    # Local hosts over plain HTTP; scheme and host lower-cased and an empty path made "/", as Telegram does.
+    local = await bot.send_message(AMINA.id, "local", reply_markup=web_app_keyboard("http://127.0.0.1:8080/dashboard"))
+    assert local.reply_markup and local.reply_markup.inline_keyboard[0][0].web_app
+    assert local.reply_markup.inline_keyboard[0][0].web_app.url == "http://127.0.0.1:8080/dashboard"
+    named = await bot.send_message(AMINA.id, "named", reply_markup=web_app_keyboard("http://LocalHost:5173"))
+    assert api.sent[-1].message["reply_markup"]["inline_keyboard"][0][0]["web_app"] == {"url": "http://localhost:5173/"}
+    assert api.sent[-1].reply_markup == web_app_keyboard("http://LocalHost:5173").to_dict()  # as the bot sent it
+    assert named.message_id == local.message_id + 1
+    assert len(api.sent) == 3
+
+    with pytest.raises(BadRequest, match=r"(?i)^inline keyboard button web app url 'http://dash\.example\.com/app' "
+                                         r"is invalid: only https links are allowed$"):
+        await bot.send_message(AMINA.id, "plain http", reply_markup=web_app_keyboard("http://dash.example.com/app"))
+    with pytest.raises(BadRequest, match=r"(?i)web app url 'https://dashboard/' is invalid: wrong http url"):
+        await bot.send_message(AMINA.id, "no dot", reply_markup=web_app_keyboard("https://dashboard/"))
+    with pytest.raises(BadRequest, match=r"(?i)web app url '' is invalid: url host is empty"):
+        await bot.send_message(AMINA.id, "empty", reply_markup=web_app_keyboard(""))
+    # Only in private chats: Telegram refuses the button type in a group, sent or edited in.
+    await api.user_says(BARAKA, "hello", chat=GROUP)
+    with pytest.raises(BadRequest, match="(?i)^button_type_invalid$"):
+        await bot.send_message(GROUP, "Managers' dashboard", reply_markup=web_app_keyboard(url))
+    in_group = await bot.send_message(GROUP, "pick", reply_markup=keyboard("a"))
+    with pytest.raises(BadRequest, match="(?i)^button_type_invalid$"):
+        await bot.edit_message_reply_markup(GROUP, in_group.message_id, reply_markup=web_app_keyboard(url))
+    assert [sent.rendered for sent in api.sent[3:]] == ["pick"]
+    assert api.messages[(GROUP, in_group.message_id)]["reply_markup"] == keyboard("a").to_dict()
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

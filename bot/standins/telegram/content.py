@@ -1,10 +1,12 @@
 """What Telegram checks in what a bot posts, with its own refusals: texts and captions (empty, too
-long, HTML it cannot parse), inline keyboards (shape, ``callback_data`` size, URLs), uploaded
-pictures and files; and the shapes it answers with (photo sizes, file ids)."""
+long, HTML it cannot parse), inline keyboards (shape, ``callback_data`` size, URLs, Web App buttons
+and where they may be), uploaded pictures and files; and the shapes it answers with (photo sizes,
+file ids)."""
 
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import re
 import secrets
@@ -13,6 +15,7 @@ from typing import Any, Final
 
 from bot.standins.telegram.html import HtmlError, parse_html
 from bot.standins.telegram.values import MAX_CALLBACK_DATA, MAX_CAPTION, MAX_TEXT, UploadedFile, bad_request
+from bot.standins.telegram.webapps import web_app_info, web_app_url
 from bot.standins.telegram.wire import as_json
 
 _BUTTON_URL: Final = re.compile(r"(?i)(https?|tg)://\S+")
@@ -62,8 +65,10 @@ def formatted(text: Any, params: dict[str, Any], *, caption: bool = False) -> tu
     return text, entities
 
 
-def markup(params: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``reply_markup``, checked as Telegram checks inline keyboards."""
+def markup(params: dict[str, Any], chat: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``reply_markup`` for a message in ``chat``, checked as Telegram checks inline keyboards:
+    ``web_app`` buttons need an HTTPS URL (see :mod:`~bot.standins.telegram.webapps`) and a private
+    chat (``BUTTON_TYPE_INVALID`` elsewhere, once the whole keyboard has been read)."""
     raw = params.get("reply_markup")
     if raw is None or raw == "":
         return None
@@ -74,12 +79,19 @@ def markup(params: dict[str, Any]) -> dict[str, Any] | None:
         rows = found["inline_keyboard"]
         if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
             raise bad_request('field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays')
-        for button in (button for row in rows for button in row):
-            _check_button(button)
+        web_apps = [_check_button(button) for row in rows for button in row]
+        if any(web_apps) and chat.get("type") != "private":
+            raise bad_request("BUTTON_TYPE_INVALID")
     return found
 
 
-def _check_button(button: Any) -> None:
+def _opens_web_app(button: dict[str, Any]) -> bool:
+    # Telegram takes a button's url or callback_data before its web_app.
+    return "web_app" in button and not button.get("url") and not button.get("callback_data")
+
+
+def _check_button(button: Any) -> bool:
+    """Refuse what Telegram refuses in one inline button; whether it opens a Web App."""
     if not isinstance(button, dict) or not isinstance(button.get("text"), str):
         raise bad_request('can\'t parse inline keyboard button: Field "text" must be of type String')
     if not _BUTTON_ACTIONS & button.keys():
@@ -90,11 +102,26 @@ def _check_button(button: Any) -> None:
             raise bad_request("BUTTON_DATA_INVALID")
     if "url" in button and not _BUTTON_URL.fullmatch(str(button["url"])):
         raise bad_request("BUTTON_URL_INVALID")
+    if not _opens_web_app(button):
+        return False
+    web_app_url(web_app_info(button, "can't parse inline keyboard button"), "inline keyboard button")
+    return True
 
 
 def inline(found: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What a ``Message`` shows of a markup: only inline keyboards are echoed."""
-    return found if found is not None and "inline_keyboard" in found else None
+    """What a ``Message`` shows of a markup: only inline keyboards are echoed, a Web App's URL as
+    Telegram stores it (``https://Dash.example.com`` comes back as ``https://dash.example.com/``)."""
+    if found is None or "inline_keyboard" not in found:
+        return None
+    buttons = [button for row in found["inline_keyboard"] for button in row]
+    if not any(_opens_web_app(button) for button in buttons):
+        return found
+    shown = copy.deepcopy(found)
+    for button in (button for row in shown["inline_keyboard"] for button in row):
+        if _opens_web_app(button):
+            url = web_app_info(button, "can't parse inline keyboard button")
+            button["web_app"] = {"url": web_app_url(url, "inline keyboard button")}
+    return shown
 
 
 def upload(params: dict[str, Any], name: str) -> UploadedFile:

@@ -221,7 +221,7 @@ class BotApiMethods:
     ) -> dict[str, Any]:
         """Post a new message from the bot (once the flood limits allow it) and record it."""
         api = self.api
-        found = content.markup(params)
+        found = content.markup(params, chat)
         api.flood.admit(chat["id"])
         if (keyboard := content.inline(found)) is not None:
             shown["reply_markup"] = keyboard
@@ -297,7 +297,7 @@ class BotApiMethods:
             raise bad_request("there is no text in the message to edit")
         text = params.get("text")
         rendered, entities = content.formatted(text, params)
-        found = content.markup(params)
+        found = content.markup(params, message["chat"])
         keyboard = content.inline(found)
         # Without reply_markup, editing the text removes the inline keyboard.
         if (rendered, entities, keyboard) == (message["text"], message.get("entities", []), message.get("reply_markup")):
@@ -311,7 +311,7 @@ class BotApiMethods:
 
     async def _edit_message_reply_markup(self, params: dict[str, Any]) -> dict[str, Any]:
         message = self._editable(params)
-        found = content.markup(params)
+        found = content.markup(params, message["chat"])
         keyboard = content.inline(found)
         if keyboard == message.get("reply_markup"):
             raise bad_request(NOT_MODIFIED)
