@@ -20,6 +20,9 @@ from telegram import (
     Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    MenuButtonCommands,
+    MenuButtonDefault,
+    MenuButtonWebApp,
     Message,
     Update,
     WebAppInfo,
@@ -469,6 +472,85 @@ async def test_web_app_buttons(api: FakeBotApi, bot: Bot) -> None:
         await bot.edit_message_reply_markup(GROUP, in_group.message_id, reply_markup=web_app_keyboard(url))
     assert [sent.rendered for sent in api.sent[3:]] == ["pick"]
     assert api.messages[(GROUP, in_group.message_id)]["reply_markup"] == keyboard("a").to_dict()
+
+
+async def test_menu_button(api: FakeBotApi, bot: Bot) -> None:
+    """``setChatMenuButton`` / ``getChatMenuButton``: the bot's own button, one chat's, and going back."""
+    dashboard = MenuButtonWebApp("Dashboard", WebAppInfo("https://dash.example.com/app"))
+    # A bot that set nothing: its button opens the commands list (Telegram never answers "default" here).
+    assert isinstance(await bot.get_chat_menu_button(), MenuButtonCommands)
+    api.meet(AMINA)
+    api.meet(BARAKA)
+    assert await bot.set_chat_menu_button(AMINA.id, dashboard)
+    assert await bot.get_chat_menu_button(AMINA.id) == dashboard
+    assert api.menu_buttons == {AMINA.id: {"type": "web_app", "text": "Dashboard",
+                                           "web_app": {"url": "https://dash.example.com/app"}}}  # fmt: skip
+    assert isinstance(await bot.get_chat_menu_button(BARAKA.id), MenuButtonDefault)  # nothing chosen for him
+    assert api.menu_button_shown(BARAKA) == {"type": "commands"}
+
+    # The bot's own button, for every chat without one of its own.
+    everyone = MenuButtonWebApp("Open", WebAppInfo("https://Dash.example.com"))
+    assert await bot.set_chat_menu_button(menu_button=everyone)
+    assert await bot.get_chat_menu_button() == MenuButtonWebApp("Open", WebAppInfo("https://dash.example.com/"))
+    assert api.menu_button() == api.menu_buttons[None] == api.menu_button_shown(BARAKA)
+    assert api.menu_button_shown(AMINA)["text"] == "Dashboard"
+    # "default" for a chat drops its own choice; for the bot it changes nothing, as at Telegram.
+    assert await bot.set_chat_menu_button(AMINA.id, MenuButtonDefault())
+    assert isinstance(await bot.get_chat_menu_button(AMINA.id), MenuButtonDefault)
+    assert api.menu_button_shown(AMINA)["text"] == "Open"
+    assert await bot.set_chat_menu_button()
+    assert api.menu_button()["text"] == "Open"
+    assert await bot.set_chat_menu_button(menu_button=MenuButtonCommands())
+    assert isinstance(await bot.get_chat_menu_button(), MenuButtonCommands)
+    assert api.menu_buttons == {None: {"type": "commands"}}
+
+    # A chat must be a person the bot has met, named by id.
+    with pytest.raises(BadRequest, match="User not found"):
+        await bot.set_chat_menu_button(999, dashboard)
+    with pytest.raises(BadRequest, match="User not found"):
+        await bot.get_chat_menu_button(999)
+    await api.user_says(TelegramUser(44, "Chebet"), "hello", chat=GROUP)  # met in a group: known
+    assert await bot.set_chat_menu_button(44, dashboard)
+    with pytest.raises(BadRequest, match="Invalid chat_id specified"):
+        await bot.set_chat_menu_button(GROUP, dashboard)
+    assert set(api.menu_buttons) == {None, 44}
+
+
+@pytest.mark.parametrize(
+    ("menu_button", "description"),
+    [
+        ('{"type": "web_app", "text": "Go", "web_app": {"url": "http://dash.example.com/"}}',
+         "menu button Web App URL 'http://dash.example.com/' is invalid: Only HTTPS links are allowed"),
+        ('{"type": "web_app", "text": "Go", "web_app": {"url": "ftp://dash.example.com/"}}',
+         "menu button Web App URL 'ftp://dash.example.com/' is invalid: Unsupported URL protocol"),
+        ('{"type": "web_app", "text": "", "web_app": {"url": "https://dash.example.com/"}}',
+         "menu button text must be non-empty"),
+        ('{"type": "web_app", "text": "' + "x" * 65 + '", "web_app": {"url": "https://dash.example.com/"}}',
+         "BUTTON_TEXT_INVALID"),
+        ('{"type": "web_app", "text": "Go"}', "can't parse menu button: Can't find field \"web_app\""),
+        ('{"type": "web_app", "text": "Go", "web_app": "https://dash.example.com/"}',
+         "can't parse menu button: Field \"web_app\" must be of type Object"),
+        ('{"type": "web_app", "text": "Go", "web_app": {}}', "can't parse menu button: Can't find field \"url\""),
+        ('{"type": "dashboard"}', "can't parse menu button: MenuButton has unsupported type"),
+        ('{"text": "Go"}', "can't parse menu button: Can't find field \"type\""),
+        ('["web_app"]', "can't parse menu button: MenuButton must be an Object"),
+        ("{type: web_app}", "can't parse menu button JSON object"),
+    ],
+)  # fmt: skip
+async def test_menu_button_refused(
+    api: FakeBotApi, http: httpx.AsyncClient, menu_button: str, description: str
+) -> None:
+    api.meet(AMINA)
+    for chat in ({}, {"chat_id": str(AMINA.id)}):
+        response = await http.post(f"/bot{TOKEN}/setChatMenuButton", data={"menu_button": menu_button, **chat})
+        assert (response.status_code, response.json()) == (
+            400, {"ok": False, "error_code": 400, "description": f"Bad Request: {description}"})  # fmt: skip
+    assert api.menu_buttons == {}
+    # At the limit it is fine: 64 characters.
+    text = "x" * 64
+    fine = {"type": "web_app", "text": text, "web_app": {"url": "https://dash.example.com/"}}
+    assert (await http.post(f"/bot{TOKEN}/setChatMenuButton", json={"menu_button": fine})).json()["result"] is True
+    assert api.menu_button() == fine
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

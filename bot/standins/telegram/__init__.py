@@ -9,7 +9,7 @@ Split by what it does:
 - the Bot API methods on that state: :mod:`~bot.standins.telegram.methods`, with what Telegram
   checks in a message (:mod:`~bot.standins.telegram.content`), HTML parsed as Telegram parses it
   (:mod:`~bot.standins.telegram.html`), its flood limits (:mod:`~bot.standins.telegram.flood`), and
-  Mini Apps (:mod:`~bot.standins.telegram.webapps`: Web App URLs);
+  Mini Apps (:mod:`~bot.standins.telegram.webapps`: Web App URLs, the menu button);
 - the transport: :mod:`~bot.standins.telegram.wire` (the Bot API's wire format), then either
   :class:`StandInRequest` (a PTB ``BaseRequest`` in this process: no port, no server) or
   :mod:`bot.standins.telegram.server` (loopback HTTP, for a bot in another process).
@@ -18,9 +18,9 @@ Split by what it does:
 
 What it checks is what Telegram checks and a bot can get wrong: unknown or blocked chats, empty or
 too long texts and captions, HTML that Telegram would refuse (and, stricter, an unescaped ``&`` or
-``>``), oversized ``callback_data``, ``web_app`` buttons (HTTPS, private chats only), edits that
-change nothing, answers to unknown callback queries, and the flood limits (429 with
-``retry_after``) when they are switched on. It answers only the methods this bot calls.
+``>``), oversized ``callback_data``, ``web_app`` buttons (HTTPS, private chats only) and menu
+buttons, edits that change nothing, answers to unknown callback queries, and the flood limits (429
+with ``retry_after``) when they are switched on. It answers only the methods this bot calls.
 """
 
 from bot.standins.telegram.chats import FakeBotApi

@@ -61,6 +61,9 @@ class FakeBotApi(Outbox):
         self.rate_limited = 0
         """How many 429 answers were given (forced or by the flood limits)."""
         self.command_lists: dict[tuple[str, str], list[dict[str, str]]] = {}
+        self.menu_buttons: dict[int | None, dict[str, Any]] = {}
+        """What ``setChatMenuButton`` set: ``None`` the bot's own button, a user id the one chosen for
+        the chat with that person (an absent key: nothing specific, ``{"type": "default"}``)."""
         self.chats: dict[int, dict[str, Any]] = {}
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.queries: dict[str, dict[str, Any]] = {}
@@ -94,6 +97,27 @@ class FakeBotApi(Outbox):
     def all_commands(self) -> dict[tuple[str, str], list[dict[str, str]]]:
         """Every ``setMyCommands`` list, by (scope as canonical JSON, language code)."""
         return {key: list(value) for key, value in self.command_lists.items()}
+
+    def menu_button(self, chat: TelegramUser | int | None = None) -> dict[str, Any]:
+        """What ``getChatMenuButton`` answers: the button chosen for ``chat`` (``{"type": "default"}``
+        if none), or without ``chat`` the bot's own (``{"type": "commands"}`` until one is set)."""
+        key = chat.id if isinstance(chat, TelegramUser) else chat
+        fallback = {"type": "commands"} if key is None else {"type": "default"}
+        return copy.deepcopy(self.menu_buttons.get(key, fallback))
+
+    def menu_button_shown(self, chat: TelegramUser | int) -> dict[str, Any]:
+        """The menu button the person sees in their chat with the bot: the one chosen for the chat,
+        else the bot's own, else the commands list."""
+        key = chat.id if isinstance(chat, TelegramUser) else chat
+        return copy.deepcopy(self.menu_buttons.get(key) or self.menu_button())
+
+    def knows_user(self, user_id: int) -> bool:
+        """Whether the bot has met this person: a chat with them, or a message or a tap from them anywhere."""
+        if self.chats.get(user_id, {}).get("type") == "private":
+            return True
+        if any(query["user_id"] == user_id for query in self.queries.values()):
+            return True
+        return any(message.get("from", {}).get("id") == user_id for message in self.messages.values())
 
     @property
     def pending_updates(self) -> int:

@@ -1,8 +1,9 @@
 """The Bot API methods the bot calls, on the chat state of :class:`FakeBotApi`: each request as
 both transports hand it over (a token, a method name, the raw parameters) becomes the answer's
 HTTP status and JSON body. Only what the bot (and PTB under it) uses is here: ``getMe``, long
-polling (``getUpdates``, ``deleteWebhook``), ``setMyCommands``, posting and editing messages,
-and answering button taps.
+polling (``getUpdates``, ``deleteWebhook``), ``setMyCommands``, the menu button
+(``setChatMenuButton``, ``getChatMenuButton``: :mod:`~bot.standins.telegram.webapps`), posting and
+editing messages, and answering button taps.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Final
 from bot.standins.telegram import content
 from bot.standins.telegram.chats import FakeBotApi, commands_key, now_unix
 from bot.standins.telegram.values import BotApiError, CallbackAnswer, bad_request
+from bot.standins.telegram.webapps import MenuButtonMethods
 from bot.standins.telegram.webhook import Webhook
 from bot.standins.telegram.wire import as_bool, as_int, as_json, decode_params
 
@@ -51,6 +53,7 @@ class BotApiMethods:
 
     def __init__(self, api: FakeBotApi) -> None:
         self.api = api
+        menus = MenuButtonMethods(api)
         methods: dict[str, _Method] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -58,6 +61,8 @@ class BotApiMethods:
             "setWebhook": self._set_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "setMyCommands": self._set_my_commands,
+            "setChatMenuButton": menus.set_chat_menu_button,
+            "getChatMenuButton": menus.get_chat_menu_button,
             "sendMessage": self._send_message,
             "sendPhoto": self._send_photo,
             "sendDocument": self._send_document,
