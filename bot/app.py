@@ -44,6 +44,7 @@ from bot.plans.service import Plans
 from bot.services import SERVICES, BotContext, Services
 from bot.telegram_pace import SharedRateLimiter
 from bot.telegram_webhook import telegram_routes
+from dashboard import dashboard_routes
 from handlers import menus
 from storage.db import Database, is_sqlite
 from storage.migrate import upgrade
@@ -141,7 +142,7 @@ async def running_bot(
             limiter.attach(db)
         http_port = None
         if settings.http_port:
-            routes = payment_routes(payments, settings)
+            routes = payment_routes(payments, settings) + dashboard_routes(services, application.bot)
             if settings.telegram_webhook_secret is not None:
                 routes += telegram_routes(application, db, clock, settings.telegram_webhook_secret.get_secret_value())
             http_port = await stack.enter_async_context(serving(build_http_app(services, routes), settings.http_port,
@@ -166,7 +167,8 @@ async def running_bot(
             await application.updater.start_polling(poll_interval=poll_interval, allowed_updates=list(HANDLED_UPDATES),
                                                     drop_pending_updates=False)
             stack.push_async_callback(application.updater.stop)
-        application.create_task(menus.register_all(application.bot, application.bot_data[menus.TABLE], people),
+        application.create_task(menus.register_all(application.bot, application.bot_data[menus.TABLE], people,
+                                                   settings.dashboard_url),
                                 name="register-commands")
         log.info("paygbot started as @%s%s; HTTP on %s; updates by %s", services.bot_username,
                  " on the ERM sandbox" if services.sandbox else "", http_port or "off",

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     """Set: webhook mode (Telegram POSTs updates to it, ending in /telegram); unset: long polling."""
     telegram_webhook_secret: SecretStr | None = Field(None, validation_alias=_var("TELEGRAM_WEBHOOK_SECRET"))
     """What Telegram echoes in X-Telegram-Bot-Api-Secret-Token (required with TELEGRAM_WEBHOOK_URL)."""
+    public_url: str | None = Field(None, validation_alias=_var("PAYGBOT_PUBLIC_URL"))
+    """Where the HTTP side is reachable from outside: ``/dashboard`` opens ``<public_url>/app``."""
     currency: str = Field("KES", validation_alias=_var("PAYGBOT_CURRENCY"))
     """The currency of a daily price set without one (a price always has a currency)."""
     unlock_when_paid: Literal["approve", "auto"] = Field("approve", validation_alias=_var("PAYGBOT_UNLOCK_WHEN_PAID"))
@@ -81,7 +83,7 @@ class Settings(BaseSettings):
 
     @field_validator("telegram_bot_token", "erm_username", "erm_password", "webhook_secret", "mpesa_path",
                      "omnimetic_client_id", "omnimetic_secret", "telegram_webhook_url", "telegram_webhook_secret",
-                     mode="before")
+                     "public_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -114,6 +116,27 @@ class Settings(BaseSettings):
         if not _WEBHOOK_SECRET.match(value.get_secret_value()):
             raise ValueError("must be 1 to 256 letters, digits, '_' or '-' (Telegram's rule)")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """HTTPS, as Telegram opens Mini Apps only from HTTPS; plain HTTP only on this machine, to try it out."""
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        match = re.fullmatch(r"(?i)(https?)://([^\s/:?#@]+)(:\d{1,5})?(/[^\s?#]*)?", value)
+        if match is None:
+            raise ValueError("must be an https:// URL with no query (e.g. https://bot.example.com)")
+        if match[1].lower() == "http" and match[2].lower() not in ("localhost", "127.0.0.1"):
+            raise ValueError("must be https:// (plain http:// only for localhost or 127.0.0.1)")
+        if info.data.get("http_port") == 0:
+            raise ValueError("needs the HTTP side, and PAYGBOT_HTTP_PORT is 0")
+        return value
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """The managers' dashboard as Telegram opens it (None: PAYGBOT_PUBLIC_URL is not set)."""
+        return f"{self.public_url}/app" if self.public_url else None
 
     @field_validator("erm_api", "unlock_when_paid", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from babel.dates import format_date, format_skeleton, format_timedelta
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 
 from bot import i18n
+from bot.texts_dashboard import DashboardTexts
 from bot.texts_plans import PlanTexts
 from bot.texts_portfolio import PortfolioTexts
 
@@ -59,7 +60,7 @@ def _filled(translated: str, english: str, values: dict[str, Any]) -> str:
         return english.format(**values)
 
 
-class Texts(PlanTexts, PortfolioTexts):
+class Texts(PlanTexts, PortfolioTexts, DashboardTexts):
     """Every chat sentence in one language."""
 
     def __init__(self, language: str) -> None:
@@ -358,6 +359,7 @@ class Texts(PlanTexts, PortfolioTexts):
             "repossess": self._("Repossess a device (end its plan)"),
             "invite": self._("Invite an agent or a manager"),
             "cancel": self._("Stop what you started"),
+            "dashboard": self._("The dashboard: devices, payments, approvals"),
         }.get(command, command)
 
     def welcome(self, kind: str, name: str) -> str:

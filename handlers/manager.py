@@ -1,11 +1,11 @@
-"""Managers: /invite, /price, /summary, /export, /portfolio, /agents, /revoke."""
+"""Managers: /invite, /price, /dashboard, /summary, /export, /portfolio, /agents, /revoke."""
 
 from __future__ import annotations
 
 import re
 from datetime import date
 
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, WebAppInfo
 
 from bot import exports, reports
 from bot.delivery import send_summary
@@ -143,6 +143,17 @@ async def agents(update: Update, context: BotContext) -> None:
     rows = [(person.name or "—", person.telegram_id, person.role.value, codes)
             for person, codes in await services.team.with_codes(start, end)]
     await reply(update, context, context.texts.agents_list(rows))
+
+
+async def dashboard(update: Update, context: BotContext) -> None:
+    """/dashboard: a button that opens the managers' dashboard (a Telegram Mini App) inside the chat."""
+    url = context.services.settings.dashboard_url
+    if url is None:
+        await reply(update, context, context.texts.dashboard_not_set_up)
+        return
+    words = context.texts
+    await reply(update, context, words.dashboard_offer,
+                InlineKeyboardMarkup([[InlineKeyboardButton(words.open_dashboard, web_app=WebAppInfo(url))]]))
 
 
 async def revoke(update: Update, context: BotContext) -> None:

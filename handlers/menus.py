@@ -10,7 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from telegram import Bot, BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    MenuButtonWebApp,
+    WebAppInfo,
+)
 from telegram.error import TelegramError
 
 from bot import i18n
@@ -35,22 +42,28 @@ def commands_of(table: Sequence[Command], role: str, language: str) -> list[BotC
 def show_menu(context: BotContext, chat_id: int, role: str) -> None:
     """Register the chat's command list in its person's language, without holding up the answer."""
     table = context.bot_data[TABLE]
-    context.application.create_task(register_for(context.bot, table, chat_id, role, context.language))
+    context.application.create_task(register_for(context.bot, table, chat_id, role, context.language,
+                                                 context.services.settings.dashboard_url))
 
 
-async def register_for(bot: Bot, table: Sequence[Command], chat_id: int, role: str, language: str) -> None:
+async def register_for(bot: Bot, table: Sequence[Command], chat_id: int, role: str, language: str,
+                       dashboard_url: str | None = None) -> None:
     """Show this chat the commands of its role described in its person's language, whatever language
-    their Telegram app is set to (the plain list, and the same list for each language code).
+    their Telegram app is set to (the plain list, and the same list for each language code); a manager's
+    menu button opens the dashboard (when it has an address; one whose role is taken away is refused there).
     Best effort: a chat Telegram will not serve is logged and left."""
     listed, scope = commands_of(table, role, language), BotCommandScopeChat(chat_id)
     try:
         for code in (None, *i18n.LANGUAGES):
             await bot.set_my_commands(listed, scope=scope, language_code=code)
+        if role == Kind.MANAGER.value and dashboard_url is not None:
+            words = for_language(language)
+            await bot.set_chat_menu_button(chat_id, MenuButtonWebApp(words.open_dashboard, WebAppInfo(dashboard_url)))
     except TelegramError as exc:
         log.warning("chat %s: its command list was not registered (%s)", chat_id, exc.message)
 
 
-async def register_all(bot: Bot, table: Sequence[Command], people: People) -> None:
+async def register_all(bot: Bot, table: Sequence[Command], people: People, dashboard_url: str | None = None) -> None:
     """The strangers' list in each language (Telegram picks it by the user's language_code; English is
     the fallback), and each known person's own list (best effort, at start)."""
     try:
@@ -61,7 +74,8 @@ async def register_all(bot: Bot, table: Sequence[Command], people: People) -> No
     except TelegramError as exc:
         log.warning("could not register the strangers' command list with Telegram (%s)", exc.message)
     for person in await people.staff():
-        await register_for(bot, table, person.telegram_id, person.role.value, i18n.pick(person.language))
+        await register_for(bot, table, person.telegram_id, person.role.value, i18n.pick(person.language),
+                           dashboard_url)
     for customer in await people.customers_with_chat():
         assert customer.chat_id is not None
         await register_for(bot, table, customer.chat_id, "customer", i18n.pick(customer.language))

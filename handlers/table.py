@@ -25,6 +25,7 @@ COMMANDS: list[Command] = [
     Command("meter", energy.meter_command, STAFF),
     Command("visits", visits.visits_command, STAFF),
     # managers
+    Command("dashboard", manager.dashboard, MANAGERS),
     Command("summary", manager.summary, MANAGERS),
     Command("export", manager.export, MANAGERS),
     Command("portfolio", manager.portfolio, MANAGERS),

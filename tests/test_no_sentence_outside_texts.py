@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The chat's side: handlers and the bot modules that send. Not the CLI (the engineer's, in English),
 # the Bot API stand-in (it plays Telegram) or the demo's narration.
 SOURCES = sorted([*ROOT.glob("handlers/*.py"), *(p for p in (ROOT / "bot").rglob("*.py") if "standins" not in p.parts)])
-NOT_CHAT = {"texts.py", "texts_plans.py", "texts_portfolio.py", "cli.py", "cli_texts.py", "demo.py", "logs.py", "config.py", "i18n.py"}
+NOT_CHAT = {"texts.py", "texts_plans.py", "texts_portfolio.py", "texts_dashboard.py", "cli.py", "cli_texts.py", "demo.py", "logs.py", "config.py", "i18n.py"}
 SINKS = {"reply", "reply_qr", "tell", "_refuse", "send_text", "_tell_once", "send_message", "send_photo",
          "send_document", "edit_message_text", "answer", "InlineKeyboardButton", "KeyboardButton", "BotCommand", "set_my_commands"}
 NOT_WORDS = {"callback_data", "parse_mode", "filename", "mime_type", "url", "name"}
