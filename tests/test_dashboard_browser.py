@@ -1,0 +1,180 @@
+"""The dashboard in a real browser: Debian's headless Chromium, driven by Playwright, opens the Mini App as
+Telegram opens it (launch data and theme in the URL fragment) at a phone's width, and clicks through search,
+a device's page, an approval, an assignment and an export; forged, stale and agents' launch data see nothing.
+Screenshots of the main pages are kept in ``test-artefacts/dashboard/`` (``PAYGBOT_TEST_ARTEFACTS`` moves it).
+
+The browser is the system's (``/usr/bin/chromium``, or ``PAYGBOT_CHROMIUM``): Playwright downloads none. The
+README's test set-up installs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+from sqlmodel import select
+
+from bot.clock import ManualClock
+from bot.http import free_port
+from bot.standins.erm import ErmSandbox
+from bot.standins.telegram import TelegramUser
+from storage.models import Approval, ApprovalStatus, Payment, PaymentStatus, Role
+from tests.support.chat import AGENT, MANAGER, TOKEN, Chat, chatting
+from tests.support.dashboard import launch_data
+
+DEVICE = "TEST2503000017"
+ROOT = Path(__file__).resolve().parent.parent
+ARTEFACTS = Path(os.environ.get("PAYGBOT_TEST_ARTEFACTS", ROOT / "test-artefacts")) / "dashboard"
+PHONE = {"width": 390, "height": 844}
+THEME = {"bg_color": "#17212b", "text_color": "#f5f5f5", "hint_color": "#708499", "link_color": "#6ab3f3",
+         "button_color": "#5288c1", "button_text_color": "#ffffff", "secondary_bg_color": "#232e3c"}
+# As the machine's notes advise: no background connections (the network is closed), no sandbox as root.
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.sqlite_only  # one ledger is enough: the ledgers are tested without a browser
+
+
+def chromium() -> str:
+    found = os.environ.get("PAYGBOT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.fail("no chromium: install Debian's (apt-get install chromium), as the README's test set-up does")
+    return found
+
+
+@pytest.fixture(scope="module")
+def artefacts() -> Path:
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTEFACTS
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium(), args=FLAGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def bot(erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock
+              ) -> AsyncIterator[tuple[Chat, str]]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    async with chatting(erm_sandbox, erm_url, database_url, clock, PAYGBOT_HTTP_PORT=str(port),
+                        PAYGBOT_PUBLIC_URL=url) as chat:
+        await chat.make(AGENT, Role.AGENT)
+        yield chat, url
+
+
+async def opened(browser: Browser, url: str, chat: Chat, user: TelegramUser, *, ago: timedelta = timedelta(0),
+                 token: str = TOKEN) -> Page:
+    """A phone-sized page opened as Telegram opens a Mini App: ``#tgWebAppData=…&tgWebAppThemeParams=…``."""
+    context = await browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
+                                        accept_downloads=True)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" and
+            "401" not in message.text and "403" not in message.text else None)
+    data = launch_data(user, token, chat.clock.now() - ago)
+    fragment = (f"tgWebAppData={quote(data, safe='')}&tgWebAppVersion=8.0&tgWebAppPlatform=android"
+                f"&tgWebAppThemeParams={quote(json.dumps(THEME), safe='')}")
+    await page.goto(f"{url}/app#{fragment}")
+    page.errors = errors  # type: ignore[attr-defined]
+    return page
+
+
+async def test_a_manager_clicks_through_the_dashboard(browser: Browser, bot: tuple[Chat, str],
+                                                     artefacts: Path) -> None:
+    chat, url = bot
+    await chat.say(AGENT, f"/customer {DEVICE} 0712345678 Jane Wanjiru")
+    held = await chat.say(AGENT, f"/pay {DEVICE} 500 CASH-9")
+    assert "cannot become days yet" in (held.rendered or "")
+    preview = await chat.say(AGENT, f"/free {DEVICE}")
+    await chat.tap(AGENT, preview, preview.button("Yes")["callback_data"])
+
+    page = await opened(browser, url, chat, MANAGER)
+    await expect(page.locator("#tab-devices")).to_be_visible()
+    await expect(page.locator("#page-today img")).to_be_visible()
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(23, 33, 43)"  # Telegram's theme, from tgWebAppThemeParams
+    await page.screenshot(path=artefacts / "today.png", full_page=True)
+
+    await page.locator("#tab-devices").click()
+    await page.locator("#q").fill("wanjiru")
+    row = page.locator(f'#device-list .row[data-device="{DEVICE}"]')
+    await expect(row).to_be_visible()
+    await expect(page.locator("#device-list .row")).to_have_count(1)
+    await page.screenshot(path=artefacts / "devices.png", full_page=True)
+    await row.click()
+    await expect(page.locator("#device-title")).to_have_text(DEVICE)
+    await expect(page.locator("#page-device")).to_contain_text("Jane Wanjiru")
+    await page.screenshot(path=artefacts / "device.png", full_page=True)
+
+    await chat.say(MANAGER, f"/price {DEVICE} 50")
+    await page.locator("#tab-payments").click()
+    kept = page.locator('.payments .card[data-reference="CASH-9"]')
+    await expect(kept).to_be_visible()
+    await page.screenshot(path=artefacts / "payments.png", full_page=True)
+    await kept.locator('input[name="device"]').fill(DEVICE)
+    await kept.locator("button").click()
+    await expect(page.locator("#note")).to_contain_text("now gives")
+    async with chat.bot.services.db.read() as session:
+        payment = (await session.exec(select(Payment).where(Payment.reference == "CASH-9"))).one()
+    assert payment.status is PaymentStatus.MATCHED and payment.days == 10
+
+    await page.locator("#tab-approvals").click()
+    card = page.locator(f'.approvals .card[data-device="{DEVICE}"]')
+    await expect(card).to_be_visible()
+    await page.screenshot(path=artefacts / "approvals.png", full_page=True)
+    await card.locator("button.yes").click()
+    await expect(page.locator("#note")).to_contain_text("is being issued")
+    await expect(page.locator("#nothing-waiting")).to_be_visible()
+    async with chat.bot.services.db.read() as session:
+        assert (await session.exec(select(Approval))).one().status is ApprovalStatus.APPROVED
+    # (a free code unlocks for good: that is why the payment was assigned first)
+
+    await page.locator("#tab-portfolio").click()
+    await expect(page.locator("#page-portfolio img")).to_be_visible()
+    await page.screenshot(path=artefacts / "portfolio.png", full_page=True)
+
+    await page.locator("#tab-exports").click()
+    async with page.expect_download() as waiting:
+        await page.locator("#export-plans button").click()
+    download = await waiting.value
+    assert download.suggested_filename.startswith("paygbot-plans-")
+    saved = artefacts / download.suggested_filename
+    await download.save_as(saved)
+    assert saved.read_text().startswith("device,name,phone")
+    await page.screenshot(path=artefacts / "exports.png", full_page=True)
+    assert page.errors == [], page.errors  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("who", ["forged", "stale", "agent"])
+async def test_forged_stale_and_agents_launch_data_see_nothing(browser: Browser, bot: tuple[Chat, str],
+                                                              artefacts: Path, who: str) -> None:
+    chat, url = bot
+    user, ago, token = MANAGER, timedelta(0), TOKEN
+    if who == "forged":
+        token = "654321:ANOTHER-bots-token"
+    elif who == "stale":
+        ago = timedelta(hours=1, minutes=1)
+    else:
+        user = AGENT
+    page = await opened(browser, url, chat, user, ago=ago, token=token)
+    await expect(page.locator("#refused")).to_be_visible()
+    expected = {"forged": "not opened from Telegram", "stale": "more than an hour ago",
+                "agent": "The dashboard is for managers."}[who]
+    await expect(page.locator("#refused")).to_contain_text(expected)
+    await expect(page.locator(".tabs")).to_have_count(0)
+    assert DEVICE not in await page.content()
+    await page.screenshot(path=artefacts / f"refused-{who}.png")
