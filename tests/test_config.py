@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, Settings, load_settings
+from tests.support.settings import make_settings
 from tests.support.cli import environment, run
 
 _VARIABLES = [
     "TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL", "ERM_BASE_URL", "ERM_USERNAME", "ERM_PASSWORD",
     "ERM_TIMEOUT_SECONDS", "DATABASE_URL", "PAYGBOT_MANAGERS", "PAYGBOT_TIMEZONE", "PAYGBOT_SUMMARY_TIME",
     "PAYGBOT_REMINDER_DAYS", "PAYGBOT_MIN_GAP_SECONDS", "PAYGBOT_DAILY_CODE_LIMIT", "PAYGBOT_MAX_STACKED_DAYS",
-    "PAYGBOT_HTTP_PORT", "PAYGBOT_WEBHOOK_SECRET", "PAYGBOT_MPESA_PATH", "PAYGBOT_CURRENCY", "PAYGBOT_PHONE_REGION",
+    "PAYGBOT_HTTP_PORT", "PAYGBOT_PUBLIC_URL", "PAYGBOT_WEBHOOK_SECRET", "PAYGBOT_MPESA_PATH", "PAYGBOT_CURRENCY", "PAYGBOT_PHONE_REGION",
     "ERM_API", "ERM_GRAPHQL_URL", "OMNIMETIC_BASE_URL", "OMNIMETIC_CLIENT_ID", "OMNIMETIC_SECRET",
     "PAYGBOT_UNLOCK_WHEN_PAID", "TELEGRAM_WEBHOOK_URL", "TELEGRAM_WEBHOOK_SECRET",
 ]
@@ -70,6 +71,22 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "123:abc" not in repr(settings) and "whsec-xyz" not in repr(settings) and "'pw'" not in repr(settings)
 
 
+@pytest.mark.parametrize(("given", "dashboard"), [
+    ("https://bot.example.com/", "https://bot.example.com/app"),
+    ("https://example.com/paygbot", "https://example.com/paygbot/app"),
+    ("http://localhost:8080", "http://localhost:8080/app"),
+    ("http://127.0.0.1:9000/", "http://127.0.0.1:9000/app"),
+    ("", None),
+])
+def test_the_public_url_says_where_the_dashboard_opens(given: str, dashboard: str | None) -> None:
+    assert make_settings(PAYGBOT_PUBLIC_URL=given).dashboard_url == dashboard
+
+
+def test_the_public_url_needs_the_http_side() -> None:
+    with pytest.raises(ConfigError, match="PAYGBOT_PUBLIC_URL: needs the HTTP side"):
+        make_settings(PAYGBOT_PUBLIC_URL="https://bot.example.com", PAYGBOT_HTTP_PORT="0")
+
+
 def test_dotenv_file_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("PAYGBOT_TIMEZONE=Africa/Lagos\nPAYGBOT_MANAGERS=5\n")
     settings = load_settings()
@@ -97,6 +114,9 @@ def test_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.Monkey
         ("PAYGBOT_DAILY_CODE_LIMIT", "ten", "must be a whole number"),
         ("ERM_TIMEOUT_SECONDS", "0", "must be more than 0"),
         ("PAYGBOT_HTTP_PORT", "70000", "must be at most 65535"),
+        ("PAYGBOT_PUBLIC_URL", "http://bot.example.com", "PAYGBOT_PUBLIC_URL: must be https://"),
+        ("PAYGBOT_PUBLIC_URL", "bot.example.com", "PAYGBOT_PUBLIC_URL: must be an https:// URL"),
+        ("PAYGBOT_PUBLIC_URL", "https://bot.example.com/?x=1", "PAYGBOT_PUBLIC_URL: must be an https:// URL"),
         ("ERM_BASE_URL", "ftp://erm", "must be an http:// or https:// URL"),
         ("PAYGBOT_MPESA_PATH", "short/secret", "must be 16 to 128 letters, digits, '-' or '_'"),
     ],
