@@ -23,6 +23,7 @@ from storage import ledger
 from storage.models import Approval, ApprovalStatus, CodeRequest, Payment, PaymentStatus, Role
 from tests.support.chat import AGENT, MANAGER, TOKEN, Chat, chatting
 from tests.support.dashboard import Board, launch_data
+from tests.support.waiting import eventually
 
 DEVICE = "TEST2503000017"
 OTHER_MANAGER = TelegramUser(1002, "Moses", "Were", language_code="fr")
@@ -69,6 +70,13 @@ async def test_dashboard_answers_managers_with_a_button_that_opens_the_mini_app(
     assert "frame-ancestors" in shell.headers["content-security-policy"]
     for static in ("app.js", "app.css", "htmx.min.js"):
         assert (await dash.board.client.get(f"/app/static/{static}")).status_code == 200
+
+
+async def test_a_managers_menu_button_opens_the_dashboard(dash: Dashboard) -> None:
+    button = await eventually(lambda: dash.chat.api.menu_buttons.get(MANAGER.id), "the manager's menu button")
+    assert button == {"type": "web_app", "text": "Dashboard", "web_app": {"url": f"{dash.url}/app"}}
+    await dash.chat.say(AGENT, "/help")
+    assert AGENT.id not in dash.chat.api.menu_buttons  # an agent keeps the list of commands
 
 
 async def test_without_an_address_the_dashboard_says_it_is_not_set_up(chat: Chat) -> None:
@@ -178,7 +186,6 @@ async def test_a_devices_page_tells_its_story(dash: Dashboard) -> None:
         page = await board.view(f"device/{device.id}")
         return page if chat.codes() and chat.codes()[0] in page.text else None
 
-    from tests.support.waiting import eventually
     page = await eventually(issued, "the code on the device's page")
     assert "Jane Wanjiru" in page.text and "<polyline" in page.text and "30 days" in page.text
     missing = await board.view("device/999999")
@@ -246,7 +253,6 @@ async def test_an_approval_in_the_dashboard_is_the_chats_approval(dash: Dashboar
     again = await board.act("decide", {**decide, "approve": "no"})
     assert "Already approved" in again.text
     query = await chat.api.user_taps(MANAGER, ask, ask.button("Reject")["callback_data"])
-    from tests.support.waiting import eventually
     answer = await eventually(lambda: chat.api.answered(query), "the chat's answer to the late Reject")
     assert "Already approved" in (answer.text or "")
     async with chat.bot.services.db.read() as session:
