@@ -140,16 +140,17 @@ class Dashboard:
             given = request.headers.get("x-csrf-token", "")
             origin = request.headers.get("origin")
             if not given.isascii() or not hmac.compare_digest(given, viewer.session.csrf) or \
-                    (origin is not None and origin != self._own_origin(request)):
+                    (origin is not None and not self._same_site(origin, request)):
                 log.warning("dashboard: an action without its CSRF token or from another origin; refused")
                 return self.refused("csrf", 403, viewer.texts)
             return await handler(self, request, viewer)
 
         return endpoint
 
-    def _own_origin(self, request: Request) -> str:
-        """Where the page came from: PAYGBOT_PUBLIC_URL's origin (else the address asked for)."""
-        return self.origin or f"{request.url.scheme}://{request.url.netloc}"
+    def _same_site(self, origin: str, request: Request) -> bool:
+        """The page's own: PAYGBOT_PUBLIC_URL's origin, or the host the request was sent to (the address the
+        page was opened at, behind a proxy that speaks HTTPS for it as well)."""
+        return origin == self.origin or urlsplit(origin).netloc == request.headers.get("host")
 
 
 MAX_FORM = 16 * 1024
