@@ -115,6 +115,9 @@ async def test_a_manager_clicks_through_the_dashboard(browser: Browser, bot: tup
     await expect(row).to_be_visible()
     await expect(page.locator("#device-list .row")).to_have_count(1)
     await page.screenshot(path=artefacts / "devices.png", full_page=True)
+    await page.locator("#show").select_option("ending")  # a filter applies as soon as it is chosen
+    await expect(page.locator("#no-devices")).to_be_visible()
+    await page.locator("#show").select_option("all")
     await row.click()
     await expect(page.locator("#device-title")).to_have_text(DEVICE)
     await expect(page.locator("#page-device")).to_contain_text("Jane Wanjiru")
@@ -156,6 +159,10 @@ async def test_a_manager_clicks_through_the_dashboard(browser: Browser, bot: tup
     await download.save_as(saved)
     assert saved.read_text().startswith("device,name,phone")
     await page.screenshot(path=artefacts / "exports.png", full_page=True)
+    await page.set_viewport_size({"width": 1024, "height": 768})  # the desktop app's window
+    await page.locator("#tab-devices").click()
+    await expect(page.locator("#device-list .row").first).to_be_visible()
+    await page.screenshot(path=artefacts / "devices-desktop.png")
     assert page.errors == [], page.errors  # type: ignore[attr-defined]
 
 
