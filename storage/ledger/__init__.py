@@ -6,7 +6,8 @@ Functions take the session as a keyword and run inside the caller's transaction
 ``people`` (people, customers, invites, approvals), ``devices``, ``requests`` (code requests), ``payments``,
 ``reports``, ``plans`` (plans, their history, reversals); ``onboarding`` holds the bulk statements of
 ``paygbot plans import`` (used as ``ledger.onboarding.<function>``), ``portfolio`` the plans as they
-stand and as they stood (``ledger.portfolio.standing_now``, ``rewind``) and the days kept. May import
+stand and as they stood (``ledger.portfolio.standing_now``, ``rewind``) and the days kept, ``dashboard`` what
+the managers' dashboard reads (``ledger.dashboard.device_list``, ``device_story``, …). May import
 ``storage.models`` and SQLAlchemy/SQLModel only.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.ledger import onboarding, portfolio
+from storage.ledger import dashboard, onboarding, portfolio
 from storage.ledger.devices import (
     DeviceMatch,
     DeviceSearch,
@@ -165,6 +166,7 @@ __all__ = [
     "set_send_pace",
     "take_send_slot",
     "forget_deliveries",
+    "dashboard",
     "onboarding",
     "portfolio",
     "PlanRow",
