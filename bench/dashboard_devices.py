@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import re
@@ -56,7 +55,7 @@ from bot.config import load_settings  # noqa: E402
 from bot.http import free_port  # noqa: E402
 from bot.overview import PAGE  # noqa: E402
 from bot.standins.telegram import FakeBotApi, StandInRequest, TelegramUser  # noqa: E402
-from dashboard.launch import sign  # noqa: E402
+from bot.standins.telegram.launch import launch_data  # noqa: E402
 from storage import ledger  # noqa: E402
 from storage.db import Database, async_url  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -247,8 +246,7 @@ async def through_the_page(url: str, repeat: int, deep: int, fragments: list[str
         # The start-up jobs go first (the device sync at 1 s, the managers' jobs at 2 s, the reminders at 5 s
         # over 100,000 devices): the figures are of the page, not of those sharing the loop with it.
         await asyncio.sleep(SETTLE)
-        launch = sign({"user": json.dumps({"id": MANAGER, "first_name": "Mary"}),
-                       "auth_date": str(int(time.time()))}, TOKEN)
+        launch = launch_data(TelegramUser(MANAGER, "Mary"), TOKEN, SystemClock().now())
         opened = (await client.post("/app/session", data={"init_data": launch})).json()
         headers = {"Authorization": f"Bearer {opened['token']}", "HX-Target": "device-list"}
 

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -33,6 +34,7 @@ from bot.config import Settings, load_settings
 from bot.http import free_port
 from bot.standins.omnimetic import JANE_ACCOUNT
 from bot.standins.telegram import FakeBotApi, Sent, StandInRequest, TelegramUser
+from bot.standins.telegram.launch import launch_data
 from bot.standins.telegram.transport import BASE_URL
 
 if TYPE_CHECKING:
@@ -188,6 +190,7 @@ def _settings(folder: Path, port: int, webhook_secret: str, api: str) -> Setting
         "PAYGBOT_TIMEZONE": ZONE, "PAYGBOT_SUMMARY_TIME": "23:30", "PAYGBOT_REMINDER_DAYS": "2",
         "PAYGBOT_MIN_GAP_SECONDS": "6", "PAYGBOT_DAILY_CODE_LIMIT": "10", "PAYGBOT_MAX_STACKED_DAYS": "1095",
         "PAYGBOT_HTTP_PORT": str(port), "PAYGBOT_WEBHOOK_SECRET": webhook_secret, "PAYGBOT_MPESA_PATH": "",
+        "PAYGBOT_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "PAYGBOT_CURRENCY": "KES", "PAYGBOT_PHONE_REGION": "KE", "PAYGBOT_UNLOCK_WHEN_PAID": "approve",
         "TELEGRAM_WEBHOOK_URL": "", "TELEGRAM_WEBHOOK_SECRET": "",  # long polling, on the stand-in
     }
@@ -277,6 +280,10 @@ async def _play(script: Script, clock: ManualClock, port: int, webhook_secret: s
     transcript.heading("The portfolio's health, and who to visit")
     await script.says(MARY, "/portfolio", expect=lambda sent: sent.chat_id == MARY.id and sent.method == "sendPhoto")
     await script.says(ALEX, "/visits")
+
+    transcript.heading("The manager's dashboard, opened inside Telegram")
+    await script.says(MARY, "/dashboard", expect=_to(MARY, "dashboard"))
+    await _open_dashboard(transcript, port, clock)
     out.write("\nThe demo is over: the ledger and everything else it made are removed.\n")
 
 
@@ -322,6 +329,24 @@ async def _pay(transcript: Transcript, port: int, webhook_secret: str, reference
     transcript.event(f"webhook answered {answer.status_code}")
     if answer.status_code >= 300:
         raise DemoFailed(f"the payments webhook refused the demo's payment ({answer.status_code})")
+
+
+async def _open_dashboard(transcript: Transcript, port: int, clock: ManualClock) -> None:
+    """Telegram opens the dashboard's page with Mary's signed launch data (the demo plays the page's part:
+    its session, then a search); an agent's launch data opens nothing."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        opened = await client.post("/app/session", data={"init_data": launch_data(MARY, TOKEN, clock.now())})
+        if opened.status_code != 200:
+            raise DemoFailed(f"the dashboard refused Mary's launch data ({opened.status_code})")
+        transcript.event("Telegram opens /app with Mary's signed launch data: a session for a manager")
+        headers = {"Authorization": f"Bearer {opened.json()['token']}", "HX-Target": "device-list"}
+        found = await client.get("/app/view/devices", params={"q": "Wanjiru"}, headers=headers)
+        devices = re.findall(r'data-device="([^"]+)"', found.text)
+        if DEVICE not in devices:
+            raise DemoFailed(f"the dashboard's search did not find Jane's device ({found.status_code})")
+        transcript.event(f"GET /app/view/devices?q=Wanjiru: {', '.join(devices)}")
+        refused = await client.post("/app/session", data={"init_data": launch_data(ALEX, TOKEN, clock.now())})
+        transcript.event(f"Alex's launch data: {refused.status_code}, {refused.json().get('message')}")
 
 
 async def main() -> None:

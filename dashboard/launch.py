@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 MAX_AGE = timedelta(hours=1)
 MAX_LENGTH = 8192
@@ -43,11 +43,6 @@ def _hash(fields: dict[str, str], bot_token: str) -> str:
     check = "\n".join(f"{key}={fields[key]}" for key in sorted(fields))
     secret = hmac.new(b"WebAppData", bot_token.encode(), hashlib.sha256).digest()
     return hmac.new(secret, check.encode(), hashlib.sha256).hexdigest()
-
-
-def sign(fields: dict[str, str], bot_token: str) -> str:
-    """Launch data as Telegram makes it (``fields`` and their hash, URL-encoded): for tests and the demo."""
-    return urlencode({**fields, "hash": _hash(fields, bot_token)})
 
 
 def check(init_data: str, bot_token: str, now: datetime) -> Launch | Refusal:

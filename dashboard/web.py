@@ -95,7 +95,7 @@ class Dashboard:
         who = await self.services.people.who(checked.user_id)
         texts = for_language(who.speaks(checked.language_code))
         if who.kind is not Kind.MANAGER or who.person is None:
-            log.warning("dashboard: user %s is not a manager; refused", checked.user_id)
+            log.info("dashboard: user %s is not a manager; refused", checked.user_id)
             return self._session_refused("managers", 403, texts)
         token, session = self.sessions.issue(checked.user_id, checked.language_code)
         log.info("dashboard: session opened for manager %s", checked.user_id)

@@ -19,10 +19,11 @@ from bot.clock import ManualClock
 from bot.http import free_port
 from bot.standins.erm import ErmSandbox
 from bot.standins.telegram import TelegramUser
+from bot.standins.telegram.launch import launch_data
 from storage import ledger
 from storage.models import Approval, ApprovalStatus, CodeRequest, Payment, PaymentStatus, Role
 from tests.support.chat import AGENT, MANAGER, TOKEN, Chat, chatting
-from tests.support.dashboard import Board, launch_data
+from tests.support.dashboard import Board
 from tests.support.waiting import eventually
 
 DEVICE = "TEST2503000017"

@@ -8,13 +8,11 @@ README's test set-up installs it."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -24,16 +22,14 @@ from bot.clock import ManualClock
 from bot.http import free_port
 from bot.standins.erm import ErmSandbox
 from bot.standins.telegram import TelegramUser
+from bot.standins.telegram.launch import DARK_THEME, launch_data, mini_app_url
 from storage.models import Approval, ApprovalStatus, Payment, PaymentStatus, Role
 from tests.support.chat import AGENT, MANAGER, TOKEN, Chat, chatting
-from tests.support.dashboard import launch_data
 
 DEVICE = "TEST2503000017"
 ROOT = Path(__file__).resolve().parent.parent
 ARTEFACTS = Path(os.environ.get("PAYGBOT_TEST_ARTEFACTS", ROOT / "test-artefacts")) / "dashboard"
 PHONE = {"width": 390, "height": 844}
-THEME = {"bg_color": "#17212b", "text_color": "#f5f5f5", "hint_color": "#708499", "link_color": "#6ab3f3",
-         "button_color": "#5288c1", "button_text_color": "#ffffff", "secondary_bg_color": "#232e3c"}
 # As the machine's notes advise: no background connections (the network is closed), no sandbox as root.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -86,9 +82,7 @@ async def opened(browser: Browser, url: str, chat: Chat, user: TelegramUser, *, 
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" and
             "401" not in message.text and "403" not in message.text else None)
     data = launch_data(user, token, chat.clock.now() - ago)
-    fragment = (f"tgWebAppData={quote(data, safe='')}&tgWebAppVersion=8.0&tgWebAppPlatform=android"
-                f"&tgWebAppThemeParams={quote(json.dumps(THEME), safe='')}")
-    await page.goto(f"{url}/app#{fragment}")
+    await page.goto(mini_app_url(f"{url}/app", data, theme=DARK_THEME))
     page.errors = errors  # type: ignore[attr-defined]
     return page
 
@@ -106,7 +100,7 @@ async def test_a_manager_clicks_through_the_dashboard(browser: Browser, bot: tup
     await expect(page.locator("#tab-devices")).to_be_visible()
     await expect(page.locator("#page-today img")).to_be_visible()
     background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
-    assert background == "rgb(23, 33, 43)"  # Telegram's theme, from tgWebAppThemeParams
+    assert background == "rgb(23, 33, 43)"  # DARK_THEME's bg_color, from tgWebAppThemeParams
     await page.screenshot(path=artefacts / "today.png", full_page=True)
 
     await page.locator("#tab-devices").click()

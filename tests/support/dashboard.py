@@ -1,24 +1,12 @@
-"""The dashboard from outside: launch data signed as Telegram signs it, and an HTTP client that opens a
-session with it and sends the session's headers, as the page's script does."""
+"""The dashboard from outside: an HTTP client that opens a session with launch data (signed as Telegram signs
+it: :mod:`bot.standins.telegram.launch`) and sends the session's headers, as the page's script does."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import httpx
-
-from bot.standins.telegram import TelegramUser
-from dashboard.launch import sign
-
-
-def launch_data(user: TelegramUser, token: str, at: datetime, **extra: str) -> str:
-    """``initData`` as Telegram hands it to a Mini App opened by ``user`` at ``at``."""
-    fields = {"query_id": "AAHdF6IQAAAAAN0XohDhrOrc", "user": json.dumps(user.to_dict(), separators=(",", ":")),
-              "auth_date": str(int(at.timestamp())), **extra}
-    return sign(fields, token)
 
 
 @dataclass
