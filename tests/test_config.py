@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import ConfigError, Settings, load_settings
-from tests.support.settings import make_settings
 from tests.support.cli import environment, run
+from tests.support.settings import make_settings
 
 _VARIABLES = [
     "TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL", "ERM_BASE_URL", "ERM_USERNAME", "ERM_PASSWORD",
