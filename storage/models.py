@@ -1,107 +1,46 @@
 """The ledger's tables (SQLModel). Times are aware UTC; money is ``Decimal``.
 
 A code request is the unit of money: it is written before the ERM is asked and walks
-QUEUED -> SENDING -> ISSUED -> DELIVERED, or ends REFUSED / FAILED with a reason.
+QUEUED -> SENDING -> ISSUED -> DELIVERED, or ends REFUSED / FAILED with a reason. The states rows take are in
+:mod:`storage.states`, imported from here too.
 
-The ``*_search`` indexes serve the dashboard's search for part of an id, a description, a name or a phone
-(``LIKE '%…%'``, :mod:`storage.ledger.dashboard`). On PostgreSQL they are trigram indexes (the ``pg_trgm``
-extension, migration 0013): without them each search reads every row with ``ILIKE``, ~0.4 s on 100,000
-devices. On SQLite they are plain indexes, read whole: faster than reading the wider table.
+The ``*_search`` indexes serve the dashboard's ``LIKE '%…%'`` search: trigram indexes on PostgreSQL (``pg_trgm``,
+migration 0013; without them ~0.4 s on 100,000 devices), plain ones on SQLite (narrower than the table).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
 
 from sqlalchemy import BigInteger, Index, Text, text
 from sqlmodel import Field, SQLModel
 
+from storage.states import (  # the states are imported with the tables: re-exported (see __all__)
+    CONFIRMATION_COPY,
+    GENERATED_STATUSES,
+    OPEN_STATUSES,
+    ApprovalStatus,
+    CodeKind,
+    PaymentNotice,
+    PaymentStatus,
+    PlanStatus,
+    Role,
+    Source,
+    Status,
+)
 from storage.types import Money, UTCDateTime
+
+__all__ = [
+    "CONFIRMATION_COPY", "GENERATED_STATUSES", "OPEN_STATUSES", "ApprovalStatus", "CodeKind", "PaymentNotice",
+    "PaymentStatus", "PlanStatus", "Role", "Source", "Status",
+    "Approval", "ChatState", "CodeRequest", "Customer", "Device", "DeviceAlias", "Invite", "Payment", "Person",
+    "Plan", "PlanEvent", "PortfolioDay", "Reversal", "SendPace", "SummaryPush", "TelegramUpdate",
+]
 
 
 def _when(**kwargs: object) -> object:
     return Field(sa_type=UTCDateTime, **kwargs)  # type: ignore[arg-type]
-
-
-class Role(StrEnum):
-    MANAGER = "manager"
-    AGENT = "agent"
-
-
-class CodeKind(StrEnum):
-    DAYS = "days"
-    FREE = "free"
-    RESET = "reset"
-
-
-class Status(StrEnum):
-    QUEUED = "queued"
-    SENDING = "sending"
-    ISSUED = "issued"
-    DELIVERED = "delivered"
-    REFUSED = "refused"
-    FAILED = "failed"
-
-
-OPEN_STATUSES = (Status.QUEUED, Status.SENDING)
-GENERATED_STATUSES = (Status.ISSUED, Status.DELIVERED)
-
-
-class Source(StrEnum):
-    """Who or what asked for a code."""
-
-    CHAT = "chat"
-    PAYMENT = "payment"
-    PREPAID = "prepaid"
-    CLI = "cli"
-    PLAN = "plan"
-    """The unlock (free) code of a plan paid off."""
-
-
-class ApprovalStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-    """Its reason went away before anyone decided (a paid-off plan's payment was reversed)."""
-
-
-class PaymentStatus(StrEnum):
-    """PENDING: stored, not matched yet (the ERM could not be asked; tried again later);
-    MATCHED: turned into days for ``device_id`` (days may be 0: kept as the device's money credit);
-    UNMATCHED: kept for a manager to assign (no device or customer, no daily price, …; see ``reason``)."""
-
-    MATCHED = "matched"
-    UNMATCHED = "unmatched"
-    PENDING = "pending"
-
-
-class PaymentNotice(StrEnum):
-    """Who is still owed a word about a payment (sent at least once, then ``notified_at`` is set)."""
-
-    MANAGERS = "managers"
-    """Unmatched money: every manager, with the reference, amount and account."""
-    RECEIVED = "received"
-    """The customer (and agent): no code at once — it waits for tomorrow, days kept as prepaid, or credit."""
-    PAID_OFF = "paid_off"
-    """It paid its plan off: the customer and agent are told, the managers asked for the unlock code (or told
-    it is on its way), and of any money beyond the total."""
-    REVERSED = "reversed"
-    """The provider took it back: the agent and the managers are told what that undid, and what is owed."""
-
-
-class PlanStatus(StrEnum):
-    ACTIVE = "active"
-    PAID_OFF = "paid_off"
-    REPOSSESSED = "repossessed"
-
-
-CONFIRMATION_COPY = "confirmation"
-"""The ``reason`` of a copy (``duplicate_of``, MATCHED, no days): the provider's own confirmation of money an
-agent pasted first. It is never money of its own, so totals, charts and exports leave it out."""
 
 
 class Person(SQLModel, table=True):
@@ -124,7 +63,6 @@ class Customer(SQLModel, table=True):
     """The owner of one or more devices; ``chat_id`` is set once they join the bot."""
 
     __tablename__ = "customer"  # type: ignore[assignment]
-
     __table_args__ = (
         # the dashboard's search for part of a name or phone (see the module's docstring)
         Index("ix_customer_search", "name", "phone", postgresql_using="gin",
@@ -151,7 +89,6 @@ class Device(SQLModel, table=True):
     device's sticker, shown to customers); aliases hold every id it answers to."""
 
     __tablename__ = "device"  # type: ignore[assignment]
-
     __table_args__ = (
         Index("ix_device_label", "label", "id"),  # the devices in order, a page at a time (dashboard)
         # credit ending soon, or ended: counted from the index alone, listed in its order (dashboard)
@@ -189,7 +126,6 @@ class DeviceAlias(SQLModel, table=True):
     """Another id of a device (OEM item id, seller item id, ERM id), remembered once seen."""
 
     __tablename__ = "device_alias"  # type: ignore[assignment]
-
     __table_args__ = (
         # see the module's docstring; on SQLite an empty one (``WHERE 0``): the primary key's index is that already
         Index("ix_device_alias_search", "alias", postgresql_using="gin", postgresql_ops={"alias": "gin_trgm_ops"},
