@@ -87,6 +87,12 @@ async def opened(browser: Browser, url: str, chat: Chat, user: TelegramUser, *, 
     return page
 
 
+async def settled(page: Page) -> None:
+    """Until htmx has no request, swap or settle under way: what it swapped in has its controls bound."""
+    await page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
+
+
 async def test_a_manager_clicks_through_the_dashboard(browser: Browser, bot: tuple[Chat, str],
                                                      artefacts: Path) -> None:
     chat, url = bot
@@ -97,13 +103,14 @@ async def test_a_manager_clicks_through_the_dashboard(browser: Browser, bot: tup
     await chat.tap(AGENT, preview, preview.button("Yes")["callback_data"])
 
     page = await opened(browser, url, chat, MANAGER)
-    await expect(page.locator("#tab-devices")).to_be_visible()
+    await expect(page.locator("#page-today.ready")).to_be_visible()
     await expect(page.locator("#page-today img")).to_be_visible()
     background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(23, 33, 43)"  # DARK_THEME's bg_color, from tgWebAppThemeParams
     await page.screenshot(path=artefacts / "today.png", full_page=True)
 
     await page.locator("#tab-devices").click()
+    await expect(page.locator("#page-devices.ready")).to_be_visible()
     await page.locator("#q").fill("wanjiru")
     row = page.locator(f'#device-list .row[data-device="{DEVICE}"]')
     await expect(row).to_be_visible()
@@ -112,6 +119,8 @@ async def test_a_manager_clicks_through_the_dashboard(browser: Browser, bot: tup
     await page.locator("#show").select_option("ending")  # a filter applies as soon as it is chosen
     await expect(page.locator("#no-devices")).to_be_visible()
     await page.locator("#show").select_option("all")
+    await expect(page.locator("#device-list .row")).to_have_count(1)  # the search still holds
+    await settled(page)
     await row.click()
     await expect(page.locator("#device-title")).to_have_text(DEVICE)
     await expect(page.locator("#page-device")).to_contain_text("Jane Wanjiru")
@@ -119,6 +128,7 @@ async def test_a_manager_clicks_through_the_dashboard(browser: Browser, bot: tup
 
     await chat.say(MANAGER, f"/price {DEVICE} 50")
     await page.locator("#tab-payments").click()
+    await expect(page.locator("#page-payments.ready")).to_be_visible()
     kept = page.locator('.payments .card[data-reference="CASH-9"]')
     await expect(kept).to_be_visible()
     await page.screenshot(path=artefacts / "payments.png", full_page=True)
@@ -130,6 +140,7 @@ async def test_a_manager_clicks_through_the_dashboard(browser: Browser, bot: tup
     assert payment.status is PaymentStatus.MATCHED and payment.days == 10
 
     await page.locator("#tab-approvals").click()
+    await expect(page.locator("#page-approvals.ready")).to_be_visible()
     card = page.locator(f'.approvals .card[data-device="{DEVICE}"]')
     await expect(card).to_be_visible()
     await page.screenshot(path=artefacts / "approvals.png", full_page=True)
@@ -141,10 +152,12 @@ async def test_a_manager_clicks_through_the_dashboard(browser: Browser, bot: tup
     # (a free code unlocks for good: that is why the payment was assigned first)
 
     await page.locator("#tab-portfolio").click()
+    await expect(page.locator("#page-portfolio.ready")).to_be_visible()
     await expect(page.locator("#page-portfolio img")).to_be_visible()
     await page.screenshot(path=artefacts / "portfolio.png", full_page=True)
 
     await page.locator("#tab-exports").click()
+    await expect(page.locator("#page-exports.ready")).to_be_visible()
     async with page.expect_download() as waiting:
         await page.locator("#export-plans button").click()
     download = await waiting.value
@@ -155,6 +168,7 @@ async def test_a_manager_clicks_through_the_dashboard(browser: Browser, bot: tup
     await page.screenshot(path=artefacts / "exports.png", full_page=True)
     await page.set_viewport_size({"width": 1024, "height": 768})  # the desktop app's window
     await page.locator("#tab-devices").click()
+    await expect(page.locator("#page-devices.ready")).to_be_visible()
     await expect(page.locator("#device-list .row").first).to_be_visible()
     await page.screenshot(path=artefacts / "devices-desktop.png")
     assert page.errors == [], page.errors  # type: ignore[attr-defined]

@@ -77,6 +77,13 @@
       event.detail.isError = false;
     }
   });
+  // A page swapped in is marked ready once htmx has bound its controls (what a test waits for before it types).
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var target = event.detail.target;
+    if (!target) { return; }
+    target.querySelectorAll(".page").forEach(function (page) { page.classList.add("ready"); });
+    if (target.classList.contains("page")) { target.classList.add("ready"); }
+  });
   // The tab shown is marked.
   document.addEventListener("click", function (event) {
     var tab = event.target.closest(".tabs button");
