@@ -72,6 +72,16 @@ def check(init_data: str, bot_token: str, now: datetime) -> Launch | Refusal:
                   auth_date)
 
 
+def language_of(init_data: str) -> str | None:
+    """The language the launch data names, signed or not: only to choose the words of a refusal."""
+    try:
+        user = json.loads(dict(parse_qsl(init_data[:MAX_LENGTH])).get("user", "{}"))
+        language = user.get("language_code") if isinstance(user, dict) else None
+    except ValueError:
+        return None
+    return language if isinstance(language, str) else None
+
+
 def _signed(fields: dict[str, str], given: str, bot_token: str) -> bool:
     """The hash over every field but ``hash``; launch data that also carries Telegram's third-party Ed25519
     ``signature`` is accepted with the hash computed with or without it (clients have sent both)."""

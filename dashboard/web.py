@@ -91,7 +91,8 @@ class Dashboard:
         checked = launch.check(init_data, self.bot.token, self.services.clock.now())
         if isinstance(checked, launch.Refusal):
             log.warning("dashboard: launch data refused (%s)", checked.value)
-            return self._session_refused("stale" if checked is launch.Refusal.STALE else "forged", 403, None)
+            return self._session_refused("stale" if checked is launch.Refusal.STALE else "forged", 403,
+                                         for_language(i18n.pick(launch.language_of(init_data))))
         who = await self.services.people.who(checked.user_id)
         texts = for_language(who.speaks(checked.language_code))
         if who.kind is not Kind.MANAGER or who.person is None:

@@ -110,6 +110,8 @@ async def test_launch_data_forged_stale_or_not_a_managers_opens_nothing(dash: Da
     malformed = await board.client.post("/app/session", content=b'{"init_data": 1}',
                                         headers={"Content-Type": "application/json"})
     assert malformed.status_code == 401 and "token" not in malformed.json()
+    french = await board.open(dash.launch(OTHER_MANAGER, ago=timedelta(hours=2)))
+    assert french.json()["message"].startswith("Ce tableau de bord a été ouvert il y a plus d'une heure")
     # just under an hour old is still good
     assert (await board.open(dash.launch(MANAGER, ago=timedelta(minutes=59)))).status_code == 200
 

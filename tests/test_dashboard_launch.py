@@ -63,6 +63,12 @@ def test_malformed_launch_data_is_refused() -> None:
     assert launch.check(urlencode(signed_without_user), TOKEN, NOW) is launch.Refusal.FORGED
 
 
+def test_a_refusal_speaks_the_language_the_launch_data_names() -> None:
+    assert launch.language_of(launch_data(MARY, TOKEN, NOW)) == "sw"
+    for data in ("", "user=%7Bnot%20json", "user=%5B1%5D", "%%%"):
+        assert launch.language_of(data) is None, data
+
+
 @given(st.text(max_size=300))
 def test_no_text_passes_for_launch_data(text: str) -> None:
     assert isinstance(launch.check(text, TOKEN, NOW), launch.Refusal)
