@@ -5,15 +5,17 @@ sentence saying what became of it."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from bot import decisions
 from bot.decisions import Carried
 from bot.erm.backend import check_product_id
 from bot.issuing import PaymentApplied, PaymentHeld, Refused
 from dashboard import pages
-from dashboard.web import Dashboard, Viewer, form_of
+from dashboard.web import Dashboard, Viewer, form_of, ticketed
 from storage.models import PaymentStatus
 
 
@@ -74,3 +76,21 @@ async def decide(board: Dashboard, request: Request, viewer: Viewer) -> Response
     else:
         note = texts.stale_button
     return await pages.approvals(board, request, viewer, note=note)
+
+
+async def ticket(board: Dashboard, request: Request, viewer: Viewer) -> Response:
+    """A download ticket for an export (its URL and file name), for Telegram's own download (``downloadFile``):
+    Telegram's app fetches a plain URL, without the session's header."""
+    form = await form_of(request)
+    kind = form.get("kind", "")
+    asked = pages.export_asked(board, kind, form)
+    if asked is None:
+        return JSONResponse({"message": viewer.texts.dashboard_not_found}, status_code=404)
+    if isinstance(asked, str):
+        return JSONResponse({"message": getattr(viewer.texts, asked)}, status_code=400)
+    params = [(key, form[key]) for key in ("from", "to") if kind == "ledger" and form.get(key)]
+    path = ticketed(f"/app/export/{kind}", params)
+    signed = urlencode({"ticket": board.sessions.ticket(viewer.person.telegram_id, path)})
+    url = f"{board.public_base(request)}{path}{'&' if '?' in path else '?'}{signed}"
+    return JSONResponse({"url": url, "file_name": pages.export_name(kind, *asked)},
+                        headers={"Cache-Control": "no-store"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+from collections.abc import Mapping
 from datetime import date
 
 from starlette.requests import Request
@@ -128,28 +129,50 @@ async def exports_page(board: Dashboard, request: Request, viewer: Viewer) -> Re
     return board.render("exports.html", viewer, today=today_.isoformat())
 
 
+EXPORTS = ("ledger", "plans", "portfolio")
+
+
+def export_asked(board: Dashboard, kind: str, values: Mapping[str, str]) -> tuple[date, date] | str | None:
+    """The days an export asks for (``from``, ``to``; today without them), or why they cannot be given (a
+    sentence's name), or None for an export that is not ours."""
+    if kind not in EXPORTS:
+        return None
+    today_ = board.services.clock.now().astimezone(board.services.settings.tz).date()
+    first, last = _day(values.get("from"), today_), _day(values.get("to"), today_)
+    if kind != "ledger":
+        return today_, today_
+    if first is None or last is None:
+        return "bad_date"
+    if first > last:
+        return "dates_reversed"
+    if (last - first).days >= reports.MAX_EXPORT_DAYS:
+        return "export_too_long"
+    return first, last
+
+
+def export_name(kind: str, first: date, last: date) -> str:
+    """The file's name, as the chat's /export names it."""
+    if kind != "ledger":
+        return f"paygbot-{kind}-{first}.csv"
+    return f"paygbot-{first}.csv" if first == last else f"paygbot-{first}-to-{last}.csv"
+
+
 async def export(board: Dashboard, request: Request, viewer: Viewer) -> Response:
     """A CSV download: the ledger of some days, the plans, or the portfolio (the chat's /export files)."""
-    services, kind = board.services, request.path_params["kind"]
+    services, kind, texts = board.services, request.path_params["kind"], viewer.texts
+    asked = export_asked(board, kind, request.query_params)
+    if asked is None:
+        return board.render("message.html", viewer, 404, message=texts.dashboard_not_found)
+    if isinstance(asked, str):
+        return board.render("message.html", viewer, 400, message=getattr(texts, asked))
     if kind == "plans":
         table = await exports.plans(services)
         name, content = table.filename, table.csv()
     elif kind == "portfolio":
         table = await exports.portfolio(services)
         name, content = table.filename, table.csv()
-    elif kind == "ledger":
-        today_ = services.clock.now().astimezone(services.settings.tz).date()
-        first, last = _day(request.query_params.get("from"), today_), _day(request.query_params.get("to"), today_)
-        texts = viewer.texts
-        if first is None or last is None:
-            return board.render("message.html", viewer, 400, message=texts.bad_date)
-        if first > last:
-            return board.render("message.html", viewer, 400, message=texts.dates_reversed)
-        if (last - first).days >= reports.MAX_EXPORT_DAYS:
-            return board.render("message.html", viewer, 400, message=texts.export_too_long)
-        name, content = await exports.ledger(services, first, last, texts)
     else:
-        return board.render("message.html", viewer, 404, message=viewer.texts.dashboard_not_found)
+        name, content = await exports.ledger(services, *asked, texts)
     return Response(content, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 

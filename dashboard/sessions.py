@@ -21,6 +21,8 @@ from bot.clock import Clock
 
 LIFETIME = timedelta(minutes=30)
 """Past this the page asks again with its launch data (good for an hour), then the manager reopens it."""
+TICKET_LIFETIME = timedelta(seconds=60)
+"""A download ticket is for the file asked for now (Telegram's app fetches it at once)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Sessions:
     def __init__(self, bot_token: str, clock: Clock, lifetime: timedelta = LIFETIME) -> None:
         key = hmac.new(bot_token.encode(), b"paygbot dashboard sessions", hashlib.sha256).digest()
         self._signer = URLSafeTimedSerializer(key, salt="paygbot.dashboard")
+        self._tickets = URLSafeTimedSerializer(key, salt="paygbot.dashboard.download")
         self.clock, self.lifetime = clock, lifetime
 
     def issue(self, user_id: int, language_code: str | None) -> tuple[str, Session]:
@@ -53,3 +56,19 @@ class Sessions:
             return None
         age = self.clock.now().timestamp() - issued
         return session if 0 <= age <= self.lifetime.total_seconds() else None
+
+    def ticket(self, user_id: int, path: str) -> str:
+        """A download ticket: ``path`` (with its query) for ``user_id``, for a minute. Telegram's own download
+        (``downloadFile``) fetches a plain URL, with no header to carry the session."""
+        return self._tickets.dumps({"u": user_id, "p": path, "t": int(self.clock.now().timestamp())})
+
+    def ticket_holder(self, ticket: str, path: str) -> int | None:
+        """Whose ticket it is, if this bot signed it for ``path`` less than a minute ago."""
+        try:
+            data = self._tickets.loads(ticket)
+            user_id, signed_path, issued = int(data["u"]), str(data["p"]), int(data["t"])
+        except (BadData, KeyError, TypeError, ValueError):
+            return None
+        age = self.clock.now().timestamp() - issued
+        fresh = 0 <= age <= TICKET_LIFETIME.total_seconds()
+        return user_id if fresh and hmac.compare_digest(signed_path.encode(), path.encode()) else None

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
@@ -110,10 +111,15 @@ class Dashboard:
 
     # -- every page and action -----------------------------------------------------------------
 
-    async def viewer(self, request: Request) -> Viewer | Response:
-        """The manager behind a request, or the refusal to answer with."""
+    async def viewer(self, request: Request, *, ticket: bool = False) -> Viewer | Response:
+        """The manager behind a request, or the refusal to answer with. ``ticket``: a download ticket for this
+        very URL stands for the session (:meth:`Sessions.ticket`)."""
         header = request.headers.get("authorization", "")
         session = self.sessions.read(header[7:].strip()) if header.startswith("Bearer ") else None
+        if session is None and ticket and (given := request.query_params.get("ticket")):
+            holder = self.sessions.ticket_holder(given, ticketed(request.url.path, request.query_params.items()))
+            if holder is not None:  # no CSRF token a form could match: a ticket only reads
+                session = Session(holder, secrets.token_urlsafe(24), None)
         if session is None:
             return self.refused("ended", 401)
         who = await self.services.people.who(session.user_id)
@@ -131,6 +137,21 @@ class Dashboard:
             return await handler(self, request, viewer)
 
         return endpoint
+
+    def download(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
+        """A file: the session's header, or a download ticket for this URL (Telegram's ``downloadFile``)."""
+        async def endpoint(request: Request) -> Response:
+            viewer = await self.viewer(request, ticket=True)
+            if isinstance(viewer, Response):
+                return viewer
+            return await handler(self, request, viewer)
+
+        return endpoint
+
+    def public_base(self, request: Request) -> str:
+        """Where this HTTP side is reached from outside (PAYGBOT_PUBLIC_URL, else the address asked for)."""
+        public = self.services.settings.public_url
+        return public or f"{request.url.scheme}://{request.url.netloc}"
 
     def action(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
         """A page that changes something: also the session's CSRF token, and no other site's ``Origin``."""
@@ -155,6 +176,12 @@ class Dashboard:
 
 
 MAX_FORM = 16 * 1024
+
+
+def ticketed(path: str, params: Iterable[tuple[str, str]]) -> str:
+    """What a download ticket is signed for: the path and its query in order, the ticket left out."""
+    query = urlencode(sorted((key, value) for key, value in params if key != "ticket"))
+    return f"{path}?{query}" if query else path
 
 
 async def form_of(request: Request) -> dict[str, str]:

@@ -290,3 +290,32 @@ async def test_today_portfolio_agents_and_exports_pages_show(dash: Dashboard) ->
     assert "Alex Kamau" in agents.text and "Their devices" in agents.text
     exports = await board.view("exports")
     assert 'data-export="/app/export/ledger"' in exports.text
+
+
+async def test_telegrams_own_download_gets_a_one_minute_ticket_for_one_file(dash: Dashboard) -> None:
+    await dash.chat.make(OTHER_MANAGER, Role.MANAGER)
+    board = await dash.manager(OTHER_MANAGER)
+    assert (await board.act("ticket", {"kind": "plans"}, csrf=False)).status_code == 403
+    given = await board.act("ticket", {"kind": "plans"})
+    assert given.status_code == 200 and given.json()["file_name"].startswith("paygbot-plans-")
+    url = given.json()["url"]
+    assert url.startswith(f"{dash.url}/app/export/plans?ticket=")
+    plain = httpx.AsyncClient()  # Telegram's app: no session, no header
+    try:
+        fetched = await plain.get(url)
+        assert fetched.status_code == 200 and fetched.text.startswith("device,name,phone")
+        assert (await plain.get(url.replace("/plans?", "/portfolio?"))).status_code == 401  # another file
+        assert (await plain.get(url[:-4] + "AAAA")).status_code == 401
+        ledger_ticket = (await board.act("ticket", {"kind": "ledger", "from": "2026-11-01", "to": "2026-11-02"})).json()
+        assert ledger_ticket["file_name"] == "paygbot-2026-11-01-to-2026-11-02.csv"
+        assert (await plain.get(ledger_ticket["url"])).status_code == 200
+        assert (await plain.get(ledger_ticket["url"].replace("2026-11-02", "2026-11-30"))).status_code == 401
+        bad = await board.act("ticket", {"kind": "ledger", "from": "2026-13-01"})
+        assert bad.status_code == 400 and "Traceback" not in bad.text
+        assert (await board.act("ticket", {"kind": "secrets"})).status_code == 404
+        await dash.chat.bot.services.team.revoke(OTHER_MANAGER.id)
+        assert (await plain.get(url)).status_code == 403  # the role is read again
+        dash.chat.clock.advance(seconds=61)
+        assert (await plain.get(url)).status_code == 401
+    finally:
+        await plain.aclose()

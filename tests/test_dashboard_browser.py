@@ -193,3 +193,29 @@ async def test_forged_stale_and_agents_launch_data_see_nothing(browser: Browser,
     await expect(page.locator(".tabs")).to_have_count(0)
     assert DEVICE not in await page.content()
     await page.screenshot(path=artefacts / f"refused-{who}.png")
+
+
+async def test_inside_telegram_an_export_is_handed_to_telegrams_own_download(browser: Browser, bot: tuple[Chat, str],
+                                                                             artefacts: Path) -> None:
+    chat, url = bot
+    context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    # Telegram's Android app gives the page TelegramWebviewProxy.postEvent: the page's events are kept here
+    await context.add_init_script(
+        "window.telegramEvents = [];"
+        "window.TelegramWebviewProxy = {postEvent: function (type, data) {"
+        " window.telegramEvents.push([type, JSON.parse(data)]); }};")
+    page = await context.new_page()
+    await page.goto(mini_app_url(f"{url}/app", launch_data(MANAGER, TOKEN, chat.clock.now()), theme=DARK_THEME))
+    await expect(page.locator("#page-today.ready")).to_be_visible()
+    await page.locator("#tab-exports").click()
+    await expect(page.locator("#page-exports.ready")).to_be_visible()
+    await page.locator("#export-portfolio button").click()
+    event = await page.wait_for_function(
+        "() => window.telegramEvents.find(e => e[0] === 'web_app_request_file_download')")
+    asked = (await event.json_value())[1]
+    assert asked["file_name"].startswith("paygbot-portfolio-") and "ticket=" in asked["url"]
+    events = [name for name, _ in await page.evaluate("window.telegramEvents")]
+    assert events[:2] == ["web_app_ready", "web_app_expand"]
+    fetched = await context.request.get(asked["url"])  # as Telegram's app fetches it: no session header
+    assert fetched.status == 200 and (await fetched.text()).startswith("device,name,phone")
+    await context.close()

@@ -88,3 +88,17 @@ def test_a_session_lives_thirty_minutes_and_only_as_signed() -> None:
     assert sessions.read(token) is None
     other_token, other = sessions.issue(1001, None)
     assert other.csrf != session.csrf and other_token != token
+
+
+def test_a_download_ticket_is_for_one_path_and_one_minute() -> None:
+    clock = ManualClock(NOW)
+    sessions = Sessions(TOKEN, clock)
+    ticket = sessions.ticket(1001, "/app/export/plans")
+    assert sessions.ticket_holder(ticket, "/app/export/plans") == 1001
+    assert sessions.ticket_holder(ticket, "/app/export/portfolio") is None
+    assert Sessions("654321:another-bot", clock).ticket_holder(ticket, "/app/export/plans") is None
+    token, _ = sessions.issue(1001, None)
+    assert sessions.ticket_holder(token, "/app/export/plans") is None  # a session is no ticket
+    assert sessions.read(ticket) is None  # and a ticket no session
+    clock.advance(seconds=61)
+    assert sessions.ticket_holder(ticket, "/app/export/plans") is None

@@ -90,18 +90,40 @@
     if (!tab) { return; }
     document.querySelectorAll(".tabs button").forEach(function (other) { other.classList.toggle("on", other === tab); });
   });
-  // CSV exports: fetched with the session's headers, then saved as a file.
+  // CSV exports. Inside Telegram (Bot API 8.0 and later) Telegram's app downloads the file itself
+  // (web_app_request_file_download) from a URL with a one-minute ticket; elsewhere the page fetches it with
+  // the session's headers and saves it.
+  var version = parseFloat(fragment.get("tgWebAppVersion") || store.getItem("paygbot.version") || "0");
+  if (fragment.get("tgWebAppVersion")) { store.setItem("paygbot.version", fragment.get("tgWebAppVersion")); }
+  var inTelegram = !!window.TelegramWebviewProxy || (window.external && "notify" in window.external) || window.parent !== window;
+
+  function showNote(note, text) { if (note) { note.textContent = text; note.hidden = false; } }
+
+  function telegramDownload(form, note) {
+    var body = new URLSearchParams(new FormData(form));
+    body.set("kind", form.getAttribute("data-export").split("/").pop());
+    fetch("/app/act/ticket", {method: "POST", body: body, credentials: "omit",
+                              headers: {"Authorization": "Bearer " + auth.token, "X-CSRF-Token": auth.csrf}})
+      .then(function (response) { return response.json().then(function (answer) { return {ok: response.ok, answer: answer}; }); })
+      .then(function (result) {
+        if (!result.ok) { showNote(note, result.answer.message || ""); return; }
+        postEvent("web_app_request_file_download", {url: result.answer.url, file_name: result.answer.file_name});
+        if (note) { note.hidden = true; }
+      });
+  }
+
   document.addEventListener("submit", function (event) {
     var form = event.target.closest("form[data-export]");
     if (!form || !auth) { return; }
     event.preventDefault();
     var note = document.getElementById("export-note");
+    if (inTelegram && version >= 8) { telegramDownload(form, note); return; }
     var url = form.getAttribute("data-export") + "?" + new URLSearchParams(new FormData(form)).toString();
     fetch(url, {headers: {"Authorization": "Bearer " + auth.token}, credentials: "omit"}).then(function (response) {
       if (!response.ok) {
         return response.text().then(function (html) {
           var page = new DOMParser().parseFromString(html, "text/html");
-          if (note) { note.textContent = page.body.textContent.trim(); note.hidden = false; }
+          showNote(note, page.body.textContent.trim());
         });
       }
       var disposition = response.headers.get("Content-Disposition") || "";
