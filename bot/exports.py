@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -30,6 +31,32 @@ class Table:
         writer.writerow(self.header)
         writer.writerows(self.rows)
         return document.getvalue().encode("utf-8")
+
+
+def parse_day(text: str) -> date | None:
+    """A date typed as YYYY-MM-DD that exists (2026-02-30 does not)."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def ledger_refused(first: date, last: date) -> str | None:
+    """Why the ledger of ``first``..``last`` is not exported (the name of the sentence that says so), or None."""
+    if first > last:
+        return "dates_reversed"
+    if (last - first).days >= reports.MAX_EXPORT_DAYS:
+        return "export_too_long"
+    return None
+
+
+def filename(kind: str, first: date, last: date) -> str:
+    """An export's file name: ``paygbot-plans-<day>.csv``, ``paygbot-<first>-to-<last>.csv``…"""
+    if kind != "ledger":
+        return f"paygbot-{kind}-{first}.csv"
+    return f"paygbot-{first}.csv" if first == last else f"paygbot-{first}-to-{last}.csv"
 
 
 def credit_date(credit_until: datetime | None, tz: ZoneInfo) -> str:
@@ -58,7 +85,8 @@ async def plans(services: Services) -> Table:
         ])
     header = ["device", "name", "phone", "agent", "agent_name", "currency", "total", "per_day", "deposit", "paid",
               "left", "status", "started", "ended", "credit_until", "days_past_due"]
-    return Table(f"paygbot-plans-{now.astimezone(tz).date()}.csv", header, lines)
+    today = now.astimezone(tz).date()
+    return Table(filename("plans", today, today), header, lines)
 
 
 async def portfolio(services: Services) -> Table:
@@ -72,7 +100,8 @@ async def portfolio(services: Services) -> Table:
          line.state.daily_price, line.state.paid, line.state.left if line.state.status == "active" else 0,
          credit_date(line.state.credit_until, tz), line.days_past_due,
          "yes" if line.state.status == "active" and line.days_past_due > 30 else "no"] for line in lines]
-    return Table(f"paygbot-portfolio-{now.astimezone(tz).date()}.csv", header, rows)
+    today = now.astimezone(tz).date()
+    return Table(filename("portfolio", today, today), header, rows)
 
 
 async def ledger(services: Services, first: date, last: date, words: ExportWords) -> tuple[str, bytes]:
@@ -81,5 +110,4 @@ async def ledger(services: Services, first: date, last: date, words: ExportWords
     document = io.StringIO()
     async for piece in reports.export_csv(services.db, first, last, services.settings.tz, words):
         document.write(piece)
-    name = f"paygbot-{first}.csv" if first == last else f"paygbot-{first}-to-{last}.csv"
-    return name, document.getvalue().encode("utf-8")
+    return filename("ledger", first, last), document.getvalue().encode("utf-8")

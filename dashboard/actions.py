@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bot import decisions
+from bot import decisions, exports
 from bot.decisions import Carried
 from bot.erm.backend import check_product_id
 from bot.issuing import PaymentApplied, PaymentHeld, Refused
@@ -92,5 +92,5 @@ async def ticket(board: Dashboard, request: Request, viewer: Viewer) -> Response
     path = ticketed(f"/app/export/{kind}", params)
     signed = urlencode({"ticket": board.sessions.ticket(viewer.person.telegram_id, path)})
     url = f"{board.public_base(request)}{path}{'&' if '?' in path else '?'}{signed}"
-    return JSONResponse({"url": url, "file_name": pages.export_name(kind, *asked)},
+    return JSONResponse({"url": url, "file_name": exports.filename(kind, *asked)},
                         headers={"Cache-Control": "no-store"})

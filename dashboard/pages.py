@@ -133,28 +133,18 @@ EXPORTS = ("ledger", "plans", "portfolio")
 
 
 def export_asked(board: Dashboard, kind: str, values: Mapping[str, str]) -> tuple[date, date] | str | None:
-    """The days an export asks for (``from``, ``to``; today without them), or why they cannot be given (a
-    sentence's name), or None for an export that is not ours."""
+    """The days an export asks for (``from``, today without it; ``to``, ``from`` without it), or why they cannot
+    be given (a sentence's name), or None for an export that is not ours."""
     if kind not in EXPORTS:
         return None
     today_ = board.services.clock.now().astimezone(board.services.settings.tz).date()
-    first, last = _day(values.get("from"), today_), _day(values.get("to"), today_)
     if kind != "ledger":
         return today_, today_
+    first = exports.parse_day(values["from"]) if values.get("from") else today_
+    last = exports.parse_day(values["to"]) if values.get("to") else first
     if first is None or last is None:
         return "bad_date"
-    if first > last:
-        return "dates_reversed"
-    if (last - first).days >= reports.MAX_EXPORT_DAYS:
-        return "export_too_long"
-    return first, last
-
-
-def export_name(kind: str, first: date, last: date) -> str:
-    """The file's name, as the chat's /export names it."""
-    if kind != "ledger":
-        return f"paygbot-{kind}-{first}.csv"
-    return f"paygbot-{first}.csv" if first == last else f"paygbot-{first}-to-{last}.csv"
+    return exports.ledger_refused(first, last) or (first, last)
 
 
 async def export(board: Dashboard, request: Request, viewer: Viewer) -> Response:
@@ -175,15 +165,3 @@ async def export(board: Dashboard, request: Request, viewer: Viewer) -> Response
         name, content = await exports.ledger(services, *asked, texts)
     return Response(content, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
-
-
-def _day(text: str | None, default: date) -> date | None:
-    """A date typed as YYYY-MM-DD that exists; none typed: ``default``."""
-    if not text:
-        return default
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None

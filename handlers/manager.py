@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import date
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, WebAppInfo
 
-from bot import exports, reports
+from bot import exports
 from bot.delivery import send_summary
 from bot.issuing import devices, limits
 from bot.portfolio.chart import chart as portfolio_chart
@@ -60,16 +59,6 @@ async def price(update: Update, context: BotContext) -> None:
     await reply(update, context, context.texts.price_set(device, amount, status.device.currency))
 
 
-def parse_day(text: str) -> date | None:
-    """A date typed as YYYY-MM-DD that exists (2026-02-30 does not)."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
 async def summary(update: Update, context: BotContext) -> None:
     """/summary [YYYY-MM-DD]: the day's figures and a chart of the last 14 days."""
     args = arguments(context)
@@ -77,7 +66,7 @@ async def summary(update: Update, context: BotContext) -> None:
     if len(args) > 1:
         await reply(update, context, context.texts.usage("summary"))
         return
-    day = parse_day(args[0]) if args else services.clock.now().astimezone(services.settings.tz).date()
+    day = exports.parse_day(args[0]) if args else services.clock.now().astimezone(services.settings.tz).date()
     if day is None:
         await reply(update, context, context.texts.bad_date + "\n" + context.texts.usage("summary"))
         return
@@ -101,18 +90,16 @@ async def export(update: Update, context: BotContext) -> None:
         await reply(update, context, context.texts.usage("export"))
         return
     today = services.clock.now().astimezone(services.settings.tz).date()
-    days = [parse_day(arg) for arg in args]
+    days = [exports.parse_day(arg) for arg in args]
     if any(day is None for day in days):
         await reply(update, context, context.texts.bad_date + "\n" + context.texts.usage("export"))
         return
     first = days[0] if days else today
     last = days[1] if len(days) == 2 else first
     assert first is not None and last is not None
-    if first > last:
-        await reply(update, context, context.texts.dates_reversed)
-        return
-    if (last - first).days >= reports.MAX_EXPORT_DAYS:
-        await reply(update, context, context.texts.export_too_long)
+    refused = exports.ledger_refused(first, last)
+    if refused is not None:
+        await reply(update, context, getattr(context.texts, refused))
         return
     name, document = await exports.ledger(services, first, last, context.texts)
     chat = update.effective_chat
