@@ -9,12 +9,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
 
 from bot.http import free_port
 
 _SCRIPT = Path(sys.executable).with_name("paygbot")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot.cli"]
+
+
+async def pg_admin(url: str, statement: str) -> None:
+    """One statement on the PostgreSQL server of ``url`` outside a transaction (CREATE / DROP DATABASE)."""
+    connection = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 def percentile(values: list[float], share: float) -> float:

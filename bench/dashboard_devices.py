@@ -40,7 +40,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
@@ -48,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import percentile  # noqa: E402
+from bench.common import percentile, pg_admin  # noqa: E402
 from bot.app import running_bot  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
@@ -163,20 +162,12 @@ def line(label: str, values: list[float], found: int) -> str:
             f"max {max(values):6.2f} ms  (n={len(values)}, {found:,} found)")
 
 
-async def _admin(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 async def main(devices: int, repeat: int, postgresql: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="paygbot-bench-") as folder:
         url, database = f"sqlite:///{Path(folder) / 'ledger.db'}", None
         if postgresql is not None:
             database = f"paygbot_bench_{random.getrandbits(32):08x}"
-            await _admin(postgresql, f'CREATE DATABASE "{database}"')
+            await pg_admin(postgresql, f'CREATE DATABASE "{database}"')
             url = make_url(postgresql).set(drivername="postgresql", database=database).render_as_string(
                 hide_password=False)
         try:
@@ -213,7 +204,7 @@ async def main(devices: int, repeat: int, postgresql: str | None) -> None:
             pages = await through_the_page(url, repeat, deep, fragments, phones)
         finally:
             if database is not None and postgresql is not None:
-                await _admin(postgresql, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                await pg_admin(postgresql, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
     print(f"ledger ({'PostgreSQL' if database else 'SQLite'}): {devices:,} devices, {len(rows[Customer]):,} customers "
           f"of {AGENTS} agents, {len(rows[DeviceAlias]):,} ids, {len(rows[Plan]):,} plans; bulk load "

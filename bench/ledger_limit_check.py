@@ -31,7 +31,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy import create_engine, event, insert, text
 from sqlalchemy.engine import make_url
@@ -39,7 +38,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import percentile  # noqa: E402
+from bench.common import percentile, pg_admin  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.erm.rest import RestErm  # noqa: E402
@@ -170,21 +169,13 @@ def line(label: str, values: list[float], outcomes: Counter[str] | None = None) 
             f"p99 {percentile(values, .99):6.2f} ms  max {max(values):6.2f} ms  (n={len(values)}){detail}")
 
 
-async def _admin(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 async def main(rows: int, devices: int, repeat: int, postgresql: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="paygbot-bench-") as folder:
         path = Path(folder) / "ledger.db"
         url, database = f"sqlite:///{path}", None
         if postgresql is not None:
             database = f"paygbot_bench_{random.getrandbits(32):08x}"
-            await _admin(postgresql, f'CREATE DATABASE "{database}"')
+            await pg_admin(postgresql, f'CREATE DATABASE "{database}"')
             url = make_url(postgresql).set(drivername="postgresql", database=database).render_as_string(
                 hide_password=False)
         await upgrade(url)
@@ -225,7 +216,7 @@ async def main(rows: int, devices: int, repeat: int, postgresql: str | None) -> 
         await db.dispose()
         sizes = {file.name: file.stat().st_size for file in Path(folder).glob("ledger.db*")}
         if database is not None and postgresql is not None:
-            await _admin(postgresql, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            await pg_admin(postgresql, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
     print(f"ledger ({'PostgreSQL' if database else 'SQLite'}): {rows:,} code requests over 365 days, "
           f"{devices:,} devices, {OPEN_ROWS} still queued; bulk load {load_seconds:.1f} s "

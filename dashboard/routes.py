@@ -30,7 +30,7 @@ def dashboard_routes(services: Services, bot: Bot) -> list[BaseRoute]:
         Route("/app/view/portfolio", board.page(pages.portfolio)),
         Route("/app/view/agents", board.page(pages.agents)),
         Route("/app/view/exports", board.page(pages.exports_page)),
-        Route("/app/export/{kind:str}", board.download(pages.export)),
+        Route("/app/export/{kind:str}", board.page(pages.export, ticket=True)),
         Route("/app/act/assign", board.action(actions.assign), methods=["POST"]),
         Route("/app/act/decide", board.action(actions.decide), methods=["POST"]),
         Route("/app/act/ticket", board.action(actions.ticket), methods=["POST"]),

@@ -129,19 +129,11 @@ class Dashboard:
             return self.refused("managers", 403, texts)
         return Viewer(who.person, session, texts)
 
-    def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
+    def page(self, handler: Page, *, ticket: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        """A page for a manager's session; ``ticket``: a file, for which a download ticket for its URL will do
+        (Telegram's ``downloadFile`` fetches a plain URL)."""
         async def endpoint(request: Request) -> Response:
-            viewer = await self.viewer(request)
-            if isinstance(viewer, Response):
-                return viewer
-            return await handler(self, request, viewer)
-
-        return endpoint
-
-    def download(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
-        """A file: the session's header, or a download ticket for this URL (Telegram's ``downloadFile``)."""
-        async def endpoint(request: Request) -> Response:
-            viewer = await self.viewer(request, ticket=True)
+            viewer = await self.viewer(request, ticket=ticket)
             if isinstance(viewer, Response):
                 return viewer
             return await handler(self, request, viewer)
