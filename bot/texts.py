@@ -959,13 +959,16 @@ class Texts(PlanTexts, PortfolioTexts, DashboardTexts):
     def export_payment_reason(self, unmatched: bool) -> str:
         return self._("no code: unmatched") if unmatched else self._("no code yet")
 
+    def role_name(self, role: str) -> str:
+        """A staff role as a word (the team in the chat and in the dashboard)."""
+        return self._("manager") if role == "manager" else self._("agent")
+
     def agents_list(self, rows: list[tuple[str, int, str, int]]) -> str:
         if not rows:
             return self._("No agents yet. Invite one with /invite agent.")
         lines = [self._("<b>The team</b> (codes today)")]
         for name, telegram_id, role, codes in rows:
-            role_name = self._("manager") if role == "manager" else self._("agent")
-            who = self._("{name} — {role}, Telegram id {id}", name=esc(name), role=role_name,
+            who = self._("{name} — {role}, Telegram id {id}", name=esc(name), role=self.role_name(role),
                          id=f"<code>{telegram_id}</code>")
             lines.append(self.item(who, self.number(codes)))
         return "\n".join(lines)

@@ -50,9 +50,6 @@ class DashboardTexts(_Base):
             "sandbox": _("Sandbox: codes are not real."),
         }
 
-    def role_name(self, role: str) -> str:
-        return self._("manager") if role == "manager" else self._("agent")
-
     def dashboard_page(self, first: int, last: int, total: int) -> str:
         """Where a page of a list is: ``51–100 of 2,300``."""
         return self._("{first}–{last} of {total}", first=self.number(first), last=self.number(last),
