@@ -3,7 +3,7 @@ it: :mod:`bot.standins.telegram.launch`) and sends the session's headers, as the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -16,7 +16,6 @@ class Board:
     client: httpx.AsyncClient
     token: str = ""
     csrf: str = ""
-    answers: list[httpx.Response] = field(default_factory=list)
 
     async def open(self, init_data: str) -> httpx.Response:
         answer = await self.client.post("/app/session", data={"init_data": init_data})
