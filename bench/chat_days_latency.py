@@ -1,6 +1,6 @@
 """The bot's own time per ``/days`` update, split at the ERM call: median and p99.
 
-The real bot (:func:`bot.app.running_bot`: PTB long polling, the AIORateLimiter, the handlers, the
+The real bot (:func:`bot.app.running_bot`: PTB long polling, its rate limiter, the handlers, the
 engine, a fresh SQLite ledger) runs against the Bot API stand-in (:class:`bot.standins.telegram.FakeBotApi`)
 and the ERM sandbox at zero latency (:class:`bot.standins.erm.ErmSandbox`), both served over
 loopback HTTP in this process, on the bot's event loop. Nothing in the bot is changed: from here,
@@ -16,7 +16,8 @@ requests. Per update:
    the ``sendMessage`` with the code (checked to be the code the sandbox generated);
 
 their sum (the bot's own time), and end to end (update in -> code message in: the bot's own time
-plus the sandbox's time on the call). Also shown, as not the bot's: the stand-in's delay from
+plus the sandbox's time on the call). Also the process's CPU time (``time.process_time``) from queueing the
+update to the code message: the bot's CPU per ``/days`` with the two stand-ins' share for it (an upper bound). Also shown, as not the bot's: the stand-in's delay from
 ``user_says`` queueing the update to writing it in a ``getUpdates`` answer.
 
 Device lookups: a device the ledger does not know yet makes the bot look it up first
@@ -29,7 +30,7 @@ printed on separate lines.
 All on one event loop: the servers' own work (uvicorn parsing a request before the app sees it,
 the stand-in answering PTB's next long poll) can interleave with the bot's and is then counted in
 its time; one update at a time and a zero-latency sandbox keep that small. The gap keeps the bot
-under the AIORateLimiter's 30 messages/s, whose throttling is not what is measured here
+under the rate limiter's 29 messages/s, whose throttling is not what is measured here
 (``--gap 0`` shows it). The bot's loggers are left unconfigured, so its INFO lines cost nothing.
 Takes about 20 s.
 
@@ -149,6 +150,8 @@ class Sample:
     erm_in: float
     erm_out: float
     message_in: float
+    cpu: float = 0.0
+    """CPU seconds of the whole process (bot and both stand-ins) from ``user_says`` to the code message."""
     lookups: list[Exchange] = field(default_factory=list)
 
 
@@ -156,9 +159,11 @@ async def one_days(api: FakeBotApi, sandbox: ErmSandbox, api_log: list[Exchange]
                    device: str) -> Sample:
     """The agent asks for 1 day on ``device``; returns the times once the code message came."""
     api_start, erm_start, after = len(api_log), len(erm_log), api.position
+    cpu = time.process_time()
     message = await api.user_says(AGENT, f"/days {device} 1")
     queued = time.perf_counter()
     reply = await api.wait_for(AGENT.id, after=after, methods=("sendMessage",), timeout=WAIT)
+    cpu = time.process_time() - cpu
     code = sandbox.device(device).codes[-1].keypad
     if code not in (reply.rendered or ""):
         raise RuntimeError(f"/days {device}: the reply does not carry the code {code}: {reply.short()}")
@@ -173,6 +178,7 @@ async def one_days(api: FakeBotApi, sandbox: ErmSandbox, api_log: list[Exchange]
         erm_in=days_code.arrived,
         erm_out=days_code.answered,
         message_in=message_in,
+        cpu=cpu,
         lookups=[exchange for exchange in erm if exchange.path.startswith(LOOKUP)],
     )
 
@@ -275,6 +281,7 @@ def report(samples: list[Sample], warmup: int, gap: float, cold: bool) -> None:
     row("end to end: update in -> code message in", [s.message_in - s.update_in for s in samples])
     row("not the bot's: sandbox's time on daysCode", [s.erm_out - s.erm_in for s in samples])
     row("not the bot's: user_says -> update in", [s.update_in - s.queued for s in samples])
+    row("CPU per /days (the whole process: bot + stand-ins)", [s.cpu for s in samples])
     print(f"count: {len(samples)}")
 
 

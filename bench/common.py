@@ -35,12 +35,14 @@ def percentile(values: list[float], share: float) -> float:
 
 
 @asynccontextmanager
-async def sandbox_process(devices: int = 48, latency: float = 0.0) -> AsyncIterator[tuple[str, list[str]]]:
-    """``paygbot sandbox`` on a free port; yields its URL and the OEM ids of its generated devices."""
+async def sandbox_process(devices: int = 48, latency: float = 0.0, *, offers_item_lookup: bool = True
+                          ) -> AsyncIterator[tuple[str, list[str]]]:
+    """``paygbot sandbox`` on a free port; yields its URL and the OEM ids of its generated devices
+    (``offers_item_lookup=False``: without the route ``assignedItems/{id}``)."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         *COMMAND, "sandbox", "--port", str(port), "--devices", str(devices), "--latency", str(latency),
-        stderr=asyncio.subprocess.DEVNULL,
+        *([] if offers_item_lookup else ["--without-item-lookup"]), stderr=asyncio.subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -1,6 +1,6 @@
 """One stranger floods the bot; how long does an agent wait for a code meanwhile?
 
-The real bot (:func:`bot.app.running_bot`: PTB long polling, the AIORateLimiter, the gate, the
+The real bot (:func:`bot.app.running_bot`: PTB long polling, its rate limiter, the gate, the
 engine, a fresh SQLite ledger) runs against the Bot API stand-in with Telegram's flood limits
 switched on (30 messages a second overall, ``--per-chat`` a second to one chat: past them, 429
 with ``retry_after``) and ``paygbot sandbox`` in its own process (``--latency`` per ERM call). A stranger

@@ -215,7 +215,8 @@ async def _sandbox(settings: Settings, args: argparse.Namespace) -> None:
     from bot.standins.erm import ErmSandbox, serve
 
     sandbox = ErmSandbox(
-        latency=args.latency, device_count=args.devices, min_gap_seconds=args.min_gap, daily_limit=args.daily_limit
+        latency=args.latency, device_count=args.devices, min_gap_seconds=args.min_gap, daily_limit=args.daily_limit,
+        offers_item_lookup=not args.without_item_lookup,
     )
     print(say.sandbox_serving(args.host, args.port, len(sandbox.devices)), file=sys.stderr)
     try:
@@ -370,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--devices", type=int, default=48, help="how many generated devices it holds")
     sandbox.add_argument("--min-gap", type=_non_negative, default=6.0, help="seconds between two codes of a device")
     sandbox.add_argument("--daily-limit", type=_positive, default=10, help="codes per device per UTC day")
+    sandbox.add_argument("--without-item-lookup", action="store_true",
+                         help="answer 404 to assignedItems/{id}, as an ERM without it")
     sandbox.set_defaults(handler=_sandbox)
 
     erm = commands.add_parser("erm", help="use the ERM client by hand")

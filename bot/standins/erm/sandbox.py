@@ -75,6 +75,7 @@ class ErmSandbox:
         min_gap_seconds: float = 6,
         daily_limit: int = 10,
         graphql_sign_in: tuple[str, ...] = ("signInClient", "signInUser"),
+        offers_item_lookup: bool = True,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.latency = latency
@@ -83,6 +84,9 @@ class ErmSandbox:
         self.min_gap_seconds = min_gap_seconds
         self.daily_limit = daily_limit
         self.graphql_sign_in = graphql_sign_in
+        self.offers_item_lookup = offers_item_lookup
+        """Whether the REST route ``assignedItems/{id}`` is served (an ERM that lacks it answers 404: the
+        bot then learns a new device from ``assignedItemsList`` or tells it apart by its code history)."""
         """The GraphQL sign-in mutations offered; one left out fails validation, as on a server
         whose schema lacks it (a client then falls back to the other)."""
         self.calls: deque[Call] = deque(maxlen=MAX_RECORDED_CALLS)

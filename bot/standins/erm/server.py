@@ -325,7 +325,10 @@ def build_app(sandbox: ErmSandbox) -> Starlette:
         ep.route("/oves/codeHistory_Metadata", ep.metadata, ["GET", "POST"]),
         ep.route("/oves/avatarAttr/{item_id}", ep.avatar, ["GET"]),
         ep.route("/oves/assignedItemsList/{offset}/{limit}", ep.assigned_items, ["GET"]),
-        ep.route("/oves/assignedItems/{item_id}", ep.assigned_item, ["GET"]),
+    ]
+    if sandbox.offers_item_lookup:  # an ERM without it answers 404, as for any route it does not have
+        routes.append(ep.route("/oves/assignedItems/{item_id}", ep.assigned_item, ["GET"]))
+    routes += [
         Route("/_sandbox/faults", ep.faults, methods=["POST"]),
         Route("/_sandbox/state", ep.state, methods=["GET"]),
     ]
