@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from telegram import Update
 from telegram.constants import ParseMode
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from telegram.request import BaseRequest
 
 import handlers
@@ -27,7 +28,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.delivery import Delivery
 from bot.energy import Energy
-from bot.erm.connect import open_erm
+from bot.erm.connect import open_erm, sign_in_early
 from bot.http import build_http_app, serving
 from bot.issuing import IssuingEngine
 from bot.jobs import (
@@ -42,7 +43,7 @@ from bot.payments import ChatNotices, Payments, payment_routes
 from bot.people import People, Team
 from bot.plans.service import Plans
 from bot.services import SERVICES, BotContext, Services
-from bot.telegram_pace import SharedRateLimiter
+from bot.telegram_pace import LocalRateLimiter, SharedRateLimiter
 from bot.telegram_webhook import telegram_routes
 from dashboard import dashboard_routes
 from handlers import menus
@@ -56,6 +57,10 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 RATE_LIMIT_RETRIES = 10
 """A 429 from Telegram delays a message (by its retry_after), it never drops it."""
+SWITCH_INTERVAL = 0.0005
+"""Seconds a busy thread keeps the GIL before another may have it (Python's default: 0.005). The ledger's
+SQLite statements run on aiosqlite's threads, each waiting for the GIL to start and the event loop's thread
+to hear the answer: on a busy morning, 5 ms a hand-over held the single writer that long per statement."""
 
 HANDLED_UPDATES = (Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY)
 """The update types the handlers read (an edited command is answered that edits are not carried out);
@@ -80,7 +85,7 @@ def build_application(
         .base_url(settings.telegram_base_url)
         .context_types(ContextTypes(context=BotContext))
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz))
-        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES) if is_sqlite(settings.database_url)
+        .rate_limiter(LocalRateLimiter(max_retries=RATE_LIMIT_RETRIES) if is_sqlite(settings.database_url)
                       else SharedRateLimiter(max_retries=RATE_LIMIT_RETRIES))  # several processes: in the ledger
         .concurrent_updates(SharedChatState())  # updates at once, each person's state kept in the ledger
     )
@@ -110,14 +115,17 @@ async def running_bot(
     """The whole bot, long polling or taking updates at its webhook, for the duration of the block
     (``telegram``: see :func:`build_application`)."""
     clock = clock or SystemClock()
+    if is_sqlite(settings.database_url):
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
     application = build_application(settings, telegram)
     for language in i18n.LANGUAGES:  # a broken catalogue stops the start here, not a person's chat later
-        texts.for_language(language)
+        texts.for_language(language).number(1000)  # (and Babel's locale data is loaded now, not in the first code)
     async with AsyncExitStack() as stack:
         await upgrade(settings.database_url, currency=settings.currency, phone_region=settings.phone_region)
         db = Database(settings.database_url)
         stack.push_async_callback(db.dispose)
         erm = await stack.enter_async_context(open_erm(settings, clock))
+        await sign_in_early(erm)
         omnimetic = await stack.enter_async_context(open_omnimetic(settings, clock))
         await stack.enter_async_context(application)  # initialize (getMe) ... shutdown
         people = People(db, clock, settings.phone_region)

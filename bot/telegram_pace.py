@@ -1,11 +1,17 @@
-"""Telegram's flood limits kept by all the processes on one PostgreSQL ledger together.
+"""Telegram's flood limits, kept by pacing every message just under them rather than learning them from 429s.
 
-PTB's ``AIORateLimiter`` keeps the limits in one process's memory: three replicas would each send 30
-messages a second. :class:`SharedRateLimiter` reserves each message's turn in the ledger instead (one row per
-scope, its "theoretical arrival time", as in the generic cell rate algorithm): its chat's turn — one a
-second, a few at once allowed — then a slot of the bot as a whole from then on, 27 a second. The
-database's clock decides, so replicas' clocks need not agree. A 429 still waits its ``retry_after`` and is
-tried again, as with PTB's limiter. One process on SQLite uses PTB's own.
+Both limiters give each message its chat's turn — one a second, a few at once allowed — then a turn of the
+bot as a whole. A 429 waits its ``retry_after`` (that message, and its chat's next ones) and is tried again;
+the others keep their pace.
+
+- :class:`LocalRateLimiter`: one process (SQLite). The bot's turns are taken one at a time, in the order
+  asked, each ``LOCAL_BOT_INTERVAL`` after the previous one really went: 29 a second, evenly, never a burst
+  after a pause of the event loop. A person's chat: five at once, then four a second. (PTB's ``AIORateLimiter`` lets 30 go at once and then 30 a second, so a
+  second can see 60; and its 429 stops every send.)
+- :class:`SharedRateLimiter`: every process on one PostgreSQL ledger together. It reserves each message's turn
+  in the ledger (one row per scope, its "theoretical arrival time", as in the generic cell rate algorithm):
+  the chat's, then a slot of the bot from then on, 27 a second. The database's clock decides, so replicas'
+  clocks need not agree.
 """
 
 from __future__ import annotations
@@ -36,10 +42,106 @@ CHAT_BURST = 4.0
 """...with up to five at once (an answer, its code, a notice)."""
 GROUP_INTERVAL = 3.0
 """Groups: 20 messages a minute."""
+LOCAL_BOT_INTERVAL = 1 / 29
+"""One process: seconds between two of the bot's messages, measured from when the previous one really went
+(so never more than 29 in any second, whatever the event loop did meanwhile)."""
 MAX_RETRIES = 10
 LATE = 0.05
 """Seconds a message may go after its turn; later, it takes a new turn."""
 MAX_LATE_TURNS = 5
+
+
+LOCAL_CHAT_INTERVAL = 0.25
+"""One process: seconds between two messages to one person past the few at once: Telegram asks for about one
+a second but lets short bursts through, and a 429 there holds back only that chat (the agent who asked for
+five codes in a row gets them within two seconds)."""
+
+
+def _chat_limits(chat_id: object, person: float = CHAT_INTERVAL) -> tuple[float, float]:
+    """(interval, burst) of a chat: a group's (negative ids, @usernames) or a person's (``person`` apart)."""
+    group = isinstance(chat_id, str)
+    with contextlib.suppress(TypeError, ValueError):
+        group = group or int(chat_id) < 0  # type: ignore[call-overload]
+    return (GROUP_INTERVAL, 0.0) if group else (person, CHAT_BURST * person / CHAT_INTERVAL)  # five at once
+
+
+def _seconds(retry_after: timedelta | float) -> float:
+    return retry_after.total_seconds() if isinstance(retry_after, timedelta) else float(retry_after)
+
+
+class LocalRateLimiter(BaseRateLimiter[int]):
+    """PTB's rate limiter interface, paced in this process's memory (see the module). Requests without a chat
+    (``getUpdates``, ``setMyCommands``, ``answerCallbackQuery``) are not paced."""
+
+    def __init__(self, *, max_retries: int = MAX_RETRIES, interval: float = LOCAL_BOT_INTERVAL) -> None:
+        self.max_retries, self.interval = max_retries, interval
+        self._chats: dict[object, float] = {}
+        """Each chat's theoretical arrival time (loop seconds): its next turn, ``burst`` early at most."""
+        self._held: dict[object, float] = {}
+        """Chats Telegram answered 429: nothing goes to them before this (loop seconds)."""
+        self._turns = asyncio.Lock()  # FIFO: the bot's turns go in the order they were asked
+        self._last = float("-inf")
+        self._waiting = 0
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    @property
+    def backlog(self) -> float:
+        """Seconds a message asked now would wait for the bot's turn (the messages ahead of it)."""
+        return self._waiting * self.interval
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        chat_id = data.get("chat_id")
+        retries = rate_limit_args or self.max_retries
+        for attempt in range(retries + 1):
+            if chat_id is not None:
+                await self._wait_turn(chat_id)
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                if attempt == retries:
+                    raise
+                pause = _seconds(exc.retry_after)
+                log.info("Telegram asks to wait %.1f s (%s); trying again then", pause, endpoint)
+                if chat_id is not None:  # the chat's next messages wait too, not the whole bot's
+                    self._held[chat_id] = asyncio.get_running_loop().time() + pause + 0.1
+                else:
+                    await asyncio.sleep(pause + 0.1)
+        raise AssertionError("unreachable")
+
+    async def _wait_turn(self, chat_id: object) -> None:
+        loop = asyncio.get_running_loop()
+        interval, burst = _chat_limits(chat_id, LOCAL_CHAT_INTERVAL)
+        now = loop.time()
+        tat = self._chats.get(chat_id, now)
+        go = max(now, tat - burst, self._held.get(chat_id, now))
+        self._chats[chat_id] = max(tat, go) + interval
+        if len(self._chats) > 10_000:  # forget chats whose turns are long past
+            self._chats = {chat: due for chat, due in self._chats.items() if due > now}
+            self._held = {chat: due for chat, due in self._held.items() if due > now}
+        if go > now:
+            await asyncio.sleep(go - now)
+        self._waiting += 1
+        try:
+            async with self._turns:
+                wait = self._last + self.interval - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._last = loop.time()
+        finally:
+            self._waiting -= 1
 
 
 class SharedRateLimiter(BaseRateLimiter[int]):
@@ -78,8 +180,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
             except RetryAfter as exc:
                 if attempt == retries:
                     raise
-                pause = exc.retry_after.total_seconds() if isinstance(exc.retry_after, timedelta) else float(
-                    exc.retry_after)
+                pause = _seconds(exc.retry_after)
                 log.info("Telegram asks to wait %.1f s (%s); trying again then", pause, endpoint)
                 await asyncio.sleep(pause + 0.1)
         raise AssertionError("unreachable")
@@ -103,10 +204,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         cell rate algorithm: ``interval`` apart, up to ``burst`` early), then the bot's first slot from then
         on; the chat's turn moves on from when the message really goes. One transaction, the chat's row
         locked throughout."""
-        group = isinstance(chat_id, str)
-        with contextlib.suppress(TypeError, ValueError):
-            group = group or int(chat_id) < 0  # type: ignore[call-overload]
-        interval, burst = (GROUP_INTERVAL, 0.0) if group else (CHAT_INTERVAL, CHAT_BURST)
+        interval, burst = _chat_limits(chat_id)
         scope = f"chat:{chat_id}"[:40]
         async with db.write() as session:
             tat, now = await ledger.hold_send_pace(session=session, scope=scope)

@@ -102,6 +102,13 @@ async def issue_days(update: Update, context: BotContext, device: str, days: int
     await answer_outcome(update, context, outcome)
 
 
+NOTE_AFTER = 3.0
+"""Seconds before an asker whose code has not come is told it is being asked of the ERM..."""
+BUSY_MORNING = 10
+"""...unless more than this many others are waiting for theirs too: then only after ``NOTE_AFTER_WHEN_BUSY``."""
+NOTE_AFTER_WHEN_BUSY = 20.0
+
+
 async def answer_outcome(update: Update, context: BotContext, outcome: Accepted | Refused) -> None:
     """A refusal with what is possible; a queue time; or nothing, when the code message itself is on its way."""
     services = context.services
@@ -114,8 +121,14 @@ async def answer_outcome(update: Update, context: BotContext, outcome: Accepted 
     if outcome.eta.total_seconds() >= 1:
         await reply(update, context, context.texts.queued(outcome.device_ref, outcome.eta.total_seconds()))
         return
-    if not await services.engine.wait_told(outcome.request_id, timeout=3):
-        await reply(update, context, context.texts.on_its_way(outcome.device_ref))
+    if await services.engine.wait_told(outcome.request_id, timeout=NOTE_AFTER):
+        return
+    if services.engine.waiting_told > BUSY_MORNING:
+        # Many codes are on their way at once, each as fast as Telegram lets the bot send: a note to each
+        # asker would take its share of those messages and hold the codes back. Only a long wait is told.
+        if await services.engine.wait_told(outcome.request_id, timeout=NOTE_AFTER_WHEN_BUSY):
+            return
+    await reply(update, context, context.texts.on_its_way(outcome.device_ref))
 
 
 async def days_command(update: Update, context: BotContext) -> int:
