@@ -237,6 +237,16 @@ class People:
         async with self.db.read() as session:
             return list(await ledger.linked_customers(session=session))
 
+    async def menus(self) -> dict[int, str]:
+        """The fingerprint of each chat's menu as last registered with Telegram."""
+        async with self.db.read() as session:
+            return await ledger.menu_fingerprints(session=session)
+
+    async def keep_menu(self, chat_id: int, fingerprint: str) -> None:
+        async with self.db.write() as session:
+            await ledger.keep_menu_fingerprint(session=session, chat_id=chat_id, fingerprint=fingerprint,
+                                               now=self.clock.now())
+
     async def recent_devices(self, person: Person) -> list[str]:
         assert person.id is not None
         async with self.db.read() as session:

@@ -34,7 +34,7 @@ from storage.types import Money, UTCDateTime
 __all__ = [
     "CONFIRMATION_COPY", "GENERATED_STATUSES", "OPEN_STATUSES", "ApprovalStatus", "CodeKind", "PaymentNotice",
     "PaymentStatus", "PlanStatus", "Role", "Source", "Status",
-    "Approval", "ChatState", "CodeRequest", "Customer", "Device", "DeviceAlias", "Invite", "Payment", "Person",
+    "Approval", "ChatMenu", "ChatState", "CodeRequest", "Customer", "Device", "DeviceAlias", "Invite", "Payment", "Person",
     "Plan", "PlanEvent", "PortfolioDay", "Reversal", "SendPace", "SummaryPush", "TelegramUpdate",
 ]
 
@@ -438,3 +438,14 @@ class SendPace(SQLModel, table=True):
 
     scope: str = Field(primary_key=True, max_length=40)
     tat: datetime = _when()
+
+
+class ChatMenu(SQLModel, table=True):
+    """What was last registered as a chat's command menu (and menu button), as a fingerprint: a start
+    registers again only the chats whose menu changed (a new command, another language or role)."""
+
+    __tablename__ = "chat_menu"  # type: ignore[assignment]
+
+    chat_id: int = Field(sa_type=BigInteger, primary_key=True)
+    fingerprint: str = Field(max_length=64)
+    registered_at: datetime = _when()

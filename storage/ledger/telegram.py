@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ChatState, SendPace, TelegramUpdate
+from storage.models import ChatMenu, ChatState, SendPace, TelegramUpdate
 
 
 class Delivery(StrEnum):
@@ -116,3 +116,18 @@ async def forget_send_slots(*, session: AsyncSession, before: datetime) -> None:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def menu_fingerprints(*, session: AsyncSession) -> dict[int, str]:
+    """Every chat's registered menu fingerprint."""
+    rows = (await session.exec(select(ChatMenu.chat_id, ChatMenu.fingerprint))).all()
+    return dict(rows)
+
+
+async def keep_menu_fingerprint(*, session: AsyncSession, chat_id: int, fingerprint: str, now: datetime) -> None:
+    """The chat's menu was registered as ``fingerprint`` (made or replaced)."""
+    row = await session.get(ChatMenu, chat_id)
+    if row is None:
+        row = ChatMenu(chat_id=chat_id, fingerprint=fingerprint, registered_at=now)
+    row.fingerprint, row.registered_at = fingerprint, now
+    session.add(row)
