@@ -54,8 +54,12 @@ class Database:
         self.url = url
         target = async_url(url)
         if is_sqlite(target):
-            self.writer = create_async_engine(target, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60)
-            self.reader = create_async_engine(target, echo=echo, pool_size=4, max_overflow=4)
+            # No rollback when a connection goes back to the pool: the session has ended its transaction
+            # already, and each call to SQLite is a hop to aiosqlite's thread and back.
+            self.writer = create_async_engine(target, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60,
+                                              pool_reset_on_return=None)
+            self.reader = create_async_engine(target, echo=echo, pool_size=4, max_overflow=4,
+                                              pool_reset_on_return=None)
             _sqlite_pragmas(self.writer, immediate=True)
             _sqlite_pragmas(self.reader, immediate=False)
         else:

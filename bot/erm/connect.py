@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from bot.clock import Clock
 from bot.config import Settings
 from bot.erm.backend import Api, ErmBackend
+from bot.erm.errors import ErmError
 from bot.erm.graphql import GraphQLErm
 from bot.erm.rest import RestErm
 
@@ -28,6 +29,16 @@ def backend(api: Api, rest_url: str, graphql_url: str, username: str, password: 
     if api == "graphql":
         return GraphQLErm(graphql_url, username, password, timeout=timeout)
     return RestErm(rest_url, username, password, timeout=timeout)
+
+
+async def sign_in_early(client: ErmBackend) -> None:
+    """Sign in now, before the first request needs a token (it would wait a round trip more); a failure
+    is logged and left to the first request, which signs in again."""
+    try:
+        await client.login()
+    except ErmError as exc:
+        log.warning("could not sign in to the ERM at start (%s); will try again when a request needs it",
+                    exc.message)
 
 
 @asynccontextmanager

@@ -10,6 +10,7 @@ scrubbed from anything the ERM sends back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -26,6 +27,13 @@ log = logging.getLogger("paygbot.erm")
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
+GENERATIONS_AT_ONCE = 32
+"""Code generations in flight at once (the issuing engine sends no more: its ``max_concurrency``)."""
+READS_AT_ONCE = 16
+"""Every other ERM call in flight at once (sign-ins, device lookups, histories, syncs): a burst of new devices
+can never take the connections the codes need. The pool holds both: 48 connections (httpcore looks through
+every pooled connection to place a request, so a pool far larger than the calls in flight costs CPU)."""
+
 
 class ErmHttp:
     """An ERM interface's connection: the base of :class:`~bot.erm.rest.RestErm` and
@@ -40,17 +48,19 @@ class ErmHttp:
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
-        max_connections: int = 200,
+        generations: int = GENERATIONS_AT_ONCE,
+        reads: int = READS_AT_ONCE,
     ) -> None:
         self.base_url = url.rstrip("/")
         self.username = username
         self._password = password if isinstance(password, SecretStr) else SecretStr(password)
         register_secret(self._password.get_secret_value())
         self.timeout = timeout
+        self._reads = asyncio.Semaphore(reads)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             transport=transport,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx.Limits(max_connections=generations + reads, max_keepalive_connections=generations + reads),
             headers={"Accept": "application/json"},
         )
         self._token = SharedToken()
@@ -111,7 +121,12 @@ class ErmHttp:
             sent_headers["Authorization"] = self._authorization(token)
         started = time.perf_counter()
         try:
-            response = await self._http.request(method, self.base_url + path, json=json, headers=sent_headers)
+            if generation:
+                response = await self._http.request(method, self.base_url + path, json=json, headers=sent_headers)
+            else:
+                async with self._reads:
+                    response = await self._http.request(method, self.base_url + path, json=json,
+                                                        headers=sent_headers)
         except _NOT_SENT as exc:
             raise ErmUnavailable(f"the ERM at {self.base_url} could not be reached ({type(exc).__name__})") from None
         except httpx.TimeoutException:

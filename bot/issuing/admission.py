@@ -89,7 +89,8 @@ class Admission:
                 log.info("request %s was made for %s already", made.id, key)
                 return Accepted(made.id, made.device_ref, made.kind, made.days, await self.quota.eta(session, device,
                                                                                                        now))
-            refusal = await self.quota.check(session, device, device_ref, kind, days, now)
+            load = await self.quota.load(session, device_id, now)
+            refusal = await self.quota.check(session, device, device_ref, kind, days, now, load)
             if refusal is not None:
                 await ledger.add_request(session=session, request=_refused_row(device, device_ref, kind, days,
                                                                                 refusal, requested_by, source, now))
@@ -102,7 +103,7 @@ class Admission:
                     request_key=key,
                 ),
             )
-            eta = await self.quota.eta(session, device, now)
+            eta = await self.quota.eta(session, device, now, ahead=load.open_count)  # (its own is not counted)
         assert request.id is not None
         log.info("request %s queued: device %s, %s %s", request.id, device_ref, kind, days or "")
         self.kick()

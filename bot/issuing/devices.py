@@ -11,10 +11,12 @@ marked unverified, and its history is compared again before each of its codes
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from bot.clock import Clock
@@ -32,6 +34,12 @@ log = logging.getLogger("paygbot.issuing")
 
 HISTORY_PROBE = 50
 """History events read to tell whether a typed id is a device the ledger knows (five days of codes at most)."""
+SYNC_WAIT = 15.0
+"""Seconds a new id waits for a device sync under way (it may bring the id with all its ids) before being
+looked up by itself."""
+ABSENT_FOR = timedelta(hours=1)
+"""How long the ERM's item lookup (``assignedItems/{id}``) is not asked again once it showed it is not offered:
+a 404 for a device whose code history the ERM does show."""
 
 
 class DeviceDirectory:
@@ -40,11 +48,20 @@ class DeviceDirectory:
     def __init__(self, *, db: Database, erm: ErmBackend, clock: Clock, quota: Quota, kick: Callable[[], None]) -> None:
         self.db, self.erm, self.clock, self.quota, self.kick = db, erm, clock, quota, kick
         self.limits = quota.limits
+        self._syncing: asyncio.Event | None = None
+        """Set while a device sync runs; it is set when the sync ends."""
+        self._item_lookup_absent_until: datetime | None = None
 
     async def resolve(self, device_ref: str) -> int | Refused:
         """The ledger's device for ``device_ref``; a new id is looked up at the ERM first (see the module)."""
         async with self.db.read() as session:
             device = await ledger.find_device(session=session, ref=device_ref)
+        if device is None and self._syncing is not None:  # a sync under way may bring it, with its other ids
+            syncing = self._syncing
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(syncing.wait(), SYNC_WAIT)
+            async with self.db.read() as session:
+                device = await ledger.find_device(session=session, ref=device_ref)
         if device is not None:
             assert device.id is not None
             return device.id
@@ -123,6 +140,23 @@ class DeviceDirectory:
     async def sync(self, page_size: int = 100) -> int:
         """Learn every device of the distributor from the ERM, page by page: its ids, description and life
         cycle; returns how many devices were new or gained ids."""
+        if self._syncing is not None:  # one at a time: the later asker waits for the one under way
+            await self._syncing.wait()
+            return 0
+        self._syncing = asyncio.Event()
+        try:
+            return await self._sync(page_size)
+        finally:
+            self._syncing.set()
+            self._syncing = None
+
+    async def finish_sync(self) -> None:
+        """Let a sync under way finish (at most ``SYNC_WAIT``), while the ledger and the ERM are still open."""
+        if self._syncing is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._syncing.wait(), SYNC_WAIT)
+
+    async def _sync(self, page_size: int) -> int:
         learned = 0
         async for items in self.erm.items(page_size):
             items = [item for item in items if item.ids]
@@ -133,8 +167,18 @@ class DeviceDirectory:
             changed = [item for item in items if item not in new
                        and details.get(item.ids[0]) != (item.description, item.life_cycle)]
             if new or changed:  # the writer is held only for what the ledger does not know yet
+                unknown = [item for item in new if not set(item.ids) & details.keys()]
+                if len({i for item in unknown for i in item.ids}) != sum(len(set(item.ids)) for item in unknown):
+                    unknown = []  # an id on two items: one at a time, merged as add_device merges
                 async with self.db.write() as session:
-                    for item in new:
+                    if unknown:  # read again, the directory held: a device asked for meanwhile may be known now
+                        await ledger.hold_device_directory(session=session)
+                        known = await ledger.item_details(session=session, aliases=[i for it in unknown for i in it.ids])
+                        unknown = [item for item in unknown if not set(item.ids) & known.keys()]
+                        await ledger.add_new_devices(session=session, now=self.clock.now(), items=[
+                            ledger.NewDevice(item.ids, item.oem_item_id or item.ids[0], item.description,
+                                             item.life_cycle) for item in unknown])
+                    for item in (item for item in new if item not in unknown):
                         device, merged = await ledger.add_device(
                             session=session, ids=item.ids, now=self.clock.now(), label=item.oem_item_id or item.ids[0],
                             verified=True, description=item.description, life_cycle=item.life_cycle)
@@ -153,12 +197,20 @@ class DeviceDirectory:
         """Every id of the device as the ERM's item record has them, and the record; or, when the ERM will
         not give the record but knows the device (its code history answers), just ``device_ref``, no
         record, and the codes of its history (hex), to compare with the ledger's."""
+        now = self.clock.now()
+        if self._item_lookup_absent_until is not None and now < self._item_lookup_absent_until:
+            return [device_ref], None, await self._history_codes(device_ref)
         try:
             item = await self.erm.item(device_ref)
         except ErmRefused as exc:
             if isinstance(exc, ErmAuthError):
                 raise
-            return [device_ref], None, await self._history_codes(device_ref)
+            seen = await self._history_codes(device_ref)
+            if exc.status == 404:  # the ERM knows the device (its history answered) but not the lookup
+                log.info("the ERM does not offer item lookups (404 for %s, whose history it shows); not asked "
+                         "again for %s", device_ref, ABSENT_FOR)
+                self._item_lookup_absent_until = now + ABSENT_FOR
+            return [device_ref], None, seen
         return [*item.ids, device_ref], item, []
 
     async def _history_codes(self, device_ref: str) -> list[str]:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.erm.backend import ErmBackend
+from bot.erm.wire import GENERATIONS_AT_ONCE
 from bot.issuing import limits
 from bot.issuing.admission import Admission
 from bot.issuing.devices import DeviceDirectory
@@ -45,7 +46,7 @@ class IssuingEngine:
         settings: Settings,
         clock: Clock | None = None,
         notify: Notifier | None = None,
-        max_concurrency: int = 64,
+        max_concurrency: int = GENERATIONS_AT_ONCE,
     ) -> None:
         self.db, self.erm, self.clock = db, erm, clock or SystemClock()
         self.limits = limits.Limits(
@@ -142,10 +143,16 @@ class IssuingEngine:
         known. False when the ERM has not answered within ``timeout``."""
         return await self.handover.wait_told(request_id, timeout)
 
+    @property
+    def waiting_told(self) -> int:
+        """How many askers are waiting for their request's outcome right now (:meth:`wait_told`)."""
+        return self.handover.waiting
+
     async def drain(self) -> None:
         """Wait until every task started so far, and the ones they started, has finished."""
         await self.worker.drain()
 
     async def close(self) -> None:
         """Stop taking work and let what is in hand finish (the ledger keeps the rest)."""
+        await self.devices.finish_sync()
         await self.worker.close()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
+from datetime import timedelta
 
 from bot.clock import Clock
 from bot.issuing.limits import backoff
@@ -18,6 +20,55 @@ from storage.models import CodeRequest, Status
 log = logging.getLogger("paygbot.issuing")
 
 
+DELIVERY_LEASE = timedelta(seconds=30)
+"""How long a process holds the telling of an outcome before another may try (Telegram's flood limits
+may hold a message back for a while; a second message is better than none)."""
+TOLD_KEPT = 1000
+"""Requests whose telling is remembered in memory, so that an asker who comes to wait after it needs no read."""
+
+
+class _Marks:
+    """Requests told, written delivered together: the ones told while a write is under way wait for the next
+    one, a single transaction (group commit). Nobody waits longer than one write after their own."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db, self.clock = db, clock
+        self._pending: list[int] = []
+        self._written: asyncio.Future[None] | None = None
+        self._writing = False
+
+    async def mark(self, request_id: int) -> None:
+        self._pending.append(request_id)
+        if self._written is None:
+            self._written = asyncio.get_running_loop().create_future()
+        written = self._written
+        if not self._writing:
+            self._writing = True
+            try:
+                while self._pending:
+                    batch, done = self._pending, self._written
+                    self._pending, self._written = [], None
+                    try:
+                        async with self.db.write() as session:
+                            await ledger.mark_delivered(session=session, request_ids=batch, now=self.clock.now())
+                    except BaseException as exc:
+                        if done is not None and not done.done():
+                            done.set_exception(exc)
+                        if isinstance(exc, Exception):
+                            continue
+                        raise
+                    if done is not None and not done.done():
+                        done.set_result(None)
+            finally:
+                self._writing = False
+                if self._pending and self._written is not None and not self._written.done():
+                    # the writer was cancelled: those waiting are let go; their requests, still undelivered
+                    # in the ledger, are told again after their lease (at least once)
+                    self._written.set_exception(RuntimeError("the delivered marks were not written"))
+                    self._pending, self._written = [], None
+        await written
+
+
 class Handover:
     """Delivery of outcomes, and the retries of it."""
 
@@ -26,12 +77,17 @@ class Handover:
         self.delivering: set[int] = set()
         """Requests whose delivery is in hand (the pump starts no second one)."""
         self._told: dict[int, asyncio.Event] = {}
+        self._told_lately: OrderedDict[int, None] = OrderedDict()
+        self._marks = _Marks(db, clock)
 
-    async def deliver(self, request_id: int) -> None:
+    async def deliver(self, request_id: int, request: CodeRequest | None = None) -> None:
+        """Tell the request's people its outcome (``request``: as just written, when the caller holds it)."""
         assert self.notify is not None
+        self.delivering.add(request_id)
         try:
-            async with self.db.read() as session:
-                request = await ledger.get_request(session=session, request_id=request_id)
+            if request is None:
+                async with self.db.read() as session:
+                    request = await ledger.get_request(session=session, request_id=request_id)
             if request is None or request.delivered_at is not None:
                 return
             try:
@@ -45,13 +101,10 @@ class Handover:
                     fresh.not_before = self.clock.now() + backoff(fresh.delivery_attempts, base=2, cap=600)
                     session.add(fresh)
                 return
-            async with self.db.write() as session:
-                fresh = await ledger.lock_request(session=session, request_id=request_id)
-                assert fresh is not None
-                fresh.delivered_at = self.clock.now()
-                if fresh.status is Status.ISSUED:
-                    fresh.status = Status.DELIVERED
-                session.add(fresh)
+            await self._marks.mark(request_id)
+            self._told_lately[request_id] = None
+            if len(self._told_lately) > TOLD_KEPT:
+                self._told_lately.popitem(last=False)
             if request_id in self._told:
                 self._told[request_id].set()
         finally:
@@ -67,16 +120,20 @@ class Handover:
         except Exception as exc:
             log.warning("request %s: could not warn that it is unsettled (%s)", request.id, type(exc).__name__)
 
+    @property
+    def waiting(self) -> int:
+        """How many askers are waiting for their request's outcome right now."""
+        return len(self._told)
+
     async def wait_told(self, request_id: int, timeout: float) -> bool:
         """Wait until the people of a request have been told its outcome, or at least until the
         outcome is known (the message is then on its way, held only by Telegram's flood limits).
         False when the ERM has not answered within ``timeout``."""
+        if request_id in self._told_lately:
+            return True
+        # (told by another process: not heard of here, and found when the wait ends)
         event = self._told.setdefault(request_id, asyncio.Event())
         try:
-            async with self.db.read() as session:
-                request = await ledger.get_request(session=session, request_id=request_id)
-            if request is not None and request.delivered_at is not None:
-                return True
             await asyncio.wait_for(event.wait(), timeout)
             return True
         except TimeoutError:

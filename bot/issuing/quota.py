@@ -22,9 +22,11 @@ class Quota:
         self.limits = rules
 
     async def check(
-        self, session: ledger.AsyncSession, device: Device, ref: str, kind: CodeKind, days: int | None, now: datetime
+        self, session: ledger.AsyncSession, device: Device, ref: str, kind: CodeKind, days: int | None, now: datetime,
+        load: ledger.DeviceLoad | None = None,
     ) -> Refused | None:
-        """Why an unpaid request may not be queued now (and what is possible instead), or None."""
+        """Why an unpaid request may not be queued now (and what is possible instead), or None (``load``: the
+        device's, read in this transaction already)."""
         assert device.id is not None
         if kind is CodeKind.DAYS and device.unlocked:
             return Refused(Reason.UNLOCKED, ref)
@@ -32,7 +34,7 @@ class Quota:
             plan = await ledger.current_plan(session=session, device_id=device.id)
             if plan is not None and plan.status is PlanStatus.PAID_OFF:
                 return Refused(Reason.PAID_OFF, ref)
-        load = await self.load(session, device.id, now)
+        load = load if load is not None else await self.load(session, device.id, now)
         slot = await self.daily_slot(session, device.id, now, load)
         if slot > now:
             return Refused(Reason.DAILY_LIMIT, ref, possible_at=slot)
@@ -69,9 +71,12 @@ class Quota:
             if planned < self.limits.daily_limit:
                 return day_start
 
-    async def eta(self, session: ledger.AsyncSession, device: Device, now: datetime) -> timedelta:
-        """About how long until the newest request of the device is generated."""
+    async def eta(self, session: ledger.AsyncSession, device: Device, now: datetime, ahead: int | None = None
+                  ) -> timedelta:
+        """About how long until the newest request of the device is generated (``ahead``: how many of its
+        requests are before it, when known)."""
         assert device.id is not None
-        ahead = (await self.load(session, device.id, now)).open_count - 1
+        if ahead is None:
+            ahead = (await self.load(session, device.id, now)).open_count - 1
         ready = limits.pacing_ready_at(device.last_generation_at, self.limits.min_gap, now)
         return (ready - now) + ahead * self.limits.min_gap

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.erm.backend import ErmBackend
@@ -20,7 +20,7 @@ from bot.erm.errors import ErmAuthError, ErmError, ErmOutcomeUnknown, ErmRateLim
 from bot.erm.models import CodeEvent, CodeType, GeneratedCode
 from bot.issuing import limits
 from bot.issuing.devices import DeviceDirectory
-from bot.issuing.handover import Handover
+from bot.issuing.handover import DELIVERY_LEASE, Handover
 from bot.issuing.limits import backoff
 from bot.issuing.outcomes import (
     WAIT_ERM_LOGIN,
@@ -79,8 +79,13 @@ class Settlement:
                 return
         try:
             async with self.slots:
+                # when it was asked for: the device's next code counts its gap from here (unless a new sign-in
+                # came first and the request really left later: then from the answer, as it is safe to)
+                asked, logins = self.clock.now(), getattr(self.erm, "logins", 0)
                 async with asyncio.timeout(self.call_deadline):
                     code = await self._generate(request)
+                if getattr(self.erm, "logins", 0) != logins:
+                    asked = None
         except (ErmOutcomeUnknown, TimeoutError) as exc:
             log.warning("request %s: outcome unknown (%s); will settle from the code history", request_id,
                         exc.message if isinstance(exc, ErmError) else "no answer in time")
@@ -98,7 +103,7 @@ class Settlement:
             log.warning("request %s: ERM unavailable (%s); will retry", request_id, exc.message)
             await self._retry_later(request_id, WAIT_ERM_UNAVAILABLE, attempt=attempt)
         else:
-            await self._issued(request_id, code.code, code.hex, code.otp_count, None, attempt=attempt)
+            await self._issued(request_id, code.code, code.hex, code.otp_count, None, attempt=attempt, asked=asked)
 
     async def _generate(self, request: CodeRequest) -> GeneratedCode:
         if request.kind is CodeKind.DAYS:
@@ -110,9 +115,10 @@ class Settlement:
 
     async def _issued(
         self, request_id: int, code: str, hex_code: str, count: int | None, number: int | None, *,
-        attempt: int | None,
+        attempt: int | None, asked: datetime | None = None,
     ) -> None:
-        """Record the code and what it does to the device's credit, then hand it on."""
+        """Record the code and what it does to the device's credit, then hand it on (``asked``: when the
+        generation was sent, if known; the device's pacing counts from then, else from now)."""
         now = self.clock.now()
         async with self.db.write() as session:
             request = await ledger.get_request(session=session, request_id=request_id)
@@ -124,7 +130,7 @@ class Settlement:
                 log.error("request %s was %s when its code arrived; code %s kept in the log only",
                           request_id, request.status, hex_code)
                 return
-            device.last_generation_at = now
+            device.last_generation_at = min(asked or now, now)
             if request.kind is CodeKind.FREE:
                 device.unlocked = True
             else:
@@ -132,11 +138,20 @@ class Settlement:
                 device.credit_until = limits.credit_after(request.kind, request.days, device.credit_until, now)
             request.status, request.code, request.code_hex = Status.ISSUED, code, hex_code
             request.erm_count, request.erm_code_number = count, number
-            request.issued_at, request.not_before, request.credit_until = now, now, device.credit_until
+            request.issued_at, request.credit_until = now, device.credit_until
             request.reason = None
+            # told from here: the telling is held as the pump's claim would hold it (another process may try
+            # once the lease ends, if this one died telling)
+            telling = self.handover.notify is not None
+            request.not_before = now + DELIVERY_LEASE if telling else now
             session.add_all([device, request])
+            more = await ledger.has_queued(session=session, device_id=device.id or 0)
         log.info("request %s issued: device %s", request_id, request.device_ref)
-        self.kick()
+        if telling:
+            await self.handover.deliver(request_id, request)
+        if more:  # the device's next code: as soon as the gap allows
+            ready = (device.last_generation_at or now) + self.limits.min_gap + limits.GAP_MARGIN
+            asyncio.get_running_loop().call_later(max(0.0, (ready - now).total_seconds()), self.kick)
 
     async def _finish(self, request_id: int, status: Status, reason: str, *, attempt: int | None) -> None:
         now = self.clock.now()

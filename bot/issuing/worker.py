@@ -17,7 +17,7 @@ from bot.background import Background
 from bot.clock import Clock
 from bot.issuing import limits
 from bot.issuing.admission import Admission
-from bot.issuing.handover import Handover
+from bot.issuing.handover import DELIVERY_LEASE, Handover
 from bot.issuing.settlement import Settlement
 from storage import ledger
 from storage.db import Database
@@ -25,9 +25,6 @@ from storage.models import CodeRequest
 
 log = logging.getLogger("paygbot.issuing")
 
-DELIVERY_LEASE = timedelta(seconds=30)
-"""How long a process holds the telling of an outcome before another may try (Telegram's flood limits
-may hold a message back for a while; a second message is better than none)."""
 
 
 class Worker:
@@ -44,6 +41,8 @@ class Worker:
         self._background = Background(log, "issuing")
         self._pump_lock = asyncio.Lock()
         self._kick_pending = False
+        self._full = False
+        """The last pump left due requests for want of room: a task that ends pumps again."""
 
     def kick(self) -> None:
         """Pump now rather than at the next tick (a new request should not wait for the timer)."""
@@ -59,8 +58,10 @@ class Worker:
             self._kick_pending = False
             now = self.clock.now()
             busy = sorted(self._busy)
-            async with self.db.read() as session:
+            async with self.db.read() as session:  # one read for what waits on the ERM's answers and on people
                 unsettled = await ledger.unsettled(session=session, now=now, exclude=busy)
+                finished = (await ledger.undelivered(session=session, now=now) if self.handover.notify is not None
+                            else [])
             if unsettled:  # claimed for the time a settlement takes: another process takes none of them
                 async with self.db.write() as session:
                     ours = await ledger.claim_settlements(session=session, request_ids=[r.id for r in unsettled
@@ -94,9 +95,7 @@ class Worker:
                 assert request.id is not None
                 self._busy.add(request.device_id)
                 self._spawn(self.settlement.dispatch(request.id), device_id=request.device_id)
-            if self.handover.notify is not None:
-                async with self.db.read() as session:
-                    finished = await ledger.undelivered(session=session, now=now)
+            if finished:
                 waiting = [r.id for r in finished if r.id is not None and r.id not in self.handover.delivering]
                 if waiting:  # claimed for a while: a process that dies telling them leaves it to another
                     async with self.db.write() as session:
@@ -114,6 +113,7 @@ class Worker:
         none while another's answer is awaited, so each compares its history after the last one's code.
         Those held back are left out of the next read, so that they never stand in the others' way."""
         room = self.max_concurrency - len(self._busy)
+        self._full = room <= 0
         exclude = set(self._busy)
         due: list[CodeRequest] = []
         one_blank: bool | None = None  # whether one more such device may go (asked once, when first met)
@@ -136,6 +136,7 @@ class Worker:
                     one_blank = False
                 due.append(request)
                 room -= 1
+            self._full = room <= 0 and len(batch) == asked
             if not held or len(batch) < asked:
                 break
         return due
@@ -149,5 +150,11 @@ class Worker:
         await self._background.close()
 
     def _spawn(self, work: Awaitable[None], device_id: int | None = None) -> None:
-        """Run ``work`` in the background; the device is free again when it ends."""
-        self._background.spawn(work, None if device_id is None else lambda: self._busy.discard(device_id))
+        """Run ``work`` in the background; the device is free again when it ends (and the room it leaves is
+        taken at once, when requests were left waiting for it)."""
+        def then() -> None:
+            self._busy.discard(device_id)
+            if self._full:
+                self.kick()
+
+        self._background.spawn(work, None if device_id is None else then)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import and_, case, func, or_, text, update
 from sqlmodel import col, select
@@ -46,6 +47,15 @@ async def find_device(*, session: AsyncSession, ref: str) -> Device | None:
     return (await session.exec(query)).first()
 
 
+class NewDevice(NamedTuple):
+    """A device of the ERM's item list, for :func:`add_new_devices`."""
+
+    ids: Sequence[str]
+    label: str | None
+    description: str | None
+    life_cycle: str | None
+
+
 async def add_device(
     *, session: AsyncSession, ids: Sequence[str], now: datetime, label: str | None = None, verified: bool = False,
     description: str | None = None, life_cycle: str | None = None,
@@ -81,6 +91,19 @@ async def add_device(
     session.add(device)
     await session.flush()
     return device, len(found) > 1
+
+async def add_new_devices(*, session: AsyncSession, items: Sequence[NewDevice], now: datetime) -> None:
+    """Create devices none of whose ids the ledger knows (the caller checked, holding the directory), all at
+    once: a page of the device sync is a few statements, not a few per device."""
+    await hold_device_directory(session=session)
+    rows = [Device(erm_id=item.ids[0], label=item.label or item.ids[0], created_at=now, verified=True,
+                   description=_fit(item.description, 200), life_cycle=_fit(item.life_cycle, 32)) for item in items]
+    session.add_all(rows)
+    await session.flush()
+    session.add_all([DeviceAlias(alias=ref, device_id=row.id) for row, item in zip(rows, items, strict=True)
+                     for ref in dict.fromkeys(item.ids) if row.id is not None])
+    await session.flush()
+
 
 async def devices_holding_codes(*, session: AsyncSession, hexes: Sequence[str]) -> list[int]:
     """The ledger's devices that hold one of these codes (hex): a code history names one device, whichever

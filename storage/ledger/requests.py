@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, case, func, literal, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -159,6 +159,21 @@ async def lock_request(*, session: AsyncSession, request_id: int) -> CodeRequest
     """The request row, fresh, for a read-modify-write: another process's outcome for it waits (PostgreSQL;
     SQLite's one writer serialises these anyway). Lock the device first where both are locked."""
     return await session.get(CodeRequest, request_id, populate_existing=True, with_for_update=True)
+
+
+async def mark_delivered(*, session: AsyncSession, request_ids: Sequence[int], now: datetime) -> None:
+    """These requests' people were told their outcome (an issued code is then delivered)."""
+    await session.exec(  # type: ignore[call-overload]
+        update(CodeRequest).where(col(CodeRequest.id).in_(list(request_ids)))
+        .values(delivered_at=now, status=case(
+            (col(CodeRequest.status) == Status.ISSUED, literal(Status.DELIVERED, type_=col(CodeRequest.status).type)),
+            else_=col(CodeRequest.status))))
+
+
+async def has_queued(*, session: AsyncSession, device_id: int) -> bool:
+    """Whether the device has a request waiting its turn."""
+    query = select(CodeRequest.id).where(CodeRequest.device_id == device_id, CodeRequest.status == Status.QUEUED)
+    return (await session.exec(query.limit(1))).first() is not None
 
 
 async def claim_settlements(*, session: AsyncSession, request_ids: Sequence[int], now: datetime,

@@ -1,0 +1,125 @@
+"""What a busy morning relies on (issue 20): messages paced evenly under Telegram's limits, a 429 holding back
+only its own chat, the ERM's missing item lookup asked once, new devices waiting for the sync under way, and
+a restart that registers no menu that did not change."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from telegram.error import RetryAfter
+
+from bot.issuing import IssuingEngine
+from bot.standins.erm import ErmSandbox
+from bot.telegram_pace import CHAT_BURST, LOCAL_CHAT_INTERVAL, LocalRateLimiter
+from handlers import menus
+from tests.support.chat import AGENT, Chat
+
+pytestmark = pytest.mark.sqlite_only  # nothing here is about the ledger's kind
+
+
+class Recorder:
+    """A Bot API call that records when it was made (loop seconds), by chat; ``refuse`` chats get one 429."""
+
+    def __init__(self, refuse: set[int] | None = None) -> None:
+        self.times: list[tuple[int, float]] = []
+        self.refuse = set(refuse or ())
+
+    async def __call__(self, chat_id: int) -> bool:
+        if chat_id in self.refuse:
+            self.refuse.discard(chat_id)
+            raise RetryAfter(timedelta(seconds=1))
+        self.times.append((chat_id, asyncio.get_running_loop().time()))
+        return True
+
+    def of(self, chat_id: int) -> list[float]:
+        return [when for chat, when in self.times if chat == chat_id]
+
+
+async def send(limiter: LocalRateLimiter, call: Recorder, chat_id: int) -> Any:
+    return await limiter.process_request(call, (chat_id,), {}, "sendMessage", {"chat_id": chat_id}, None)
+
+
+async def test_messages_go_one_interval_apart_in_the_order_asked() -> None:
+    limiter, call = LocalRateLimiter(interval=0.02), Recorder()
+    await asyncio.gather(*(send(limiter, call, 100 + n) for n in range(40)))
+    assert [chat for chat, _ in call.times] == [100 + n for n in range(40)]  # first asked, first sent
+    times = [when for _, when in call.times]
+    assert all(later - earlier >= 0.02 for earlier, later in zip(times, times[1:], strict=False))  # never a burst
+
+
+async def test_one_chat_gets_a_few_at_once_then_is_paced() -> None:
+    limiter, call = LocalRateLimiter(interval=0.001), Recorder()
+    at_once = int(CHAT_BURST) + 1
+    await asyncio.gather(*(send(limiter, call, 7) for _ in range(at_once + 1)))
+    times = call.of(7)
+    assert len(times) == at_once + 1
+    assert times[at_once] - times[0] >= LOCAL_CHAT_INTERVAL  # the one past the burst waits its chat's turn
+
+
+async def test_a_429_holds_back_its_chat_only_and_is_tried_again() -> None:
+    limiter, call = LocalRateLimiter(interval=0.001), Recorder(refuse={1})
+    first = asyncio.ensure_future(send(limiter, call, 1))
+    await asyncio.sleep(0.05)
+    assert await send(limiter, call, 2) is True
+    assert await first is True
+    [other], [retried] = call.of(2), call.of(1)
+    assert other < retried  # the other chat did not wait for the refused one
+    assert retried - other >= 0.9  # retry_after (1 s) honoured
+    assert await send(limiter, call, 3) is True  # nothing was stopped for the whole bot
+    assert call.of(3)[0] < retried + 0.5
+
+
+@pytest.fixture
+def erm_sandbox(erm_sandbox: ErmSandbox) -> ErmSandbox:
+    """An ERM that does not offer ``assignedItems/{id}`` (it still lists its items)."""
+    erm_sandbox.offers_item_lookup = False
+    return erm_sandbox
+
+
+def lookups(sandbox: ErmSandbox) -> int:
+    return len([call for call in sandbox.calls if call.path.startswith("/oves/assignedItems/")])
+
+
+async def test_an_item_lookup_the_erm_does_not_offer_is_asked_once(engine: IssuingEngine, erm_sandbox: ErmSandbox,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    if engine.erm.api != "rest":
+        pytest.skip("the item lookup is REST's assignedItems/{id}")
+    devices = [device.oem_item_id for device in erm_sandbox.devices if device.oem_item_id.startswith("SBX")][:3]
+    with caplog.at_level(logging.INFO, logger="paygbot.issuing"):
+        for device in devices:
+            assert isinstance(await engine.resolve_device(device), int)
+    # the first 404 (for a device whose history the ERM shows) is remembered: the others are not asked
+    assert len([r for r in caplog.records if "does not offer item lookups" in r.getMessage()]) == 1
+    histories = [call for call in erm_sandbox.calls if "codeHistoryList" in call.path]
+    assert len(histories) == 3  # each new id is still told apart by its history
+
+
+async def test_a_new_device_asked_during_a_sync_is_found_by_it(engine: IssuingEngine, erm_sandbox: ErmSandbox) -> None:
+    erm_sandbox.latency = 0.2  # the sync's page takes a while: the request comes meanwhile
+    syncing = asyncio.ensure_future(engine.sync_devices())
+    await asyncio.sleep(0.05)
+    device_id = await engine.resolve_device("SBX00000000003")
+    await syncing
+    assert isinstance(device_id, int)
+    device = await engine.device(device_id)
+    assert device is not None and device.verified  # all its ids from the sync: not a row of its own to check
+    assert lookups(erm_sandbox) == 0 and not [call for call in erm_sandbox.calls if "codeHistory" in call.path]
+
+
+@pytest.mark.agents(AGENT)
+async def test_a_restart_registers_only_the_menus_that_changed(chat: Chat) -> None:
+    services = chat.bot.services
+    table, bot = chat.bot.application.bot_data[menus.TABLE], chat.bot.application.bot
+    scope = {"type": "chat", "chat_id": AGENT.id}
+    await menus.register_all(bot, table, services.people)
+    assert chat.api.commands_for(scope)
+    chat.api.command_lists.clear()  # forgotten by the stand-in: only a new setMyCommands brings it back
+    await menus.register_all(bot, table, services.people)  # as at the next start: nothing changed
+    assert not chat.api.commands_for(scope)
+    await services.people.keep_language(await services.people.who(AGENT.id), "fr", chosen=True)
+    await menus.register_all(bot, table, services.people)  # the agent's menu is now in French: sent again
+    assert chat.api.commands_for(scope)
