@@ -7,7 +7,7 @@ once through ``engine.request()``; the figures come from the ledger's ``created_
 ``issued_at``. Different devices never wait for each other, so the floor is the ERM's latency times
 the number of waves the engine's concurrency allows.
 
-    python bench/issuing_many_devices.py [--devices 1000] [--latency 0.2] [--concurrency 64]
+    python bench/issuing_many_devices.py [--devices 1000] [--latency 0.2] [--concurrency 32]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from bench.common import percentile, sandbox_process  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.erm.rest import RestErm  # noqa: E402
+from bot.erm.wire import GENERATIONS_AT_ONCE  # noqa: E402
 from bot.issuing import Accepted, IssuingEngine  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -106,6 +107,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--concurrency", type=int, default=64, help="the engine's max_concurrency")
+    parser.add_argument("--concurrency", type=int, default=GENERATIONS_AT_ONCE,
+                        help="the engine's max_concurrency (default: the ERM client's generations at once, 32)")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.devices, arguments.latency, arguments.concurrency))

@@ -48,12 +48,6 @@ def headroom(credit_until: datetime | None, pending_days: int, now: datetime, ma
     return max(0, max_stacked_days - days_left(credit_until, now) - pending_days)
 
 
-GAP_MARGIN = timedelta(milliseconds=50)
-"""When a device's next code waits only for the gap, the pump is woken this long after the gap ends: the gap
-counts from when the first code was asked for, and the ERM counts from its commit, one way of the network
-later, as the next request's commit will be (a little slack for a network that is not always as fast)."""
-
-
 def pacing_ready_at(last_generation_at: datetime | None, min_gap: timedelta, now: datetime) -> datetime:
     """When the device may next have a code generated (``now`` if it may already)."""
     if last_generation_at is None:

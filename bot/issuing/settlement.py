@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from bot.clock import Clock
 from bot.erm.backend import ErmBackend
@@ -79,13 +79,8 @@ class Settlement:
                 return
         try:
             async with self.slots:
-                # when it was asked for: the device's next code counts its gap from here (unless a new sign-in
-                # came first and the request really left later: then from the answer, as it is safe to)
-                asked, logins = self.clock.now(), getattr(self.erm, "logins", 0)
                 async with asyncio.timeout(self.call_deadline):
                     code = await self._generate(request)
-                if getattr(self.erm, "logins", 0) != logins:
-                    asked = None
         except (ErmOutcomeUnknown, TimeoutError) as exc:
             log.warning("request %s: outcome unknown (%s); will settle from the code history", request_id,
                         exc.message if isinstance(exc, ErmError) else "no answer in time")
@@ -103,7 +98,7 @@ class Settlement:
             log.warning("request %s: ERM unavailable (%s); will retry", request_id, exc.message)
             await self._retry_later(request_id, WAIT_ERM_UNAVAILABLE, attempt=attempt)
         else:
-            await self._issued(request_id, code.code, code.hex, code.otp_count, None, attempt=attempt, asked=asked)
+            await self._issued(request_id, code.code, code.hex, code.otp_count, None, attempt=attempt)
 
     async def _generate(self, request: CodeRequest) -> GeneratedCode:
         if request.kind is CodeKind.DAYS:
@@ -115,10 +110,12 @@ class Settlement:
 
     async def _issued(
         self, request_id: int, code: str, hex_code: str, count: int | None, number: int | None, *,
-        attempt: int | None, asked: datetime | None = None,
+        attempt: int | None,
     ) -> None:
-        """Record the code and what it does to the device's credit, then hand it on (``asked``: when the
-        generation was sent, if known; the device's pacing counts from then, else from now)."""
+        """Record the code and what it does to the device's credit, then hand it on. The device's pacing counts
+        from now, its answer: the ERM committed the code before answering, but when exactly is not known (a
+        busy ERM may commit long after the request arrived), and counting from the request could send the
+        next one too early."""
         now = self.clock.now()
         async with self.db.write() as session:
             request = await ledger.get_request(session=session, request_id=request_id)
@@ -130,7 +127,7 @@ class Settlement:
                 log.error("request %s was %s when its code arrived; code %s kept in the log only",
                           request_id, request.status, hex_code)
                 return
-            device.last_generation_at = min(asked or now, now)
+            device.last_generation_at = now
             if request.kind is CodeKind.FREE:
                 device.unlocked = True
             else:
@@ -150,8 +147,7 @@ class Settlement:
         if telling:
             await self.handover.deliver(request_id, request)
         if more:  # the device's next code: as soon as the gap allows
-            ready = (device.last_generation_at or now) + self.limits.min_gap + limits.GAP_MARGIN
-            asyncio.get_running_loop().call_later(max(0.0, (ready - now).total_seconds()), self.kick)
+            asyncio.get_running_loop().call_later(self.limits.min_gap.total_seconds(), self.kick)
 
     async def _finish(self, request_id: int, status: Status, reason: str, *, attempt: int | None) -> None:
         now = self.clock.now()
