@@ -69,30 +69,17 @@ def _seconds(retry_after: timedelta | float) -> float:
     return retry_after.total_seconds() if isinstance(retry_after, timedelta) else float(retry_after)
 
 
-class LocalRateLimiter(BaseRateLimiter[int]):
-    """PTB's rate limiter interface, paced in this process's memory (see the module). Requests without a chat
-    (``getUpdates``, ``setMyCommands``, ``answerCallbackQuery``) are not paced."""
+class _PacedRateLimiter(BaseRateLimiter[int]):
+    """PTB's rate limiter interface: each message to a chat waits its turn (:meth:`_wait_turn`); a 429 is
+    waited out (:meth:`_wait_out`) and the message tried again, up to ``max_retries`` times."""
 
-    def __init__(self, *, max_retries: int = MAX_RETRIES, interval: float = LOCAL_BOT_INTERVAL) -> None:
-        self.max_retries, self.interval = max_retries, interval
-        self._chats: dict[object, float] = {}
-        """Each chat's theoretical arrival time (loop seconds): its next turn, ``burst`` early at most."""
-        self._held: dict[object, float] = {}
-        """Chats Telegram answered 429: nothing goes to them before this (loop seconds)."""
-        self._turns = asyncio.Lock()  # FIFO: the bot's turns go in the order they were asked
-        self._last = float("-inf")
-        self._waiting = 0
+    max_retries: int
 
     async def initialize(self) -> None:
         pass
 
     async def shutdown(self) -> None:
         pass
-
-    @property
-    def backlog(self) -> float:
-        """Seconds a message asked now would wait for the bot's turn (the messages ahead of it)."""
-        return self._waiting * self.interval
 
     async def process_request(
         self,
@@ -115,11 +102,35 @@ class LocalRateLimiter(BaseRateLimiter[int]):
                     raise
                 pause = _seconds(exc.retry_after)
                 log.info("Telegram asks to wait %.1f s (%s); trying again then", pause, endpoint)
-                if chat_id is not None:  # the chat's next messages wait too, not the whole bot's
-                    self._held[chat_id] = asyncio.get_running_loop().time() + pause + 0.1
-                else:
-                    await asyncio.sleep(pause + 0.1)
+                await self._wait_out(chat_id, pause + 0.1)
         raise AssertionError("unreachable")
+
+    async def _wait_turn(self, chat_id: object) -> None:
+        raise NotImplementedError
+
+    async def _wait_out(self, chat_id: object, pause: float) -> None:
+        """After a 429: wait ``pause`` seconds before the message is tried again."""
+        await asyncio.sleep(pause)
+
+
+class LocalRateLimiter(_PacedRateLimiter):
+    """PTB's rate limiter interface, paced in this process's memory (see the module). Requests without a chat
+    (``getUpdates``, ``setMyCommands``, ``answerCallbackQuery``) are not paced."""
+
+    def __init__(self, *, max_retries: int = MAX_RETRIES, interval: float = LOCAL_BOT_INTERVAL) -> None:
+        self.max_retries, self.interval = max_retries, interval
+        self._chats: dict[object, float] = {}
+        """Each chat's theoretical arrival time (loop seconds): its next turn, ``burst`` early at most."""
+        self._held: dict[object, float] = {}
+        """Chats Telegram answered 429: nothing goes to them before this (loop seconds)."""
+        self._turns = asyncio.Lock()  # FIFO: the bot's turns go in the order they were asked
+        self._last = float("-inf")
+
+    async def _wait_out(self, chat_id: object, pause: float) -> None:
+        if chat_id is None:
+            await asyncio.sleep(pause)
+        else:  # the chat's next messages wait too, not the whole bot's
+            self._held[chat_id] = asyncio.get_running_loop().time() + pause
 
     async def _wait_turn(self, chat_id: object) -> None:
         loop = asyncio.get_running_loop()
@@ -133,18 +144,14 @@ class LocalRateLimiter(BaseRateLimiter[int]):
             self._held = {chat: due for chat, due in self._held.items() if due > now}
         if go > now:
             await asyncio.sleep(go - now)
-        self._waiting += 1
-        try:
-            async with self._turns:
-                wait = self._last + self.interval - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                self._last = loop.time()
-        finally:
-            self._waiting -= 1
+        async with self._turns:
+            wait = self._last + self.interval - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last = loop.time()
 
 
-class SharedRateLimiter(BaseRateLimiter[int]):
+class SharedRateLimiter(_PacedRateLimiter):
     """PTB's rate limiter interface, with the limits in the ledger (see the module)."""
 
     def __init__(self, *, max_retries: int = MAX_RETRIES) -> None:
@@ -155,37 +162,11 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         """The ledger to keep the limits in (the application is built before the ledger is opened)."""
         self.db = db
 
-    async def initialize(self) -> None:
-        pass
+    async def _wait_turn(self, chat_id: object) -> None:
+        if self.db is not None:
+            await self._wait_turn_in(self.db, chat_id)
 
-    async def shutdown(self) -> None:
-        pass
-
-    async def process_request(
-        self,
-        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        chat_id = data.get("chat_id")
-        retries = rate_limit_args or self.max_retries
-        for attempt in range(retries + 1):
-            if chat_id is not None and self.db is not None:
-                await self._wait_turn(self.db, chat_id)
-            try:
-                return await callback(*args, **kwargs)
-            except RetryAfter as exc:
-                if attempt == retries:
-                    raise
-                pause = _seconds(exc.retry_after)
-                log.info("Telegram asks to wait %.1f s (%s); trying again then", pause, endpoint)
-                await asyncio.sleep(pause + 0.1)
-        raise AssertionError("unreachable")
-
-    async def _wait_turn(self, db: Database, chat_id: object) -> None:
+    async def _wait_turn_in(self, db: Database, chat_id: object) -> None:
         """Sleep until this message's turn comes. A turn missed by more than ``LATE`` (this process was held up:
         a busy CPU, a pause) is given up and a new one taken, so that late messages never go out together."""
         loop = asyncio.get_running_loop()
