@@ -125,9 +125,11 @@ async def menu_fingerprints(*, session: AsyncSession) -> dict[int, str]:
 
 
 async def keep_menu_fingerprint(*, session: AsyncSession, chat_id: int, fingerprint: str, now: datetime) -> None:
-    """The chat's menu was registered as ``fingerprint`` (made or replaced)."""
-    row = await session.get(ChatMenu, chat_id)
-    if row is None:
-        row = ChatMenu(chat_id=chat_id, fingerprint=fingerprint, registered_at=now)
-    row.fingerprint, row.registered_at = fingerprint, now
-    session.add(row)
+    """The chat's menu was registered as ``fingerprint`` (made or replaced; an upsert, since two processes, or
+    a restart's registration and a new person's, may keep the same chat's at once)."""
+    connection = await session.connection()
+    insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(ChatMenu).values(chat_id=chat_id, fingerprint=fingerprint, registered_at=now)
+    await connection.execute(statement.on_conflict_do_update(
+        index_elements=["chat_id"],
+        set_={"fingerprint": statement.excluded.fingerprint, "registered_at": statement.excluded.registered_at}))
