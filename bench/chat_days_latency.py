@@ -6,7 +6,7 @@ and the ERM sandbox at zero latency (:class:`bot.standins.erm.ErmSandbox`), both
 loopback HTTP in this process, on the bot's event loop. Nothing in the bot is changed: from here,
 each server's Starlette app gets one pure ASGI middleware that stamps ``time.perf_counter()`` when
 a request reaches the app (its headers parsed) and when the last byte of its answer is handed to
-the socket. One agent sends ``/days <device> 1`` N times, one at a time (the next only after the
+the socket. Eight agents in turn send ``/days <device> 1`` N times, one at a time (the next only after the
 code message came, plus ``--gap``), each for a different sandbox device, after a few warm-up
 requests. Per update:
 
@@ -70,7 +70,9 @@ from storage.models import Role  # noqa: E402
 
 TOKEN = "123456:BENCH-token-for-the-stand-in"
 MANAGER = TelegramUser(1001, "Mary", "Otieno", language_code="en")
-AGENT = TelegramUser(2002, "Alex", "Kamau", language_code="en")
+AGENTS = [TelegramUser(2002 + index, f"Agent{index}", "Kamau", language_code="en") for index in range(8)]
+"""The agents taking turns: one chat gets a message every ~0.5 s, under the bot's pace for one chat (five at once,
+then four a second; Telegram asks for about one a second), whose waits are not the bot's own time."""
 DAYS_CODE = "/otp/daysCode/v2"
 LOOKUP = "/oves/assignedItems/"
 SYNC = "/oves/assignedItemsList/"
@@ -156,13 +158,13 @@ class Sample:
 
 
 async def one_days(api: FakeBotApi, sandbox: ErmSandbox, api_log: list[Exchange], erm_log: list[Exchange],
-                   device: str) -> Sample:
-    """The agent asks for 1 day on ``device``; returns the times once the code message came."""
+                   device: str, agent: TelegramUser) -> Sample:
+    """``agent`` asks for 1 day on ``device``; returns the times once the code message came."""
     api_start, erm_start, after = len(api_log), len(erm_log), api.position
     cpu = time.process_time()
-    message = await api.user_says(AGENT, f"/days {device} 1")
+    message = await api.user_says(agent, f"/days {device} 1")
     queued = time.perf_counter()
-    reply = await api.wait_for(AGENT.id, after=after, methods=("sendMessage",), timeout=WAIT)
+    reply = await api.wait_for(agent.id, after=after, methods=("sendMessage",), timeout=WAIT)
     cpu = time.process_time() - cpu
     code = sandbox.device(device).codes[-1].keypad
     if code not in (reply.rendered or ""):
@@ -174,7 +176,7 @@ async def one_days(api: FakeBotApi, sandbox: ErmSandbox, api_log: list[Exchange]
                       if exchange.path.endswith("/sendMessage") and exchange.arrived > days_code.answered)
     return Sample(
         queued=queued,
-        update_in=handed_out(api_log, AGENT.id, message["message_id"]),
+        update_in=handed_out(api_log, agent.id, message["message_id"]),
         erm_in=days_code.arrived,
         erm_out=days_code.answered,
         message_in=message_in,
@@ -231,16 +233,17 @@ async def run(count: int, warmup: int, gap: float, cold: bool) -> list[Sample]:
             clock = SystemClock()
             api.meet(MANAGER)
             async with running_bot(settings, clock=clock, http_host="127.0.0.1") as bot:
-                async with bot.services.db.write() as session:
-                    await ledger.put_person(session=session, telegram_id=AGENT.id, role=Role.AGENT, name=AGENT.name,
-                                            now=clock.now())
-                api.meet(AGENT)
+                for agent in AGENTS:
+                    async with bot.services.db.write() as session:
+                        await ledger.put_person(session=session, telegram_id=agent.id, role=Role.AGENT,
+                                                name=agent.name, now=clock.now())
+                    api.meet(agent)
                 if cold:
                     await sync_failed(erm_log)
                 else:
                     await devices_synced(bot, devices[-1])
                 for index, device in enumerate(devices[:warmup + count]):
-                    sample = await one_days(api, sandbox, api_log, erm_log, device)
+                    sample = await one_days(api, sandbox, api_log, erm_log, device, AGENTS[index % len(AGENTS)])
                     if index >= warmup:
                         samples.append(sample)
                     await asyncio.sleep(gap)
@@ -259,7 +262,7 @@ def row(label: str, seconds: list[float]) -> None:
 
 def report(samples: list[Sample], warmup: int, gap: float, cold: bool) -> None:
     with_lookup = [sample for sample in samples if sample.lookups]
-    print(f"/days <device> 1: {len(samples)} updates measured after {warmup} warm-up, one agent, a different device "
+    print(f"/days <device> 1: {len(samples)} updates measured after {warmup} warm-up, {len(AGENTS)} agents in turn, a different device "
           f"each, one at a time, {gap * 1000:g} ms between")
     print("bot, Bot API stand-in and ERM sandbox (zero latency) in one process, one event loop; "
           + ("device sync failed on purpose (--cold): every device looked up first" if cold

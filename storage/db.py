@@ -1,8 +1,14 @@
-"""Engines and sessions. The database never blocks the event loop (aiosqlite / asyncpg).
+"""Engines and sessions.
 
 On SQLite every write transaction starts with ``BEGIN IMMEDIATE`` on a single writer
 connection, so a transaction that reads then writes can never be refused half-way with
 "database is locked"; readers use their own connections and, in WAL mode, never wait.
+
+The ledger's transactions are a few indexed statements each, microseconds of SQLite: on a file they
+run on the event loop's thread (:mod:`storage.sqlite_inline`), which costs less than a hop to a
+driver thread per statement did. A read over much of the ledger (reports, the portfolio, the
+dashboard) uses ``report()``, on aiosqlite's thread, so that it never holds the loop. PostgreSQL is
+reached through asyncpg and never blocks the loop.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import sqlite_inline
 
 BUSY_TIMEOUT_MS = 10_000
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -47,6 +55,14 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _inline(target: URL) -> dict[str, Any]:
+    """Connections that run SQLite on the loop's thread (:mod:`storage.sqlite_inline`), for a file."""
+    database = target.database
+    if not database or database == ":memory:" or target.query:
+        return {}
+    return {"async_creator": sqlite_inline.connector(database)}
+
+
 class Database:
     """The ledger's connections: ``write()`` and ``read()`` give one transaction each."""
 
@@ -57,18 +73,22 @@ class Database:
             # No rollback when a connection goes back to the pool: the session has ended its transaction
             # already, and each call to SQLite is a hop to aiosqlite's thread and back.
             self.writer = create_async_engine(target, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60,
-                                              pool_reset_on_return=None)
+                                              pool_reset_on_return=None, **_inline(target))
             self.reader = create_async_engine(target, echo=echo, pool_size=4, max_overflow=4,
-                                              pool_reset_on_return=None)
+                                              pool_reset_on_return=None, **_inline(target))
+            self.reporter = create_async_engine(target, echo=echo, pool_size=2, max_overflow=2,
+                                                pool_reset_on_return=None)
             _sqlite_pragmas(self.writer, immediate=True)
             _sqlite_pragmas(self.reader, immediate=False)
+            _sqlite_pragmas(self.reporter, immediate=False)
         else:
             # No ping before each use (a round trip, ~1 ms of every transaction): a connection the server
             # dropped fails its one transaction, which is retried as any failure is, and SQLAlchemy then
             # replaces the whole pool.
-            self.writer = self.reader = create_async_engine(target, echo=echo, pool_recycle=1800)
+            self.writer = self.reader = self.reporter = create_async_engine(target, echo=echo, pool_recycle=1800)
         self._write_sessions = async_sessionmaker(self.writer, class_=AsyncSession, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.reader, class_=AsyncSession, expire_on_commit=False)
+        self._report_sessions = async_sessionmaker(self.reporter, class_=AsyncSession, expire_on_commit=False)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -82,7 +102,13 @@ class Database:
         async with self._read_sessions() as session:
             yield session
 
+    @asynccontextmanager
+    async def report(self) -> AsyncIterator[AsyncSession]:
+        """As :meth:`read`, for a read over much of the ledger: on SQLite it runs on a driver thread, so that
+        the loop goes on with the chats meanwhile."""
+        async with self._report_sessions() as session:
+            yield session
+
     async def dispose(self) -> None:
-        await self.writer.dispose()
-        if self.reader is not self.writer:
-            await self.reader.dispose()
+        for engine in {id(e): e for e in (self.writer, self.reader, self.reporter)}.values():
+            await engine.dispose()

@@ -76,7 +76,7 @@ async def kept_days(db: Database, first: date, last: date, tz: ZoneInfo, now: da
     wanted = [day for day in _each_day(first, last) if day_bounds(day, tz)[1] <= now]
     if not wanted:
         return {}
-    async with db.read() as session:
+    async with db.report() as session:
         await ledger.portfolio.one_snapshot(session=session)
         kept = await ledger.portfolio.portfolio_days(session=session, first=wanted[0], last=wanted[-1])
         missing = [day for day in wanted if day not in kept]
@@ -139,7 +139,7 @@ async def health(db: Database, now: datetime, tz: ZoneInfo) -> Health:
     """The plans as they stand now, per agent, and the collection rates of the 7 and 30 days to today."""
     today = now.astimezone(tz).date()
     days = await kept_days(db, today - CHART_DAYS, today - ONE_DAY, tz, now)
-    async with db.read() as session:
+    async with db.report() as session:
         await ledger.portfolio.one_snapshot(session=session)
         active, ended = await ledger.portfolio.standing_now(session=session)
         so_far = await ledger.portfolio.collected(session=session, start=day_bounds(today, tz)[0])  # as standing
@@ -188,7 +188,7 @@ async def summary_line(db: Database, day: date, tz: ZoneInfo, now: datetime) -> 
 async def visits(db: Database, now: datetime, *, agent_id: int | None) -> list[ledger.portfolio.Visit]:
     """Customers' devices at least one whole day past due, most days first (``agent_id``'s customers only,
     when given)."""
-    async with db.read() as session:
+    async with db.report() as session:
         return await ledger.portfolio.visits(session=session, ended_before=now - ONE_DAY, agent_id=agent_id)
 
 
@@ -207,7 +207,7 @@ class PlanLine:
 async def plan_lines(db: Database, now: datetime) -> list[PlanLine]:
     """Every plan as it stands, with its device, customer and agent (the same states the figures are made
     from)."""
-    async with db.read() as session:
+    async with db.report() as session:
         plans = {plan.plan_id: plan for plan in await ledger.portfolio.plans_now(session=session)}
         rows = await ledger.plan_rows(session=session)
     lines = []

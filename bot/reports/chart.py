@@ -34,7 +34,7 @@ async def chart(db: Database, last_day: date, tz: ZoneInfo, words: ChartWords) -
     first_day = last_day - timedelta(days=CHART_DAYS - 1)
     start, _ = day_bounds(first_day, tz)
     _, end = day_bounds(last_day, tz)
-    async with db.read() as session:
+    async with db.report() as session:
         codes = Counter(when.astimezone(tz).date() for when in await ledger.generated_times(session=session,
                                                                                           start=start, end=end))
         paid = Counter(when.astimezone(tz).date() for when in await ledger.payment_times(session=session,

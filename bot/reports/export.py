@@ -44,7 +44,7 @@ async def export_csv(db: Database, first: date, last: date, tz: ZoneInfo, words:
     writer = csv.writer(buffer, lineterminator="\r\n")
     buffer.write("\ufeff")  # a BOM: spreadsheets then read the text as UTF-8
     writer.writerow(words.export_columns())
-    async with db.read() as session:
+    async with db.report() as session:
         async for row in ledger.export_rows(session=session, start=start, end=end):
             request = row.request
             writer.writerow([

@@ -24,7 +24,7 @@ async def summary(db: Database, day: date, tz: ZoneInfo, now: datetime, *, confi
     """The figures of ``day`` (local), with the queue and the credit ending as of ``now``; ``confirmations``:
     M-Pesa's confirmations arrive (Daraja), so pasted payments not matched by one are listed."""
     start, end = day_bounds(day, tz)
-    async with db.read() as session:
+    async with db.report() as session:
         by_kind = await ledger.generated_by_kind(session=session, start=start, end=end)
         by_person = await ledger.generated_by_person(session=session, start=start, end=end)
         bad_total, bad = await ledger.ended_badly(session=session, start=start, end=end)
