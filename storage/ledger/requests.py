@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, literal, or_, update
+from sqlalchemy import case, func, literal, or_, union_all, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,16 +36,21 @@ class DeviceLoad:
 
 
 async def device_load(*, session: AsyncSession, device_id: int, day_start: datetime, day_end: datetime) -> DeviceLoad:
-    """Everything the limits check needs about one device, in one indexed query."""
-    is_open = col(CodeRequest.status).in_(OPEN_STATUSES)
-    today = and_(col(CodeRequest.status).in_(GENERATED_STATUSES), col(CodeRequest.issued_at) >= day_start,
-                 col(CodeRequest.issued_at) < day_end)
+    """Everything the limits check needs about one device, in one query: two index ranges (its open
+    requests by status, its codes of the day by ``issued_at``), not every request the device ever had."""
+    open_rows = select(CodeRequest.status, CodeRequest.not_before, CodeRequest.days, CodeRequest.kind).where(
+        CodeRequest.device_id == device_id, col(CodeRequest.status).in_(OPEN_STATUSES))
+    today_rows = select(CodeRequest.status, CodeRequest.not_before, CodeRequest.days, CodeRequest.kind).where(
+        CodeRequest.device_id == device_id, col(CodeRequest.issued_at) >= day_start,
+        col(CodeRequest.issued_at) < day_end, col(CodeRequest.status).in_(GENERATED_STATUSES))
+    rows = union_all(open_rows, today_rows).subquery()
+    is_open = rows.c.status.in_(OPEN_STATUSES)
     query = select(
-        func.count().filter(today),
-        func.count().filter(is_open, col(CodeRequest.not_before) < day_end),
+        func.count().filter(rows.c.status.in_(GENERATED_STATUSES)),
+        func.count().filter(is_open, rows.c.not_before < day_end),
         func.count().filter(is_open),
-        func.coalesce(func.sum(CodeRequest.days).filter(is_open, CodeRequest.kind == CodeKind.DAYS), 0),
-    ).where(CodeRequest.device_id == device_id, or_(is_open, today))
+        func.coalesce(func.sum(rows.c.days).filter(is_open, rows.c.kind == CodeKind.DAYS), 0),
+    )
     generated, open_today, open_count, pending = (await session.exec(query)).one()
     return DeviceLoad(int(generated), int(open_today), int(open_count), int(pending))
 
