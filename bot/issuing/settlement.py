@@ -144,10 +144,11 @@ class Settlement:
             session.add_all([device, request])
             more = await ledger.has_queued(session=session, device_id=device.id or 0)
         log.info("request %s issued: device %s", request_id, request.device_ref)
+        if more:  # the device's next code: as soon as the gap from this answer allows (telling it takes a while)
+            elapsed = (self.clock.now() - now).total_seconds()
+            asyncio.get_running_loop().call_later(max(0.0, self.limits.min_gap.total_seconds() - elapsed), self.kick)
         if telling:
             await self.handover.deliver(request_id, request)
-        if more:  # the device's next code: as soon as the gap allows
-            asyncio.get_running_loop().call_later(self.limits.min_gap.total_seconds(), self.kick)
 
     async def _finish(self, request_id: int, status: Status, reason: str, *, attempt: int | None) -> None:
         now = self.clock.now()
