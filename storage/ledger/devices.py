@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import and_, case, func, or_, text, update
+from sqlalchemy import and_, bindparam, case, func, or_, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -39,12 +39,13 @@ async def hold_device_directory(*, session: AsyncSession) -> None:
         await session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_DEVICE_DIRECTORY_LOCK))  # type: ignore[call-overload]
 
 
+_FIND_DEVICE = select(Device).join(DeviceAlias, col(DeviceAlias.device_id) == col(Device.id)).where(
+    DeviceAlias.alias == bindparam("ref"))
+
+
 async def find_device(*, session: AsyncSession, ref: str) -> Device | None:
     """The device known by ``ref`` (any of its ids), or None."""
-    query = select(Device).join(DeviceAlias, col(DeviceAlias.device_id) == col(Device.id)).where(
-        DeviceAlias.alias == ref
-    )
-    return (await session.exec(query)).first()
+    return (await session.exec(_FIND_DEVICE, params={"ref": ref})).first()  # type: ignore[call-overload]
 
 
 class NewDevice(NamedTuple):

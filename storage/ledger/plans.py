@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,11 +27,13 @@ from storage.models import (
     Status,
 )
 
+_CURRENT_PLAN = select(Plan).where(Plan.device_id == bindparam("device_id"), Plan.status != PlanStatus.REPOSSESSED
+                                   ).execution_options(populate_existing=True)
+
 
 async def current_plan(*, session: AsyncSession, device_id: int) -> Plan | None:
     """The device's plan that is not repossessed (active or paid off), if any."""
-    query = select(Plan).where(Plan.device_id == device_id, Plan.status != PlanStatus.REPOSSESSED)
-    return (await session.exec(query.execution_options(populate_existing=True))).first()
+    return (await session.exec(_CURRENT_PLAN, params={"device_id": device_id})).first()  # type: ignore[call-overload]
 
 
 async def lock_plan(*, session: AsyncSession, plan_id: int) -> Plan:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, func, literal, or_, union_all, update
+from sqlalchemy import Select, bindparam, case, func, literal, or_, union_all, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -35,23 +36,33 @@ class DeviceLoad:
     """Days asked for but not yet generated."""
 
 
-async def device_load(*, session: AsyncSession, device_id: int, day_start: datetime, day_end: datetime) -> DeviceLoad:
-    """Everything the limits check needs about one device, in one query: two index ranges (its open
-    requests by status, its codes of the day by ``issued_at``), not every request the device ever had."""
-    open_rows = select(CodeRequest.status, CodeRequest.not_before, CodeRequest.days, CodeRequest.kind).where(
-        CodeRequest.device_id == device_id, col(CodeRequest.status).in_(OPEN_STATUSES))
-    today_rows = select(CodeRequest.status, CodeRequest.not_before, CodeRequest.days, CodeRequest.kind).where(
-        CodeRequest.device_id == device_id, col(CodeRequest.issued_at) >= day_start,
-        col(CodeRequest.issued_at) < day_end, col(CodeRequest.status).in_(GENERATED_STATUSES))
+def _device_load_query() -> Select[Any]:
+    """The limits' query (:func:`device_load`), built once: building it costs more than SQLite's answer."""
+    device, day_start, day_end = bindparam("device_id"), bindparam("day_start"), bindparam("day_end")
+    columns = (CodeRequest.status, CodeRequest.not_before, CodeRequest.days, CodeRequest.kind)
+    open_rows = select(*columns).where(CodeRequest.device_id == device, col(CodeRequest.status).in_(OPEN_STATUSES))
+    today_rows = select(*columns).where(
+        CodeRequest.device_id == device, col(CodeRequest.issued_at) >= day_start, col(CodeRequest.issued_at) < day_end,
+        col(CodeRequest.status).in_(GENERATED_STATUSES))
     rows = union_all(open_rows, today_rows).subquery()
     is_open = rows.c.status.in_(OPEN_STATUSES)
-    query = select(
+    return select(
         func.count().filter(rows.c.status.in_(GENERATED_STATUSES)),
         func.count().filter(is_open, rows.c.not_before < day_end),
         func.count().filter(is_open),
         func.coalesce(func.sum(rows.c.days).filter(is_open, rows.c.kind == CodeKind.DAYS), 0),
     )
-    generated, open_today, open_count, pending = (await session.exec(query)).one()
+
+
+_DEVICE_LOAD = _device_load_query()
+
+
+async def device_load(*, session: AsyncSession, device_id: int, day_start: datetime, day_end: datetime) -> DeviceLoad:
+    """Everything the limits check needs about one device, in one query: two index ranges (its open
+    requests by status, its codes of the day by ``issued_at``), not every request the device ever had."""
+    result = await session.exec(_DEVICE_LOAD, params={"device_id": device_id, "day_start": day_start,  # type: ignore[call-overload]
+                                                       "day_end": day_end})
+    generated, open_today, open_count, pending = result.one()
     return DeviceLoad(int(generated), int(open_today), int(open_count), int(pending))
 
 
@@ -131,13 +142,19 @@ async def undelivered(*, session: AsyncSession, now: datetime, limit: int = 100)
     return (await session.exec(query)).all()
 
 
+_CLAIM = (
+    update(CodeRequest)
+    .where(col(CodeRequest.id) == bindparam("request_id"), col(CodeRequest.status) == Status.QUEUED)
+    .values(status=Status.SENDING, sent_at=bindparam("now", type_=col(CodeRequest.sent_at).type),
+            not_before=bindparam("settle_after", type_=col(CodeRequest.not_before).type),
+            attempts=CodeRequest.attempts + 1)
+)
+
+
 async def claim(*, session: AsyncSession, request_id: int, now: datetime, settle_after: datetime) -> bool:
     """QUEUED -> SENDING, once: False if someone else claimed it first."""
-    result = await session.exec(  # type: ignore[call-overload]
-        update(CodeRequest)
-        .where(col(CodeRequest.id) == request_id, col(CodeRequest.status) == Status.QUEUED)
-        .values(status=Status.SENDING, sent_at=now, not_before=settle_after, attempts=CodeRequest.attempts + 1)
-    )
+    result = await session.exec(_CLAIM, params={"request_id": request_id, "now": now,  # type: ignore[call-overload]
+                                                "settle_after": settle_after})
     return bool(result.rowcount == 1)
 
 
@@ -166,19 +183,26 @@ async def lock_request(*, session: AsyncSession, request_id: int) -> CodeRequest
     return await session.get(CodeRequest, request_id, populate_existing=True, with_for_update=True)
 
 
+_MARK_DELIVERED = (
+    update(CodeRequest).where(col(CodeRequest.id).in_(bindparam("request_ids", expanding=True)))
+    .values(delivered_at=bindparam("now", type_=col(CodeRequest.delivered_at).type), status=case(
+        (col(CodeRequest.status) == Status.ISSUED, literal(Status.DELIVERED, type_=col(CodeRequest.status).type)),
+        else_=col(CodeRequest.status)))
+)
+
+
 async def mark_delivered(*, session: AsyncSession, request_ids: Sequence[int], now: datetime) -> None:
     """These requests' people were told their outcome (an issued code is then delivered)."""
-    await session.exec(  # type: ignore[call-overload]
-        update(CodeRequest).where(col(CodeRequest.id).in_(list(request_ids)))
-        .values(delivered_at=now, status=case(
-            (col(CodeRequest.status) == Status.ISSUED, literal(Status.DELIVERED, type_=col(CodeRequest.status).type)),
-            else_=col(CodeRequest.status))))
+    await session.exec(_MARK_DELIVERED, params={"request_ids": list(request_ids), "now": now})  # type: ignore[call-overload]
+
+
+_HAS_QUEUED = select(CodeRequest.id).where(CodeRequest.device_id == bindparam("device_id"),
+                                           CodeRequest.status == Status.QUEUED).limit(1)
 
 
 async def has_queued(*, session: AsyncSession, device_id: int) -> bool:
     """Whether the device has a request waiting its turn."""
-    query = select(CodeRequest.id).where(CodeRequest.device_id == device_id, CodeRequest.status == Status.QUEUED)
-    return (await session.exec(query.limit(1))).first() is not None
+    return (await session.exec(_HAS_QUEUED, params={"device_id": device_id})).first() is not None  # type: ignore[call-overload]
 
 
 async def claim_settlements(*, session: AsyncSession, request_ids: Sequence[int], now: datetime,
