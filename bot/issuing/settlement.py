@@ -61,16 +61,14 @@ class Settlement:
 
     # -- one generation -----------------------------------------------------------------------
 
-    async def dispatch(self, request_id: int) -> None:
-        """Generate a request this process claimed. Its outcome is recorded only while the claim is still this
-        one (SENDING, same attempt): the call is cut at ``call_deadline``, before the claim's lease ends and
-        another process would settle it from the history."""
-        async with self.db.read() as session:
-            request = await ledger.get_request(session=session, request_id=request_id)
-            assert request is not None and request.status is Status.SENDING
-            device = await ledger.get_device(session=session, device_id=request.device_id)
-        attempt = request.attempts
-        if device is not None and not device.verified:
+    async def dispatch(self, request: CodeRequest, *, verified: bool) -> None:
+        """Generate a request this process claimed (the row as claimed; ``verified``: its device's ids are the
+        ERM's). Its outcome is recorded only while the claim is still this one (SENDING, same attempt): the
+        call is cut at ``call_deadline``, before the claim's lease ends and another process would settle it
+        from the history."""
+        assert request.id is not None and request.status is Status.SENDING
+        request_id, attempt = request.id, request.attempts
+        if not verified:
             same = await self.devices.same_as_another(request)
             if same is None:  # unsure: never a code while this may be a device known by another id
                 await self._retry_later(request_id, WAIT_ERM_UNAVAILABLE, attempt=attempt)
@@ -118,7 +116,7 @@ class Settlement:
         next one too early."""
         now = self.clock.now()
         async with self.db.write() as session:
-            request = await ledger.get_request(session=session, request_id=request_id)
+            request = await ledger.get_request(session=session, request_id=request_id)  # its device, as now
             assert request is not None
             device = await ledger.lock_device(session=session, device_id=request.device_id)  # device, then request
             request = await ledger.lock_request(session=session, request_id=request_id)

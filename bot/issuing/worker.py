@@ -21,7 +21,7 @@ from bot.issuing.handover import DELIVERY_LEASE, Handover
 from bot.issuing.settlement import Settlement
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeRequest
+from storage.models import CodeRequest, Status
 
 log = logging.getLogger("paygbot.issuing")
 
@@ -43,6 +43,8 @@ class Worker:
         self._kick_pending = False
         self._full = False
         """The last pump left due requests for want of room: a task that ends pumps again."""
+        self._unverified: set[int] = set()
+        """Of the devices the last pump found due, those known only by typed ids (read with them)."""
 
     def kick(self) -> None:
         """Pump now rather than at the next tick (a new request should not wait for the timer)."""
@@ -92,9 +94,12 @@ class Worker:
                                               settle_after=now + self.settle_delay):
                             claimed.append(request)
             for request in claimed:
-                assert request.id is not None
+                # the row as the claim left it, so that the generation need not read it again
+                request.status, request.sent_at, request.attempts = Status.SENDING, now, request.attempts + 1
+                request.not_before = now + self.settle_delay
                 self._busy.add(request.device_id)
-                self._spawn(self.settlement.dispatch(request.id), device_id=request.device_id)
+                self._spawn(self.settlement.dispatch(request, verified=request.device_id not in self._unverified),
+                            device_id=request.device_id)
             if finished:
                 waiting = [r.id for r in finished if r.id is not None and r.id not in self.handover.delivering]
                 if waiting:  # claimed for a while: a process that dies telling them leaves it to another
@@ -112,6 +117,7 @@ class Worker:
         their code histories cannot tell until one of them has a code: they get codes one at a time,
         none while another's answer is awaited, so each compares its history after the last one's code.
         Those held back are left out of the next read, so that they never stand in the others' way."""
+        self._unverified = set()
         room = self.max_concurrency - len(self._busy)
         self._full = room <= 0
         exclude = set(self._busy)
@@ -122,8 +128,9 @@ class Worker:
             async with self.db.read() as session:
                 batch = await ledger.due_requests(session=session, now=now, gap_edge=now - self.limits.min_gap,
                                                   exclude=sorted(exclude), limit=asked)
-                blank = await ledger.unverified_without_codes(session=session,
-                                                              device_ids=[r.device_id for r in batch])
+                unverified = await ledger.unverified_among(session=session, device_ids=[r.device_id for r in batch])
+                self._unverified.update(unverified)
+                blank = {device_id for device_id, coded in unverified.items() if not coded}
                 if blank and one_blank is None:
                     one_blank = not await ledger.unverified_without_codes_sending(session=session)
             held = False

@@ -39,7 +39,7 @@ from storage.ledger.devices import (
     requeue,
     search_devices,
     set_item_details,
-    unverified_without_codes,
+    unverified_among,
     unverified_without_codes_sending,
 )
 from storage.ledger.meters import customer_with_meter, tie_meter, untie_meter
@@ -293,7 +293,7 @@ __all__ = [
     "set_person_language",
     "undelivered",
     "unsettled",
-    "unverified_without_codes",
+    "unverified_among",
     "unverified_without_codes_sending",
     "use_invite",
 ]

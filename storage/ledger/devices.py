@@ -176,15 +176,15 @@ def _credit_together(one: datetime | None, other: datetime | None, now: datetime
     return max(one, now) + (max(other, now) - now)
 
 
-async def unverified_without_codes(*, session: AsyncSession, device_ids: Sequence[int]) -> set[int]:
-    """Which of these devices the ledger knows only by typed ids and holds no code of: another row may
-    be the same device, and their code histories cannot tell yet."""
+async def unverified_among(*, session: AsyncSession, device_ids: Sequence[int]) -> dict[int, bool]:
+    """Which of these devices the ledger knows only by typed ids (another row may be the same device), each
+    with whether it holds a code (without one, their code histories cannot tell yet)."""
     if not device_ids:
-        return set()
+        return {}
     with_codes = select(CodeRequest.device_id).where(col(CodeRequest.code_hex).is_not(None))
-    query = select(Device.id).where(col(Device.id).in_(list(device_ids)), col(Device.verified).is_(False),
-                                    col(Device.id).not_in(with_codes))
-    return {value for value in (await session.exec(query)).all() if value is not None}
+    query = select(Device.id, col(Device.id).in_(with_codes)).where(col(Device.id).in_(list(device_ids)),
+                                                                      col(Device.verified).is_(False))
+    return {device_id: bool(coded) for device_id, coded in (await session.exec(query)).all() if device_id is not None}
 
 
 async def unverified_without_codes_sending(*, session: AsyncSession) -> bool:
