@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, func, literal, or_, union_all, update
+from sqlalchemy import Integer, Select, bindparam, case, func, literal, or_, union_all, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -96,50 +96,53 @@ async def due_requests(
     due, nothing of it is SENDING, and its last generation is at least the pacing gap ago
     (``gap_edge``).
     """
+    return (await session.exec(_DUE, params={  # type: ignore[call-overload]
+        "now": now, "gap_edge": gap_edge, "exclude": list(exclude), "limit": limit})).all()
+
+
+def _due_query() -> Select[Any]:
+    """:func:`due_requests`' query, built once (the pump runs it for every request)."""
     sending = select(CodeRequest.device_id).where(CodeRequest.status == Status.SENDING)
     oldest = (
         select(func.min(CodeRequest.id))
         .where(CodeRequest.status == Status.QUEUED)
         .group_by(col(CodeRequest.device_id))
     )
-    query = (
+    return (
         select(CodeRequest)
         .join(Device, col(Device.id) == col(CodeRequest.device_id))
         .where(
             col(CodeRequest.id).in_(oldest),
-            col(CodeRequest.not_before) <= now,
+            col(CodeRequest.not_before) <= bindparam("now"),
             col(CodeRequest.device_id).not_in(sending),
-            or_(col(Device.last_generation_at).is_(None), col(Device.last_generation_at) <= gap_edge),
+            col(CodeRequest.device_id).not_in(bindparam("exclude", expanding=True)),
+            or_(col(Device.last_generation_at).is_(None), col(Device.last_generation_at) <= bindparam("gap_edge")),
         )
         .order_by(col(CodeRequest.not_before), col(CodeRequest.id))
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
     )
-    if exclude:
-        query = query.where(col(CodeRequest.device_id).not_in(exclude))
-    return (await session.exec(query)).all()
+
+
+_DUE = _due_query()
+_UNSETTLED = (select(CodeRequest)
+              .where(CodeRequest.status == Status.SENDING, col(CodeRequest.not_before) <= bindparam("now"),
+                     col(CodeRequest.device_id).not_in(bindparam("exclude", expanding=True)))
+              .order_by(col(CodeRequest.id)))
+_UNDELIVERED = (select(CodeRequest)
+                .where(col(CodeRequest.status).in_((Status.ISSUED, Status.REFUSED, Status.FAILED)),
+                       col(CodeRequest.delivered_at).is_(None), col(CodeRequest.not_before) <= bindparam("now"))
+                .order_by(col(CodeRequest.id))
+                .limit(bindparam("limit", type_=Integer)))
 
 
 async def unsettled(*, session: AsyncSession, now: datetime, exclude: Sequence[int]) -> Sequence[CodeRequest]:
     """SENDING requests whose answer never came (a timeout, or a crash) and are due to be settled."""
-    query = select(CodeRequest).where(CodeRequest.status == Status.SENDING, col(CodeRequest.not_before) <= now)
-    if exclude:
-        query = query.where(col(CodeRequest.device_id).not_in(exclude))
-    return (await session.exec(query.order_by(col(CodeRequest.id)))).all()
+    return (await session.exec(_UNSETTLED, params={"now": now, "exclude": list(exclude)})).all()  # type: ignore[call-overload]
 
 
 async def undelivered(*, session: AsyncSession, now: datetime, limit: int = 100) -> Sequence[CodeRequest]:
     """Finished requests whose person has not been told yet, due for another try."""
-    query = (
-        select(CodeRequest)
-        .where(
-            col(CodeRequest.status).in_((Status.ISSUED, Status.REFUSED, Status.FAILED)),
-            col(CodeRequest.delivered_at).is_(None),
-            col(CodeRequest.not_before) <= now,
-        )
-        .order_by(col(CodeRequest.id))
-        .limit(limit)
-    )
-    return (await session.exec(query)).all()
+    return (await session.exec(_UNDELIVERED, params={"now": now, "limit": limit})).all()  # type: ignore[call-overload]
 
 
 _CLAIM = (
