@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -57,10 +56,6 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 RATE_LIMIT_RETRIES = 10
 """A 429 from Telegram delays a message (by its retry_after), it never drops it."""
-SWITCH_INTERVAL = 0.0005
-"""Seconds a busy thread keeps the GIL before another may have it (Python's default: 0.005). The ledger's
-SQLite statements run on aiosqlite's threads, each waiting for the GIL to start and the event loop's thread
-to hear the answer: on a busy morning, 5 ms a hand-over held the single writer that long per statement."""
 
 HANDLED_UPDATES = (Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY)
 """The update types the handlers read (an edited command is answered that edits are not carried out);
@@ -115,8 +110,6 @@ async def running_bot(
     """The whole bot, long polling or taking updates at its webhook, for the duration of the block
     (``telegram``: see :func:`build_application`)."""
     clock = clock or SystemClock()
-    if is_sqlite(settings.database_url):
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
     application = build_application(settings, telegram)
     for language in i18n.LANGUAGES:  # a broken catalogue stops the start here, not a person's chat later
         texts.for_language(language).number(1000)  # (and Babel's locale data is loaded now, not in the first code)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
@@ -96,6 +98,38 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(db: Database) -> None
         timeout = (await session.exec(text("PRAGMA busy_timeout"))).one()[0]
         foreign = (await session.exec(text("PRAGMA foreign_keys"))).one()[0]
     assert (mode, timeout, foreign) == ("wal", 10000, 1)
+
+
+@pytest.mark.sqlite_only
+async def test_sqlite_transactions_run_on_the_loops_thread_and_reports_beside_it(db: Database) -> None:
+    """The ledger's short transactions run where the loop runs (no hop per statement); a report reads on a
+    driver thread, so that the chats go on meanwhile. Both see what was committed; a failed write changes
+    nothing and says why as SQLAlchemy's error."""
+    for engine in {id(e): e for e in (db.writer, db.reader, db.reporter)}.values():
+        @event.listens_for(engine.sync_engine, "connect")
+        def _thread(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.create_function("thread_id", 0, threading.get_ident)
+    await db.dispose()  # new connections, with the function
+    loop_thread = threading.get_ident()
+    async with db.write() as session:
+        await ledger.put_person(session=session, telegram_id=7, role=Role.AGENT, name="Ann", now=NOW)
+        written_on = (await session.exec(text("SELECT thread_id()"))).one()[0]
+    async with db.read() as session:
+        read_on = (await session.exec(text("SELECT thread_id()"))).one()[0]
+        read = await ledger.get_person(session=session, telegram_id=7)
+    async with db.report() as session:
+        reported_on = (await session.exec(text("SELECT thread_id()"))).one()[0]
+        reported = await ledger.get_person(session=session, telegram_id=7)
+    assert written_on == read_on == loop_thread != reported_on
+    assert read is not None and reported is not None and read.name == reported.name == "Ann"
+    with pytest.raises(IntegrityError, match="UNIQUE"):  # a second person with Ann's Telegram id
+        async with db.write() as session:
+            await session.exec(text("UPDATE person SET name = 'Ann K.'"))
+            await session.exec(text(
+                "INSERT INTO person (telegram_id, name, role, active, language, language_chosen, created_at) "
+                "SELECT telegram_id, 'Bob', role, active, language, language_chosen, created_at FROM person"))
+    async with db.read() as session:
+        assert [p.name for p in await ledger.active_people(session=session)] == ["Ann"]
 
 
 async def test_money_is_exact_and_times_are_utc(db: Database) -> None:
