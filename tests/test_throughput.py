@@ -1,5 +1,5 @@
 """What a busy morning relies on (issue 20): messages paced evenly under Telegram's limits, a 429 holding back
-only its own chat, the ERM's missing item lookup asked once, new devices waiting for the sync under way, and
+only its own chat, the ERM's missing item lookup asked once, new devices waiting for the page of the sync under way, and
 a restart that registers no menu that did not change."""
 
 from __future__ import annotations
@@ -108,6 +108,22 @@ async def test_a_new_device_asked_during_a_sync_is_found_by_it(engine: IssuingEn
     device = await engine.device(device_id)
     assert device is not None and device.verified  # all its ids from the sync: not a row of its own to check
     assert lookups(erm_sandbox) == 0 and not [call for call in erm_sandbox.calls if "codeHistory" in call.path]
+
+
+async def test_a_new_device_on_the_syncs_first_page_does_not_wait_for_the_last(engine: IssuingEngine,
+                                                                              erm_sandbox: ErmSandbox) -> None:
+    erm_sandbox.latency = 0.2  # each page a while: the sync of pages of 2 takes many of them
+    pages = -(-len(erm_sandbox.devices) // 2)
+    assert pages >= 4
+    first = erm_sandbox.devices[0].oem_item_id
+    syncing = asyncio.ensure_future(engine.sync_devices(page_size=2))
+    await asyncio.sleep(0.05)
+    device_id = await engine.resolve_device(first)
+    assert isinstance(device_id, int)
+    assert not syncing.done()  # found once its page was written, while the sync goes on
+    await syncing
+    device = await engine.device(device_id)
+    assert device is not None and device.verified and lookups(erm_sandbox) == 0
 
 
 @pytest.mark.agents(AGENT)

@@ -50,6 +50,10 @@ class DeviceDirectory:
         self.limits = quota.limits
         self._syncing: asyncio.Event | None = None
         """Set while a device sync runs; it is set when the sync ends."""
+        self._synced: set[str] = set()
+        """The ids the sync under way has written so far (a page at a time)."""
+        self._sync_page = asyncio.Event()
+        """Set when the sync under way has written a page (then replaced), or has ended."""
         self._item_lookup_absent_until: datetime | None = None
 
     async def resolve(self, device_ref: str) -> int | Refused:
@@ -57,9 +61,7 @@ class DeviceDirectory:
         async with self.db.read() as session:
             device = await ledger.find_device(session=session, ref=device_ref)
         if device is None and self._syncing is not None:  # a sync under way may bring it, with its other ids
-            syncing = self._syncing
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(syncing.wait(), SYNC_WAIT)
+            await self._synced_page_with(device_ref)
             async with self.db.read() as session:
                 device = await ledger.find_device(session=session, ref=device_ref)
         if device is not None:
@@ -143,12 +145,27 @@ class DeviceDirectory:
         if self._syncing is not None:  # one at a time: the later asker waits for the one under way
             await self._syncing.wait()
             return 0
-        self._syncing = asyncio.Event()
+        self._syncing, self._synced = asyncio.Event(), set()
         try:
             return await self._sync(page_size)
         finally:
             self._syncing.set()
-            self._syncing = None
+            self._syncing, self._synced = None, set()
+            self._page_written([])
+
+    async def _synced_page_with(self, device_ref: str) -> None:
+        """Wait until the sync under way has written the page with ``device_ref``, or has ended (at most
+        ``SYNC_WAIT``): the first devices of a morning need not wait for the last page."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SYNC_WAIT
+        while self._syncing is not None and device_ref not in self._synced and loop.time() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sync_page.wait(), deadline - loop.time())
+
+    def _page_written(self, ids: list[str]) -> None:
+        self._synced.update(ids)
+        page, self._sync_page = self._sync_page, asyncio.Event()
+        page.set()
 
     async def finish_sync(self) -> None:
         """Let a sync under way finish (at most ``SYNC_WAIT``), while the ledger and the ERM are still open."""
@@ -189,6 +206,7 @@ class DeviceDirectory:
                         await ledger.set_item_details(session=session, ref=item.ids[0], description=item.description,
                                                       life_cycle=item.life_cycle)
             learned += len(new)
+            self._page_written(aliases)
         return learned
 
     # -- the identity checks ---------------------------------------------------------------------
