@@ -71,7 +71,7 @@ class Database:
         target = async_url(url)
         if is_sqlite(target):
             # No rollback when a connection goes back to the pool: the session has ended its transaction
-            # already, and each call to SQLite is a hop to aiosqlite's thread and back.
+            # already (a call less per transaction).
             self.writer = create_async_engine(target, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60,
                                               pool_reset_on_return=None, **_inline(target))
             self.reader = create_async_engine(target, echo=echo, pool_size=4, max_overflow=4,
