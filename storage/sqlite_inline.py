@@ -92,10 +92,12 @@ class Connection:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._conn = connection
         self._tx = _Now()
+        self._closed = False
 
     @property
-    def _connection(self) -> sqlite3.Connection:
-        return self._conn
+    def _connection(self) -> sqlite3.Connection | None:
+        """None once closed, as aiosqlite's (SQLAlchemy then skips a commit or rollback)."""
+        return None if self._closed else self._conn
 
     @property
     def isolation_level(self) -> str | None:
@@ -106,7 +108,7 @@ class Connection:
         self._conn.isolation_level = value
 
     def cursor(self) -> Cursor:
-        """As aiosqlite's, entered with ``async with`` (which SQLAlchemy does) or awaited."""
+        """As aiosqlite's, entered with ``async with`` (as SQLAlchemy does)."""
         return Cursor(self._conn.cursor())
 
     async def execute(self, sql: str, parameters: Iterable[Any] = ()) -> Cursor:
@@ -119,12 +121,14 @@ class Connection:
         self._conn.rollback()
 
     async def close(self) -> None:
+        self._closed = True
         self._conn.close()
 
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
         self._conn.create_function(*args, **kwargs)
 
     def stop(self) -> None:
+        self._closed = True
         self._conn.close()
 
 
