@@ -11,6 +11,7 @@ scrubbed from anything the ERM sends back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -121,12 +122,8 @@ class ErmHttp:
             sent_headers["Authorization"] = self._authorization(token)
         started = time.perf_counter()
         try:
-            if generation:
+            async with contextlib.nullcontext() if generation else self._reads:
                 response = await self._http.request(method, self.base_url + path, json=json, headers=sent_headers)
-            else:
-                async with self._reads:
-                    response = await self._http.request(method, self.base_url + path, json=json,
-                                                        headers=sent_headers)
         except _NOT_SENT as exc:
             raise ErmUnavailable(f"the ERM at {self.base_url} could not be reached ({type(exc).__name__})") from None
         except httpx.TimeoutException:

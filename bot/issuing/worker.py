@@ -21,7 +21,7 @@ from bot.issuing.handover import DELIVERY_LEASE, Handover
 from bot.issuing.settlement import Settlement
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeRequest, Status
+from storage.models import CodeRequest
 
 log = logging.getLogger("paygbot.issuing")
 
@@ -43,8 +43,6 @@ class Worker:
         self._kick_pending = False
         self._full = False
         """The last pump left due requests for want of room: a task that ends pumps again."""
-        self._unverified: set[int] = set()
-        """Of the devices the last pump found due, those known only by typed ids (read with them)."""
 
     def kick(self) -> None:
         """Pump now rather than at the next tick (a new request should not wait for the timer)."""
@@ -75,7 +73,7 @@ class Worker:
                         self._spawn(self.settlement.settle(request), device_id=request.device_id)
             await self.admission.release_prepaid(now)
             claimed: list[CodeRequest] = []
-            due = await self._due(now)
+            due, unverified = await self._due(now)
             if due:
                 # One transaction claims the whole batch, and only as many as can be sent at once,
                 # so that sent_at is the moment the request really leaves.
@@ -91,14 +89,11 @@ class Worker:
                             await ledger.defer(session=session, request_id=request.id, not_before=day_end)
                             continue
                         if await ledger.claim(session=session, request_id=request.id, now=now,
-                                              settle_after=now + self.settle_delay):
+                                              settle_after=now + self.settle_delay, row=request):
                             claimed.append(request)
-            for request in claimed:
-                # the row as the claim left it, so that the generation need not read it again
-                request.status, request.sent_at, request.attempts = Status.SENDING, now, request.attempts + 1
-                request.not_before = now + self.settle_delay
+            for request in claimed:  # the rows as claimed: the generation need not read them again
                 self._busy.add(request.device_id)
-                self._spawn(self.settlement.dispatch(request, verified=request.device_id not in self._unverified),
+                self._spawn(self.settlement.dispatch(request, verified=request.device_id not in unverified),
                             device_id=request.device_id)
             if finished:
                 waiting = [r.id for r in finished if r.id is not None and r.id not in self.handover.delivering]
@@ -110,14 +105,15 @@ class Worker:
                         self.handover.delivering.add(request_id)
                         self._spawn(self.handover.deliver(request_id))
 
-    async def _due(self, now: datetime) -> list[CodeRequest]:
-        """What may go out now, as many as there is room for.
+    async def _due(self, now: datetime) -> tuple[list[CodeRequest], set[int]]:
+        """What may go out now, as many as there is room for; and which of the devices read are known only by
+        typed ids.
 
         Devices known only by typed ids and holding no code yet may be one device under two ids, and
         their code histories cannot tell until one of them has a code: they get codes one at a time,
         none while another's answer is awaited, so each compares its history after the last one's code.
         Those held back are left out of the next read, so that they never stand in the others' way."""
-        self._unverified = set()
+        unverified: set[int] = set()
         room = self.max_concurrency - len(self._busy)
         self._full = room <= 0
         exclude = set(self._busy)
@@ -128,9 +124,9 @@ class Worker:
             async with self.db.read() as session:
                 batch = await ledger.due_requests(session=session, now=now, gap_edge=now - self.limits.min_gap,
                                                   exclude=sorted(exclude), limit=asked)
-                unverified = await ledger.unverified_among(session=session, device_ids=[r.device_id for r in batch])
-                self._unverified.update(unverified)
-                blank = {device_id for device_id, coded in unverified.items() if not coded}
+                coded = await ledger.unverified_among(session=session, device_ids=[r.device_id for r in batch])
+                unverified.update(coded)
+                blank = {device_id for device_id, has_code in coded.items() if not has_code}
                 if blank and one_blank is None:
                     one_blank = not await ledger.unverified_without_codes_sending(session=session)
             held = False
@@ -146,7 +142,7 @@ class Worker:
             self._full = room <= 0 and len(batch) == asked
             if not held or len(batch) < asked:
                 break
-        return due
+        return due, unverified
 
     async def drain(self) -> None:
         """Wait until every task started so far, and the ones they started, has finished."""

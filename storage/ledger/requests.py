@@ -154,11 +154,16 @@ _CLAIM = (
 )
 
 
-async def claim(*, session: AsyncSession, request_id: int, now: datetime, settle_after: datetime) -> bool:
-    """QUEUED -> SENDING, once: False if someone else claimed it first."""
+async def claim(*, session: AsyncSession, request_id: int, now: datetime, settle_after: datetime,
+                row: CodeRequest | None = None) -> bool:
+    """QUEUED -> SENDING, once: False if someone else claimed it first. ``row``, the request as read before,
+    is changed as the claim changed it, so that it need not be read again."""
     result = await session.exec(_CLAIM, params={"request_id": request_id, "now": now,  # type: ignore[call-overload]
                                                 "settle_after": settle_after})
-    return bool(result.rowcount == 1)
+    claimed = bool(result.rowcount == 1)
+    if claimed and row is not None:
+        row.status, row.sent_at, row.not_before, row.attempts = Status.SENDING, now, settle_after, row.attempts + 1
+    return claimed
 
 
 async def defer(*, session: AsyncSession, request_id: int, not_before: datetime) -> None:

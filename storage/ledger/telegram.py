@@ -10,7 +10,7 @@ from enum import StrEnum
 from sqlalchemy import delete, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import ChatMenu, ChatState, SendPace, TelegramUpdate
@@ -67,14 +67,20 @@ async def chat_state(*, session: AsyncSession, user_id: int) -> str | None:
 
 async def keep_chat_state(*, session: AsyncSession, user_id: int, data: str | None, now: datetime) -> None:
     """Keep the person's chat state (None: nothing to keep; the row goes)."""
-    connection = await session.connection()
     if data is None:
-        await connection.execute(delete(ChatState).where(col(ChatState.user_id) == user_id))
+        await (await session.connection()).execute(delete(ChatState).where(col(ChatState.user_id) == user_id))
         return
+    await _upsert(session, ChatState, "user_id", {"user_id": user_id, "data": data, "updated_at": now})
+
+
+async def _upsert(session: AsyncSession, model: type[SQLModel], key: str, values: dict[str, object]) -> None:
+    """Insert the row, or set these values on the one with its ``key`` (one statement, safe when two writers
+    race; in each dialect's words)."""
+    connection = await session.connection()
     insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(ChatState).values(user_id=user_id, data=data, updated_at=now)
+    statement = insert(model).values(**values)
     await connection.execute(statement.on_conflict_do_update(
-        index_elements=["user_id"], set_={"data": statement.excluded.data, "updated_at": statement.excluded.updated_at}))
+        index_elements=[key], set_={name: statement.excluded[name] for name in values if name != key}))
 
 
 async def take_send_slot(*, session: AsyncSession, scope: str, interval: float, not_before: datetime | None = None
@@ -127,9 +133,4 @@ async def menu_fingerprints(*, session: AsyncSession) -> dict[int, str]:
 async def keep_menu_fingerprint(*, session: AsyncSession, chat_id: int, fingerprint: str, now: datetime) -> None:
     """The chat's menu was registered as ``fingerprint`` (made or replaced; an upsert, since two processes, or
     a restart's registration and a new person's, may keep the same chat's at once)."""
-    connection = await session.connection()
-    insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(ChatMenu).values(chat_id=chat_id, fingerprint=fingerprint, registered_at=now)
-    await connection.execute(statement.on_conflict_do_update(
-        index_elements=["chat_id"],
-        set_={"fingerprint": statement.excluded.fingerprint, "registered_at": statement.excluded.registered_at}))
+    await _upsert(session, ChatMenu, "chat_id", {"chat_id": chat_id, "fingerprint": fingerprint, "registered_at": now})
