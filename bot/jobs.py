@@ -91,8 +91,8 @@ def schedule_reminders(job_queue: JobQueue[Any], services: Services, interval: f
 SYNC_JOB = "device-sync"
 SYNC_INTERVAL = 6 * 3600
 START_SYNC_AFTER = 0.1
-"""Seconds after the start: at once (APScheduler cannot start a job at 0), so that a device asked for in the
-first seconds waits for the sync rather than being looked up by itself."""
+"""Seconds after the start: at once (APScheduler cannot start a job at 0); a device asked for before it starts
+waits for it (:meth:`IssuingEngine.expect_device_sync`) rather than being looked up by itself."""
 
 
 async def _sync_devices(context: CallbackContext[Any, Any, Any, Any]) -> None:
@@ -110,6 +110,7 @@ async def _sync_devices(context: CallbackContext[Any, Any, Any, Any]) -> None:
 def schedule_device_sync(job_queue: JobQueue[Any], engine: IssuingEngine, interval: float = SYNC_INTERVAL) -> None:
     job_queue.run_repeating(_sync_devices, interval=interval, first=START_SYNC_AFTER, name=SYNC_JOB, data=engine,
                             job_kwargs={"max_instances": 1, "coalesce": True})
+    engine.expect_device_sync()
 
 
 SWEEP_JOB = "payments-sweep"

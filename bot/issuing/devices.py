@@ -49,7 +49,8 @@ class DeviceDirectory:
         self.db, self.erm, self.clock, self.quota, self.kick = db, erm, clock, quota, kick
         self.limits = quota.limits
         self._syncing: asyncio.Event | None = None
-        """Set while a device sync runs; it is set when the sync ends."""
+        """Set while a device sync runs or is about to; it is set when the sync ends."""
+        self._sync_running = False
         self._synced: set[str] = set()
         """The ids the sync under way has written so far (a page at a time)."""
         self._sync_page = asyncio.Event()
@@ -142,16 +143,27 @@ class DeviceDirectory:
     async def sync(self, page_size: int = 100) -> int:
         """Learn every device of the distributor from the ERM, page by page: its ids, description and life
         cycle; returns how many devices were new or gained ids."""
-        if self._syncing is not None:  # one at a time: the later asker waits for the one under way
+        if self._sync_running:  # one at a time: the later asker waits for the one under way
+            assert self._syncing is not None
             await self._syncing.wait()
             return 0
-        self._syncing, self._synced = asyncio.Event(), set()
+        self._sync_running = True
+        if self._syncing is None:
+            self._syncing, self._synced = asyncio.Event(), set()
         try:
             return await self._sync(page_size)
         finally:
+            self._sync_running = False
             self._syncing.set()
             self._syncing, self._synced = None, set()
             self._page_written([])
+
+    def expect_sync(self) -> None:
+        """A sync is about to start: a new id asked for before it does waits for it as for one under way (were
+        it looked up by itself, a morning's first hundred devices would each cost the ERM two lookups and be
+        kept unverified). Waiting is bounded by ``SYNC_WAIT`` should the sync never come."""
+        if self._syncing is None:
+            self._syncing, self._synced = asyncio.Event(), set()
 
     async def _synced_page_with(self, device_ref: str) -> None:
         """Wait until the sync under way has written the page with ``device_ref``, or has ended (at most
@@ -169,7 +181,7 @@ class DeviceDirectory:
 
     async def finish_sync(self) -> None:
         """Let a sync under way finish (at most ``SYNC_WAIT``), while the ledger and the ERM are still open."""
-        if self._syncing is not None:
+        if self._sync_running and self._syncing is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._syncing.wait(), SYNC_WAIT)
 

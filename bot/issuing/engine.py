@@ -128,6 +128,10 @@ class IssuingEngine:
         """Learn every assigned device and its ids from the ERM; returns how many were new or gained ids."""
         return await self.devices.sync(page_size)
 
+    def expect_device_sync(self) -> None:
+        """A device sync is about to start (the start-up one): ids asked for until it does wait for it too."""
+        self.devices.expect_sync()
+
     # -- the pump ---------------------------------------------------------------------------
 
     def kick(self) -> None:
