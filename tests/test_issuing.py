@@ -399,7 +399,8 @@ async def test_refusals_are_kept_in_the_ledger(engine: IssuingEngine, db: Databa
     await engine.request(DEVICE, CodeKind.DAYS, 1000)
     await engine.request(DEVICE, CodeKind.DAYS, 500)
     rows = await requests(db)
-    assert [row.status for row in rows] == [Status.QUEUED, Status.REFUSED]
+    assert rows[0].status in (Status.QUEUED, Status.SENDING)  # the pump may have claimed it already
+    assert rows[1].status is Status.REFUSED
     assert (rows[1].reason, rows[1].refused_fits, rows[1].refused_until) == ("stacking", 95, None)
     assert rows[1].delivered_at is not None
 

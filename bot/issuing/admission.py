@@ -6,6 +6,7 @@ prepaid days); prepaid days are queued when room opens.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -51,6 +52,8 @@ class Admission:
         ownership: Ownership,
     ) -> None:
         self.db, self.clock, self.quota, self.devices, self.kick = db, clock, quota, devices, kick
+        self._one_a_turn = asyncio.Lock()
+        """Requests are queued one per turn of the event loop (see :meth:`request`)."""
         self.ownership = ownership
         self.limits = quota.limits
         self._prepaid_checked: datetime | None = None
@@ -80,6 +83,19 @@ class Admission:
         device_id = await self.devices.resolve(device_ref)
         if isinstance(device_id, Refused):
             return device_id
+        async with self._one_a_turn:
+            queued = await self._queue(device_id, device_ref, kind, days, requested_by, chat_id, source, key)
+            # The ledger is on the loop's thread: a hundred chats' requests woken at once would be queued
+            # back to back, holding the loop for all of them, while the first code's claim, its call to the
+            # ERM and the ERM's answers wait. One request a turn lets them in between.
+            await asyncio.sleep(0)
+        return queued
+
+    async def _queue(
+        self, device_id: int, device_ref: str, kind: CodeKind, days: int | None, requested_by: int | None,
+        chat_id: int | None, source: Source, key: str | None,
+    ) -> Accepted | Refused:
+        """One transaction: the request checked against the device's limits as they are now, and queued."""
         now = self.clock.now()
         async with self.db.write() as session:
             device = await ledger.lock_device(session=session, device_id=device_id)
