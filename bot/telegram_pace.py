@@ -5,9 +5,11 @@ bot as a whole. A 429 waits its ``retry_after`` (that message, and its chat's ne
 the others keep their pace.
 
 - :class:`LocalRateLimiter`: one process (SQLite). The bot's turns are taken one at a time, in the order
-  asked, each ``LOCAL_BOT_INTERVAL`` after the previous one really went: 29 a second, evenly, never a burst
-  after a pause of the event loop. A person's chat: five at once, then four a second. (PTB's ``AIORateLimiter`` lets 30 go at once and then 30 a second, so a
-  second can see 60; and its 429 stops every send.)
+  asked: never more than 30 in any 1.05 s (each turn at least 1.05 s after the 30th before it really went),
+  and never two closer than ``LOCAL_BOT_INTERVAL``, so never a burst after a pause of the event loop. A
+  moment the loop was late is made up by the next turns rather than lost. A person's chat: five at once, then
+  four a second. (PTB's ``AIORateLimiter`` lets 30 go at once and then 30 a second, so a second can see 60;
+  and its 429 stops every send.)
 - :class:`SharedRateLimiter`: every process on one PostgreSQL ledger together. It reserves each message's turn
   in the ledger (one row per scope, its "theoretical arrival time", as in the generic cell rate algorithm):
   the chat's, then a slot of the bot from then on, 26 a second. The database's clock decides, so replicas'
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,9 +47,13 @@ CHAT_BURST = 4.0
 """...with up to five at once (an answer, its code, a notice)."""
 GROUP_INTERVAL = 3.0
 """Groups: 20 messages a minute."""
-LOCAL_BOT_INTERVAL = 1 / 29
-"""One process: seconds between two of the bot's messages, measured from when the previous one really went
-(so never more than 29 in any second, whatever the event loop did meanwhile)."""
+LOCAL_BOT_INTERVAL = 1 / 34
+"""One process: the least seconds between two of the bot's messages (no burst)."""
+LOCAL_BOT_PER_SECOND = 30
+LOCAL_BOT_SECOND = 1.05
+"""One process: at most ``LOCAL_BOT_PER_SECOND`` of the bot's messages in any ``LOCAL_BOT_SECOND``, counted from
+when they really went: Telegram's 30 a second, with 50 ms of room for a message held up on its way (31 in a row
+span at least 1.05 s)."""
 MAX_RETRIES = 10
 LATE = 0.05
 """Seconds a message may go after its turn; later, it takes a new turn."""
@@ -119,8 +126,11 @@ class LocalRateLimiter(_PacedRateLimiter):
     """PTB's rate limiter interface, paced in this process's memory (see the module). Requests without a chat
     (``getUpdates``, ``setMyCommands``, ``answerCallbackQuery``) are not paced."""
 
-    def __init__(self, *, max_retries: int = MAX_RETRIES, interval: float = LOCAL_BOT_INTERVAL) -> None:
-        self.max_retries, self.interval = max_retries, interval
+    def __init__(self, *, max_retries: int = MAX_RETRIES, interval: float = LOCAL_BOT_INTERVAL,
+                 per_second: int = LOCAL_BOT_PER_SECOND, second: float = LOCAL_BOT_SECOND) -> None:
+        self.max_retries, self.interval, self.second = max_retries, interval, second
+        self._went: deque[float] = deque(maxlen=per_second)
+        """When the bot's last ``per_second`` messages really went (loop seconds)."""
         self._chats: dict[object, float] = {}
         """Each chat's theoretical arrival time (loop seconds): its next turn, ``burst`` early at most."""
         self._held: dict[object, float] = {}
@@ -147,10 +157,14 @@ class LocalRateLimiter(_PacedRateLimiter):
         if go > now:
             await asyncio.sleep(go - now)
         async with self._turns:
-            wait = self._last + self.interval - loop.time()
+            go = self._last + self.interval
+            if len(self._went) == self._went.maxlen:
+                go = max(go, self._went[0] + self.second)
+            wait = go - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             self._last = loop.time()
+            self._went.append(self._last)
 
 
 class SharedRateLimiter(_PacedRateLimiter):

@@ -51,6 +51,14 @@ async def test_messages_go_one_interval_apart_in_the_order_asked() -> None:
     assert all(later - earlier >= 0.02 for earlier, later in zip(times, times[1:], strict=False))  # never a burst
 
 
+async def test_no_second_holds_more_than_its_share_of_the_bots_messages() -> None:
+    limiter, call = LocalRateLimiter(interval=0.001, per_second=10, second=0.2), Recorder()
+    await asyncio.gather(*(send(limiter, call, 100 + n) for n in range(35)))
+    times = [when for _, when in call.times]
+    assert len(times) == 35
+    assert all(later - earlier >= 0.2 for earlier, later in zip(times, times[10:], strict=False))
+
+
 async def test_one_chat_gets_a_few_at_once_then_is_paced() -> None:
     limiter, call = LocalRateLimiter(interval=0.001), Recorder()
     at_once = int(CHAT_BURST) + 1
