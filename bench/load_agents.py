@@ -67,6 +67,7 @@ class Row:
     p50: float
     p95: float
     seconds: float
+    first: float
     cpu: float
     erm_codes: int
     erm_most: int
@@ -75,7 +76,7 @@ class Row:
         return (f"{self.bot:<10} codes {self.delivered}/{self.agents} (lost {self.agents - self.delivered}), "
                 f"{self.messages} messages at {self.rate:.1f}/s = {self.rate / TELEGRAM_LIMIT:.0%} of 30/s, "
                 f"429s {self.rate_limited}, request -> code p50 {self.p50:.2f} s p95 {self.p95:.2f} s, "
-                f"all in {self.seconds:.2f} s; CPU {self.cpu * 1000 / max(1, self.delivered):.1f} ms per code; "
+                f"all in {self.seconds:.2f} s (the first code at {self.first:.2f} s); CPU {self.cpu * 1000 / max(1, self.delivered):.1f} ms per code; "
                 f"ERM codes {self.erm_codes} (at most {self.erm_most} a device)")
 
 
@@ -190,6 +191,8 @@ async def measure(bot: str, agents: int, latency: float, chat_limit: float, prof
                     spy.send_signal(signal.SIGINT)
                     await spy.wait()
                 messages = [s for s in api.sent[start_position:] if s.method in ("sendMessage", "sendPhoto")]
+                if os.environ.get("LOAD_DUMP"):
+                    Path(os.environ["LOAD_DUMP"]).write_text("\n".join(str(m.at.timestamp()) for m in messages))
             if os.environ.get("LOAD_KEEP_LOG"):
                 Path(os.environ["LOAD_KEEP_LOG"]).write_bytes((Path(folder) / "bot.log").read_bytes())
             async with httpx.AsyncClient(base_url=erm_url) as probe:
@@ -198,7 +201,8 @@ async def measure(bot: str, agents: int, latency: float, chat_limit: float, prof
     latencies = [arrived[chat] - asked[chat] for chat in arrived]
     window = finished - started
     return Row(bot, agents, len(arrived), len(messages), len(messages) / window, api.rate_limited,
-               percentile(latencies, 0.5), percentile(latencies, 0.95), window, cpu, sum(counts), max(counts))
+               percentile(latencies, 0.5), percentile(latencies, 0.95), window, min(arrived.values(), default=finished)
+               - started, cpu, sum(counts), max(counts))
 
 
 async def main(agents: int, latency: float, chat_limit: float, only: str | None, profile: str | None) -> None:
