@@ -1,5 +1,6 @@
 """What a busy morning relies on (issue 20): messages paced evenly under Telegram's limits, a 429 holding back
-only its own chat, the ERM's missing item lookup asked once, new devices waiting for the page of the sync under way, and
+only its own chat, the ERM's missing item lookup asked once, new devices waiting for the page of the sync under way (or
+about to start), and
 a restart that registers no menu that did not change."""
 
 from __future__ import annotations
@@ -115,6 +116,20 @@ async def test_a_new_device_asked_during_a_sync_is_found_by_it(engine: IssuingEn
     assert isinstance(device_id, int)
     device = await engine.device(device_id)
     assert device is not None and device.verified  # all its ids from the sync: not a row of its own to check
+    assert lookups(erm_sandbox) == 0 and not [call for call in erm_sandbox.calls if "codeHistory" in call.path]
+
+
+async def test_a_new_device_asked_before_the_start_up_sync_begins_waits_for_it(engine: IssuingEngine,
+                                                                                erm_sandbox: ErmSandbox) -> None:
+    engine.expect_device_sync()  # as at the start: the sync's job is scheduled, not yet begun
+    asking = asyncio.ensure_future(engine.resolve_device("SBX00000000003"))
+    await asyncio.sleep(0.05)
+    assert not asking.done()  # it waits for the sync rather than looking the id up by itself
+    await engine.sync_devices()
+    device_id = await asking
+    assert isinstance(device_id, int)
+    device = await engine.device(device_id)
+    assert device is not None and device.verified
     assert lookups(erm_sandbox) == 0 and not [call for call in erm_sandbox.calls if "codeHistory" in call.path]
 
 
