@@ -90,7 +90,7 @@ def schedule_reminders(job_queue: JobQueue[Any], services: Services, interval: f
 
 SYNC_JOB = "device-sync"
 SYNC_INTERVAL = 6 * 3600
-START_SYNC_AFTER = 0.1
+START_SYNC_AFTER = 0.01
 """Seconds after the start: at once (APScheduler cannot start a job at 0); a device asked for before it starts
 waits for it (:meth:`IssuingEngine.expect_device_sync`) rather than being looked up by itself."""
 

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -187,39 +187,44 @@ class DeviceDirectory:
 
     async def _sync(self, page_size: int) -> int:
         learned = 0
-        async for items in self.erm.items(page_size):
-            items = [item for item in items if item.ids]
-            aliases = [i for item in items for i in item.ids]
-            async with self.db.read() as session:  # the ids the ledger knows, with what it holds of each
-                details = await ledger.item_details(session=session, aliases=aliases)
-            new = [item for item in items if not set(item.ids) <= details.keys()]
-            changed = [item for item in items if item not in new
-                       and details.get(item.ids[0]) != (item.description, item.life_cycle)]
-            if new or changed:  # the writer is held only for what the ledger does not know yet
-                unknown = [item for item in new if not set(item.ids) & details.keys()]
-                if len({i for item in unknown for i in item.ids}) != sum(len(set(item.ids)) for item in unknown):
-                    unknown = []  # an id on two items: one at a time, merged as add_device merges
-                async with self.db.write() as session:
-                    if unknown:  # read again, the directory held: a device asked for meanwhile may be known now
-                        await ledger.hold_device_directory(session=session)
-                        known = await ledger.item_details(session=session, aliases=[i for it in unknown for i in it.ids])
-                        unknown = [item for item in unknown if not set(item.ids) & known.keys()]
-                        await ledger.add_new_devices(session=session, now=self.clock.now(), items=[
-                            ledger.NewDevice(item.ids, item.oem_item_id or item.ids[0], item.description,
-                                             item.life_cycle) for item in unknown])
-                    for item in (item for item in new if item not in unknown):
-                        device, merged = await ledger.add_device(
-                            session=session, ids=item.ids, now=self.clock.now(), label=item.oem_item_id or item.ids[0],
-                            verified=True, description=item.description, life_cycle=item.life_cycle)
-                        if merged and device.id is not None:  # rows kept apart until now are one device
-                            await self._refuse_what_no_longer_fits(session, device.id, self.clock.now())
-                            self.kick()
-                    for item in changed:
-                        await ledger.set_item_details(session=session, ref=item.ids[0], description=item.description,
-                                                      life_cycle=item.life_cycle)
-            learned += len(new)
-            self._page_written(aliases)
+        async with contextlib.aclosing(_read_ahead(self.erm.items(page_size))) as pages:
+            async for items in pages:
+                learned += await self._learn_page(items)
         return learned
+
+    async def _learn_page(self, items: list[Item]) -> int:
+        """Write a page of the ERM's items into the directory; returns how many were new or gained ids."""
+        items = [item for item in items if item.ids]
+        aliases = [i for item in items for i in item.ids]
+        async with self.db.read() as session:  # the ids the ledger knows, with what it holds of each
+            details = await ledger.item_details(session=session, aliases=aliases)
+        new = [item for item in items if not set(item.ids) <= details.keys()]
+        changed = [item for item in items if item not in new
+                   and details.get(item.ids[0]) != (item.description, item.life_cycle)]
+        if new or changed:  # the writer is held only for what the ledger does not know yet
+            unknown = [item for item in new if not set(item.ids) & details.keys()]
+            if len({i for item in unknown for i in item.ids}) != sum(len(set(item.ids)) for item in unknown):
+                unknown = []  # an id on two items: one at a time, merged as add_device merges
+            async with self.db.write() as session:
+                if unknown:  # read again, the directory held: a device asked for meanwhile may be known now
+                    await ledger.hold_device_directory(session=session)
+                    known = await ledger.item_details(session=session, aliases=[i for it in unknown for i in it.ids])
+                    unknown = [item for item in unknown if not set(item.ids) & known.keys()]
+                    await ledger.add_new_devices(session=session, now=self.clock.now(), items=[
+                        ledger.NewDevice(item.ids, item.oem_item_id or item.ids[0], item.description,
+                                         item.life_cycle) for item in unknown])
+                for item in (item for item in new if item not in unknown):
+                    device, merged = await ledger.add_device(
+                        session=session, ids=item.ids, now=self.clock.now(), label=item.oem_item_id or item.ids[0],
+                        verified=True, description=item.description, life_cycle=item.life_cycle)
+                    if merged and device.id is not None:  # rows kept apart until now are one device
+                        await self._refuse_what_no_longer_fits(session, device.id, self.clock.now())
+                        self.kick()
+                for item in changed:
+                    await ledger.set_item_details(session=session, ref=item.ids[0], description=item.description,
+                                                  life_cycle=item.life_cycle)
+        self._page_written(aliases)
+        return len(new)
 
     # -- the identity checks ---------------------------------------------------------------------
 
@@ -304,6 +309,27 @@ class DeviceDirectory:
             request.not_before = now
             session.add(request)
         session.add(device)
+
+
+async def _read_ahead(pages: AsyncIterator[list[Item]]) -> AsyncIterator[list[Item]]:
+    """The pages of ``pages``, each next one asked for while the caller writes this one (a page of the ERM is a
+    round trip; a morning's 500 new devices are six)."""
+    coming: asyncio.Future[list[Item]] = asyncio.ensure_future(anext(pages))
+    try:
+        while True:
+            try:
+                page = await coming
+            except StopAsyncIteration:
+                return
+            coming = asyncio.ensure_future(anext(pages))
+            yield page
+    finally:
+        if not coming.done():
+            coming.cancel()
+        with contextlib.suppress(BaseException):
+            await coming
+        if isinstance(pages, AsyncGenerator):
+            await pages.aclose()
 
 
 # -- prices ------------------------------------------------------------------------------------------
