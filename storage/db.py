@@ -159,6 +159,12 @@ class Database:
         self._read_sessions = async_sessionmaker(self.reader, class_=AsyncSession, expire_on_commit=False)
         self._report_sessions = async_sessionmaker(self.reporter, class_=AsyncSession, expire_on_commit=False)
 
+    @property
+    def holds_the_loop(self) -> bool:
+        """Transactions run on the event loop's thread without giving it up (SQLite on a file): a caller that
+        has many to do gives the loop a turn between them."""
+        return self._inline
+
     @asynccontextmanager
     async def write(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed on success, rolled back on any exception. ``urgent``: on SQLite, it

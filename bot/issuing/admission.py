@@ -53,7 +53,7 @@ class Admission:
     ) -> None:
         self.db, self.clock, self.quota, self.devices, self.kick = db, clock, quota, devices, kick
         self._one_a_turn = asyncio.Lock()
-        """Requests are queued one per turn of the event loop (see :meth:`request`)."""
+        """On SQLite, requests are queued one per turn of the event loop (see :meth:`request`)."""
         self.ownership = ownership
         self.limits = quota.limits
         self._prepaid_checked: datetime | None = None
@@ -83,6 +83,8 @@ class Admission:
         device_id = await self.devices.resolve(device_ref)
         if isinstance(device_id, Refused):
             return device_id
+        if not self.db.holds_the_loop:
+            return await self._queue(device_id, device_ref, kind, days, requested_by, chat_id, source, key)
         async with self._one_a_turn:
             queued = await self._queue(device_id, device_ref, kind, days, requested_by, chat_id, source, key)
             # The ledger is on the loop's thread: a hundred chats' requests woken at once would be queued

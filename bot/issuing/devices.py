@@ -37,6 +37,9 @@ HISTORY_PROBE = 50
 SYNC_WAIT = 15.0
 """Seconds a new id waits for a device sync under way (it may bring the id with all its ids) before being
 looked up by itself."""
+SYNC_START_WAIT = 2.0
+"""Seconds a new id waits for the start-up sync to begin (its job starts at once) before being looked up by
+itself."""
 ABSENT_FOR = timedelta(hours=1)
 """How long the ERM's item lookup (``assignedItems/{id}``) is not asked again once it showed it is not offered:
 a 404 for a device whose code history the ERM does show."""
@@ -150,6 +153,7 @@ class DeviceDirectory:
         self._sync_running = True
         if self._syncing is None:
             self._syncing, self._synced = asyncio.Event(), set()
+        self._page_written([])  # those waiting for it to begin now wait for their page
         try:
             return await self._sync(page_size)
         finally:
@@ -161,7 +165,7 @@ class DeviceDirectory:
     def expect_sync(self) -> None:
         """A sync is about to start: a new id asked for before it does waits for it as for one under way (were
         it looked up by itself, a morning's first hundred devices would each cost the ERM two lookups and be
-        kept unverified). Waiting is bounded by ``SYNC_WAIT`` should the sync never come."""
+        kept unverified). Should it not begin within ``SYNC_START_WAIT``, the expectation lapses."""
         if self._syncing is None:
             self._syncing, self._synced = asyncio.Event(), set()
 
@@ -169,10 +173,16 @@ class DeviceDirectory:
         """Wait until the sync under way has written the page with ``device_ref``, or has ended (at most
         ``SYNC_WAIT``): the first devices of a morning need not wait for the last page."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + SYNC_WAIT
-        while self._syncing is not None and device_ref not in self._synced and loop.time() < deadline:
+        began = loop.time()
+        while self._syncing is not None and device_ref not in self._synced:
+            left = began + (SYNC_WAIT if self._sync_running else SYNC_START_WAIT) - loop.time()
+            if left <= 0:
+                if not self._sync_running:  # the sync expected never began: no one waits for it again
+                    log.warning("the device sync expected at the start has not begun; new ids are looked up")
+                    self._syncing, self._synced = None, set()
+                return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._sync_page.wait(), deadline - loop.time())
+                await asyncio.wait_for(self._sync_page.wait(), left)
 
     def _page_written(self, ids: list[str]) -> None:
         self._synced.update(ids)
