@@ -128,6 +128,12 @@ async def wait_healthy(client: httpx.AsyncClient, process: asyncio.subprocess.Pr
         await asyncio.sleep(0.1)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def settled_start(db: Database, api: FakeBotApi, devices: int, timeout: float = 120) -> None:
     """Until the bot's start-up work is done: every customer's command list set, the device sync through."""
     deadline = time.monotonic() + timeout
@@ -222,7 +228,9 @@ async def main(payments: int, concurrency: int, samples: int, latency: float) ->
                     await settled_start(db, api, len(ids))
                     answered, delivered = await latency_phase(port, api, ids[payments:payments + samples], chats)
                     sent_before = api.position
+                    cpu_before = cpu_seconds(process.pid)
                     elapsed, times, began = await throughput_phase(port, ids[:payments], concurrency)
+                    accepting_cpu = cpu_seconds(process.pid) - cpu_before
                     wall_began = time.time() - (time.perf_counter() - began)
                     deadline = time.monotonic() + 300
                     while (done := await issued_count(db, "TPUT-"))[0] < payments and time.monotonic() < deadline:
@@ -243,6 +251,8 @@ async def main(payments: int, concurrency: int, samples: int, latency: float) ->
           f"p90 {percentile(delivered, 0.9) * 1000:6.1f} ms   p99 {percentile(delivered, 0.99) * 1000:6.1f} ms   "
           f"max {max(delivered) * 1000:6.1f} ms   (of which the ERM call: {latency * 1000:.0f} ms)")
     print(f"2. accepted: {payments} payments for {payments} devices, {concurrency} at a time:")
+    print(f"   the bot's CPU meanwhile: {accepting_cpu:.2f} s in {elapsed:.2f} s "
+          f"({accepting_cpu / elapsed:.0%} of a core; matching and issuing go on beside)")
     print(f"   {payments / elapsed:8.1f} payments/s accepted (all 2xx) in {elapsed:.2f} s; "
           f"answer median {percentile(times, 0.5) * 1000:.1f} ms, p99 {percentile(times, 0.99) * 1000:.1f} ms")
     issued, last = done
