@@ -13,10 +13,9 @@ from sqlmodel import select
 
 from bot.clock import ManualClock
 from bot.erm.models import CodeType
-from bot.jobs import SYNC_JOB
 from bot.standins.erm import ErmSandbox
 from bot.standins.erm.graphql import PATH, GraphQLApi
-from storage.models import CodeRequest, Device, Role, Status
+from storage.models import CodeRequest, Role, Status
 from tests.support.chat import AGENT, CUSTOMER, MANAGER, Chat, chatting
 from tests.support.paying import DEVICE, paying
 from tests.support.waiting import eventually
@@ -109,13 +108,11 @@ async def test_the_daily_limit_refusal_names_the_time(erm_sandbox: ErmSandbox, e
 
 async def test_a_seller_id_then_the_oem_id_are_one_device(graphql_chat: Chat) -> None:
     chat = graphql_chat
-    job_queue = chat.bot.application.job_queue
-    assert job_queue is not None
-    for job in job_queue.get_jobs_by_name(SYNC_JOB):
-        job.schedule_removal()  # so the seller id is looked up at the ERM, not found among synced devices
-    device = chat.sandbox.device(DEVICE)
+    await chat.synced()
+    device = chat.sandbox.add_device("TEST2503999999")  # assigned since the sync: its seller id is looked up
+    chat.sandbox.calls.clear()
     first = await chat.say(AGENT, f"/days {device.seller_item_id} 1")
-    assert chat.codes()[0] in (first.rendered or "")
+    assert chat.codes(device.oem_item_id)[0] in (first.rendered or "")
     searched = [call.body["variables"].get("search") for call in chat.sandbox.calls
                 if "getAllClientItems" in call.body["query"]]
     assert searched == [device.seller_item_id]  # one item lookup, by the id typed
@@ -123,11 +120,9 @@ async def test_a_seller_id_then_the_oem_id_are_one_device(graphql_chat: Chat) ->
     assert "Queued" in (queued.rendered or "") and "about 6 secs" in (queued.rendered or "")  # one pacing
     chat.clock.advance(6)
     follow = await chat.next(AGENT)
-    assert len(chat.codes()) == 2 and chat.codes()[1] in (follow.rendered or "")
-    async with chat.bot.services.db.read() as session:
-        devices = list((await session.exec(select(Device))).all())
+    assert len(chat.codes(device.oem_item_id)) == 2 and chat.codes(device.oem_item_id)[1] in (follow.rendered or "")
     rows = await requests(chat)
-    assert len(devices) == 1 and [row.device_id for row in rows] == [devices[0].id] * 2
+    assert len(rows) == 2 and len({row.device_id for row in rows}) == 1  # one ledger device for both ids
     assert asked(chat.sandbox).count("getAllClientItems") == 1
 
 

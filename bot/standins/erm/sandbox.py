@@ -136,6 +136,12 @@ class ErmSandbox:
         self._tokens[token] = Token(username, self.clock.now() + self.token_lifetime)
         return token
 
+    def add_device(self, oem: str) -> SandboxDevice:
+        """A device newly assigned to the distributor (one the bot's last device sync did not see), with its
+        seller id ``SELLER<oem>``, an ERM id and a legacy integer id of its own."""
+        self._add_device(hex24("erm-sandbox", oem), oem, f"SELLER{oem}", 1_000_000 + len(self.devices))
+        return self.devices[-1]
+
     def _add_device(self, erm_id: str, oem: str, seller: str, legacy_id: int) -> None:
         secret = hashlib.sha256(f"erm-sandbox-secret:{oem}".encode()).digest()
         device = SandboxDevice(erm_id, oem, seller, legacy_id, f"Solar home system {oem}", secret)
