@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, case, func, or_, text, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -97,13 +97,18 @@ async def add_device(
 async def add_new_devices(*, session: AsyncSession, items: Sequence[NewDevice], now: datetime) -> None:
     """Create devices none of whose ids the ledger knows (the caller checked, holding the directory), all at
     once: a page of the device sync is a few statements, not a few per device."""
+    if not items:
+        return
     rows = [Device(erm_id=item.ids[0], label=item.label or item.ids[0], created_at=now, verified=True,
-                   description=_fit(item.description, 200), life_cycle=_fit(item.life_cycle, 32)) for item in items]
-    session.add_all(rows)
-    await session.flush()
-    session.add_all([DeviceAlias(alias=ref, device_id=row.id) for row, item in zip(rows, items, strict=True)
-                     for ref in dict.fromkeys(item.ids) if row.id is not None])
-    await session.flush()
+                   description=_fit(item.description, 200), life_cycle=_fit(item.life_cycle, 32)).model_dump(
+                       exclude={"id"}) for item in items]
+    # Core inserts of many rows: the ORM's would return each new id a row at a time on SQLite
+    connection = await session.connection()
+    await connection.execute(insert(Device), rows)
+    made = dict((await connection.execute(select(Device.erm_id, Device.id).where(  # type: ignore[call-overload]
+        col(Device.erm_id).in_([row["erm_id"] for row in rows])))).all())
+    await connection.execute(insert(DeviceAlias), [{"alias": ref, "device_id": made[item.ids[0]]} for item in items
+                                                   for ref in dict.fromkeys(item.ids)])
 
 
 async def devices_holding_codes(*, session: AsyncSession, hexes: Sequence[str]) -> list[int]:
