@@ -153,18 +153,18 @@ async def measure(bot: str, agents: int, latency: float, chat_limit: float, prof
             else:
                 command = REFERENCE
             async with bot_process(command, env, folder) as pid:
+                spy = None
+                if profile:  # py-spy samples the bot's process from its start (attached before it polls: the measured
+                    # run is unchanged, its devices still new to the ledger)
+                    spy = await asyncio.create_subprocess_exec(
+                        str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--format",
+                        "raw", "--output", f"{profile}-{bot}.txt", "--rate", "250", "--nonblocking",
+                        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
                 deadline = time.perf_counter() + 60
                 while not api.waiting_polls:
                     if time.perf_counter() > deadline:
                         raise RuntimeError(f"{bot} did not start: see its output in {folder}/bot.log")
                     await asyncio.sleep(0.05)
-                spy = None
-                if profile:  # py-spy samples the bot's process while the load runs (its own process)
-                    spy = await asyncio.create_subprocess_exec(
-                        str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--format",
-                        "raw", "--output", f"{profile}-{bot}.txt", "--rate", "250", "--nonblocking",
-                        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-                    await asyncio.sleep(1.0)  # py-spy attached
                 start_position, cpu_before = api.position, cpu_seconds(pid)
                 asked: dict[int, float] = {}
                 started = time.perf_counter()
