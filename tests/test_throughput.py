@@ -6,7 +6,9 @@ a restart that registers no menu that did not change."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from telegram.error import RetryAfter
 
 from bot.issuing import IssuingEngine
+from bot.issuing.devices import read_ahead
 from bot.standins.erm import ErmSandbox
 from bot.telegram_pace import CHAT_BURST, LOCAL_CHAT_INTERVAL, LocalRateLimiter
 from handlers import menus
@@ -147,6 +150,30 @@ async def test_a_new_device_on_the_syncs_first_page_does_not_wait_for_the_last(e
     await syncing
     device = await engine.device(device_id)
     assert device is not None and device.verified and lookups(erm_sandbox) == 0
+
+
+async def test_the_sync_asks_for_the_next_page_while_it_writes_this_one_and_stops_cleanly() -> None:
+    asked: list[int] = []
+    closed: list[bool] = []
+
+    async def pages() -> AsyncIterator[list[Any]]:
+        try:
+            for n in range(5):
+                asked.append(n)
+                await asyncio.sleep(0.01)
+                yield [n]
+        finally:
+            closed.append(True)
+
+    got: list[list[Any]] = []
+    async with contextlib.aclosing(read_ahead(pages())) as ahead:
+        async for page in ahead:
+            got.append(page)
+            await asyncio.sleep(0)
+            assert len(asked) == len(got) + 1  # the next page is on its way while this one is written
+            if len(got) == 2:
+                break  # as when writing a page fails: the page on its way is given up, the pages closed
+    assert got == [[0], [1]] and closed == [True] and len(asked) == 3
 
 
 @pytest.mark.agents(AGENT)

@@ -197,7 +197,7 @@ class DeviceDirectory:
 
     async def _sync(self, page_size: int) -> int:
         learned = 0
-        async with contextlib.aclosing(_read_ahead(self.erm.items(page_size))) as pages:
+        async with contextlib.aclosing(read_ahead(self.erm.items(page_size))) as pages:
             async for items in pages:
                 learned += await self._learn_page(items)
         return learned
@@ -321,7 +321,7 @@ class DeviceDirectory:
         session.add(device)
 
 
-async def _read_ahead(pages: AsyncIterator[list[Item]]) -> AsyncIterator[list[Item]]:
+async def read_ahead(pages: AsyncIterator[list[Item]]) -> AsyncIterator[list[Item]]:
     """The pages of ``pages``, each next one asked for while the caller writes this one (a page of the ERM is a
     round trip; a morning's 500 new devices are six)."""
     coming: asyncio.Future[list[Item]] = asyncio.ensure_future(anext(pages))
@@ -334,10 +334,10 @@ async def _read_ahead(pages: AsyncIterator[list[Item]]) -> AsyncIterator[list[It
             coming = asyncio.ensure_future(anext(pages))
             yield page
     finally:
-        if not coming.done():
-            coming.cancel()
-        with contextlib.suppress(BaseException):
-            await coming
+        coming.cancel()  # a page asked for that no one will write
+        await asyncio.wait([coming])
+        if not coming.cancelled():
+            coming.exception()  # (retrieved, so that it is not reported as lost)
         if isinstance(pages, AsyncGenerator):
             await pages.aclose()
 
