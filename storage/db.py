@@ -13,9 +13,6 @@ reached through asyncpg and never blocks the loop.
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,8 +25,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage import sqlite_inline
 
 BUSY_TIMEOUT_MS = 10_000
-WRITER_WAIT = 60.0
-"""Seconds a write transaction waits for SQLite's one writer before it fails."""
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
 
@@ -68,66 +63,6 @@ def _inline(target: URL) -> dict[str, Any]:
     return {"async_creator": sqlite_inline.connector(database)}
 
 
-class _WriterTurns:
-    """Turns at SQLite's one writer connection. An urgent transaction (the issuing engine's: a claim, an ERM's
-    answer) goes before the ordinary ones waiting: on a busy morning a hundred chats' writes can be waiting,
-    and a code's claim behind them would keep the ERM idle meanwhile. Otherwise whoever finds the writer free
-    takes it, as from SQLAlchemy's pool: a turn handed to a waiter would leave the writer idle until that
-    waiter's task runs."""
-
-    def __init__(self) -> None:
-        self._held = False
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-        self._urgent = 0
-        """Urgent transactions waiting for the writer (woken or not): no ordinary one takes it before them."""
-
-    @asynccontextmanager
-    async def turn(self, urgent: bool) -> AsyncIterator[None]:
-        await self._acquire(urgent)
-        try:
-            yield
-        finally:
-            self._release()
-
-    async def _acquire(self, urgent: bool) -> None:
-        if not self._held and (urgent or not self._urgent):
-            self._held = True
-            return
-        key = (0 if urgent else 1, next(self._order))
-        self._urgent += urgent
-        try:
-            async with asyncio.timeout(WRITER_WAIT):
-                while True:
-                    woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                    heapq.heappush(self._waiting, (*key, woken))
-                    try:
-                        await woken
-                    except BaseException:
-                        if woken.done() and not woken.cancelled():
-                            self._wake()  # woken just as it gave up: the next one may take it
-                        else:
-                            woken.cancel()
-                        raise
-                    if not self._held and (urgent or not self._urgent):
-                        self._held = True
-                        return
-        finally:
-            self._urgent -= urgent
-
-    def _release(self) -> None:
-        self._held = False
-        self._wake()
-
-    def _wake(self) -> None:
-        """Wake the first waiter (it takes the writer if it is still free when it runs)."""
-        while self._waiting:
-            _, _, woken = heapq.heappop(self._waiting)
-            if not woken.done():
-                woken.set_result(None)
-                return
-
-
 class Database:
     """The ledger's connections: ``write()`` and ``read()`` give one transaction each."""
 
@@ -137,14 +72,14 @@ class Database:
         if is_sqlite(target):
             # No rollback when a connection goes back to the pool: the session has ended its transaction
             # already (a call less per transaction).
+            inline = _inline(target)
             self.writer = create_async_engine(target, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60,
-                                              pool_reset_on_return=None, **_inline(target))
+                                              pool_reset_on_return=None, **inline)
             self.reader = create_async_engine(target, echo=echo, pool_size=4, max_overflow=4,
-                                              pool_reset_on_return=None, **_inline(target))
+                                              pool_reset_on_return=None, **inline)
             self.reporter = create_async_engine(target, echo=echo, pool_size=2, max_overflow=2,
                                                 pool_reset_on_return=None)
-            self._writer_turns: _WriterTurns | None = _WriterTurns()
-            self._inline = bool(_inline(target))
+            self._inline = bool(inline)
             _sqlite_pragmas(self.writer, immediate=True)
             _sqlite_pragmas(self.reader, immediate=False)
             _sqlite_pragmas(self.reporter, immediate=False)
@@ -153,7 +88,6 @@ class Database:
             # dropped fails its one transaction, which is retried as any failure is, and SQLAlchemy then
             # replaces the whole pool.
             self.writer = self.reader = self.reporter = create_async_engine(target, echo=echo, pool_recycle=1800)
-            self._writer_turns = None
             self._inline = False
         self._write_sessions = async_sessionmaker(self.writer, class_=AsyncSession, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.reader, class_=AsyncSession, expire_on_commit=False)
@@ -166,14 +100,9 @@ class Database:
         return self._inline
 
     @asynccontextmanager
-    async def write(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
-        """One write transaction: committed on success, rolled back on any exception. ``urgent``: on SQLite, it
-        goes before the ordinary write transactions waiting for the writer (see :class:`_WriterTurns`)."""
-        if self._writer_turns is None:
-            async with self._write_sessions() as session, session.begin():
-                yield session
-            return
-        async with self._writer_turns.turn(urgent), self._session(self._write_sessions) as session, session.begin():
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction: committed on success, rolled back on any exception."""
+        async with self._session(self._write_sessions) as session, session.begin():
             yield session
 
     @asynccontextmanager

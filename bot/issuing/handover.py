@@ -49,7 +49,7 @@ class _Marks:
                     batch, done = self._pending, self._written
                     self._pending, self._written = [], None
                     try:
-                        async with self.db.write(urgent=True) as session:
+                        async with self.db.write() as session:
                             await ledger.mark_delivered(session=session, request_ids=batch, now=self.clock.now())
                     except BaseException as exc:
                         if done is not None and not done.done():
@@ -94,7 +94,7 @@ class Handover:
                 await self.notify(request)
             except Exception as exc:  # the notifier talks to the outside world; any failure is retried
                 log.warning("request %s: delivery failed (%s); will retry", request_id, type(exc).__name__)
-                async with self.db.write(urgent=True) as session:
+                async with self.db.write() as session:
                     fresh = await ledger.lock_request(session=session, request_id=request_id)
                     assert fresh is not None
                     fresh.delivery_attempts += 1

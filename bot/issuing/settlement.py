@@ -115,7 +115,7 @@ class Settlement:
         busy ERM may commit long after the request arrived), and counting from the request could send the
         next one too early."""
         now = self.clock.now()
-        async with self.db.write(urgent=True) as session:
+        async with self.db.write() as session:
             request = await ledger.get_request(session=session, request_id=request_id)  # its device, as now
             assert request is not None
             device = await ledger.lock_device(session=session, device_id=request.device_id)  # device, then request
@@ -150,7 +150,7 @@ class Settlement:
 
     async def _finish(self, request_id: int, status: Status, reason: str, *, attempt: int | None) -> None:
         now = self.clock.now()
-        async with self.db.write(urgent=True) as session:
+        async with self.db.write() as session:
             request = await ledger.lock_request(session=session, request_id=request_id)
             assert request is not None
             if not _still_claimed(request, attempt):
@@ -164,7 +164,7 @@ class Settlement:
                            attempt: int) -> None:
         """Nothing was committed: back to the queue after a backoff (unpaid requests give up after a day)."""
         now = self.clock.now()
-        async with self.db.write(urgent=True) as session:
+        async with self.db.write() as session:
             request = await ledger.lock_request(session=session, request_id=request_id)
             assert request is not None
             if not _still_claimed(request, attempt):
@@ -182,7 +182,7 @@ class Settlement:
     async def _outcome_unknown(self, request_id: int, *, attempt: int) -> None:
         """Stay SENDING; settle from the history once the ERM has surely finished with it."""
         now = self.clock.now()
-        async with self.db.write(urgent=True) as session:
+        async with self.db.write() as session:
             request = await ledger.get_request(session=session, request_id=request_id)
             assert request is not None
             device = await ledger.lock_device(session=session, device_id=request.device_id)
@@ -206,7 +206,7 @@ class Settlement:
         except ErmError as exc:
             log.warning("request %s: cannot read the code history yet (%s)", request.id, exc.message)
             now = self.clock.now()
-            async with self.db.write(urgent=True) as session:
+            async with self.db.write() as session:
                 fresh = await ledger.lock_request(session=session, request_id=request.id)
                 if fresh is None or fresh.status is not Status.SENDING:
                     return
@@ -236,7 +236,7 @@ class Settlement:
             await self._finish(request.id, Status.FAILED, WAIT_TOO_LATE, attempt=None)
             return
         log.info("request %s settled: nothing was committed; it goes out again", request.id)
-        async with self.db.write(urgent=True) as session:
+        async with self.db.write() as session:
             fresh = await ledger.lock_request(session=session, request_id=request.id)
             if fresh is not None and fresh.status is Status.SENDING:
                 fresh.status, fresh.not_before = Status.QUEUED, now
@@ -263,7 +263,7 @@ class Settlement:
         first: a warning is not worth repeating). The engine goes on asking the ERM and never sends
         again what may have been committed, so the request stays SENDING; how it ends (the code, or
         nothing made) reaches them as usual."""
-        async with self.db.write(urgent=True) as session:
+        async with self.db.write() as session:
             fresh = await ledger.lock_request(session=session, request_id=request.id or 0)
             if fresh is None or fresh.status is not Status.SENDING:
                 return

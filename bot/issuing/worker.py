@@ -63,7 +63,7 @@ class Worker:
                 finished = (await ledger.undelivered(session=session, now=now) if self.handover.notify is not None
                             else [])
             if unsettled:  # claimed for the time a settlement takes: another process takes none of them
-                async with self.db.write(urgent=True) as session:
+                async with self.db.write() as session:
                     ours = await ledger.claim_settlements(session=session, request_ids=[r.id for r in unsettled
                                                                                         if r.id is not None],
                                                           now=now, until=now + self.settle_delay)
@@ -78,7 +78,7 @@ class Worker:
                 # One transaction claims the whole batch, and only as many as can be sent at once,
                 # so that sent_at is the moment the request really leaves.
                 day_start, day_end = limits.local_day(now, self.limits.tz)
-                async with self.db.write(urgent=True) as session:
+                async with self.db.write() as session:
                     for request in due:
                         assert request.id is not None
                         # The daily limit again, now: what a queue, a retry or yesterday carries past
@@ -98,7 +98,7 @@ class Worker:
             if finished:
                 waiting = [r.id for r in finished if r.id is not None and r.id not in self.handover.delivering]
                 if waiting:  # claimed for a while: a process that dies telling them leaves it to another
-                    async with self.db.write(urgent=True) as session:
+                    async with self.db.write() as session:
                         ours = await ledger.claim_deliveries(session=session, request_ids=waiting, now=now,
                                                              until=now + DELIVERY_LEASE)
                     for request_id in sorted(ours):
