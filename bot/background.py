@@ -1,5 +1,6 @@
 """Work started in the background and finished before stopping: the engine's worker and the payments
-service each keep one :class:`Background`."""
+service each keep one :class:`Background`. Also :class:`TurnPlaces`, a few places at once for work that comes
+in crowds."""
 
 from __future__ import annotations
 
@@ -40,3 +41,23 @@ class Background:
         """Start nothing more (callers check ``closed``); let what is in hand finish."""
         self.closed = True
         await self.drain()
+
+
+class TurnPlaces:
+    """At most ``places`` holders at once; with ``hold_a_turn`` each keeps its place over one more turn of the
+    event loop after its work. On SQLite the ledger's transactions run on the loop's thread without giving it
+    up: a place freed at once would be taken again at once, and a crowd (a hundred chats' requests, a burst of
+    payments worked off behind their webhooks) would hold the loop back to back while everything else waits."""
+
+    def __init__(self, places: int, *, hold_a_turn: bool) -> None:
+        self._places, self._hold_a_turn = asyncio.Semaphore(places), hold_a_turn
+
+    async def __aenter__(self) -> None:
+        await self._places.acquire()
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None and self._hold_a_turn:
+                await asyncio.sleep(0)
+        finally:
+            self._places.release()

@@ -6,12 +6,13 @@ prepaid days); prepaid days are queued when room opens.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from bot.background import TurnPlaces
 from bot.clock import Clock
 from bot.erm.backend import check_product_id
 from bot.issuing import limits, plan_terms
@@ -52,8 +53,11 @@ class Admission:
         ownership: Ownership,
     ) -> None:
         self.db, self.clock, self.quota, self.devices, self.kick = db, clock, quota, devices, kick
-        self._one_a_turn = asyncio.Lock()
-        """On SQLite, requests are queued one per turn of the event loop (see :meth:`request`)."""
+        self._one_a_turn: contextlib.AbstractAsyncContextManager[None] = (
+            TurnPlaces(1, hold_a_turn=True) if db.holds_the_loop else contextlib.nullcontext())
+        """On SQLite, requests are queued one per turn of the event loop: a hundred chats' requests woken at once
+        would otherwise be queued back to back, holding the loop while the first code's claim, its call to the
+        ERM and the ERM's answers wait."""
         self.ownership = ownership
         self.limits = quota.limits
         self._prepaid_checked: datetime | None = None
@@ -83,15 +87,8 @@ class Admission:
         device_id = await self.devices.resolve(device_ref)
         if isinstance(device_id, Refused):
             return device_id
-        if not self.db.holds_the_loop:
-            return await self._queue(device_id, device_ref, kind, days, requested_by, chat_id, source, key)
         async with self._one_a_turn:
-            queued = await self._queue(device_id, device_ref, kind, days, requested_by, chat_id, source, key)
-            # The ledger is on the loop's thread: a hundred chats' requests woken at once would be queued
-            # back to back, holding the loop for all of them, while the first code's claim, its call to the
-            # ERM and the ERM's answers wait. One request a turn lets them in between.
-            await asyncio.sleep(0)
-        return queued
+            return await self._queue(device_id, device_ref, kind, days, requested_by, chat_id, source, key)
 
     async def _queue(
         self, device_id: int, device_ref: str, kind: CodeKind, days: int | None, requested_by: int | None,

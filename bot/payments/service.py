@@ -21,7 +21,7 @@ from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.background import Background
+from bot.background import Background, TurnPlaces
 from bot.clock import Clock
 from bot.issuing import IssuingEngine, PaymentApplied, Reason, Refused
 from bot.payments import matching, storing
@@ -40,25 +40,6 @@ MAX_LOOKUPS = 16
 """ERM lookups of devices new to the ledger at once, for payments worked off in the background."""
 
 
-class _TurnSlots:
-    """The background's few places at the ledger. On SQLite each is held over a turn of the event loop: the
-    ledger's work runs on the loop's thread without giving it up, so a place freed at once would be taken
-    again at once, and a burst of webhooks would be answered only as fast as their payments are worked off."""
-
-    def __init__(self, places: int, db: Database) -> None:
-        self._places, self._db = asyncio.Semaphore(places), db
-
-    async def __aenter__(self) -> None:
-        await self._places.acquire()
-
-    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        try:
-            if kind is None and self._db.holds_the_loop:
-                await asyncio.sleep(0)
-        finally:
-            self._places.release()
-
-
 class Payments:
     """Money in, stored first, then matched and turned into days by the engine."""
 
@@ -68,7 +49,9 @@ class Payments:
     ) -> None:
         self.db, self.engine, self.clock, self.notify = db, engine, clock, notify
         self.phone_region = phone_region
-        self._slots = _TurnSlots(max_concurrency, db)
+        self._slots = TurnPlaces(max_concurrency, hold_a_turn=db.holds_the_loop)
+        """The background's few places at the ledger: a burst of webhooks is answered first, its payments worked
+        off behind."""
         self._lookups = asyncio.Semaphore(MAX_LOOKUPS)
         self._working: set[int] = set()
         self._telling: set[int] = set()
