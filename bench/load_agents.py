@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
-from bench.common import COMMAND, percentile, sandbox_process  # noqa: E402
+from bench.common import COMMAND, cpu_seconds, percentile, sandbox_process  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.standins.telegram import FakeBotApi, TelegramUser  # noqa: E402
 from bot.standins.telegram.server import running  # noqa: E402
@@ -76,14 +76,9 @@ class Row:
         return (f"{self.bot:<10} codes {self.delivered}/{self.agents} (lost {self.agents - self.delivered}), "
                 f"{self.messages} messages at {self.rate:.1f}/s = {self.rate / TELEGRAM_LIMIT:.0%} of 30/s, "
                 f"429s {self.rate_limited}, request -> code p50 {self.p50:.2f} s p95 {self.p95:.2f} s, "
-                f"all in {self.seconds:.2f} s (the first code at {self.first:.2f} s); CPU {self.cpu * 1000 / max(1, self.delivered):.1f} ms per code; "
+                f"all in {self.seconds:.2f} s (the first code at {self.first:.2f} s); "
+                f"CPU {self.cpu * 1000 / max(1, self.delivered):.1f} ms per code; "
                 f"ERM codes {self.erm_codes} (at most {self.erm_most} a device)")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def seed_ledger(url: str, people: list[TelegramUser]) -> None:
@@ -201,8 +196,8 @@ async def measure(bot: str, agents: int, latency: float, chat_limit: float, prof
     latencies = [arrived[chat] - asked[chat] for chat in arrived]
     window = finished - started
     return Row(bot, agents, len(arrived), len(messages), len(messages) / window, api.rate_limited,
-               percentile(latencies, 0.5), percentile(latencies, 0.95), window, min(arrived.values(), default=finished)
-               - started, cpu, sum(counts), max(counts))
+               percentile(latencies, 0.5), percentile(latencies, 0.95), window,
+               min(arrived.values(), default=finished) - started, cpu, sum(counts), max(counts))
 
 
 async def main(agents: int, latency: float, chat_limit: float, only: str | None, profile: str | None) -> None:

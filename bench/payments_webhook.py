@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 from sqlmodel import col, func, select  # noqa: E402
 
-from bench.common import COMMAND, percentile, sandbox_process  # noqa: E402
+from bench.common import COMMAND, cpu_seconds, percentile, sandbox_process  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.http import free_port  # noqa: E402
 from bot.payments import sign  # noqa: E402
@@ -126,12 +126,6 @@ async def wait_healthy(client: httpx.AsyncClient, process: asyncio.subprocess.Pr
         if time.monotonic() > deadline:
             raise RuntimeError("the bot's HTTP side did not come up")
         await asyncio.sleep(0.1)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def settled_start(db: Database, api: FakeBotApi, devices: int, timeout: float = 120) -> None:
