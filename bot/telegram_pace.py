@@ -136,7 +136,6 @@ class LocalRateLimiter(_PacedRateLimiter):
         self._held: dict[object, float] = {}
         """Chats Telegram answered 429: nothing goes to them before this (loop seconds)."""
         self._turns = asyncio.Lock()  # FIFO: the bot's turns go in the order they were asked
-        self._last = float("-inf")
 
     async def _wait_out(self, chat_id: object, pause: float) -> None:
         if chat_id is None:
@@ -157,14 +156,13 @@ class LocalRateLimiter(_PacedRateLimiter):
         if go > now:
             await asyncio.sleep(go - now)
         async with self._turns:
-            go = self._last + self.interval
+            go = self._went[-1] + self.interval if self._went else float("-inf")
             if len(self._went) == self._went.maxlen:
                 go = max(go, self._went[0] + self.second)
             wait = go - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-            self._last = loop.time()
-            self._went.append(self._last)
+            self._went.append(loop.time())
 
 
 class SharedRateLimiter(_PacedRateLimiter):

@@ -151,8 +151,8 @@ class DeviceDirectory:
             await self._syncing.wait()
             return 0
         self._sync_running = True
-        if self._syncing is None:
-            self._syncing, self._synced = asyncio.Event(), set()
+        self.expect_sync()
+        assert self._syncing is not None
         self._page_written([])  # those waiting for it to begin now wait for their page
         try:
             return await self._sync(page_size)
