@@ -46,6 +46,11 @@ async def upgrade(url: str, revision: str = "head", *, currency: str = "KES", ph
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_upgrade, revision, {"currency": currency, "phone_region": phone_region})
+        if engine.dialect.name == "sqlite":
+            # WAL from the start (it stays with the file): switched later, by the bot's first connection, it
+            # needs the file to itself, and a writer already at work makes that switch fail at once.
+            async with engine.connect() as connection:
+                await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
     finally:
         await engine.dispose()
 
