@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -107,7 +109,33 @@ async def serving(app: ASGIApp, port: int, host: str = "0.0.0.0") -> AsyncIterat
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now, for a server that must be told its port before it
-    starts (the demo's HTTP side, a ``paygbot`` process started by a test or a benchmark)."""
+    starts (the demo's HTTP side, a ``paygbot`` process started by a test or a benchmark).
+
+    Chosen at random below the kernel's ephemeral range: a port the kernel handed out would be
+    its choice again for the next outgoing connection, which could take it before the server
+    binds it (seen under parallel tests: "Address already in use").
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(_LOWEST_PICKED, low)  # noqa: S311 (not a secret)
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+_LOWEST_PICKED = 10000
+
+
+def _ephemeral_low() -> int:
+    """The lowest port of Linux's ephemeral range (32768 on most machines and elsewhere)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+    return low if low > _LOWEST_PICKED + 1000 else 32768

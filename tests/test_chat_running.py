@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,6 +74,16 @@ async def test_healthz_reports_the_queue(erm_sandbox: ErmSandbox, erm_url: str, 
             health = (await client.get(f"http://127.0.0.1:{port}/healthz")).json()
     assert health["status"] == "ok" and health["database"] == "ok" and health["bot"] == "paygbot_demo_bot"
     assert health["queue"] == {"depth": 1, "oldest_seconds": 4.0}
+
+
+def test_a_free_port_is_one_the_kernel_does_not_hand_to_outgoing_connections() -> None:
+    """Else an outgoing connection may take it before the server binds it (parallel tests did)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(1024 < port < low for port in ports) and len(ports) > 1
+    for port in ports:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", port))
 
 
 async def test_the_error_handler_logs_and_tells_the_person(caplog: pytest.LogCaptureFixture) -> None:
