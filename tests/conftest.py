@@ -161,6 +161,25 @@ async def engine(db: Database, erm: ErmBackend, settings: Settings, clock: Manua
 # -- the whole bot ------------------------------------------------------------------------------
 
 
+LONG_TESTS = {
+    "tests/test_properties.py::test_any_sequence_keeps_the_rules",
+    "tests/test_plans_properties.py::test_any_sequence_keeps_the_plan_books",
+    "tests/test_replicas.py::test_three_replicas_are_one_bot",
+    "tests/test_crash.py::test_a_killed_worker_loses_nothing_and_issues_nothing_twice",
+    "tests/test_security_access.py::test_the_gate_reads_the_command_exactly_as_ptb_does",
+}
+"""Tests of tens of seconds (--durations shows them): started first, so that the suite's end does not wait
+for one of them begun late."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> tuple[bool, bool]:
+        long = item.nodeid.split("[")[0] in LONG_TESTS
+        return not long, long and "postgresql" not in item.nodeid  # (PostgreSQL's are the longer)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "agents(*people): the chat fixture makes these people agents first")
     config.addinivalue_line("markers", "sqlite_only: about SQLite itself (its file, its settings): not run on PostgreSQL")
