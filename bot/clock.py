@@ -8,6 +8,9 @@ from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
+    moves: bool
+    """Whether it moves by itself, so that waiting for a moment of it is sleeping (not a test's clock)."""
+
     def now(self) -> datetime:
         """The current time, timezone-aware, in UTC."""
         ...
@@ -16,12 +19,16 @@ class Clock(Protocol):
 class SystemClock:
     """The wall clock."""
 
+    moves = True
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 
 
 class ManualClock:
     """A clock that moves only when told to (tests, the demo's scripted day)."""
+
+    moves = False
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime(2026, 11, 22, 9, 0, tzinfo=UTC)

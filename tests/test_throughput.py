@@ -1,7 +1,7 @@
 """What a busy morning relies on (issue 20): messages paced evenly under Telegram's limits, a 429 holding back
 only its own chat, the ERM's missing item lookup asked once, new devices waiting for the page of the sync under way (or
 about to start), and
-a restart that registers no menu that did not change."""
+a restart that registers no menu that did not change, and a device's next code claimed ahead of its gap."""
 
 from __future__ import annotations
 
@@ -15,12 +15,19 @@ from typing import Any
 import pytest
 from telegram.error import RetryAfter
 
-from bot.issuing import IssuingEngine
+from bot.clock import SystemClock
+from bot.erm.backend import ErmBackend
+from bot.issuing import Accepted, IssuingEngine
 from bot.issuing.devices import read_ahead
 from bot.standins.erm import ErmSandbox
 from bot.telegram_pace import CHAT_BURST, CHAT_INTERVAL, LocalRateLimiter
 from handlers import menus
+from storage import ledger
+from storage.db import Database
+from storage.models import CodeKind, CodeRequest, Status
 from tests.support.chat import AGENT, Chat
+from tests.support.settings import make_settings
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.sqlite_only  # nothing here is about the ledger's kind
 
@@ -150,6 +157,33 @@ async def test_a_new_device_on_the_syncs_first_page_does_not_wait_for_the_last(e
     await syncing
     device = await engine.device(device_id)
     assert device is not None and device.verified and lookups(erm_sandbox) == 0
+
+
+async def test_a_devices_next_code_is_claimed_ahead_of_its_gap_and_leaves_when_it_ends(
+        db: Database, erm: ErmBackend, erm_sandbox: ErmSandbox) -> None:
+    gap = 0.5
+    erm_sandbox.clock, erm_sandbox.min_gap_seconds = SystemClock(), gap
+    engine = IssuingEngine(db=db, erm=erm, settings=make_settings(PAYGBOT_MIN_GAP_SECONDS=gap), clock=SystemClock())
+    try:
+        device = erm_sandbox.devices[0].oem_item_id
+        first, second = [await engine.request(device, CodeKind.DAYS, 1) for _ in range(2)]
+        assert isinstance(first, Accepted) and isinstance(second, Accepted)
+
+        async def both_issued() -> list[CodeRequest] | None:
+            async with db.read() as session:
+                rows = [await ledger.get_request(session=session, request_id=answer.request_id)
+                        for answer in (first, second)]
+            issued = [row for row in rows if row is not None and row.status is Status.ISSUED]
+            return issued if len(issued) == 2 else None
+
+        rows = await eventually(both_issued, "both codes issued", 10)
+    finally:
+        await engine.close()
+    earlier, later = rows
+    assert earlier.issued_at is not None and later.sent_at is not None and later.attempts == 1  # never "not yet"
+    assert later.sent_at < earlier.issued_at + timedelta(seconds=gap)  # claimed before the gap ended...
+    codes = erm_sandbox.device(device).codes
+    assert len(codes) == 2 and codes[1].created_at - codes[0].created_at >= timedelta(seconds=gap)  # ...sent after
 
 
 async def test_the_sync_asks_for_the_next_page_while_it_writes_this_one_and_stops_cleanly() -> None:

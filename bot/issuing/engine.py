@@ -30,6 +30,10 @@ from bot.issuing.worker import Worker
 from storage.db import Database
 from storage.models import CodeKind, CodeRequest, Device, Source
 
+CLAIM_AHEAD = timedelta(milliseconds=50)
+"""A device's next request is claimed this long before its gap ends, and leaves when it ends: the gap between
+two codes is then the ERM's 6 s and its latency, without the pump's claim on top (about 10 ms)."""
+
 
 class IssuingEngine:
     """Holds every device to the limits and every request to exactly one code.
@@ -54,6 +58,7 @@ class IssuingEngine:
             daily_limit=settings.daily_code_limit,
             max_stacked_days=settings.max_stacked_days,
             tz=settings.tz,
+            claim_ahead=CLAIM_AHEAD if self.clock.moves else timedelta(0),  # (a test's clock never gets there)
         )
         self.settle_delay = timedelta(seconds=settings.erm_timeout_seconds) + SETTLE_GRACE
         self.max_concurrency = max_concurrency

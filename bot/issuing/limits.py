@@ -26,6 +26,9 @@ class Limits:
     daily_limit: int
     max_stacked_days: int
     tz: ZoneInfo
+    claim_ahead: timedelta = timedelta(0)
+    """How long before a device's gap ends its next request may be claimed: the claim's work is done by then,
+    and the request leaves for the ERM the moment the gap ends (it waits in :meth:`Settlement.dispatch`)."""
 
 
 def local_day(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.erm.backend import ErmBackend
@@ -61,11 +61,11 @@ class Settlement:
 
     # -- one generation -----------------------------------------------------------------------
 
-    async def dispatch(self, request: CodeRequest, *, verified: bool) -> None:
+    async def dispatch(self, request: CodeRequest, *, verified: bool, leaves_at: datetime | None = None) -> None:
         """Generate a request this process claimed (the row as claimed; ``verified``: its device's ids are the
-        ERM's). Its outcome is recorded only while the claim is still this one (SENDING, same attempt): the
-        call is cut at ``call_deadline``, before the claim's lease ends and another process would settle it
-        from the history."""
+        ERM's; ``leaves_at``: not before, when it was claimed ahead of its device's gap). Its outcome is recorded
+        only while the claim is still this one (SENDING, same attempt): the call is cut at ``call_deadline``,
+        before the claim's lease ends and another process would settle it from the history."""
         assert request.id is not None and request.status is Status.SENDING
         request_id, attempt = request.id, request.attempts
         if not verified:
@@ -75,6 +75,8 @@ class Settlement:
                 return
             if same:
                 return
+        if leaves_at is not None and (wait := (leaves_at - self.clock.now()).total_seconds()) > 0:
+            await asyncio.sleep(wait)  # (only a clock that moves claims ahead: see Limits.claim_ahead)
         try:
             async with self.slots:
                 async with asyncio.timeout(self.call_deadline):
@@ -144,7 +146,8 @@ class Settlement:
         log.info("request %s issued: device %s", request_id, request.device_ref)
         if more:  # the device's next code: as soon as the gap from this answer allows (telling it takes a while)
             elapsed = (self.clock.now() - now).total_seconds()
-            asyncio.get_running_loop().call_later(max(0.0, self.limits.min_gap.total_seconds() - elapsed), self.kick)
+            ahead = (self.limits.min_gap - self.limits.claim_ahead).total_seconds()
+            asyncio.get_running_loop().call_later(max(0.0, ahead - elapsed), self.kick)
         if telling:
             await self.handover.deliver(request_id, request)
 

@@ -73,7 +73,7 @@ class Worker:
                         self._spawn(self.settlement.settle(request), device_id=request.device_id)
             await self.admission.release_prepaid(now)
             claimed: list[CodeRequest] = []
-            due, unverified = await self._due(now)
+            due, unverified, leaves = await self._due(now)
             if due:
                 # One transaction claims the whole batch, and only as many as can be sent at once,
                 # so that sent_at is the moment the request really leaves.
@@ -93,7 +93,8 @@ class Worker:
                             claimed.append(request)
             for request in claimed:  # the rows as claimed: the generation need not read them again
                 self._busy.add(request.device_id)
-                self._spawn(self.settlement.dispatch(request, verified=request.device_id not in unverified),
+                self._spawn(self.settlement.dispatch(request, verified=request.device_id not in unverified,
+                                                     leaves_at=leaves.get(request.device_id)),
                             device_id=request.device_id)
             if finished:
                 waiting = [r.id for r in finished if r.id is not None and r.id not in self.handover.delivering]
@@ -105,15 +106,16 @@ class Worker:
                         self.handover.delivering.add(request_id)
                         self._spawn(self.handover.deliver(request_id))
 
-    async def _due(self, now: datetime) -> tuple[list[CodeRequest], set[int]]:
-        """What may go out now, as many as there is room for; and which of the devices read are known only by
-        typed ids.
+    async def _due(self, now: datetime) -> tuple[list[CodeRequest], set[int], dict[int, datetime]]:
+        """What may go out now, as many as there is room for; which of the devices read are known only by
+        typed ids; and when the devices whose gap ends within ``claim_ahead`` may have their code.
 
         Devices known only by typed ids and holding no code yet may be one device under two ids, and
         their code histories cannot tell until one of them has a code: they get codes one at a time,
         none while another's answer is awaited, so each compares its history after the last one's code.
         Those held back are left out of the next read, so that they never stand in the others' way."""
         unverified: set[int] = set()
+        leaves: dict[int, datetime] = {}
         room = self.max_concurrency - len(self._busy)
         self._full = room <= 0
         exclude = set(self._busy)
@@ -122,16 +124,20 @@ class Worker:
         while room > 0:
             asked = room
             async with self.db.read() as session:
-                batch = await ledger.due_requests(session=session, now=now, gap_edge=now - self.limits.min_gap,
-                                                  exclude=sorted(exclude), limit=asked)
-                coded = await ledger.unverified_among(session=session, device_ids=[r.device_id for r in batch])
+                batch = await ledger.due_with_last_generation(session=session, now=now,
+                                                               gap_edge=now + self.limits.claim_ahead
+                                                               - self.limits.min_gap,
+                                                               exclude=sorted(exclude), limit=asked)
+                coded = await ledger.unverified_among(session=session, device_ids=[r.device_id for r, _ in batch])
                 unverified.update(coded)
                 blank = {device_id for device_id, has_code in coded.items() if not has_code}
                 if blank and one_blank is None:
                     one_blank = not await ledger.unverified_without_codes_sending(session=session)
             held = False
-            for request in batch:
+            for request, last_generation_at in batch:
                 exclude.add(request.device_id)
+                if last_generation_at is not None and last_generation_at + self.limits.min_gap > now:
+                    leaves[request.device_id] = last_generation_at + self.limits.min_gap
                 if request.device_id in blank:
                     if not one_blank:
                         held = True
@@ -142,7 +148,7 @@ class Worker:
             self._full = room <= 0 and len(batch) == asked
             if not held or len(batch) < asked:
                 break
-        return due, unverified
+        return due, unverified, leaves
 
     async def drain(self) -> None:
         """Wait until every task started so far, and the ones they started, has finished."""

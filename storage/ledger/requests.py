@@ -88,7 +88,7 @@ async def add_request(*, session: AsyncSession, request: CodeRequest) -> CodeReq
 
 async def due_requests(
     *, session: AsyncSession, now: datetime, gap_edge: datetime, exclude: Sequence[int], limit: int
-) -> Sequence[CodeRequest]:
+) -> list[CodeRequest]:
     """The next request of each device that may go out now, oldest first.
 
     A device's requests go out in the order they were asked (a reset then days must not
@@ -96,8 +96,17 @@ async def due_requests(
     due, nothing of it is SENDING, and its last generation is at least the pacing gap ago
     (``gap_edge``).
     """
-    return (await session.exec(_DUE, params={  # type: ignore[call-overload]
+    return [request for request, _ in await due_with_last_generation(
+        session=session, now=now, gap_edge=gap_edge, exclude=exclude, limit=limit)]
+
+
+async def due_with_last_generation(
+    *, session: AsyncSession, now: datetime, gap_edge: datetime, exclude: Sequence[int], limit: int
+) -> list[tuple[CodeRequest, datetime | None]]:
+    """:func:`due_requests`, each with its device's last generation (the pump's: when its gap ends)."""
+    rows = (await session.exec(_DUE, params={  # type: ignore[call-overload]
         "now": now, "gap_edge": gap_edge, "exclude": list(exclude), "limit": limit})).all()
+    return [(request, last) for request, last in rows]
 
 
 def _due_query() -> Select[Any]:
@@ -109,7 +118,7 @@ def _due_query() -> Select[Any]:
         .group_by(col(CodeRequest.device_id))
     )
     return (
-        select(CodeRequest)
+        select(CodeRequest, Device.last_generation_at)
         .join(Device, col(Device.id) == col(CodeRequest.device_id))
         .where(
             col(CodeRequest.id).in_(oldest),
