@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta
 
 from bot.background import Background
@@ -45,23 +45,27 @@ class Worker:
         """The last pump left due requests for want of room: a task that ends pumps again."""
 
     def kick(self) -> None:
-        """Pump now rather than at the next tick (a new request should not wait for the timer)."""
+        """Pump the generations now rather than at the next tick (a new request should not wait for the timer)."""
         if not self._background.closed and not self._kick_pending:
             self._kick_pending = True
-            self._spawn(self.pump())
+            self._spawn(self.pump(recover=False))
 
-    async def pump(self) -> None:
-        """Start every piece of work that is due: settlements, generations, deliveries, prepaid days."""
+    async def pump(self, *, recover: bool = True) -> None:
+        """Start every piece of work that is due: settlements, generations, deliveries, prepaid days (``recover``
+        false: generations only; what waits for a lease or a backoff to end can wait for the next tick)."""
         if self._background.closed:
             return
         async with self._pump_lock:
             self._kick_pending = False
             now = self.clock.now()
             busy = sorted(self._busy)
-            async with self.db.read() as session:  # one read for what waits on the ERM's answers and on people
-                unsettled = await ledger.unsettled(session=session, now=now, exclude=busy)
-                finished = (await ledger.undelivered(session=session, now=now) if self.handover.notify is not None
-                            else [])
+            unsettled: Sequence[CodeRequest] = []
+            finished: Sequence[CodeRequest] = []
+            if recover:
+                async with self.db.read() as session:  # one read for what waits on the ERM's answers and on people
+                    unsettled = await ledger.unsettled(session=session, now=now, exclude=busy)
+                    if self.handover.notify is not None:
+                        finished = await ledger.undelivered(session=session, now=now)
             if unsettled:  # claimed for the time a settlement takes: another process takes none of them
                 async with self.db.write() as session:
                     ours = await ledger.claim_settlements(session=session, request_ids=[r.id for r in unsettled
