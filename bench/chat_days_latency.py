@@ -34,7 +34,12 @@ under the rate limiter's 29 messages/s, whose throttling is not what is measured
 (``--gap 0`` shows it). The bot's loggers are left unconfigured, so its INFO lines cost nothing.
 Takes about 20 s.
 
-    python bench/chat_days_latency.py [--requests 200] [--warmup 5] [--gap 0.05] [--cold]
+With ``--apart`` the bot runs as ``paygbot run`` in a process of its own (its logging on, as deployed), the
+stand-ins stay here: the times are the same stamps, with no stand-in's work on the bot's loop, and the CPU is
+the bot's process alone, read from /proc over the measured updates (10 ms ticks, so a mean, not
+percentiles; the pump's ticks while idle between updates included).
+
+    python bench/chat_days_latency.py [--requests 200] [--warmup 5] [--gap 0.05] [--cold] [--apart]
 """
 
 from __future__ import annotations
@@ -57,7 +62,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
-from bench.common import percentile  # noqa: E402
+from bench.common import COMMAND, cpu_seconds, percentile  # noqa: E402
+from bench.load_agents import bot_process, seed_ledger  # noqa: E402
 from bot.app import RunningBot, running_bot  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
@@ -66,6 +72,7 @@ from bot.standins.erm import ErmSandbox  # noqa: E402
 from bot.standins.telegram import FakeBotApi, TelegramUser  # noqa: E402
 from bot.standins.telegram import server as botapi  # noqa: E402
 from storage import ledger  # noqa: E402
+from storage.db import Database  # noqa: E402
 from storage.models import Role  # noqa: E402
 
 TOKEN = "123456:BENCH-token-for-the-stand-in"
@@ -210,6 +217,66 @@ async def sync_failed(erm_log: list[Exchange]) -> None:
     await asyncio.sleep(0.1)  # the bot logs the failure and is done with it
 
 
+async def run_apart(count: int, warmup: int, gap: float, cold: bool) -> tuple[list[Sample], float]:
+    """The bot as ``paygbot run`` in its own process, the stand-ins in this one; also the bot's CPU seconds per
+    measured update (its process's user + system time over the measured updates, from /proc, divided by their
+    number: a mean, the pump's idle ticks in between included)."""
+    sandbox = ErmSandbox(device_count=count + max(warmup, 10))
+    devices = [device.oem_item_id for device in sandbox.devices if device.oem_item_id.startswith("SBX")]
+    api = FakeBotApi(TOKEN)
+    erm_log: list[Exchange] = []
+    api_log: list[Exchange] = []
+    erm_app, api_app = erm_sandbox.build_app(sandbox), botapi.build_app(api)
+    erm_app.add_middleware(Stopwatch, log=erm_log, keep_body=lambda path: False)
+    api_app.add_middleware(Stopwatch, log=api_log, keep_body=_is_get_updates)
+    if cold:
+        sandbox.fail_next(1, status=503, paths=[SYNC])
+    samples: list[Sample] = []
+    with tempfile.TemporaryDirectory(prefix="paygbot-bench-") as folder:
+        url = f"sqlite:///{folder}/ledger.db"
+        await seed_ledger(url, AGENTS)
+        api.meet(MANAGER)
+        for agent in AGENTS:
+            api.meet(agent)
+        async with erm_sandbox.running(sandbox, app=erm_app) as erm_url, botapi.running(api, app=api_app) as base_url:
+            env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": base_url, "ERM_BASE_URL": erm_url,
+                   "ERM_USERNAME": "test@example.com", "ERM_PASSWORD": "test1234", "DATABASE_URL": url,
+                   "PAYGBOT_MANAGERS": str(MANAGER.id), "PAYGBOT_HTTP_PORT": "0"}
+            async with bot_process([*COMMAND, "run"], env, folder) as pid:
+                db = Database(url)
+                try:
+                    if cold:
+                        await sync_failed(erm_log)
+                    else:
+                        await ledger_knows(db, devices[-1])
+                finally:
+                    await db.dispose()
+                cpu = 0.0
+                for index, device in enumerate(devices[:warmup + count]):
+                    if index == warmup:
+                        cpu = cpu_seconds(pid)
+                    sample = await one_days(api, sandbox, api_log, erm_log, device, AGENTS[index % len(AGENTS)])
+                    if index >= warmup:
+                        samples.append(sample)
+                    await asyncio.sleep(gap)
+                cpu = cpu_seconds(pid) - cpu
+            if api.errors:
+                raise SystemExit(f"the Bot API stand-in failed: {api.errors}")
+    return samples, cpu / count
+
+
+async def ledger_knows(db: Database, last_device: str) -> None:
+    """Until the bot's device sync has put every sandbox device in the ledger (read from this process)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        async with db.read() as session:
+            if await ledger.find_device(session=session, ref=last_device) is not None:
+                return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the device sync did not learn {last_device} within {WAIT:g} s")
+        await asyncio.sleep(0.05)
+
+
 async def run(count: int, warmup: int, gap: float, cold: bool) -> list[Sample]:
     sandbox = ErmSandbox(device_count=count + max(warmup, 10))
     devices = [device.oem_item_id for device in sandbox.devices if device.oem_item_id.startswith("SBX")]
@@ -260,11 +327,12 @@ def row(label: str, seconds: list[float]) -> None:
     print(f"  {label:<46} {percentile(ms, 0.5):8.2f} {percentile(ms, 0.99):8.2f} {max(ms):8.2f}")
 
 
-def report(samples: list[Sample], warmup: int, gap: float, cold: bool) -> None:
+def report(samples: list[Sample], warmup: int, gap: float, cold: bool, bot_cpu: float | None) -> None:
     with_lookup = [sample for sample in samples if sample.lookups]
     print(f"/days <device> 1: {len(samples)} updates measured after {warmup} warm-up, {len(AGENTS)} agents in turn, a different device "
           f"each, one at a time, {gap * 1000:g} ms between")
-    print("bot, Bot API stand-in and ERM sandbox (zero latency) in one process, one event loop; "
+    print(("bot, Bot API stand-in and ERM sandbox (zero latency) in one process, one event loop; " if bot_cpu is None
+           else "the bot as `paygbot run` in its own process; Bot API stand-in and ERM sandbox (zero latency) in this one; ")
           + ("device sync failed on purpose (--cold): every device looked up first" if cold
              else "devices known from the bot's device sync"))
     print("update in = the stand-in wrote the getUpdates answer carrying it (not when user_says queued it); "
@@ -284,7 +352,10 @@ def report(samples: list[Sample], warmup: int, gap: float, cold: bool) -> None:
     row("end to end: update in -> code message in", [s.message_in - s.update_in for s in samples])
     row("not the bot's: sandbox's time on daysCode", [s.erm_out - s.erm_in for s in samples])
     row("not the bot's: user_says -> update in", [s.update_in - s.queued for s in samples])
-    row("CPU per /days (the whole process: bot + stand-ins)", [s.cpu for s in samples])
+    if bot_cpu is None:
+        row("CPU per /days (the whole process: bot + stand-ins)", [s.cpu for s in samples])
+    else:
+        print(f"  {'CPU per /days, the bot alone (mean, from /proc)':<46} {bot_cpu * 1000:8.2f}")
     print(f"count: {len(samples)}")
 
 
@@ -294,6 +365,12 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=5, help="updates sent first and not measured (default 5)")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between updates (default 0.05)")
     parser.add_argument("--cold", action="store_true", help="fail the device sync: every /days looks its device up")
+    parser.add_argument("--apart", action="store_true",
+                        help="the bot as `paygbot run` in a process of its own (its CPU alone, as a mean)")
     arguments = parser.parse_args()
-    measured = asyncio.run(run(arguments.requests, arguments.warmup, arguments.gap, arguments.cold))
-    report(measured, arguments.warmup, arguments.gap, arguments.cold)
+    bot_cpu: float | None = None
+    if arguments.apart:
+        measured, bot_cpu = asyncio.run(run_apart(arguments.requests, arguments.warmup, arguments.gap, arguments.cold))
+    else:
+        measured = asyncio.run(run(arguments.requests, arguments.warmup, arguments.gap, arguments.cold))
+    report(measured, arguments.warmup, arguments.gap, arguments.cold, bot_cpu)
