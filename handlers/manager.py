@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, WebAppInfo
@@ -117,7 +118,8 @@ async def portfolio(update: Update, context: BotContext) -> None:
     health = await portfolio_health(services.db, now, services.settings.tz)
     await reply(update, context, context.texts.portfolio_text(health, services.settings.currency,
                                                               await services.team.names()))
-    picture = portfolio_chart(portfolio_weeks(health), health.figures, context.texts)
+    # matplotlib takes a fifth of a second or more: not on the loop, where every chat would wait for it
+    picture = await asyncio.to_thread(portfolio_chart, portfolio_weeks(health), health.figures, context.texts)
     chat = update.effective_chat
     assert chat is not None
     await context.bot.send_photo(chat.id, picture, caption=context.texts.portfolio_chart_labels()["weeks"])

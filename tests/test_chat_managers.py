@@ -6,15 +6,18 @@ import asyncio
 import csv
 import dataclasses
 import io
-from datetime import UTC, datetime
+import threading
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 from sqlmodel import select
 
+from bot import reports
 from bot.clock import ManualClock
 from bot.jobs import expire_approvals, push_summary_if_due
 from bot.standins.telegram import TelegramUser
+from bot.texts import for_language
 from storage import ledger
 from storage.models import Approval, ApprovalStatus, Payment, PaymentStatus, Role
 from tests.support.chat import AGENT, MANAGER, Chat
@@ -181,6 +184,28 @@ async def test_summary_of_the_day_with_a_chart(chat: Chat) -> None:
     assert picture.photo is not None and picture.photo.startswith(b"\x89PNG") and len(picture.photo) > 5000
     yesterday = await chat.say(MANAGER, "/summary 2026-11-21")
     assert "Codes: 0" in (yesterday.rendered or "")
+
+
+class ThreadNoting:
+    """The chart's words (the bot's English texts), noting the thread that asks for them: the drawing's."""
+
+    def __init__(self) -> None:
+        self.texts, self.threads = for_language("en"), set[int]()
+
+    def chart_labels(self) -> dict[str, str]:
+        self.threads.add(threading.get_ident())
+        return self.texts.chart_labels()
+
+    def short_date(self, day: date) -> str:
+        return self.texts.short_date(day)
+
+
+async def test_the_summarys_chart_is_drawn_off_the_event_loop(chat: Chat) -> None:
+    """matplotlib takes a fifth of a second or more: on the loop, every chat would wait for a manager's summary."""
+    await _a_day_of_business(chat)
+    words = ThreadNoting()
+    picture = await reports.chart(chat.bot.services.db, date(2026, 11, 22), chat.bot.services.settings.tz, words)
+    assert picture.startswith(b"\x89PNG") and words.threads and threading.get_ident() not in words.threads
 
 
 @pytest.mark.parametrize(("text", "words"), [
