@@ -1,14 +1,15 @@
 """Telegram's flood limits, kept by pacing every message just under them rather than learning them from 429s.
 
-Both limiters give each message its chat's turn — a person's chat five at once, then four a second; a group
-20 a minute — then a turn of the bot as a whole. A 429 waits its ``retry_after`` (that message, and its
-chat's next ones) and is tried again; the others keep their pace.
+Both limiters give each message its chat's turn — one a second, a few at once allowed — then a turn of the
+bot as a whole. A 429 waits its ``retry_after`` (that message, and its chat's next ones) and is tried again;
+the others keep their pace.
 
 - :class:`LocalRateLimiter`: one process (SQLite). The bot's turns are taken one at a time, in the order
   asked: never more than 30 in any 1.05 s (each turn at least 1.05 s after the 30th before it really went),
   and never two closer than ``LOCAL_BOT_INTERVAL``, so never a burst after a pause of the event loop. A
-  moment the loop was late is made up by the next turns rather than lost. (PTB's ``AIORateLimiter`` lets 30
-  go at once and then 30 a second, so a second can see 60; and its 429 stops every send.)
+  moment the loop was late is made up by the next turns rather than lost. A person's chat: five at once, then
+  four a second. (PTB's ``AIORateLimiter`` lets 30 go at once and then 30 a second, so a second can see 60;
+  and its 429 stops every send.)
 - :class:`SharedRateLimiter`: every process on one PostgreSQL ledger together. It reserves each message's turn
   in the ledger (one row per scope, its "theoretical arrival time", as in the generic cell rate algorithm):
   the chat's, then a slot of the bot from then on, 26 a second. The database's clock decides, so replicas'
@@ -40,11 +41,9 @@ any second within Telegram's 30 (at 27 a second, 74 ms of delay let a third 429 
 test once)."""
 BOT_BURST = 0.0
 """How far ahead of its slot a message may go (none: a burst at the start of a second is what Telegram counts)."""
-CHAT_INTERVAL = 0.25
-"""Seconds between two messages to one person past the few at once: Telegram asks for about one a second but
-lets short bursts through, and a 429 there holds back only that chat (the agent who asked for five codes in a
-row gets them within two seconds). The same in one process and in several."""
-CHAT_BURST = 4
+CHAT_INTERVAL = 1.0
+"""About one message a second to one chat, as Telegram asks."""
+CHAT_BURST = 4.0
 """...with up to five at once (an answer, its code, a notice)."""
 GROUP_INTERVAL = 3.0
 """Groups: 20 messages a minute."""
@@ -61,13 +60,18 @@ LATE = 0.05
 MAX_LATE_TURNS = 5
 
 
+LOCAL_CHAT_INTERVAL = 0.25
+"""One process: seconds between two messages to one person past the few at once: Telegram asks for about one
+a second but lets short bursts through, and a 429 there holds back only that chat (the agent who asked for
+five codes in a row gets them within two seconds)."""
 
-def _chat_limits(chat_id: object) -> tuple[float, float]:
-    """(interval, burst) of a chat, in seconds: a group's (negative ids, @usernames) or a person's."""
+
+def _chat_limits(chat_id: object, person: float = CHAT_INTERVAL) -> tuple[float, float]:
+    """(interval, burst) of a chat: a group's (negative ids, @usernames) or a person's (``person`` apart)."""
     group = isinstance(chat_id, str)
     with contextlib.suppress(TypeError, ValueError):
         group = group or int(chat_id) < 0  # type: ignore[call-overload]
-    return (GROUP_INTERVAL, 0.0) if group else (CHAT_INTERVAL, CHAT_BURST * CHAT_INTERVAL)  # five at once
+    return (GROUP_INTERVAL, 0.0) if group else (person, CHAT_BURST * person / CHAT_INTERVAL)  # five at once
 
 
 def _seconds(retry_after: timedelta | float) -> float:
@@ -141,7 +145,7 @@ class LocalRateLimiter(_PacedRateLimiter):
 
     async def _wait_turn(self, chat_id: object) -> None:
         loop = asyncio.get_running_loop()
-        interval, burst = _chat_limits(chat_id)
+        interval, burst = _chat_limits(chat_id, LOCAL_CHAT_INTERVAL)
         now = loop.time()
         tat = self._chats.get(chat_id, now)
         go = max(now, tat - burst, self._held.get(chat_id, now))

@@ -39,11 +39,11 @@ async def test_two_processes_keep_the_limits_together(two_processes: list[Databa
     # the bot: any 30 messages in a row span at least 29 slots (less the small burst allowed)
     least = timedelta(seconds=29 * BOT_INTERVAL - BOT_BURST)
     assert all(go[n + 29] - go[n] >= least for n in range(len(go) - 29)), "more than 30 messages in a second"
-    # each chat: a few at once, then paced (k + 1 messages in a row span k intervals, less the burst)
+    # each chat: a few at once, then one a second (k + 1 messages in a row span k seconds, less the burst)
     for chat in chats:
         times = sorted(turn for (turn, _), (_, asked) in zip(turns, asks, strict=True) if asked == chat)
         assert len(times) == 15
-        assert all(times[n + k] - times[n] >= timedelta(seconds=(k - CHAT_BURST) * CHAT_INTERVAL)
+        assert all(times[n + k] - times[n] >= timedelta(seconds=k * CHAT_INTERVAL - CHAT_BURST)
                    for n in range(len(times)) for k in range(1, len(times) - n))
     assert go[-1] - go[0] >= timedelta(seconds=89 * BOT_INTERVAL - BOT_BURST)  # 90 messages: about 3 seconds
 

@@ -20,7 +20,7 @@ from bot.erm.backend import ErmBackend
 from bot.issuing import Accepted, IssuingEngine
 from bot.issuing.devices import read_ahead
 from bot.standins.erm import ErmSandbox
-from bot.telegram_pace import CHAT_BURST, CHAT_INTERVAL, LocalRateLimiter
+from bot.telegram_pace import CHAT_BURST, LOCAL_CHAT_INTERVAL, LocalRateLimiter
 from handlers import menus
 from storage import ledger
 from storage.db import Database
@@ -76,7 +76,7 @@ async def test_one_chat_gets_a_few_at_once_then_is_paced() -> None:
     await asyncio.gather(*(send(limiter, call, 7) for _ in range(at_once + 1)))
     times = call.of(7)
     assert len(times) == at_once + 1
-    assert times[at_once] - times[0] >= CHAT_INTERVAL  # the one past the burst waits its chat's turn
+    assert times[at_once] - times[0] >= LOCAL_CHAT_INTERVAL  # the one past the burst waits its chat's turn
 
 
 async def test_a_429_holds_back_its_chat_only_and_is_tried_again() -> None:
