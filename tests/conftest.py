@@ -168,14 +168,18 @@ LONG_TESTS = {
     "tests/test_security_access.py::test_the_gate_reads_the_command_exactly_as_ptb_does",
 }
 """Tests of tens of seconds (--durations shows them): started first, so that the suite's end does not wait
-for one of them begun late. Not the replicas' test: it counts Telegram's 429s across three bots, and beside the
-property tests' CPU on two cores a starved replica's messages bunched into 13 of them (a CI run)."""
+for one of them begun late."""
+LAST_TESTS = {"tests/test_replicas.py::test_three_replicas_are_one_bot"}
+"""Started last, when the other workers are done or nearly: it counts Telegram's 429s across three bots and
+their stand-in, and with four workers' CPU on two cores a starved process's messages bunched into 7 and 13 of
+them (two CI runs)."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> tuple[bool, bool]:
-        long = item.nodeid.split("[")[0] in LONG_TESTS
-        return not long, long and "postgresql" not in item.nodeid  # (PostgreSQL's are the longer)
+    def rank(item: pytest.Item) -> tuple[int, bool]:
+        name = item.nodeid.split("[")[0]
+        place = 0 if name in LONG_TESTS else 2 if name in LAST_TESTS else 1
+        return place, place == 0 and "postgresql" not in item.nodeid  # (PostgreSQL's long ones are the longer)
 
     items.sort(key=rank)  # stable: the rest keep their order
 
