@@ -60,11 +60,12 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")  # before telegram is imported: P
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from starlette.applications import Starlette  # noqa: E402
 from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
 from bench.common import COMMAND, cpu_seconds, percentile  # noqa: E402
 from bench.load_agents import bot_process, seed_ledger  # noqa: E402
-from bot.app import RunningBot, running_bot  # noqa: E402
+from bot.app import running_bot  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.standins import erm as erm_sandbox  # noqa: E402
@@ -195,11 +196,52 @@ async def one_days(api: FakeBotApi, sandbox: ErmSandbox, api_log: list[Exchange]
 # -- the run -----------------------------------------------------------------------------------
 
 
-async def devices_synced(bot: RunningBot, last_device: str) -> None:
+@dataclass
+class StandIns:
+    """The Bot API stand-in and the ERM sandbox with their stopwatches, as both runs use them."""
+
+    sandbox: ErmSandbox
+    api: FakeBotApi
+    erm_app: Starlette
+    api_app: Starlette
+    devices: list[str]
+    erm_log: list[Exchange] = field(default_factory=list)
+    api_log: list[Exchange] = field(default_factory=list)
+
+    @classmethod
+    def make(cls, count: int, warmup: int, cold: bool) -> StandIns:
+        sandbox = ErmSandbox(device_count=count + max(warmup, 10))
+        api = FakeBotApi(TOKEN)
+        stands = cls(sandbox, api, erm_sandbox.build_app(sandbox), botapi.build_app(api),
+                     [device.oem_item_id for device in sandbox.devices if device.oem_item_id.startswith("SBX")])
+        stands.erm_app.add_middleware(Stopwatch, log=stands.erm_log, keep_body=lambda path: False)
+        stands.api_app.add_middleware(Stopwatch, log=stands.api_log, keep_body=_is_get_updates)
+        if cold:
+            sandbox.fail_next(1, status=503, paths=[SYNC])
+        return stands
+
+    async def ready(self, db: Database, cold: bool) -> None:
+        """Until the bot's device sync has failed (``cold``) or put every sandbox device in the ledger."""
+        if cold:
+            await sync_failed(self.erm_log)
+        else:
+            await devices_synced(db, self.devices[-1])
+
+    async def days(self, first: int, last: int, gap: float) -> list[Sample]:
+        """``/days`` for devices ``first`` to ``last`` (excluded) one at a time, the agents taking turns."""
+        samples = []
+        for index in range(first, last):
+            samples.append(await one_days(self.api, self.sandbox, self.api_log, self.erm_log, self.devices[index],
+                                          AGENTS[index % len(AGENTS)]))
+            await asyncio.sleep(gap)
+        return samples
+
+
+async def devices_synced(db: Database, last_device: str) -> None:
     """Until the bot's device sync has put every sandbox device in the ledger."""
     deadline = time.monotonic() + WAIT
     while True:
-        async with bot.services.db.read() as session:
+        async with db.read() as session:
             if await ledger.find_device(session=session, ref=last_device) is not None:
                 return
         if time.monotonic() > deadline:
@@ -221,101 +263,57 @@ async def run_apart(count: int, warmup: int, gap: float, cold: bool) -> tuple[li
     """The bot as ``paygbot run`` in its own process, the stand-ins in this one; also the bot's CPU seconds per
     measured update (its process's user + system time over the measured updates, from /proc, divided by their
     number: a mean, the pump's idle ticks in between included)."""
-    sandbox = ErmSandbox(device_count=count + max(warmup, 10))
-    devices = [device.oem_item_id for device in sandbox.devices if device.oem_item_id.startswith("SBX")]
-    api = FakeBotApi(TOKEN)
-    erm_log: list[Exchange] = []
-    api_log: list[Exchange] = []
-    erm_app, api_app = erm_sandbox.build_app(sandbox), botapi.build_app(api)
-    erm_app.add_middleware(Stopwatch, log=erm_log, keep_body=lambda path: False)
-    api_app.add_middleware(Stopwatch, log=api_log, keep_body=_is_get_updates)
-    if cold:
-        sandbox.fail_next(1, status=503, paths=[SYNC])
-    samples: list[Sample] = []
+    stands = StandIns.make(count, warmup, cold)
     with tempfile.TemporaryDirectory(prefix="paygbot-bench-") as folder:
         url = f"sqlite:///{folder}/ledger.db"
         await seed_ledger(url, AGENTS)
-        api.meet(MANAGER)
-        for agent in AGENTS:
-            api.meet(agent)
-        async with erm_sandbox.running(sandbox, app=erm_app) as erm_url, botapi.running(api, app=api_app) as base_url:
+        for person in (MANAGER, *AGENTS):
+            stands.api.meet(person)
+        async with erm_sandbox.running(stands.sandbox, app=stands.erm_app) as erm_url, \
+                botapi.running(stands.api, app=stands.api_app) as base_url:
             env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": base_url, "ERM_BASE_URL": erm_url,
                    "ERM_USERNAME": "test@example.com", "ERM_PASSWORD": "test1234", "DATABASE_URL": url,
                    "PAYGBOT_MANAGERS": str(MANAGER.id), "PAYGBOT_HTTP_PORT": "0"}
             async with bot_process([*COMMAND, "run"], env, folder) as pid:
                 db = Database(url)
                 try:
-                    if cold:
-                        await sync_failed(erm_log)
-                    else:
-                        await ledger_knows(db, devices[-1])
+                    await stands.ready(db, cold)
                 finally:
                     await db.dispose()
-                cpu = 0.0
-                for index, device in enumerate(devices[:warmup + count]):
-                    if index == warmup:
-                        cpu = cpu_seconds(pid)
-                    sample = await one_days(api, sandbox, api_log, erm_log, device, AGENTS[index % len(AGENTS)])
-                    if index >= warmup:
-                        samples.append(sample)
-                    await asyncio.sleep(gap)
+                await stands.days(0, warmup, gap)
+                cpu = cpu_seconds(pid)
+                samples = await stands.days(warmup, warmup + count, gap)
                 cpu = cpu_seconds(pid) - cpu
-            if api.errors:
-                raise SystemExit(f"the Bot API stand-in failed: {api.errors}")
+            if stands.api.errors:
+                raise SystemExit(f"the Bot API stand-in failed: {stands.api.errors}")
     return samples, cpu / count
 
 
-async def ledger_knows(db: Database, last_device: str) -> None:
-    """Until the bot's device sync has put every sandbox device in the ledger (read from this process)."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        async with db.read() as session:
-            if await ledger.find_device(session=session, ref=last_device) is not None:
-                return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the device sync did not learn {last_device} within {WAIT:g} s")
-        await asyncio.sleep(0.05)
-
-
 async def run(count: int, warmup: int, gap: float, cold: bool) -> list[Sample]:
-    sandbox = ErmSandbox(device_count=count + max(warmup, 10))
-    devices = [device.oem_item_id for device in sandbox.devices if device.oem_item_id.startswith("SBX")]
-    api = FakeBotApi(TOKEN)
-    erm_log: list[Exchange] = []
-    api_log: list[Exchange] = []
-    erm_app, api_app = erm_sandbox.build_app(sandbox), botapi.build_app(api)
-    erm_app.add_middleware(Stopwatch, log=erm_log, keep_body=lambda path: False)
-    api_app.add_middleware(Stopwatch, log=api_log, keep_body=_is_get_updates)
+    stands = StandIns.make(count, warmup, cold)
     if cold:
-        sandbox.fail_next(1, status=503, paths=[SYNC])
         logging.getLogger("paygbot.jobs").setLevel(logging.ERROR)  # "device sync failed": wanted here
-    samples: list[Sample] = []
     with tempfile.TemporaryDirectory(prefix="paygbot-bench-") as folder:
-        async with erm_sandbox.running(sandbox, app=erm_app) as erm_url, botapi.running(api, app=api_app) as base_url:
+        async with erm_sandbox.running(stands.sandbox, app=stands.erm_app) as erm_url, \
+                botapi.running(stands.api, app=stands.api_app) as base_url:
             settings = load_settings(
                 _env_file=None, TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_BASE_URL=base_url, ERM_BASE_URL=erm_url,
                 ERM_USERNAME="test@example.com", ERM_PASSWORD="test1234", DATABASE_URL=f"sqlite:///{folder}/ledger.db",
                 PAYGBOT_MANAGERS=str(MANAGER.id), PAYGBOT_HTTP_PORT="0",
             )
             clock = SystemClock()
-            api.meet(MANAGER)
+            stands.api.meet(MANAGER)
             async with running_bot(settings, clock=clock, http_host="127.0.0.1") as bot:
                 for agent in AGENTS:
                     async with bot.services.db.write() as session:
                         await ledger.put_person(session=session, telegram_id=agent.id, role=Role.AGENT,
                                                 name=agent.name, now=clock.now())
-                    api.meet(agent)
-                if cold:
-                    await sync_failed(erm_log)
-                else:
-                    await devices_synced(bot, devices[-1])
-                for index, device in enumerate(devices[:warmup + count]):
-                    sample = await one_days(api, sandbox, api_log, erm_log, device, AGENTS[index % len(AGENTS)])
-                    if index >= warmup:
-                        samples.append(sample)
-                    await asyncio.sleep(gap)
-            if api.errors:
-                raise SystemExit(f"the Bot API stand-in failed: {api.errors}")
+                    stands.api.meet(agent)
+                await stands.ready(bot.services.db, cold)
+                await stands.days(0, warmup, gap)
+                samples = await stands.days(warmup, warmup + count, gap)
+            if stands.api.errors:
+                raise SystemExit(f"the Bot API stand-in failed: {stands.api.errors}")
     return samples
 
 
