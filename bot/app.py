@@ -7,6 +7,8 @@ what is in flight finish; the ledger keeps everything else for the next start).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +38,7 @@ from bot.jobs import (
     schedule_payment_sweep,
     schedule_pump,
     schedule_reminders,
+    start_device_sync,
 )
 from bot.omnimetic.connect import open_omnimetic
 from bot.payments import ChatNotices, Payments, payment_routes
@@ -102,6 +105,13 @@ class RunningBot:
     http_port: int | None
 
 
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """``task`` ended: cancelled if it still runs."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 @asynccontextmanager
 async def running_bot(
     settings: Settings, *, clock: Clock | None = None, poll_interval: float = 0.0, http_host: str = "0.0.0.0",  # noqa: S104
@@ -119,13 +129,14 @@ async def running_bot(
         stack.push_async_callback(db.dispose)
         erm = await stack.enter_async_context(open_erm(settings, clock))
         await sign_in_early(erm)
+        engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock,
+                               notify=Delivery(application.bot, db, settings))
+        stack.push_async_callback(_stopped, start_device_sync(engine))  # after the engine's close, which lets it end
+        stack.push_async_callback(engine.close)
         omnimetic = await stack.enter_async_context(open_omnimetic(settings, clock))
         await stack.enter_async_context(application)  # initialize (getMe) ... shutdown
         people = People(db, clock, settings.phone_region)
         await people.ensure_managers(settings.managers)
-        engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock,
-                               notify=Delivery(application.bot, db, settings))
-        stack.push_async_callback(engine.close)
         payments = Payments(db=db, engine=engine, clock=clock, phone_region=settings.phone_region,
                             notify=ChatNotices(application.bot, db, settings, clock))
         stack.push_async_callback(payments.close)  # before the engine's: it may still queue codes

@@ -8,6 +8,7 @@ and a new request does not even wait for the tick (:meth:`IssuingEngine.kick`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from functools import partial
@@ -90,15 +91,10 @@ def schedule_reminders(job_queue: JobQueue[Any], services: Services, interval: f
 
 SYNC_JOB = "device-sync"
 SYNC_INTERVAL = 6 * 3600
-START_SYNC_AFTER = 0.01
-"""Seconds after the start: at once (APScheduler cannot start a job at 0); a device asked for before it starts
-waits for it (:meth:`IssuingEngine.expect_device_sync`) rather than being looked up by itself."""
 
 
-async def _sync_devices(context: CallbackContext[Any, Any, Any, Any]) -> None:
+async def sync_devices_now(engine: IssuingEngine) -> None:
     """Learn every assigned device with all its ids, so that any id an agent types is one device."""
-    assert context.job is not None
-    engine: IssuingEngine = context.job.data  # type: ignore[assignment]
     try:
         learned = await engine.sync_devices()
     except ErmError as exc:
@@ -107,10 +103,24 @@ async def _sync_devices(context: CallbackContext[Any, Any, Any, Any]) -> None:
     log.info("device sync: %s devices known to the ERM", learned)
 
 
-def schedule_device_sync(job_queue: JobQueue[Any], engine: IssuingEngine, interval: float = SYNC_INTERVAL) -> None:
-    job_queue.run_repeating(_sync_devices, interval=interval, first=START_SYNC_AFTER, name=SYNC_JOB, data=engine,
-                            job_kwargs={"max_instances": 1, "coalesce": True})
+async def _sync_devices(context: CallbackContext[Any, Any, Any, Any]) -> None:
+    assert context.job is not None
+    await sync_devices_now(context.job.data)  # type: ignore[arg-type]
+
+
+def start_device_sync(engine: IssuingEngine) -> asyncio.Task[None]:
+    """The start-up sync, begun at once: as soon as the ERM has signed us in, before Telegram is even asked
+    for updates, so that the devices of the agents who wrote while the bot was down are known by the time
+    their messages come. A device asked for before the sync's page that names it waits for that page
+    (:meth:`IssuingEngine.expect_device_sync`) rather than being looked up by itself."""
     engine.expect_device_sync()
+    return asyncio.create_task(sync_devices_now(engine), name="device-sync-at-start")
+
+
+def schedule_device_sync(job_queue: JobQueue[Any], engine: IssuingEngine, interval: float = SYNC_INTERVAL) -> None:
+    """The syncs after the start-up one (:func:`start_device_sync`), every ``interval`` seconds."""
+    job_queue.run_repeating(_sync_devices, interval=interval, first=interval, name=SYNC_JOB, data=engine,
+                            job_kwargs={"max_instances": 1, "coalesce": True})
 
 
 SWEEP_JOB = "payments-sweep"

@@ -5,7 +5,8 @@ bot as a whole. A 429 waits its ``retry_after`` (that message, and its chat's ne
 the others keep their pace.
 
 - :class:`LocalRateLimiter`: one process (SQLite). The bot's turns are taken one at a time, in the order
-  asked: never more than 30 in any 1.05 s (each turn at least 1.05 s after the 30th before it really went),
+  asked: never more than 30 in any second as Telegram counts them (each turn a second after Telegram answered
+  the 30th before it: that one reached Telegram before its answer came, this one reaches it after it goes),
   and never two closer than ``LOCAL_BOT_INTERVAL``, so never a burst after a pause of the event loop. A
   moment the loop was late is made up by the next turns rather than lost. A person's chat: five at once, then
   four a second. (PTB's ``AIORateLimiter`` lets 30 go at once and then 30 a second, so a second can see 60;
@@ -47,13 +48,14 @@ CHAT_BURST = 4.0
 """...with up to five at once (an answer, its code, a notice)."""
 GROUP_INTERVAL = 3.0
 """Groups: 20 messages a minute."""
-LOCAL_BOT_INTERVAL = 1 / 34
+LOCAL_BOT_INTERVAL = 1 / 40
 """One process: the least seconds between two of the bot's messages (no burst)."""
 LOCAL_BOT_PER_SECOND = 30
-LOCAL_BOT_SECOND = 1.05
-"""One process: at most ``LOCAL_BOT_PER_SECOND`` of the bot's messages in any ``LOCAL_BOT_SECOND``, counted from
-when they really went: Telegram's 30 a second, with 50 ms of room for a message held up on its way (31 in a row
-span at least 1.05 s)."""
+LOCAL_BOT_SECOND = 1.005
+"""One process: at most ``LOCAL_BOT_PER_SECOND`` of the bot's messages in any ``LOCAL_BOT_SECOND`` as Telegram
+counts them: the next message goes this long after Telegram answered the 30th before it (5 ms for the clocks'
+rounding). Counted from when each went, a message held up on its way could reach Telegram in the same second as
+the 30 after it, so that count needed a margin of its own (50 ms, 5% of the rate)."""
 MAX_RETRIES = 10
 LATE = 0.05
 """Seconds a message may go after its turn; later, it takes a new turn."""
@@ -102,10 +104,13 @@ class _PacedRateLimiter(BaseRateLimiter[int]):
         chat_id = data.get("chat_id")
         retries = rate_limit_args or self.max_retries
         for attempt in range(retries + 1):
-            if chat_id is not None:
-                await self._wait_turn(chat_id)
+            sent = None if chat_id is None else await self._wait_turn(chat_id)
             try:
-                return await callback(*args, **kwargs)
+                try:
+                    return await callback(*args, **kwargs)
+                finally:
+                    if sent is not None:
+                        sent.answered()
             except RetryAfter as exc:
                 if attempt == retries:
                     raise
@@ -114,12 +119,35 @@ class _PacedRateLimiter(BaseRateLimiter[int]):
                 await self._wait_out(chat_id, pause + 0.1)
         raise AssertionError("unreachable")
 
-    async def _wait_turn(self, chat_id: object) -> None:
+    async def _wait_turn(self, chat_id: object) -> _Sent | None:
+        """Sleep until a message to ``chat_id`` may go; what to tell when Telegram has answered it, if anything."""
         raise NotImplementedError
 
     async def _wait_out(self, chat_id: object, pause: float) -> None:
         """After a 429: wait ``pause`` seconds before the message is tried again."""
         await asyncio.sleep(pause)
+
+
+class _Sent:
+    """One of the bot's messages on its way: when it went, and when Telegram answered it (loop seconds)."""
+
+    __slots__ = ("_answer", "at", "went")
+
+    def __init__(self, went: float) -> None:
+        self.went = went
+        self.at: float | None = None
+        self._answer = asyncio.Event()
+
+    def answered(self) -> None:
+        self.at = asyncio.get_running_loop().time()
+        self._answer.set()
+
+    async def reached_by(self, deadline: float) -> float:
+        """When it had surely reached Telegram: its answer, awaited until ``deadline`` (loop seconds) at most."""
+        if self.at is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answer.wait(), max(0.0, deadline - asyncio.get_running_loop().time()))
+        return deadline if self.at is None else self.at
 
 
 class LocalRateLimiter(_PacedRateLimiter):
@@ -129,8 +157,8 @@ class LocalRateLimiter(_PacedRateLimiter):
     def __init__(self, *, max_retries: int = MAX_RETRIES, interval: float = LOCAL_BOT_INTERVAL,
                  per_second: int = LOCAL_BOT_PER_SECOND, second: float = LOCAL_BOT_SECOND) -> None:
         self.max_retries, self.interval, self.second = max_retries, interval, second
-        self._went: deque[float] = deque(maxlen=per_second)
-        """When the bot's last ``per_second`` messages really went (loop seconds)."""
+        self._went: deque[_Sent] = deque(maxlen=per_second)
+        """The bot's last ``per_second`` messages."""
         self._chats: dict[object, float] = {}
         """Each chat's theoretical arrival time (loop seconds): its next turn, ``burst`` early at most."""
         self._held: dict[object, float] = {}
@@ -143,7 +171,7 @@ class LocalRateLimiter(_PacedRateLimiter):
         else:  # the chat's next messages wait too, not the whole bot's
             self._held[chat_id] = asyncio.get_running_loop().time() + pause
 
-    async def _wait_turn(self, chat_id: object) -> None:
+    async def _wait_turn(self, chat_id: object) -> _Sent:
         loop = asyncio.get_running_loop()
         interval, burst = _chat_limits(chat_id, LOCAL_CHAT_INTERVAL)
         now = loop.time()
@@ -156,13 +184,18 @@ class LocalRateLimiter(_PacedRateLimiter):
         if go > now:
             await asyncio.sleep(go - now)
         async with self._turns:
-            go = self._went[-1] + self.interval if self._went else float("-inf")
+            go = self._went[-1].went + self.interval if self._went else float("-inf")
             if len(self._went) == self._went.maxlen:
-                go = max(go, self._went[0] + self.second)
+                oldest = self._went[0]
+                # one not answered a second after it went counts as reaching Telegram then: a slow request holds the
+                # bot's messages back a second more, not until its timeout
+                go = max(go, await oldest.reached_by(oldest.went + self.second) + self.second)
             wait = go - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-            self._went.append(loop.time())
+            sent = _Sent(loop.time())
+            self._went.append(sent)
+            return sent
 
 
 class SharedRateLimiter(_PacedRateLimiter):
@@ -179,6 +212,7 @@ class SharedRateLimiter(_PacedRateLimiter):
     async def _wait_turn(self, chat_id: object) -> None:
         if self.db is not None:
             await self._wait_turn_in(self.db, chat_id)
+        return None
 
     async def _wait_turn_in(self, db: Database, chat_id: object) -> None:
         """Sleep until this message's turn comes. A turn missed by more than ``LATE`` (this process was held up:

@@ -1,7 +1,6 @@
 """What a busy morning relies on (issue 20): messages paced evenly under Telegram's limits, a 429 holding back
 only its own chat, the ERM's missing item lookup asked once, new devices waiting for the page of the sync under way (or
-about to start), and
-a restart that registers no menu that did not change, and a device's next code claimed ahead of its gap."""
+about to start), the start-up sync asking before the first update is taken, a restart that registers no menu that did not change, and a device's next code claimed ahead of its gap."""
 
 from __future__ import annotations
 
@@ -15,17 +14,18 @@ from typing import Any
 import pytest
 from telegram.error import RetryAfter
 
-from bot.clock import SystemClock
+from bot.clock import ManualClock, SystemClock
 from bot.erm.backend import ErmBackend
 from bot.issuing import Accepted, IssuingEngine
 from bot.issuing.devices import read_ahead
 from bot.standins.erm import ErmSandbox
+from bot.standins.telegram import FakeBotApi
 from bot.telegram_pace import CHAT_BURST, LOCAL_CHAT_INTERVAL, LocalRateLimiter
 from handlers import menus
 from storage import ledger
 from storage.db import Database
 from storage.models import CodeKind, CodeRequest, Status
-from tests.support.chat import AGENT, Chat
+from tests.support.chat import AGENT, TOKEN, Chat, chatting
 from tests.support.settings import make_settings
 from tests.support.waiting import eventually
 
@@ -68,6 +68,25 @@ async def test_no_second_holds_more_than_its_share_of_the_bots_messages() -> Non
     times = [when for _, when in call.times]
     assert len(times) == 35
     assert all(later - earlier >= 0.2 for earlier, later in zip(times, times[10:], strict=False))
+
+
+async def test_the_bots_second_is_counted_from_telegrams_answers_so_slow_messages_do_not_bunch() -> None:
+    """A message reaches Telegram somewhere between going and its answer: here the first five at the very end of
+    a slow 0.1 s, the next ones at once. Counted from when they went, the sixth would reach Telegram 0.1 s after
+    the first; counted from the first's answer, a whole second (0.2 s here) after it."""
+    reached: list[float] = []
+
+    async def call(chat_id: int) -> bool:
+        if len(reached) < 5:
+            await asyncio.sleep(0.1)
+        reached.append(asyncio.get_running_loop().time())
+        return True
+
+    limiter = LocalRateLimiter(interval=0.001, per_second=5, second=0.2)
+    await asyncio.gather(*(limiter.process_request(call, (100 + n,), {}, "sendMessage", {"chat_id": 100 + n}, None)
+                           for n in range(12)))
+    assert len(reached) == 12
+    assert all(later - earlier >= 0.2 for earlier, later in zip(reached, reached[5:], strict=False))
 
 
 async def test_one_chat_gets_a_few_at_once_then_is_paced() -> None:
@@ -208,6 +227,25 @@ async def test_the_sync_asks_for_the_next_page_while_it_writes_this_one_and_stop
             if len(got) == 2:
                 break  # as when writing a page fails: the page on its way is given up, the pages closed
     assert got == [[0], [1]] and closed == [True] and len(asked) == 3
+
+
+async def test_the_start_up_sync_asks_the_erm_before_the_bot_takes_its_first_update(
+        erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock) -> None:
+    """Agents who wrote while the bot was down find their devices' page on its way when their messages come."""
+    erm_sandbox.latency = 0.2
+    api = FakeBotApi(TOKEN)
+    asked_before_the_first_poll: list[bool] = []
+    confirm = api.confirm
+
+    def first_poll(offset: int) -> None:  # (getUpdates confirms the updates seen before each poll)
+        if not asked_before_the_first_poll:
+            asked_before_the_first_poll.append(any("assignedItemsList" in call.path for call in erm_sandbox.calls))
+        confirm(offset)
+
+    api.confirm = first_poll  # type: ignore[method-assign]
+    async with chatting(erm_sandbox, erm_url, database_url, clock, api=api):
+        await eventually(lambda: asked_before_the_first_poll)
+    assert asked_before_the_first_poll == [True]
 
 
 @pytest.mark.agents(AGENT)
