@@ -48,8 +48,11 @@ CHAT_BURST = 4.0
 """...with up to five at once (an answer, its code, a notice)."""
 GROUP_INTERVAL = 3.0
 """Groups: 20 messages a minute."""
-LOCAL_BOT_INTERVAL = 1 / 40
-"""One process: the least seconds between two of the bot's messages (no burst)."""
+LOCAL_BOT_INTERVAL = 1 / 50
+"""One process: the least seconds between two of the bot's messages, so that a pause of the event loop is never
+followed by a burst; a little under Telegram's 1/30, so that a second whose first messages waited for their codes
+(or for the loop) still fills up: the second that follows repeats its shape (the 30-in-a-second rule sends each
+message a second after the one 30 before)."""
 LOCAL_BOT_PER_SECOND = 30
 LOCAL_BOT_SECOND = 1.005
 """One process: at most ``LOCAL_BOT_PER_SECOND`` of the bot's messages in any ``LOCAL_BOT_SECOND`` as Telegram
