@@ -6,8 +6,9 @@ the others keep their pace.
 
 - :class:`LocalRateLimiter`: one process (SQLite). The bot's turns are taken one at a time, in the order
   asked: never more than 30 in any second as Telegram counts them (each turn a second after Telegram answered
-  the 30th before it: that one reached Telegram before its answer came, this one reaches it after it goes),
-  and never two closer than ``LOCAL_BOT_INTERVAL``, so never a burst after a pause of the event loop. A
+  the 30th before it: that one reached Telegram before its answer came, this one reaches it after it goes;
+  a slow answer is not waited for past ``LOCAL_HELD_UP``), and never two closer than ``LOCAL_BOT_INTERVAL``,
+  so never a burst after a pause of the event loop. A
   moment the loop was late is made up by the next turns rather than lost. A person's chat: five at once, then
   four a second. (PTB's ``AIORateLimiter`` lets 30 go at once and then 30 a second, so a second can see 60;
   and its 429 stops every send.)
@@ -56,9 +57,13 @@ message a second after the one 30 before)."""
 LOCAL_BOT_PER_SECOND = 30
 LOCAL_BOT_SECOND = 1.005
 """One process: at most ``LOCAL_BOT_PER_SECOND`` of the bot's messages in any ``LOCAL_BOT_SECOND`` as Telegram
-counts them: the next message goes this long after Telegram answered the 30th before it (5 ms for the clocks'
-rounding). Counted from when each went, a message held up on its way could reach Telegram in the same second as
-the 30 after it, so that count needed a margin of its own (50 ms, 5% of the rate)."""
+counts them: the next message goes this long (5 ms for the clocks' rounding) after the 30th before it reached
+Telegram, which is at the latest when Telegram answered it (or ``LOCAL_HELD_UP`` after it went)."""
+LOCAL_HELD_UP = 0.045
+"""One process: seconds after going by which a message is taken to have reached Telegram when its answer takes
+longer (a distant Telegram: waiting for every answer would cost a round trip in every second). Near Telegram the
+answers come first and the count is exact; far from it, this is the margin for a message held up on its way (one
+second and 50 ms from one message to the 30th after it, as when every message was counted from when it went)."""
 MAX_RETRIES = 10
 LATE = 0.05
 """Seconds a message may go after its turn; later, it takes a new turn."""
@@ -146,11 +151,12 @@ class _Sent:
         self._answer.set()
 
     async def reached_by(self, deadline: float) -> float:
-        """When it had surely reached Telegram: its answer, awaited until ``deadline`` (loop seconds) at most."""
+        """When it reached Telegram, at the latest: its answer, or ``deadline`` (loop seconds) if that comes first
+        (the answer is awaited until then)."""
         if self.at is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._answer.wait(), max(0.0, deadline - asyncio.get_running_loop().time()))
-        return deadline if self.at is None else self.at
+        return deadline if self.at is None else min(self.at, deadline)
 
 
 class LocalRateLimiter(_PacedRateLimiter):
@@ -158,8 +164,9 @@ class LocalRateLimiter(_PacedRateLimiter):
     (``getUpdates``, ``setMyCommands``, ``answerCallbackQuery``) are not paced."""
 
     def __init__(self, *, max_retries: int = MAX_RETRIES, interval: float = LOCAL_BOT_INTERVAL,
-                 per_second: int = LOCAL_BOT_PER_SECOND, second: float = LOCAL_BOT_SECOND) -> None:
-        self.max_retries, self.interval, self.second = max_retries, interval, second
+                 per_second: int = LOCAL_BOT_PER_SECOND, second: float = LOCAL_BOT_SECOND,
+                 held_up: float = LOCAL_HELD_UP) -> None:
+        self.max_retries, self.interval, self.second, self.held_up = max_retries, interval, second, held_up
         self._went: deque[_Sent] = deque(maxlen=per_second)
         """The bot's last ``per_second`` messages."""
         self._chats: dict[object, float] = {}
@@ -190,9 +197,7 @@ class LocalRateLimiter(_PacedRateLimiter):
             go = self._went[-1].went + self.interval if self._went else float("-inf")
             if len(self._went) == self._went.maxlen:
                 oldest = self._went[0]
-                # one not answered a second after it went counts as reaching Telegram then: a slow request holds the
-                # bot's messages back a second more, not until its timeout
-                go = max(go, await oldest.reached_by(oldest.went + self.second) + self.second)
+                go = max(go, await oldest.reached_by(oldest.went + self.held_up) + self.second)
             wait = go - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)

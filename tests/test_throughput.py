@@ -70,23 +70,37 @@ async def test_no_second_holds_more_than_its_share_of_the_bots_messages() -> Non
     assert all(later - earlier >= 0.2 for earlier, later in zip(times, times[10:], strict=False))
 
 
-async def test_the_bots_second_is_counted_from_telegrams_answers_so_slow_messages_do_not_bunch() -> None:
-    """A message reaches Telegram somewhere between going and its answer: here the first five at the very end of
-    a slow 0.1 s, the next ones at once. Counted from when they went, the sixth would reach Telegram 0.1 s after
-    the first; counted from the first's answer, a whole second (0.2 s here) after it."""
+async def _sent_with(slow: float, limiter: LocalRateLimiter, count: int) -> tuple[list[float], list[float]]:
+    """``count`` messages to as many chats; the first five each reach Telegram at the very end of ``slow`` seconds,
+    the others at once. When each went and when each reached Telegram (loop seconds)."""
+    went: list[float] = []
     reached: list[float] = []
 
     async def call(chat_id: int) -> bool:
-        if len(reached) < 5:
-            await asyncio.sleep(0.1)
+        went.append(asyncio.get_running_loop().time())
+        if len(went) <= 5:
+            await asyncio.sleep(slow)
         reached.append(asyncio.get_running_loop().time())
         return True
 
-    limiter = LocalRateLimiter(interval=0.001, per_second=5, second=0.2)
     await asyncio.gather(*(limiter.process_request(call, (100 + n,), {}, "sendMessage", {"chat_id": 100 + n}, None)
-                           for n in range(12)))
+                           for n in range(count)))
+    return sorted(went), sorted(reached)
+
+
+async def test_the_bots_second_is_counted_from_telegrams_answers_so_slow_messages_do_not_bunch() -> None:
+    """Counted from when they went, the sixth message would reach Telegram 0.17 s after the first (0.03 s late);
+    counted from the first's answer, a whole second (0.2 s here) after it."""
+    _, reached = await _sent_with(0.03, LocalRateLimiter(interval=0.001, per_second=5, second=0.2), 12)
     assert len(reached) == 12
     assert all(later - earlier >= 0.2 for earlier, later in zip(reached, reached[5:], strict=False))
+
+
+async def test_an_answer_slower_than_a_message_is_held_up_is_not_waited_for() -> None:
+    """A distant Telegram: the sixth goes a second (0.2 s here) after the first was taken to have reached it,
+    ``held_up`` after it went, not a second after its answer."""
+    went, _ = await _sent_with(1.0, LocalRateLimiter(interval=0.001, per_second=5, second=0.2, held_up=0.05), 6)
+    assert 0.25 <= went[5] - went[0] < 0.5
 
 
 async def test_one_chat_gets_a_few_at_once_then_is_paced() -> None:
