@@ -106,9 +106,9 @@ class RunningBot:
 
 
 async def _stopped(task: asyncio.Task[None]) -> None:
-    """``task`` ended: cancelled if it still runs."""
+    """``task`` ended: cancelled if it still runs (its failure was logged when it failed)."""
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
 
 
@@ -131,8 +131,10 @@ async def running_bot(
         await sign_in_early(erm)
         engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=clock,
                                notify=Delivery(application.bot, db, settings))
-        stack.push_async_callback(_stopped, start_device_sync(engine))  # after the engine's close, which lets it end
         stack.push_async_callback(engine.close)
+        # stopped first: a start that fails further on (Telegram unreachable) says so at once, and a sync cut
+        # short is only done again at the next start
+        stack.push_async_callback(_stopped, start_device_sync(engine))
         omnimetic = await stack.enter_async_context(open_omnimetic(settings, clock))
         await stack.enter_async_context(application)  # initialize (getMe) ... shutdown
         people = People(db, clock, settings.phone_region)

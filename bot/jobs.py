@@ -114,7 +114,14 @@ def start_device_sync(engine: IssuingEngine) -> asyncio.Task[None]:
     their messages come. A device asked for before the sync's page that names it waits for that page
     (:meth:`IssuingEngine.expect_device_sync`) rather than being looked up by itself."""
     engine.expect_device_sync()
-    return asyncio.create_task(sync_devices_now(engine), name="device-sync-at-start")
+    task = asyncio.create_task(sync_devices_now(engine), name="device-sync-at-start")
+    task.add_done_callback(_log_failure)
+    return task
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("the start-up device sync failed; the next one is in %s h", SYNC_INTERVAL // 3600, exc_info=exc)
 
 
 def schedule_device_sync(job_queue: JobQueue[Any], engine: IssuingEngine, interval: float = SYNC_INTERVAL) -> None:
