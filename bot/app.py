@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -187,5 +188,9 @@ async def running_bot(
         log.info("paygbot started as @%s%s; HTTP on %s; updates by %s", services.bot_username,
                  " on the ERM sandbox" if services.sandbox else "", http_port or "off",
                  "webhook" if settings.webhook_mode else "long polling")
-        yield RunningBot(application, services, http_port)
+        gc.freeze()  # what the start made lives as long as the bot: no full collection scans it again
+        try:
+            yield RunningBot(application, services, http_port)
+        finally:
+            gc.unfreeze()
         log.info("paygbot stopping")
