@@ -10,7 +10,7 @@ the others keep their pace.
   a slow answer is not waited for past ``LOCAL_HELD_UP``), and never two closer than ``LOCAL_BOT_INTERVAL``,
   so never a burst after a pause of the event loop. A
   moment the loop was late is made up by the next turns rather than lost. A person's chat: five at once, then
-  four a second. (PTB's ``AIORateLimiter`` lets 30 go at once and then 30 a second, so a second can see 60;
+  four a second, and never more than five in any second (counted as the bot's 30 are). (PTB's ``AIORateLimiter`` lets 30 go at once and then 30 a second, so a second can see 60;
   and its 429 stops every send.)
 - :class:`SharedRateLimiter`: every process on one PostgreSQL ledger together. It reserves each message's turn
   in the ledger (one row per scope, its "theoretical arrival time", as in the generic cell rate algorithm):
@@ -70,10 +70,14 @@ LATE = 0.05
 MAX_LATE_TURNS = 5
 
 
+LOCAL_CHAT_PER_SECOND = 5
+"""One process: at most this many messages to one chat in any ``LOCAL_BOT_SECOND`` as Telegram counts them (each a
+second after the 5th before it reached Telegram), whatever the pace below lets through."""
 LOCAL_CHAT_INTERVAL = 0.25
 """One process: seconds between two messages to one person past the few at once: Telegram asks for about one
 a second but lets short bursts through, and a 429 there holds back only that chat (the agent who asked for
-five codes in a row gets them within two seconds)."""
+five codes in a row gets them within two seconds). The sixth of a burst still waits a second after the first
+(``LOCAL_CHAT_PER_SECOND``)."""
 
 
 def _chat_limits(chat_id: object, person: float = CHAT_INTERVAL) -> tuple[float, float]:
@@ -139,20 +143,27 @@ class _PacedRateLimiter(BaseRateLimiter[int]):
 class _Sent:
     """One of the bot's messages on its way: when it went, and when Telegram answered it (loop seconds)."""
 
-    __slots__ = ("_answer", "at", "went")
+    __slots__ = ("_answer", "_gone", "at", "went")
 
-    def __init__(self, went: float) -> None:
-        self.went = went
+    def __init__(self) -> None:
+        self.went: float | None = None
         self.at: float | None = None
-        self._answer = asyncio.Event()
+        self._gone, self._answer = asyncio.Event(), asyncio.Event()
+
+    def going(self) -> None:
+        self.went = asyncio.get_running_loop().time()
+        self._gone.set()
 
     def answered(self) -> None:
         self.at = asyncio.get_running_loop().time()
         self._answer.set()
 
-    async def reached_by(self, deadline: float) -> float:
-        """When it reached Telegram, at the latest: its answer, or ``deadline`` (loop seconds) if that comes first
-        (the answer is awaited until then)."""
+    async def reached_by(self, held_up: float) -> float:
+        """When it reached Telegram, at the latest: its answer, or ``held_up`` after it went if that comes first
+        (it is awaited until it has gone, and its answer until then)."""
+        await self._gone.wait()
+        assert self.went is not None
+        deadline = self.went + held_up
         if self.at is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._answer.wait(), max(0.0, deadline - asyncio.get_running_loop().time()))
@@ -169,6 +180,8 @@ class LocalRateLimiter(_PacedRateLimiter):
         self.max_retries, self.interval, self.second, self.held_up = max_retries, interval, second, held_up
         self._went: deque[_Sent] = deque(maxlen=per_second)
         """The bot's last ``per_second`` messages."""
+        self._chat_went: dict[object, deque[_Sent]] = {}
+        """Each chat's last ``LOCAL_CHAT_PER_SECOND`` messages, gone or waiting for the bot's turn."""
         self._chats: dict[object, float] = {}
         """Each chat's theoretical arrival time (loop seconds): its next turn, ``burst`` early at most."""
         self._held: dict[object, float] = {}
@@ -191,19 +204,35 @@ class LocalRateLimiter(_PacedRateLimiter):
         if len(self._chats) > 10_000:  # forget chats whose turns are long past
             self._chats = {chat: due for chat, due in self._chats.items() if due > now}
             self._held = {chat: due for chat, due in self._held.items() if due > now}
-        if go > now:
-            await asyncio.sleep(go - now)
-        async with self._turns:
-            go = self._went[-1].went + self.interval if self._went else float("-inf")
-            if len(self._went) == self._went.maxlen:
-                oldest = self._went[0]
-                go = max(go, await oldest.reached_by(oldest.went + self.held_up) + self.second)
-            wait = go - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            sent = _Sent(loop.time())
-            self._went.append(sent)
-            return sent
+            self._chat_went = {chat: went for chat, went in self._chat_went.items()
+                               if chat in self._chats or went[-1].went is None or went[-1].went > now - 2}
+        sent = _Sent()
+        chat_went = self._chat_went.setdefault(chat_id, deque(maxlen=LOCAL_CHAT_PER_SECOND))
+        before = chat_went[0] if len(chat_went) == chat_went.maxlen else None  # the chat's 5th message before
+        chat_went.append(sent)
+        try:
+            if go > now:
+                await asyncio.sleep(go - now)
+            if before is not None:
+                wait = await before.reached_by(self.held_up) + self.second - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            async with self._turns:
+                last = self._went[-1].went if self._went else None
+                go = float("-inf") if last is None else last + self.interval
+                if len(self._went) == self._went.maxlen:
+                    go = max(go, await self._went[0].reached_by(self.held_up) + self.second)
+                wait = go - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                sent.going()
+                self._went.append(sent)
+                return sent
+        except BaseException:  # (cancelled) it never goes: the chat's next messages do not wait for it
+            if sent.went is None:
+                sent.going()
+                sent.answered()
+            raise
 
 
 class SharedRateLimiter(_PacedRateLimiter):

@@ -166,6 +166,8 @@ LONG_TESTS = {
     "tests/test_plans_properties.py::test_any_sequence_keeps_the_plan_books",
     "tests/test_crash.py::test_a_killed_worker_loses_nothing_and_issues_nothing_twice",
     "tests/test_security_access.py::test_the_gate_reads_the_command_exactly_as_ptb_does",
+    "tests/test_chat_languages.py::test_every_flow_speaks_the_persons_language",
+    "tests/test_portfolio_known.py::test_a_known_portfolio_reads_the_same_in_the_chat_the_csv_the_chart_and_the_summary",
 }
 """Tests of tens of seconds (--durations shows them): started first, so that the suite's end does not wait
 for one of them begun late."""

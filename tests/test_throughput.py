@@ -20,7 +20,7 @@ from bot.issuing import Accepted, IssuingEngine
 from bot.issuing.devices import read_ahead
 from bot.standins.erm import ErmSandbox
 from bot.standins.telegram import FakeBotApi
-from bot.telegram_pace import CHAT_BURST, LOCAL_CHAT_INTERVAL, LocalRateLimiter
+from bot.telegram_pace import CHAT_BURST, LOCAL_CHAT_INTERVAL, LOCAL_CHAT_PER_SECOND, LocalRateLimiter
 from handlers import menus
 from storage import ledger
 from storage.db import Database
@@ -110,6 +110,29 @@ async def test_one_chat_gets_a_few_at_once_then_is_paced() -> None:
     times = call.of(7)
     assert len(times) == at_once + 1
     assert times[at_once] - times[0] >= LOCAL_CHAT_INTERVAL  # the one past the burst waits its chat's turn
+
+
+async def test_one_chat_never_gets_more_than_five_in_a_second() -> None:
+    """Five at once, then four a second would put eight in the burst's first second: past Telegram's few."""
+    limiter, call = LocalRateLimiter(interval=0.001), Recorder()
+    await asyncio.gather(*(send(limiter, call, 7) for _ in range(8)))
+    times = call.of(7)
+    assert len(times) == 8
+    assert all(later - earlier >= 1.0 for earlier, later in zip(times, times[LOCAL_CHAT_PER_SECOND:], strict=False))
+    assert times[-1] - times[0] < 2.0  # and then four a second: the eighth is not a second later still
+
+
+async def test_a_message_given_up_before_its_turn_holds_back_no_later_one_of_its_chat() -> None:
+    limiter, call = LocalRateLimiter(interval=0.001), Recorder()
+    await asyncio.gather(*(send(limiter, call, 7) for _ in range(LOCAL_CHAT_PER_SECOND)))
+    given_up = asyncio.ensure_future(send(limiter, call, 7))  # waits for the chat's second to pass
+    await asyncio.sleep(0.05)
+    given_up.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await given_up
+    for _ in range(LOCAL_CHAT_PER_SECOND):  # the last one's fifth message before is the one given up
+        assert await asyncio.wait_for(send(limiter, call, 7), 5) is True
+    assert len(call.of(7)) == 2 * LOCAL_CHAT_PER_SECOND
 
 
 async def test_a_429_holds_back_its_chat_only_and_is_tried_again() -> None:
