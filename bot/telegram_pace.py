@@ -47,6 +47,9 @@ CHAT_INTERVAL = 1.0
 """About one message a second to one chat, as Telegram asks."""
 CHAT_BURST = 4.0
 """...with up to five at once (an answer, its code, a notice)."""
+CHAT_EDGE = 0.1
+"""Shared: seconds from the edge of a chat's second: five at once, then the sixth 1.1 s after the first (a second
+apart by the ledger's clock is a second apart at Telegram only give or take the way there)."""
 GROUP_INTERVAL = 3.0
 """Groups: 20 messages a minute."""
 LOCAL_BOT_INTERVAL = 1 / 50
@@ -274,7 +277,7 @@ class SharedRateLimiter(_PacedRateLimiter):
         scope = f"chat:{chat_id}"[:40]
         async with db.write() as session:
             tat, now = await ledger.hold_send_pace(session=session, scope=scope)
-            earliest = now if tat is None else max(now, tat - timedelta(seconds=burst))
+            earliest = now if tat is None else max(now, tat - timedelta(seconds=max(0.0, burst - CHAT_EDGE)))
             slot, now = await ledger.take_send_slot(session=session, scope="bot", interval=BOT_INTERVAL,
                                                     not_before=earliest)
             go = max(earliest, slot - timedelta(seconds=BOT_BURST))

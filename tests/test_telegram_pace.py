@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from telegram.error import RetryAfter
 
-from bot.telegram_pace import BOT_BURST, BOT_INTERVAL, CHAT_BURST, CHAT_INTERVAL, SharedRateLimiter
+from bot.telegram_pace import BOT_BURST, BOT_INTERVAL, CHAT_BURST, CHAT_EDGE, CHAT_INTERVAL, SharedRateLimiter
 from storage.db import Database
 from tests.support.databases import PostgresqlLedgers
 
@@ -45,6 +45,9 @@ async def test_two_processes_keep_the_limits_together(two_processes: list[Databa
         assert len(times) == 15
         assert all(times[n + k] - times[n] >= timedelta(seconds=k * CHAT_INTERVAL - CHAT_BURST)
                    for n in range(len(times)) for k in range(1, len(times) - n))
+        # never six in a second, not even on its edge
+        assert all(later - earlier >= timedelta(seconds=1 + CHAT_EDGE / 2)
+                   for earlier, later in zip(times, times[5:], strict=False))
     assert go[-1] - go[0] >= timedelta(seconds=89 * BOT_INTERVAL - BOT_BURST)  # 90 messages: about 3 seconds
 
 
