@@ -1,6 +1,7 @@
-"""What a busy morning relies on (issue 20): messages paced evenly under Telegram's limits, a 429 holding back
-only its own chat, the ERM's missing item lookup asked once, new devices waiting for the page of the sync under way (or
-about to start), the start-up sync asking before the first update is taken, a restart that registers no menu that did not change, and a device's next code claimed ahead of its gap."""
+"""What a busy morning relies on (issue 20): messages paced evenly under Telegram's limits, counted as Telegram
+counts them, a 429 holding back only its own chat, the ERM's missing item lookup asked once, new devices waiting for
+the page of the sync under way (or about to start), the start-up sync asking before the first update is taken, a
+restart that registers no menu that did not change, and a device's next code claimed ahead of its gap."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ async def test_an_answer_slower_than_a_message_is_held_up_is_not_waited_for() ->
     """A distant Telegram: the sixth goes a second (0.2 s here) after the first was taken to have reached it,
     ``held_up`` after it went, not a second after its answer."""
     went, _ = await _sent_with(1.0, LocalRateLimiter(interval=0.001, per_second=5, second=0.2, held_up=0.05), 6)
-    assert 0.25 <= went[5] - went[0] < 0.5
+    assert 0.25 <= went[5] - went[0] < 1.0  # (waiting for the answer: 1.2 s)
 
 
 async def test_one_chat_gets_a_few_at_once_then_is_paced() -> None:
