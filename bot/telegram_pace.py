@@ -8,10 +8,10 @@ the others keep their pace.
   asked: never more than 30 in any second as Telegram counts them (each turn a second after Telegram answered
   the 30th before it: that one reached Telegram before its answer came, this one reaches it after it goes;
   a slow answer is not waited for past ``LOCAL_HELD_UP``), and never two closer than ``LOCAL_BOT_INTERVAL``,
-  so never a burst after a pause of the event loop. A
-  moment the loop was late is made up by the next turns rather than lost. A person's chat: five at once, then
-  four a second, and never more than five in any second (counted as the bot's 30 are). (PTB's ``AIORateLimiter`` lets 30 go at once and then 30 a second, so a second can see 60;
-  and its 429 stops every send.)
+  so never a burst after a pause of the event loop. A moment the loop was late is made up by the next turns
+  rather than lost. A person's chat: five at once, then four a second, and never more than five in any second
+  (counted as the bot's 30 are). (PTB's ``AIORateLimiter`` lets 30 go at once and then 30 a second, so a
+  second can see 60; and its 429 stops every send.)
 - :class:`SharedRateLimiter`: every process on one PostgreSQL ledger together. It reserves each message's turn
   in the ledger (one row per scope, its "theoretical arrival time", as in the generic cell rate algorithm):
   the chat's, then a slot of the bot from then on, 26 a second. The database's clock decides, so replicas'

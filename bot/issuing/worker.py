@@ -140,8 +140,8 @@ class Worker:
             held = False
             for request, last_generation_at in batch:
                 exclude.add(request.device_id)
-                if last_generation_at is not None and last_generation_at + self.limits.min_gap > now:
-                    leaves[request.device_id] = last_generation_at + self.limits.min_gap
+                if last_generation_at is not None and (gap_end := last_generation_at + self.limits.min_gap) > now:
+                    leaves[request.device_id] = gap_end
                 if request.device_id in blank:
                     if not one_blank:
                         held = True
