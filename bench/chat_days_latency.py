@@ -39,13 +39,18 @@ stand-ins stay here: the times are the same stamps, with no stand-in's work on t
 the bot's process alone, read from /proc over the measured updates (10 ms ticks, so a mean, not
 percentiles; the pump's ticks while idle between updates included).
 
-    python bench/chat_days_latency.py [--requests 200] [--warmup 5] [--gap 0.05] [--cold] [--apart]
+With ``--slow MS`` (one process) each measured update whose own time is over MS is listed with when it came (seconds
+after the first measured one), and so is each garbage collection over 3 ms: what the p99 is made of (a manager's
+summary drawn in a thread once held four updates for 40-80 ms).
+
+    python bench/chat_days_latency.py [--requests 200] [--warmup 5] [--gap 0.05] [--cold] [--apart] [--slow MS]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -325,6 +330,40 @@ def row(label: str, seconds: list[float]) -> None:
     print(f"  {label:<46} {percentile(ms, 0.5):8.2f} {percentile(ms, 0.99):8.2f} {max(ms):8.2f}")
 
 
+class Collections:
+    """Each garbage collection's generation, start and end (``time.perf_counter``), while it listens."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, float, float]] = []
+        self._started = 0.0
+
+    def __enter__(self) -> Collections:
+        gc.callbacks.append(self._note)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._note)
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seen.append((info["generation"], self._started, time.perf_counter()))
+
+
+def slow(samples: list[Sample], over: float, collections: Collections) -> None:
+    """The updates over ``over`` seconds of own time, and the collections over 3 ms, by when they came."""
+    start = samples[0].update_in
+    for generation, began, ended in collections.seen:
+        if began >= start and ended - began > 0.003:
+            print(f"  collection of generation {generation} at {began - start:6.2f} s: {(ended - began) * 1000:.1f} ms")
+    for number, sample in enumerate(samples):
+        first, second = sample.erm_in - sample.update_in, sample.message_in - sample.erm_out
+        if first + second > over:
+            print(f"  update {number} at {sample.update_in - start:6.2f} s: own {(first + second) * 1000:.1f} ms "
+                  f"= (1) {first * 1000:.1f} + (2) {second * 1000:.1f}")
+
+
 def report(samples: list[Sample], warmup: int, gap: float, cold: bool, bot_cpu: float | None) -> None:
     with_lookup = [sample for sample in samples if sample.lookups]
     print(f"/days <device> 1: {len(samples)} updates measured after {warmup} warm-up, {len(AGENTS)} agents in turn, a different device "
@@ -363,12 +402,17 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=5, help="updates sent first and not measured (default 5)")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between updates (default 0.05)")
     parser.add_argument("--cold", action="store_true", help="fail the device sync: every /days looks its device up")
+    parser.add_argument("--slow", type=float, metavar="MS", help="list the updates over MS ms of own time")
     parser.add_argument("--apart", action="store_true",
                         help="the bot as `paygbot run` in a process of its own (its CPU alone, as a mean)")
     arguments = parser.parse_args()
     bot_cpu: float | None = None
-    if arguments.apart:
-        measured, bot_cpu = asyncio.run(run_apart(arguments.requests, arguments.warmup, arguments.gap, arguments.cold))
-    else:
-        measured = asyncio.run(run(arguments.requests, arguments.warmup, arguments.gap, arguments.cold))
+    with Collections() as collections:
+        if arguments.apart:
+            measured, bot_cpu = asyncio.run(run_apart(arguments.requests, arguments.warmup, arguments.gap,
+                                                      arguments.cold))
+        else:
+            measured = asyncio.run(run(arguments.requests, arguments.warmup, arguments.gap, arguments.cold))
     report(measured, arguments.warmup, arguments.gap, arguments.cold, bot_cpu)
+    if arguments.slow is not None:
+        slow(measured, arguments.slow / 1000, collections)

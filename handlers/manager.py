@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, WebAppInfo
 
 from bot import exports
 from bot.delivery import send_summary
+from bot.drawing import Words, drawn
 from bot.issuing import devices, limits
 from bot.portfolio.chart import chart as portfolio_chart
 from bot.portfolio.service import health as portfolio_health
@@ -118,8 +118,9 @@ async def portfolio(update: Update, context: BotContext) -> None:
     health = await portfolio_health(services.db, now, services.settings.tz)
     await reply(update, context, context.texts.portfolio_text(health, services.settings.currency,
                                                               await services.team.names()))
-    # matplotlib takes a fifth of a second or more: not on the loop, where every chat would wait for it
-    picture = await asyncio.to_thread(portfolio_chart, portfolio_weeks(health), health.figures, context.texts)
+    weeks = portfolio_weeks(health)
+    picture = await drawn(portfolio_chart, weeks, health.figures,
+                          Words.said(context.texts, "portfolio_chart_labels", dates=[week.end for week in weeks]))
     chat = update.effective_chat
     assert chat is not None
     await context.bot.send_photo(chat.id, picture, caption=context.texts.portfolio_chart_labels()["weeks"])

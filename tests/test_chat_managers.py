@@ -6,7 +6,7 @@ import asyncio
 import csv
 import dataclasses
 import io
-import threading
+import multiprocessing
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -186,26 +186,15 @@ async def test_summary_of_the_day_with_a_chart(chat: Chat) -> None:
     assert "Codes: 0" in (yesterday.rendered or "")
 
 
-class ThreadNoting:
-    """The chart's words (the bot's English texts), noting the thread that asks for them: the drawing's."""
-
-    def __init__(self) -> None:
-        self.texts, self.threads = for_language("en"), set[int]()
-
-    def chart_labels(self) -> dict[str, str]:
-        self.threads.add(threading.get_ident())
-        return self.texts.chart_labels()
-
-    def short_date(self, day: date) -> str:
-        return self.texts.short_date(day)
-
-
-async def test_the_summarys_chart_is_drawn_off_the_event_loop(chat: Chat) -> None:
-    """matplotlib takes a fifth of a second or more: on the loop, every chat would wait for a manager's summary."""
+async def test_the_summarys_chart_is_drawn_in_the_drawing_process(chat: Chat) -> None:
+    """matplotlib takes a fifth of a second or more: on the loop, or in a thread (the GIL), every chat would wait
+    for a manager's summary."""
     await _a_day_of_business(chat)
-    words = ThreadNoting()
-    picture = await reports.chart(chat.bot.services.db, date(2026, 11, 22), chat.bot.services.settings.tz, words)
-    assert picture.startswith(b"\x89PNG") and words.threads and threading.get_ident() not in words.threads
+    picture = await reports.chart(chat.bot.services.db, date(2026, 11, 22), chat.bot.services.settings.tz,
+                                  for_language("en"))
+    assert picture.startswith(b"\x89PNG")
+    # drawn by a child of this process (tests/test_drawing.py: that it is another process, and kept)
+    assert [child for child in multiprocessing.active_children() if child.name.startswith("SpawnProcess")]
 
 
 @pytest.mark.parametrize(("text", "words"), [

@@ -64,5 +64,5 @@ def chart(usage: Usage, words: EnergyWords) -> bytes:
 
     figure.tight_layout()
     picture = io.BytesIO()
-    figure.savefig(picture, format="png")  # a Figure of its own, not pyplot's: safe in a worker thread
+    figure.savefig(picture, format="png")  # a Figure of its own, not pyplot's global state
     return picture.getvalue()

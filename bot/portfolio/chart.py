@@ -60,5 +60,5 @@ def chart(weeks: list[Week], now: Figures, words: ChartWords) -> bytes:
     buckets.set_title(labels["buckets"])
     figure.subplots_adjust(left=0.08, right=0.98, top=0.95, bottom=0.07, hspace=0.45)  # tight_layout: 150 ms more
     picture = io.BytesIO()
-    figure.savefig(picture, format="png")  # a Figure of its own, not pyplot's: safe in a worker thread
+    figure.savefig(picture, format="png")  # a Figure of its own, not pyplot's global state
     return picture.getvalue()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections import Counter
 from datetime import date, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from bot.drawing import Words, drawn
 from bot.reports.summary import day_bounds
 from storage import ledger
 from storage.db import Database
@@ -25,9 +25,8 @@ class ChartWords(Protocol):
 
 
 async def chart(db: Database, last_day: date, tz: ZoneInfo, words: ChartWords) -> bytes:
-    """A PNG bar chart of codes and payments per day, for the ``CHART_DAYS`` days up to ``last_day``. Drawn in a
-    worker thread: matplotlib's first import and a drawing take 0.1-0.5 s of CPU, which on the event loop would
-    hold every chat that long (a manager's daily summary held the agents' /days for 0.3 s)."""
+    """A PNG bar chart of codes and payments per day, for the ``CHART_DAYS`` days up to ``last_day``, drawn in
+    the drawing process (:mod:`bot.drawing`)."""
     first_day = last_day - timedelta(days=CHART_DAYS - 1)
     start, _ = day_bounds(first_day, tz)
     _, end = day_bounds(last_day, tz)
@@ -37,7 +36,7 @@ async def chart(db: Database, last_day: date, tz: ZoneInfo, words: ChartWords) -
         paid = Counter(when.astimezone(tz).date() for when in await ledger.payment_times(session=session,
                                                                                        start=start, end=end))
     days = [first_day + timedelta(days=offset) for offset in range(CHART_DAYS)]
-    return await asyncio.to_thread(_draw, days, codes, paid, words)
+    return await drawn(_draw, days, codes, paid, Words.said(words, "chart_labels", dates=days))
 
 
 def _draw(days: list[date], codes: Counter[date], paid: Counter[date], words: ChartWords) -> bytes:
@@ -59,5 +58,5 @@ def _draw(days: list[date], codes: Counter[date], paid: Counter[date], words: Ch
     axes.yaxis.get_major_locator().set_params(integer=True)
     figure.tight_layout()
     picture = io.BytesIO()
-    figure.savefig(picture, format="png")  # a Figure of its own, not pyplot's: safe in a worker thread
+    figure.savefig(picture, format="png")  # a Figure of its own, not pyplot's global state
     return picture.getvalue()

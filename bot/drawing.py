@@ -1,0 +1,86 @@
+"""Charts are drawn in a process of their own, never in the bot's.
+
+matplotlib's first import and a drawing take 0.1-0.5 s of CPU. On the event loop that holds every chat; in a
+worker thread it still holds the loop, because the two share the GIL (a manager's daily summary, drawn in a
+thread, made four agents' ``/days`` 40-80 ms slower). One worker process, started at the first chart and kept
+for the next ones, draws them: only the plain values to draw cross to it, and the PNG comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_drawer: ProcessPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+async def drawn(draw: Callable[..., T], *args: Any) -> T:
+    """``draw(*args)`` in the drawing process (``draw`` a module's function, ``args`` plain values); a worker
+    that died (killed, out of memory) is replaced once."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(_pool(), draw, *args)
+    except BrokenProcessPool:
+        _forget_pool()
+        return await loop.run_in_executor(_pool(), draw, *args)
+
+
+def _pool() -> ProcessPoolExecutor:
+    """The one drawing process, started when first needed (most runs draw nothing): spawned, not forked, since
+    the bot's process has threads (the ledger's, the scheduler's) that a fork would copy mid-step. Python joins
+    it at exit."""
+    global _drawer
+    with _lock:
+        if _drawer is None:
+            _drawer = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return _drawer
+
+
+def _forget_pool() -> None:
+    global _drawer
+    with _lock:
+        broken, _drawer = _drawer, None
+    if broken is not None:
+        broken.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class Words:
+    """A chart's words, said beforehand in the reader's language: plain values that cross to the drawing
+    process (a ``Texts`` holds its translations and does not). Answers as ``Texts`` does, for what was said."""
+
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    dates: dict[date, str] = field(default_factory=dict)
+    months: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    @classmethod
+    def said(cls, texts: Any, labels: str, dates: Iterable[date] = (),
+             months: Iterable[tuple[int, int]] = ()) -> Words:
+        """``texts``' ``labels`` (the name of its method), and its short form of each of ``dates`` and ``months``."""
+        return cls(labels={labels: getattr(texts, labels)()}, dates={day: texts.short_date(day) for day in dates},
+                   months={month: texts.short_month(*month) for month in months})
+
+    def chart_labels(self) -> dict[str, str]:
+        return self.labels["chart_labels"]
+
+    def energy_chart_labels(self) -> dict[str, str]:
+        return self.labels["energy_chart_labels"]
+
+    def portfolio_chart_labels(self) -> dict[str, str]:
+        return self.labels["portfolio_chart_labels"]
+
+    def short_date(self, day: date) -> str:
+        return self.dates[day]
+
+    def short_month(self, year: int, month: int) -> str:
+        return self.months[year, month]
