@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import date
 from enum import StrEnum
 from typing import Any, Protocol
@@ -225,11 +225,35 @@ class SummarySource(Protocol):
 
 
 async def send_summary(bot: Bot, source: SummarySource, chat_id: int, day: date, words: Texts) -> None:
-    """The summary of a local day, then its chart (for /summary and the daily push), in ``words``' language."""
+    """The summary of a local day, then its chart (for /summary), in ``words``' language."""
+    await send_summaries(bot, source, [(chat_id, words)], day)
+
+
+async def send_summaries(bot: Bot, source: SummarySource, readers: list[tuple[int, Texts]], day: date) -> None:
+    """The summary of a local day to each reader, in their language: every text first, then the charts (one
+    drawing per language), so that no reader's text waits for a picture. A chat that refuses (blocked the bot,
+    gone) is logged and skipped."""
     settings = source.settings
     tz = settings.tz
     figures = await reports.summary(source.db, day, tz, source.clock.now(), confirmations=settings.mpesa_path is not None)
-    text = words.summary_text(figures, tz, source.clock.now())
-    await bot.send_message(chat_id, words.with_sandbox_note(text, settings.uses_sandbox))
-    picture = await reports.chart(source.db, day, tz, words)
-    await bot.send_photo(chat_id, picture, caption=words.chart_labels()["title"])
+    told: list[tuple[int, Texts]] = []
+    for chat_id, words in readers:
+        text = words.summary_text(figures, tz, source.clock.now())
+        if await _summary_part(bot.send_message(chat_id, words.with_sandbox_note(text, settings.uses_sandbox)),
+                               chat_id):
+            told.append((chat_id, words))
+    pictures: dict[str, bytes] = {}
+    for chat_id, words in told:
+        if words.language not in pictures:
+            pictures[words.language] = await reports.chart(source.db, day, tz, words)
+        await _summary_part(bot.send_photo(chat_id, pictures[words.language], caption=words.chart_labels()["title"]),
+                            chat_id)
+
+
+async def _summary_part(sending: Awaitable[object], chat_id: int) -> bool:
+    try:
+        await sending
+    except (Forbidden, BadRequest) as exc:
+        log.warning("summary not delivered to chat %s (%s)", chat_id, exc.message)
+        return False
+    return True

@@ -113,11 +113,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
     Chosen at random below the kernel's ephemeral range: a port the kernel handed out would be
     its choice again for the next outgoing connection, which could take it before the server
-    binds it (seen under parallel tests: "Address already in use").
+    binds it (seen under parallel tests: "Address already in use"). From the system's randomness,
+    not the ``random`` module's: Hypothesis seeds that one alike in every process running tests.
     """
     low = _ephemeral_low()
     for _ in range(200):
-        port = random.randrange(_LOWEST_PICKED, low)  # noqa: S311 (not a secret)
+        port = _PICKER.randrange(_LOWEST_PICKED, low)
         with socket.socket() as probe:
             try:
                 probe.bind((host, port))
@@ -130,6 +131,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 _LOWEST_PICKED = 10000
+_PICKER = random.SystemRandom()
 
 
 def _ephemeral_low() -> int:

@@ -15,11 +15,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from telegram import Bot
-from telegram.error import BadRequest, Forbidden
 from telegram.ext import CallbackContext, JobQueue
 
 from bot import i18n
-from bot.delivery import send_summary, speak_to
+from bot.delivery import send_summaries, speak_to
 from bot.erm.errors import ErmError
 from bot.issuing import IssuingEngine, limits
 from bot.portfolio import service as portfolio
@@ -164,12 +163,9 @@ async def push_summary_if_due(services: Services, bot: Bot) -> bool:
     async with services.db.write() as session:
         if not await ledger.claim_summary_day(session=session, day=local.date(), now=now):
             return False
-    for manager in await services.team.managers():
-        try:
-            await send_summary(bot, services, manager.telegram_id, local.date(),
-                               for_language(i18n.pick(manager.language)))
-        except (Forbidden, BadRequest) as exc:
-            log.warning("summary not delivered to manager %s (%s)", manager.telegram_id, exc.message)
+    readers = [(manager.telegram_id, for_language(i18n.pick(manager.language)))
+               for manager in await services.team.managers()]
+    await send_summaries(bot, services, readers, local.date())
     log.info("summary for %s pushed", local.date())
     return True
 

@@ -224,6 +224,11 @@ async def test_the_summary_is_pushed_once_at_its_time(chat: Chat) -> None:
     for manager in (MANAGER.id, other.id):
         pushed = await chat.api.wait_for(manager, after=after, methods=("sendMessage",))
         assert "Summary for Sun, 22 Nov 2026" in (pushed.rendered or "")
+    # every manager's text first, then the charts: no text waits for a picture (a process may die drawing)
+    for manager in (MANAGER.id, other.id):
+        await chat.api.wait_for(manager, after=after, methods=("sendPhoto",))
+    pushed = [sent.method for sent in chat.api.sent[after:] if sent.chat_id in (MANAGER.id, other.id)]
+    assert pushed == ["sendMessage", "sendMessage", "sendPhoto", "sendPhoto"], pushed
     assert not await push_summary_if_due(services, bot)  # once
     restarted = dataclasses.replace(services, clock=ManualClock(datetime(2026, 11, 22, 19, 5, tzinfo=UTC)))
     assert not await push_summary_if_due(restarted, bot)  # also across a restart near that time

@@ -4,10 +4,10 @@
   sentences (``bot.texts``) render them typed without importing the queries.
 - ``summary``: the summary's aggregate queries; ``chart``: its PNG picture; ``export``: the CSV, streamed.
 
-May import: ``storage`` (the ledger's queries). Nothing of the bot: not the engine, not the payments
-service, not the chat, not the sentences — the chart and the export are handed their words
-(``ChartWords``, ``ExportWords``: what they need of ``bot.texts.Texts``), and ``bot.texts`` imports
-the figures, never the other way.
+May import: ``storage`` (the ledger's queries) and ``bot.drawing`` (the process that draws the chart). Nothing
+else of the bot: not the engine, not the payments service, not the chat, not the sentences — the chart and the
+export are handed their words (``ChartWords``, ``ExportWords``: what they need of ``bot.texts.Texts``), and
+``bot.texts`` imports the figures, never the other way.
 """
 
 from bot.reports.chart import CHART_DAYS, ChartWords, chart
