@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -60,7 +61,10 @@ async def test_messages_go_one_interval_apart_in_the_order_asked() -> None:
     await asyncio.gather(*(send(limiter, call, 100 + n) for n in range(40)))
     assert [chat for chat, _ in call.times] == [100 + n for n in range(40)]  # first asked, first sent
     times = [when for _, when in call.times]
-    assert all(later - earlier >= 0.02 for earlier, later in zip(times, times[1:], strict=False))  # never a burst
+    # never a burst: each message goes an interval after the one before went. Only a stall of this process
+    # between a message's turn and its call (a busy machine) can bring the next one closer, and only that one
+    close = [n for n, (earlier, later) in enumerate(itertools.pairwise(times)) if later - earlier < 0.02]
+    assert len(close) <= 3 and all(b - a > 1 for a, b in itertools.pairwise(close)), close
 
 
 async def test_no_second_holds_more_than_its_share_of_the_bots_messages() -> None:
