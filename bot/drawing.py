@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -19,6 +21,9 @@ from datetime import date
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+PARENT_CHECK = 1.0
+"""Seconds between the drawing process's looks at whether the bot's process is still there."""
 
 _drawer: ProcessPoolExecutor | None = None
 _lock = threading.Lock()
@@ -42,8 +47,21 @@ def _pool() -> ProcessPoolExecutor:
     global _drawer
     with _lock:
         if _drawer is None:
-            _drawer = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            _drawer = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                          initializer=_leave_with, initargs=(os.getpid(),))
         return _drawer
+
+
+def _leave_with(parent: int) -> None:
+    """In the drawing process: end when the bot's process is gone. The pool's queue never tells a worker whose
+    parent was killed (``kill -9``, a crash): it would wait for drawings forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="paygbot-drawing-parent", daemon=True).start()
 
 
 def _forget_pool() -> None:
