@@ -4,7 +4,6 @@ words, and nothing here changes the ledger (that is :mod:`dashboard.actions`).""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 from collections.abc import Mapping
@@ -15,7 +14,7 @@ from starlette.responses import Response
 
 from bot import exports, overview, reports
 from bot.issuing import limits
-from bot.portfolio.chart import chart as portfolio_chart
+from bot.portfolio.chart import picture as portfolio_picture
 from bot.portfolio.service import health as portfolio_health
 from bot.portfolio.service import weeks as portfolio_weeks
 from dashboard.charts import credit_timeline
@@ -112,7 +111,7 @@ async def portfolio(board: Dashboard, request: Request, viewer: Viewer) -> Respo
     services, texts = board.services, viewer.texts
     health = await portfolio_health(services.db, services.clock.now(), services.settings.tz)
     text = texts.portfolio_text(health, services.settings.currency, await services.team.names())
-    picture = await asyncio.to_thread(portfolio_chart, portfolio_weeks(health), health.figures, texts)
+    picture = await portfolio_picture(portfolio_weeks(health), health.figures, texts)
     return board.render("portfolio.html", viewer, text=text, chart=_png(picture),
                         chart_title=texts.portfolio_chart_labels()["weeks"])
 

@@ -8,9 +8,8 @@ import logging
 
 from telegram import Update
 
-from bot.drawing import Words, drawn
 from bot.energy import MeterHeld, NoCustomer, NoMeter, Usage, check_account_id
-from bot.energy.chart import chart
+from bot.energy.chart import picture as chart_picture
 from bot.omnimetic.errors import OmnimeticAuthError, OmnimeticError, OmnimeticNotFound, OmnimeticRefused
 from bot.people import Kind
 from bot.services import BotContext
@@ -119,9 +118,7 @@ async def _show(update: Update, context: BotContext, usage: Usage) -> None:
         return
     chat = update.effective_chat
     assert chat is not None
-    words = Words.said(texts, "energy_chart_labels", dates=[start.date() for start, *_ in usage.hours if start.hour == 0],
-                       months=[(row.year, row.month_number) for row in usage.months])
-    picture = await drawn(chart, usage, words)
+    picture = await chart_picture(usage, texts)
     await context.bot.send_photo(chat.id, picture, caption=texts.energy_chart_labels()["months"])
 
 

@@ -8,9 +8,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, WebAppI
 
 from bot import exports
 from bot.delivery import send_summary
-from bot.drawing import Words, drawn
 from bot.issuing import devices, limits
-from bot.portfolio.chart import chart as portfolio_chart
+from bot.portfolio.chart import picture as portfolio_picture
 from bot.portfolio.service import health as portfolio_health
 from bot.portfolio.service import weeks as portfolio_weeks
 from bot.services import BotContext
@@ -118,9 +117,7 @@ async def portfolio(update: Update, context: BotContext) -> None:
     health = await portfolio_health(services.db, now, services.settings.tz)
     await reply(update, context, context.texts.portfolio_text(health, services.settings.currency,
                                                               await services.team.names()))
-    weeks = portfolio_weeks(health)
-    picture = await drawn(portfolio_chart, weeks, health.figures,
-                          Words.said(context.texts, "portfolio_chart_labels", dates=[week.end for week in weeks]))
+    picture = await portfolio_picture(portfolio_weeks(health), health.figures, context.texts)
     chat = update.effective_chat
     assert chat is not None
     await context.bot.send_photo(chat.id, picture, caption=context.texts.portfolio_chart_labels()["weeks"])

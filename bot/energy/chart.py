@@ -7,6 +7,7 @@ import io
 from datetime import date
 from typing import Protocol
 
+from bot.drawing import Words, drawn
 from bot.energy.figures import Usage, unsplit
 
 ON_PEAK, OFF_PEAK, UNSPLIT = "#e76f51", "#2a9d8f", "#adb5bd"
@@ -20,6 +21,13 @@ class EnergyWords(Protocol):
     def short_month(self, year: int, month: int) -> str: ...
 
     def short_date(self, day: date) -> str: ...
+
+
+async def picture(usage: Usage, words: EnergyWords) -> bytes:
+    """:func:`chart`, drawn in the drawing process (:mod:`bot.drawing`)."""
+    return await drawn(chart, usage, Words.said(words, "energy_chart_labels",
+                                                dates=[start.date() for start, *_ in usage.hours if start.hour == 0],
+                                                months=[(row.year, row.month_number) for row in usage.months]))
 
 
 def chart(usage: Usage, words: EnergyWords) -> bytes:

@@ -6,6 +6,7 @@ import io
 from datetime import date
 from typing import Protocol
 
+from bot.drawing import Words, drawn
 from bot.portfolio.figures import Figures
 from bot.portfolio.service import Week
 
@@ -19,6 +20,11 @@ class ChartWords(Protocol):
     def portfolio_chart_labels(self) -> dict[str, str]: ...
 
     def short_date(self, day: date) -> str: ...
+
+
+async def picture(weeks: list[Week], now: Figures, words: ChartWords) -> bytes:
+    """:func:`chart`, drawn in the drawing process (:mod:`bot.drawing`)."""
+    return await drawn(chart, weeks, now, Words.said(words, "portfolio_chart_labels", dates=[w.end for w in weeks]))
 
 
 def chart(weeks: list[Week], now: Figures, words: ChartWords) -> bytes:
