@@ -3,7 +3,8 @@
 matplotlib's first import and a drawing take 0.1-0.5 s of CPU. On the event loop that holds every chat; in a
 worker thread it still holds the loop, because the two share the GIL (a manager's daily summary, drawn in a
 thread, made four agents' ``/days`` 40-80 ms slower). One worker process, started at the first chart and kept
-for the next ones, draws them: only the plain values to draw cross to it, and the PNG comes back.
+for the next ones, draws them: only the plain values to draw cross to it, and the PNG comes back. It ends after
+``IDLE_AFTER`` without a drawing (most charts are a daily summary's: ~125 MB need not wait a day for it).
 """
 
 from __future__ import annotations
@@ -22,22 +23,35 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+IDLE_AFTER = 600.0
+"""Seconds without a drawing after which the drawing process ends (the next chart starts another, in ~1 s)."""
 PARENT_CHECK = 1.0
 """Seconds between the drawing process's looks at whether the bot's process is still there."""
 
 _drawer: ProcessPoolExecutor | None = None
+_drawing = 0
+"""Drawings asked for and not yet back."""
+_idle: threading.Timer | None = None
 _lock = threading.Lock()
 
 
 async def drawn(draw: Callable[..., T], *args: Any) -> T:
     """``draw(*args)`` in the drawing process (``draw`` a module's function, ``args`` plain values); a worker
     that died (killed, out of memory) is replaced once."""
+    global _drawing
     loop = asyncio.get_running_loop()
+    with _lock:
+        _drawing += 1
     try:
-        return await loop.run_in_executor(_pool(), draw, *args)
-    except BrokenProcessPool:
-        _forget_pool()
-        return await loop.run_in_executor(_pool(), draw, *args)
+        try:
+            return await loop.run_in_executor(_pool(), draw, *args)
+        except BrokenProcessPool:
+            _forget_pool()
+            return await loop.run_in_executor(_pool(), draw, *args)
+    finally:
+        with _lock:
+            _drawing -= 1
+            _end_when_idle()
 
 
 def _pool() -> ProcessPoolExecutor:
@@ -50,6 +64,28 @@ def _pool() -> ProcessPoolExecutor:
             _drawer = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                           initializer=_leave_with, initargs=(os.getpid(),))
         return _drawer
+
+
+def _end_when_idle() -> None:
+    """(Under ``_lock``.) The drawing process ends ``IDLE_AFTER`` from now unless another drawing comes first."""
+    global _idle
+    if _idle is not None:
+        _idle.cancel()
+    _idle = threading.Timer(IDLE_AFTER, _end_if_idle)
+    _idle.daemon = True
+    _idle.start()
+
+
+def _end_if_idle() -> None:
+    """The timer's end: the pool let go in the same hold of ``_lock`` that found no drawing under way, so that a
+    drawing that begins after it starts a new one."""
+    global _drawer
+    with _lock:
+        if _drawing:
+            return
+        idle, _drawer = _drawer, None
+    if idle is not None:
+        idle.shutdown(wait=False)
 
 
 def _leave_with(parent: int) -> None:

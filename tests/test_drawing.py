@@ -1,5 +1,5 @@
 """Charts are drawn in a process of their own (:mod:`bot.drawing`): not the bot's, kept for the next chart,
-replaced when it dies, and gone when the bot's process is killed."""
+replaced when it dies, ended when idle, and gone when the bot's process is killed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import pytest
+
+from bot import drawing
 from bot.drawing import Words, drawn
 from bot.texts import for_language
 from tests.support.waiting import eventually
@@ -59,3 +62,12 @@ async def test_the_drawing_process_ends_when_the_bots_process_is_killed(tmp_path
         bot.send_signal(signal.SIGKILL)
         await bot.wait()
     await eventually(lambda: _gone(drawer), "the drawing process gone after its bot", timeout=10)
+
+
+async def test_the_drawing_process_ends_when_idle_and_a_new_one_draws_the_next_chart(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drawing, "IDLE_AFTER", 0.2)
+    first = await drawn(os.getpid)
+    await eventually(lambda: _gone(first), "the idle drawing process gone", timeout=10)
+    second = await drawn(os.getpid)
+    assert second not in (first, os.getpid())
