@@ -43,10 +43,11 @@ async def drawn(draw: Callable[..., T], *args: Any) -> T:
     with _lock:
         _drawing += 1
     try:
+        pool = _pool()
         try:
-            return await loop.run_in_executor(_pool(), draw, *args)
+            return await loop.run_in_executor(pool, draw, *args)
         except BrokenProcessPool:
-            _forget_pool()
+            _let_go(pool)
             return await loop.run_in_executor(_pool(), draw, *args)
     finally:
         with _lock:
@@ -71,21 +72,21 @@ def _end_when_idle() -> None:
     global _idle
     if _idle is not None:
         _idle.cancel()
-    _idle = threading.Timer(IDLE_AFTER, _end_if_idle)
+    _idle = threading.Timer(IDLE_AFTER, _let_go, args=(_drawer,), kwargs={"unless_drawing": True})
     _idle.daemon = True
     _idle.start()
 
 
-def _end_if_idle() -> None:
-    """The timer's end: the pool let go in the same hold of ``_lock`` that found no drawing under way, so that a
-    drawing that begins after it starts a new one."""
+def _let_go(pool: ProcessPoolExecutor | None, *, unless_drawing: bool = False) -> None:
+    """End ``pool`` if it is still the drawing process (one that broke, or one idle when ``unless_drawing``), in
+    the same hold of ``_lock`` that checks it, so that a drawing that begins after starts a new one; a pool
+    replaced meanwhile (two drawings that both found it broken) is not the one to end."""
     global _drawer
     with _lock:
-        if _drawing:
+        if pool is None or pool is not _drawer or (unless_drawing and _drawing):
             return
-        idle, _drawer = _drawer, None
-    if idle is not None:
-        idle.shutdown(wait=False)
+        _drawer = None
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _leave_with(parent: int) -> None:
@@ -98,14 +99,6 @@ def _leave_with(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="paygbot-drawing-parent", daemon=True).start()
-
-
-def _forget_pool() -> None:
-    global _drawer
-    with _lock:
-        broken, _drawer = _drawer, None
-    if broken is not None:
-        broken.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass(frozen=True)
