@@ -95,6 +95,37 @@ async def test_a_days_code_is_issued_and_recorded(engine: IssuingEngine, erm_san
     assert row.chat_id == 77 and row.attempts == 1
 
 
+async def test_a_free_devices_request_is_claimed_by_its_own_admission(engine: IssuingEngine, erm_sandbox: ErmSandbox,
+                                                                     db: Database, clock: ManualClock) -> None:
+    """Nothing else of the device open and its gap over: the transaction that admits the request claims it, and it
+    goes to the ERM without waiting for a pump; one asked meanwhile waits its turn in the queue."""
+    first = await engine.request(DEVICE, CodeKind.DAYS, 1)
+    second = await engine.request(DEVICE, CodeKind.DAYS, 2)
+    assert isinstance(first, Accepted) and isinstance(second, Accepted) and second.eta == timedelta(seconds=6)
+    rows = await requests(db)
+    assert rows[0].status in (Status.SENDING, Status.ISSUED) and rows[0].attempts == 1
+    assert rows[0].sent_at == clock.now() and rows[1].status is Status.QUEUED
+    await engine.drain()
+    rows = await requests(db)
+    assert [row.status for row in rows] == [Status.ISSUED, Status.QUEUED] and len(committed(erm_sandbox)) == 1
+    clock.advance(6)
+    await settle(engine)
+    assert [row.status for row in await requests(db)] == [Status.ISSUED, Status.ISSUED]
+
+
+async def test_an_engine_that_does_not_pump_by_itself_sends_nothing_at_admission(
+    engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database
+) -> None:
+    engine.kick = lambda: None  # type: ignore[method-assign]  # a queue-only process: its pump steps send
+    assert isinstance(await engine.request(DEVICE, CodeKind.DAYS, 1), Accepted)
+    await engine.drain()
+    [row] = await requests(db)
+    assert row.status is Status.QUEUED and row.attempts == 0 and erm_sandbox.generations == 0
+    await settle(engine)
+    [row] = await requests(db)
+    assert row.status is Status.ISSUED and len(committed(erm_sandbox)) == 1
+
+
 @pytest.mark.parametrize("days", [0, -5, 1096, None])
 async def test_bad_days_are_refused_before_the_erm(engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database,
                                                    days: int | None) -> None:
@@ -399,7 +430,7 @@ async def test_refusals_are_kept_in_the_ledger(engine: IssuingEngine, db: Databa
     await engine.request(DEVICE, CodeKind.DAYS, 1000)
     await engine.request(DEVICE, CodeKind.DAYS, 500)
     rows = await requests(db)
-    assert rows[0].status in (Status.QUEUED, Status.SENDING)  # the pump may have claimed it already
+    assert rows[0].status in (Status.QUEUED, Status.SENDING, Status.ISSUED)  # it goes out at once (a free device)
     assert rows[1].status is Status.REFUSED
     assert (rows[1].reason, rows[1].refused_fits, rows[1].refused_until) == ("stacking", 95, None)
     assert rows[1].delivered_at is not None

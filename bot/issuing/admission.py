@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from bot.background import TurnPlaces
 from bot.clock import Clock
@@ -45,14 +46,28 @@ PREPAID_BATCH_DAYS = 30
 PREPAID_CHECK_EVERY = timedelta(minutes=1)
 
 
+class Lane(Protocol):
+    """Room for a request to go out at once (the engine's worker, while the engine pumps by itself)."""
+
+    def reserve(self, device_id: int) -> bool: ...
+
+    def release(self, device_id: int) -> None: ...
+
+    def run_claimed(self, request: CodeRequest) -> None: ...
+
+
 class Admission:
     """Requests and payments in, as QUEUED rows (or refusals) in the ledger."""
 
     def __init__(
         self, *, db: Database, clock: Clock, quota: Quota, devices: DeviceDirectory, kick: Callable[[], None],
-        ownership: Ownership,
+        ownership: Ownership, lane: Lane | None = None, settle_delay: timedelta = timedelta(0),
     ) -> None:
         self.db, self.clock, self.quota, self.devices, self.kick = db, clock, quota, devices, kick
+        self.lane, self.settle_delay = lane, settle_delay
+        """A request of a device with nothing else open and its gap over is claimed (SENDING) by the transaction
+        that admits it and handed to ``lane``: the pump's read and claim (two transactions) are the most of
+        what an agent's code waits for on a quiet day. ``settle_delay``: as the pump's claim holds it."""
         self._one_a_turn: contextlib.AbstractAsyncContextManager[None] = (
             TurnPlaces(1, hold_a_turn=True) if db.holds_the_loop else contextlib.nullcontext())
         """On SQLite, requests are queued one per turn of the event loop: a hundred chats' requests woken at once
@@ -94,35 +109,57 @@ class Admission:
         self, device_id: int, device_ref: str, kind: CodeKind, days: int | None, requested_by: int | None,
         chat_id: int | None, source: Source, key: str | None,
     ) -> Accepted | Refused:
-        """One transaction: the request checked against the device's limits as they are now, and queued."""
+        """One transaction: the request checked against the device's limits as they are now, and queued (or
+        claimed, when it may go out at once: see ``lane``)."""
         now = self.clock.now()
-        async with self.db.write() as session:
-            device = await ledger.lock_device(session=session, device_id=device_id)
-            if key is not None and (made := await ledger.request_by_key(session=session, key=key,
-                                                                        since=now - KEYS_KEPT)) is not None:
-                assert made.id is not None
-                log.info("request %s was made for %s already", made.id, key)
-                return Accepted(made.id, made.device_ref, made.kind, made.days, await self.quota.eta(session, device,
-                                                                                                       now))
-            load = await self.quota.load(session, device_id, now)
-            refusal = await self.quota.check(session, device, device_ref, kind, days, now, load)
-            if refusal is not None:
-                await ledger.add_request(session=session, request=_refused_row(device, device_ref, kind, days,
-                                                                                refusal, requested_by, source, now))
-                return refusal
-            request = await ledger.add_request(
-                session=session,
-                request=CodeRequest(
+        at_once = False
+        try:
+            async with self.db.write() as session:
+                device = await ledger.lock_device(session=session, device_id=device_id)
+                if key is not None and (made := await ledger.request_by_key(session=session, key=key,
+                                                                            since=now - KEYS_KEPT)) is not None:
+                    assert made.id is not None
+                    log.info("request %s was made for %s already", made.id, key)
+                    return Accepted(made.id, made.device_ref, made.kind, made.days,
+                                    await self.quota.eta(session, device, now))
+                load = await self.quota.load(session, device_id, now)
+                refusal = await self.quota.check(session, device, device_ref, kind, days, now, load)
+                if refusal is not None:
+                    await ledger.add_request(session=session, request=_refused_row(
+                        device, device_ref, kind, days, refusal, requested_by, source, now))
+                    return refusal
+                at_once = self._free_now(device, load, now) and self.lane is not None and self.lane.reserve(device_id)
+                request = CodeRequest(
                     device_id=device_id, device_ref=device_ref, kind=kind, days=days, source=source,
-                    requested_by_id=requested_by, chat_id=chat_id, not_before=now, created_at=now,
-                    request_key=key,
-                ),
-            )
-            eta = await self.quota.eta(session, device, now, ahead=load.open_count)  # (its own is not counted)
+                    requested_by_id=requested_by, chat_id=chat_id, not_before=now, created_at=now, request_key=key,
+                )
+                if at_once:  # as the pump's claim leaves it
+                    request.status, request.sent_at, request.attempts = Status.SENDING, now, 1
+                    request.not_before = now + self.settle_delay
+                request = await ledger.add_request(session=session, request=request)
+                eta = await self.quota.eta(session, device, now, ahead=load.open_count)  # (its own is not counted)
+        except BaseException:
+            if at_once:
+                assert self.lane is not None
+                self.lane.release(device_id)
+            raise
         assert request.id is not None
-        log.info("request %s queued: device %s, %s %s", request.id, device_ref, kind, days or "")
-        self.kick()
+        log.info("request %s %s: device %s, %s %s", request.id, "sent" if at_once else "queued", device_ref, kind,
+                 days or "")
+        if at_once:
+            assert self.lane is not None
+            self.lane.run_claimed(request)
+        else:
+            self.kick()
         return Accepted(request.id, device_ref, kind, days, eta)
+
+    def _free_now(self, device: Device, load: ledger.DeviceLoad, now: datetime) -> bool:
+        """Whether a new request of the device may go out now, without the pump: nothing else of it is open,
+        its gap is over, and its ids are the ERM's (a device known only by typed ids waits for the pump, which
+        sends such devices one at a time)."""
+        last = device.last_generation_at
+        return (load.open_count == 0 and device.verified
+                and (last is None or last + self.limits.min_gap <= now))
 
     async def apply_payment(
         self, payment_id: int, device_id: int, *, assigned_by: int | None = None, chat_id: int | None = None

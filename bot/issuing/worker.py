@@ -50,6 +50,22 @@ class Worker:
             self._kick_pending = True
             self._spawn(self.pump(recover=False))
 
+    def reserve(self, device_id: int) -> bool:
+        """Room for one generation of the device now, held for it: the admission claims its new request in
+        its own transaction and hands it to :meth:`run_claimed`, or gives the room back (:meth:`release`)."""
+        if self._background.closed or device_id in self._busy or len(self._busy) >= self.max_concurrency:
+            return False
+        self._busy.add(device_id)
+        return True
+
+    def release(self, device_id: int) -> None:
+        """The room :meth:`reserve` held, not used after all."""
+        self._busy.discard(device_id)
+
+    def run_claimed(self, request: CodeRequest) -> None:
+        """Generate a request claimed (SENDING) by the admission's transaction, in the room reserved for it."""
+        self._spawn(self.settlement.dispatch(request, verified=True), device_id=request.device_id)
+
     async def pump(self, *, recover: bool = True) -> None:
         """Start every piece of work that is due: settlements, generations, deliveries, prepaid days (``recover``
         false: generations only; what waits for a lease or a backoff to end can wait for the next tick)."""
