@@ -39,7 +39,7 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(str(url) if isinstance(url, URL) else url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
+def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool, checkpoints: bool = True) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
@@ -48,6 +48,8 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool) -> None:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if not checkpoints:  # storage.sqlite_inline.Checkpoints does them, off the loop
+            cursor.execute(f"PRAGMA wal_autocheckpoint={sqlite_inline.WRITER_CHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -80,7 +82,8 @@ class Database:
             self.reporter = create_async_engine(target, echo=echo, pool_size=2, max_overflow=2,
                                                 pool_reset_on_return=None)
             self._inline = bool(inline)
-            _sqlite_pragmas(self.writer, immediate=True)
+            self._checkpoints = sqlite_inline.Checkpoints(target.database or "") if inline else None
+            _sqlite_pragmas(self.writer, immediate=True, checkpoints=not inline)
             _sqlite_pragmas(self.reader, immediate=False)
             _sqlite_pragmas(self.reporter, immediate=False)
         else:
@@ -89,6 +92,7 @@ class Database:
             # replaces the whole pool.
             self.writer = self.reader = self.reporter = create_async_engine(target, echo=echo, pool_recycle=1800)
             self._inline = False
+            self._checkpoints = None
         self._write_sessions = async_sessionmaker(self.writer, class_=AsyncSession, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.reader, class_=AsyncSession, expire_on_commit=False)
         self._report_sessions = async_sessionmaker(self.reporter, class_=AsyncSession, expire_on_commit=False)
@@ -104,6 +108,8 @@ class Database:
         """One write transaction: committed on success, rolled back on any exception."""
         async with self._session(self._write_sessions) as session, session.begin():
             yield session
+        if self._checkpoints is not None:
+            self._checkpoints.written()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -135,5 +141,7 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        if self._checkpoints is not None:
+            await self._checkpoints.close()
         for engine in {id(e): e for e in (self.writer, self.reader, self.reporter)}.values():
             await engine.dispose()

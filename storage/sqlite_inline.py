@@ -15,9 +15,22 @@ of this loop that cannot go on while the loop waits.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+
+log = logging.getLogger("paygbot.storage")
+
+CHECKPOINT_EVERY = 50
+"""Write transactions between two checkpoints (a ``/days`` writes about ten pages: SQLite's own default of a
+checkpoint per 1000 pages comes about as often)."""
+WRITER_CHECKPOINT_PAGES = 10_000
+"""The writer's own checkpoint (in its commit, on the loop's thread) only past a WAL of this many pages (40 MB): a
+checkpoint beside the writer leaves the WAL to be reused only when it catches up between two commits, which
+ceaseless writing would never let it do."""
 
 
 class Cursor:
@@ -139,3 +152,45 @@ def connector(path: str) -> Callable[[], Any]:
         return Connection(sqlite3.connect(path, check_same_thread=False))
 
     return connect
+
+
+class Checkpoints:
+    """Copies the WAL into the database file on a thread of its own, every :data:`CHECKPOINT_EVERY` write
+    transactions. A checkpoint ends in an fsync of a few milliseconds; left to SQLite, it runs inside the commit
+    that filled the WAL, on the event loop's thread, and holds every chat meanwhile. The writer's connections are
+    opened with a ``wal_autocheckpoint`` of :data:`WRITER_CHECKPOINT_PAGES`; ``sqlite3`` lets the GIL go while
+    SQLite works, so the loop goes on."""
+
+    def __init__(self, path: str, every: int = CHECKPOINT_EVERY) -> None:
+        self.path, self.every = path, every
+        self._writes = 0
+        self._running: asyncio.Future[None] | None = None
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def written(self) -> None:
+        """A write transaction was committed; start a checkpoint when it is time and none is under way."""
+        self._writes += 1
+        if self._writes < self.every or (self._running is not None and not self._running.done()):
+            return
+        self._writes = 0
+        self._running = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """PASSIVE: copies what no reader still needs, never waits for a reader or the writer."""
+        with self._lock:
+            try:
+                if self._connection is None:
+                    self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # the next one tries again; meanwhile the WAL only grows a little
+                log.warning("WAL checkpoint failed: %s", exc)
+
+    async def close(self) -> None:
+        """Wait for a checkpoint under way, then close its connection."""
+        if self._running is not None:
+            await self._running
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
@@ -23,6 +23,7 @@ from storage import ledger
 from storage.db import Database, async_url
 from storage.migrate import alembic_config, current_revision, head_revision, upgrade
 from storage.models import CodeKind, CodeRequest, Customer, Payment, Plan, PlanStatus, Role, Status
+from storage.sqlite_inline import CHECKPOINT_EVERY, WRITER_CHECKPOINT_PAGES
 from tests.support.cli import run
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -130,6 +131,25 @@ async def test_sqlite_transactions_run_on_the_loops_thread_and_reports_beside_it
                 "SELECT telegram_id, 'Bob', role, active, language, language_chosen, created_at FROM person"))
     async with db.read() as session:
         assert [p.name for p in await ledger.active_people(session=session)] == ["Ann"]
+
+
+@pytest.mark.sqlite_only
+async def test_sqlite_checkpoints_run_beside_the_loop_and_keep_the_wal_small(db: Database) -> None:
+    """A checkpoint ends in an fsync: none runs inside a commit on the loop's thread (the writer's automatic one
+    only past a WAL of 40 MB); a thread of its own copies the WAL back every ``CHECKPOINT_EVERY`` write
+    transactions, so that the WAL is reused rather than grown by every commit."""
+    async with db.write() as session:
+        assert (await session.exec(text("PRAGMA wal_autocheckpoint"))).one()[0] == WRITER_CHECKPOINT_PAGES
+    transactions = 20 * CHECKPOINT_EVERY
+    for number in range(transactions):
+        async with db.write() as session:
+            await ledger.put_person(session=session, telegram_id=1000 + number, role=Role.AGENT, name="Ann", now=NOW)
+        await asyncio.sleep(0.001)  # a busy morning: chats write a few times a second each
+    database = Path(make_url(db.url).database or "")
+    wal = database.with_name(database.name + "-wal").stat().st_size
+    assert wal < transactions * 4096  # each commit appends at least one page: unchecked, the WAL holds them all
+    async with db.read() as session:
+        assert len(await ledger.active_people(session=session)) == transactions
 
 
 async def test_money_is_exact_and_times_are_utc(db: Database) -> None:
