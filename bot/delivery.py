@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, TelegramError
 
-from bot import reports
+from bot import i18n, reports
 from bot.clock import Clock
 from bot.config import Settings
 from bot.people import reader_of
@@ -78,7 +78,8 @@ async def send_text(bot: Bot, chat_id: int, text: str, **options: Any) -> None:
 
 async def speak_to(bot: Bot, db: Database, chat_id: int, words: Callable[[Texts], str], *, sandbox: bool,
                    markup: Callable[[Texts], InlineKeyboardMarkup | None] | None = None,
-                   unreachable: str | None = None, unless_revoked: bool = False) -> Spoken:
+                   unreachable: str | None = None, unless_revoked: bool = False,
+                   reader: tuple[str, bool] | None = None) -> Spoken:
     """Send to a chat in its owner's language (kept in the ledger), when they did not just write: a
     customer reads the code an agent asked for in theirs, each manager a notice in theirs.
 
@@ -86,8 +87,9 @@ async def speak_to(bot: Bot, db: Database, chat_id: int, words: Callable[[Texts]
     blocked the bot, the chat is gone), or a text Telegram refuses even as plain text, is logged and
     left: retrying cannot help; the answer says which, so that the caller can tell whoever asked.
     Without it, every failure raises. ``unless_revoked``: nothing is sent to a person whose role was
-    taken away (what they asked for while they had it)."""
-    language, revoked = await reader_of(db, chat_id)
+    taken away (what they asked for while they had it). ``reader``: :func:`reader_of` the chat, when the
+    caller read it in a transaction of its own already."""
+    language, revoked = reader if reader is not None else await reader_of(db, chat_id)
     if unless_revoked and revoked:
         log.warning("%s: not sent to chat %s, whose role was taken away", unreachable or "message", chat_id)
         return Spoken.REVOKED
@@ -137,16 +139,20 @@ class Delivery:
             "device": request.device_ref, "kind": request.kind.value, "days": request.days, "code": request.code,
             "credit_until": request.credit_until, "tz": self.settings.tz,
         }
-        async with self.db.read() as session:
+        asker = None
+        async with self.db.read() as session:  # (the asker's language too: one read for the usual code)
             device = await ledger.get_device(session=session, device_id=request.device_id)
             customer = None
             if device is not None and device.customer_id is not None:
                 customer = await ledger.get_customer(session=session, customer_id=device.customer_id)
+            if request.payment_id is None and request.chat_id is not None:
+                language, revoked = await ledger.reader_of_chat(session=session, chat_id=request.chat_id)
+                asker = i18n.pick(language), revoked
         if request.payment_id is not None:
             await self._paid(request, details, customer)
             return
         if request.chat_id is not None:
-            await self._send(request.chat_id, request, lambda t: t.code_issued(**details))
+            await self._send(request.chat_id, request, lambda t: t.code_issued(**details), reader=asker)
         if customer is not None and customer.chat_id is not None and customer.chat_id != request.chat_id:
             await self._send(customer.chat_id, request, lambda t: t.customer_code(**details),
                              requesters=[request.chat_id], customer=customer)
@@ -191,7 +197,8 @@ class Delivery:
                 log.warning("request %s: chat %s not warned (%s)", request.id, chat_id, exc.message)
 
     async def _send(self, chat_id: int, request: CodeRequest, words: Callable[[Texts], str], *,
-                    requesters: Iterable[int | None] = (), customer: Customer | None = None) -> None:
+                    requesters: Iterable[int | None] = (), customer: Customer | None = None,
+                    reader: tuple[str, bool] | None = None) -> None:
         """Send one reader their message; if Telegram refuses its text even as plain text, tell
         ``requesters`` (whoever asked for the code or recorded the payment) that it did not arrive.
         Never into a group (a chat linked before codes went to private chats only), never to someone
@@ -200,7 +207,7 @@ class Delivery:
             log.warning("request %s: not sent to chat %s, a group", request.id, chat_id)
             return
         spoken = await speak_to(self.bot, self.db, chat_id, words, sandbox=self.settings.uses_sandbox,
-                                unreachable=f"request {request.id}", unless_revoked=True)
+                                unreachable=f"request {request.id}", unless_revoked=True, reader=reader)
         if spoken is not Spoken.REFUSED:
             return
         name = customer.name if customer is not None and customer.chat_id == chat_id else None
