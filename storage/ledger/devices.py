@@ -245,13 +245,17 @@ async def device_aliases(*, session: AsyncSession, device_id: int) -> list[str]:
     return list((await session.exec(query)).all())
 
 
+_DEVICE = select(Device).where(Device.id == bindparam("device_id")).execution_options(populate_existing=True)
+_LOCK_DEVICE = _DEVICE.with_for_update()
+
+
 async def get_device(*, session: AsyncSession, device_id: int) -> Device | None:
-    return await session.get(Device, device_id, populate_existing=True)
+    return (await session.exec(_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
 
 
 async def lock_device(*, session: AsyncSession, device_id: int) -> Device:
     """The device row, fresh, for a read-modify-write (the writer transaction serialises these)."""
-    device = await session.get(Device, device_id, populate_existing=True, with_for_update=True)
+    device = (await session.exec(_LOCK_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
     assert device is not None
     return device
 

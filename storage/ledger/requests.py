@@ -184,20 +184,26 @@ async def defer(*, session: AsyncSession, request_id: int, not_before: datetime)
     )
 
 
+_REQUEST = (select(CodeRequest).where(CodeRequest.id == bindparam("request_id"))
+            .execution_options(populate_existing=True))
+_LOCK_REQUEST = _REQUEST.with_for_update()
+_BY_KEY = select(CodeRequest).where(CodeRequest.request_key == bindparam("key"),
+                                    col(CodeRequest.created_at) >= bindparam("since"))
+
+
 async def get_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
-    return await session.get(CodeRequest, request_id, populate_existing=True)
+    return (await session.exec(_REQUEST, params={"request_id": request_id})).first()  # type: ignore[call-overload]
 
 
 async def request_by_key(*, session: AsyncSession, key: str, since: datetime) -> CodeRequest | None:
     """The request made for ``key`` (an update that asked for it) since ``since``, if one was."""
-    return (await session.exec(select(CodeRequest).where(CodeRequest.request_key == key,
-                                                         col(CodeRequest.created_at) >= since))).first()
+    return (await session.exec(_BY_KEY, params={"key": key, "since": since})).first()  # type: ignore[call-overload]
 
 
 async def lock_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
     """The request row, fresh, for a read-modify-write: another process's outcome for it waits (PostgreSQL;
     SQLite's one writer serialises these anyway). Lock the device first where both are locked."""
-    return await session.get(CodeRequest, request_id, populate_existing=True, with_for_update=True)
+    return (await session.exec(_LOCK_REQUEST, params={"request_id": request_id})).first()  # type: ignore[call-overload]
 
 
 _MARK_DELIVERED = (

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, text, update
+from sqlalchemy import bindparam, delete, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
@@ -60,9 +60,12 @@ async def forget_deliveries(*, session: AsyncSession, before: datetime) -> int:
     return int(result.rowcount or 0)
 
 
+_CHAT_STATE = select(ChatState.data).where(ChatState.user_id == bindparam("user_id"))
+
+
 async def chat_state(*, session: AsyncSession, user_id: int) -> str | None:
     """The person's chat state as kept (JSON), or None."""
-    return (await session.exec(select(ChatState.data).where(ChatState.user_id == user_id))).first()
+    return (await session.exec(_CHAT_STATE, params={"user_id": user_id})).first()  # type: ignore[call-overload]
 
 
 async def keep_chat_state(*, session: AsyncSession, user_id: int, data: str | None, now: datetime) -> None:
