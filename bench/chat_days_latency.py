@@ -7,8 +7,8 @@ loopback HTTP in this process, on the bot's event loop. Nothing in the bot is ch
 each server's Starlette app gets one pure ASGI middleware that stamps ``time.perf_counter()`` when
 a request reaches the app (its headers parsed) and when the last byte of its answer is handed to
 the socket. Eight agents in turn send ``/days <device> 1`` N times, one at a time (the next only after the
-code message came, plus ``--gap``), each for a different sandbox device, after a few warm-up
-requests. Per update:
+code message came, plus ``--gap``), each for a different sandbox device, after one warm-up request from each
+(a person's first update also registers their command menu: once, not a ``/days`` cost). Per update:
 
 1. update in -> ERM call out: from the stand-in writing the ``getUpdates`` answer that carries the
    update (the moment the bot can have it) to the sandbox receiving ``POST /otp/daysCode/v2``;
@@ -43,7 +43,7 @@ With ``--slow MS`` (one process) each measured update whose own time is over MS 
 after the first measured one), and so is each garbage collection over 3 ms: what the p99 is made of (a manager's
 summary drawn in a thread once held four updates for 40-80 ms).
 
-    python bench/chat_days_latency.py [--requests 200] [--warmup 5] [--gap 0.05] [--cold] [--apart] [--slow MS]
+    python bench/chat_days_latency.py [--requests 200] [--warmup 8] [--gap 0.05] [--cold] [--apart] [--slow MS]
 """
 
 from __future__ import annotations
@@ -399,7 +399,9 @@ def report(samples: list[Sample], warmup: int, gap: float, cold: bool, bot_cpu: 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200, help="updates measured (default 200)")
-    parser.add_argument("--warmup", type=int, default=5, help="updates sent first and not measured (default 5)")
+    parser.add_argument("--warmup", type=int, default=len(AGENTS),
+                        help=f"updates sent first and not measured (default {len(AGENTS)}: each agent's first, which "
+                             "also registers their command menu)")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between updates (default 0.05)")
     parser.add_argument("--cold", action="store_true", help="fail the device sync: every /days looks its device up")
     parser.add_argument("--slow", type=float, metavar="MS", help="list the updates over MS ms of own time")
