@@ -23,10 +23,10 @@ from zoneinfo import ZoneInfo
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, TelegramError
 
-from bot import i18n, reports
+from bot import reports
 from bot.clock import Clock
 from bot.config import Settings
-from bot.people import reader_of
+from bot.people import reader_in, reader_of
 from bot.plans.service import receipt_balance
 from bot.texts import Texts, for_language
 from storage import ledger
@@ -146,8 +146,7 @@ class Delivery:
             if device is not None and device.customer_id is not None:
                 customer = await ledger.get_customer(session=session, customer_id=device.customer_id)
             if request.payment_id is None and request.chat_id is not None:
-                language, revoked = await ledger.reader_of_chat(session=session, chat_id=request.chat_id)
-                asker = i18n.pick(language), revoked
+                asker = await reader_in(session, request.chat_id)
         if request.payment_id is not None:
             await self._paid(request, details, customer)
             return

@@ -258,7 +258,12 @@ async def reader_of(db: Database, chat_id: int) -> tuple[str, bool]:
     """The language to write to a chat in when its owner did not just speak to the bot, and whether
     they are a person whose role was taken away (one read for both)."""
     async with db.read() as session:
-        language, revoked = await ledger.reader_of_chat(session=session, chat_id=chat_id)
+        return await reader_in(session, chat_id)
+
+
+async def reader_in(session: ledger.AsyncSession, chat_id: int) -> tuple[str, bool]:
+    """:func:`reader_of`, in a read the caller holds (with what else it reads)."""
+    language, revoked = await ledger.reader_of_chat(session=session, chat_id=chat_id)
     return i18n.pick(language), revoked
 
 

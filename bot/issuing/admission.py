@@ -61,7 +61,7 @@ class Admission:
 
     def __init__(
         self, *, db: Database, clock: Clock, quota: Quota, devices: DeviceDirectory, kick: Callable[[], None],
-        ownership: Ownership, lane: Lane | None = None, settle_delay: timedelta = timedelta(0),
+        ownership: Ownership, lane: Lane, settle_delay: timedelta,
     ) -> None:
         self.db, self.clock, self.quota, self.devices, self.kick = db, clock, quota, devices, kick
         self.lane, self.settle_delay = lane, settle_delay
@@ -128,7 +128,7 @@ class Admission:
                     await ledger.add_request(session=session, request=_refused_row(
                         device, device_ref, kind, days, refusal, requested_by, source, now))
                     return refusal
-                at_once = self._free_now(device, load, now) and self.lane is not None and self.lane.reserve(device_id)
+                at_once = self._free_now(device, load, now) and self.lane.reserve(device_id)
                 request = CodeRequest(
                     device_id=device_id, device_ref=device_ref, kind=kind, days=days, source=source,
                     requested_by_id=requested_by, chat_id=chat_id, not_before=now, created_at=now, request_key=key,
@@ -140,14 +140,12 @@ class Admission:
                 eta = await self.quota.eta(session, device, now, ahead=load.open_count)  # (its own is not counted)
         except BaseException:
             if at_once:
-                assert self.lane is not None
                 self.lane.release(device_id)
             raise
         assert request.id is not None
         log.info("request %s %s: device %s, %s %s", request.id, "sent" if at_once else "queued", device_ref, kind,
                  days or "")
         if at_once:
-            assert self.lane is not None
             self.lane.run_claimed(request)
         else:
             self.kick()
@@ -157,9 +155,8 @@ class Admission:
         """Whether a new request of the device may go out now, without the pump: nothing else of it is open,
         its gap is over, and its ids are the ERM's (a device known only by typed ids waits for the pump, which
         sends such devices one at a time)."""
-        last = device.last_generation_at
         return (load.open_count == 0 and device.verified
-                and (last is None or last + self.limits.min_gap <= now))
+                and limits.pacing_ready_at(device.last_generation_at, self.limits.min_gap, now) <= now)
 
     async def apply_payment(
         self, payment_id: int, device_id: int, *, assigned_by: int | None = None, chat_id: int | None = None
