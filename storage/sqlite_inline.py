@@ -127,6 +127,10 @@ class Connection:
     async def execute(self, sql: str, parameters: Iterable[Any] = ()) -> Cursor:
         return Cursor(self._conn.execute(sql, parameters))  # type: ignore[arg-type]
 
+    def begin(self, statement: str) -> None:
+        """``BEGIN`` (or ``BEGIN IMMEDIATE``) at once, without a cursor of SQLAlchemy's."""
+        self._conn.execute(statement)
+
     async def commit(self) -> None:
         self._conn.commit()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,10 +16,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
+import storage.db
 from storage import ledger
 from storage.db import Database, async_url
 from storage.migrate import alembic_config, current_revision, head_revision, upgrade
@@ -131,6 +133,33 @@ async def test_sqlite_transactions_run_on_the_loops_thread_and_reports_beside_it
                 "SELECT telegram_id, 'Bob', role, active, language, language_chosen, created_at FROM person"))
     async with db.read() as session:
         assert [p.name for p in await ledger.active_people(session=session)] == ["Ann"]
+
+
+@pytest.mark.sqlite_only
+async def test_a_sqlite_write_holds_the_writer_from_its_start_and_one_that_cannot_begin_says_why(
+    db: Database, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write transaction takes SQLite's write lock at its first statement, read or not (``BEGIN IMMEDIATE``), so
+    that it is never refused half-way; one that cannot take it in time (another process writes) fails as
+    SQLAlchemy's ``OperationalError``, which the web routes turn into an answer, and writes nothing."""
+    database = make_url(db.url).database or ""
+    other = sqlite3.connect(database, isolation_level=None, timeout=0)
+    try:
+        async with db.write() as session:
+            await ledger.get_person(session=session, telegram_id=7)  # a read only, so far
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")
+        monkeypatch.setattr(storage.db, "BUSY_TIMEOUT_MS", 50)
+        await db.dispose()  # new connections, with the short timeout
+        with pytest.raises(OperationalError, match="locked"):
+            async with db.write() as session:
+                await ledger.put_person(session=session, telegram_id=7, role=Role.AGENT, name="Ann", now=NOW)
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    async with db.read() as session:
+        assert await ledger.get_person(session=session, telegram_id=7) is None
 
 
 @pytest.mark.sqlite_only

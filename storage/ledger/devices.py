@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import (
     GENERATED_STATUSES,
     OPEN_STATUSES,
+    PLAN_IS_CURRENT,
     Approval,
     CodeRequest,
     Customer,
@@ -160,7 +161,7 @@ async def _merge_plans(session: AsyncSession, keep_id: int, gone_id: int, now: d
     """Both rows with a current plan (one device sold twice over, as far as the ledger knew): the plan of the
     ``gone_id`` row ends (kept, with a ``merged`` event, for the managers to sort out); one plan per device."""
     current = {plan.device_id: plan for plan in (await session.exec(
-        select(Plan).where(col(Plan.device_id).in_([keep_id, gone_id]), Plan.status != PlanStatus.REPOSSESSED)
+        select(Plan).where(col(Plan.device_id).in_([keep_id, gone_id]), PLAN_IS_CURRENT)
     )).all()}
     if keep_id in current and gone_id in current:
         ended = current[gone_id]

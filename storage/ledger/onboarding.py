@@ -13,7 +13,7 @@ from sqlalchemy import insert, update
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Customer, Device, Plan, PlanEvent, PlanStatus
+from storage.models import PLAN_IS_CURRENT, Customer, Device, Plan, PlanEvent
 
 CHUNK = 500
 """Ids per ``IN (…)`` query (well under SQLite's limit of bound parameters)."""
@@ -71,7 +71,7 @@ async def add_plans(*, session: AsyncSession, rows: Sequence[Values]) -> dict[in
     found: dict[int, int] = {}
     for start in range(0, len(device_ids), CHUNK):
         query = select(Plan.device_id, Plan.id).where(col(Plan.device_id).in_(device_ids[start:start + CHUNK]),
-                                                      Plan.status != PlanStatus.REPOSSESSED)
+                                                      PLAN_IS_CURRENT)
         found.update({device_id: plan_id for device_id, plan_id in (await session.exec(query)).all()
                       if plan_id is not None})
     return found

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
+    PLAN_IS_CURRENT,
     Approval,
     ApprovalStatus,
     CodeRequest,
@@ -22,12 +23,11 @@ from storage.models import (
     Person,
     Plan,
     PlanEvent,
-    PlanStatus,
     Reversal,
     Status,
 )
 
-_CURRENT_PLAN = select(Plan).where(Plan.device_id == bindparam("device_id"), Plan.status != PlanStatus.REPOSSESSED
+_CURRENT_PLAN = select(Plan).where(Plan.device_id == bindparam("device_id"), PLAN_IS_CURRENT
                                    ).execution_options(populate_existing=True)
 
 
@@ -51,7 +51,7 @@ async def plans_of_devices(*, session: AsyncSession, device_ids: Sequence[int]) 
     """The current plan of each of the devices that has one."""
     if not device_ids:
         return {}
-    query = select(Plan).where(col(Plan.device_id).in_(device_ids), Plan.status != PlanStatus.REPOSSESSED)
+    query = select(Plan).where(col(Plan.device_id).in_(device_ids), PLAN_IS_CURRENT)
     return {plan.device_id: plan for plan in (await session.exec(query)).all()}
 
 
