@@ -46,6 +46,7 @@ from bot.payments import ChatNotices, Payments, payment_routes
 from bot.people import People, Team
 from bot.plans.service import Plans
 from bot.services import SERVICES, BotContext, Services
+from bot.telegram_http import AiohttpRequest
 from bot.telegram_pace import LocalRateLimiter, SharedRateLimiter
 from bot.telegram_webhook import telegram_routes
 from dashboard import dashboard_routes
@@ -74,7 +75,7 @@ def build_application(
     settings: Settings, telegram: Callable[[], BaseRequest] | None = None
 ) -> Application[Any, Any, Any, Any, Any, Any]:
     """The PTB Application with every handler registered, not yet started. ``telegram`` makes its
-    transports to the Bot API (default: HTTPX to ``TELEGRAM_BASE_URL``; the demo and the chat
+    transports to the Bot API (default: :class:`bot.telegram_http.AiohttpRequest` to ``TELEGRAM_BASE_URL``; the demo and the chat
     tests give the stand-in's, in-process)."""
     if settings.telegram_bot_token is None:
         raise MissingToken(cli_texts.NO_TOKEN)
@@ -90,10 +91,10 @@ def build_application(
     )
     if settings.webhook_mode:
         builder = builder.updater(None)  # updates come in at POST /telegram (bot.telegram_webhook)
-    if telegram is not None:
-        builder = builder.request(telegram())
-        if not settings.webhook_mode:
-            builder = builder.get_updates_request(telegram())
+    transport = telegram or AiohttpRequest
+    builder = builder.request(transport())
+    if not settings.webhook_mode:
+        builder = builder.get_updates_request(transport())
     application = builder.build()
     handlers.register(application)
     return application

@@ -12,6 +12,7 @@ import struct
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -47,6 +48,7 @@ from bot.http import serving
 from bot.standins.telegram import FakeBotApi, HtmlError, StandInRequest, TelegramUser, WaitTimeout, parse_html
 from bot.standins.telegram.server import running
 from bot.standins.telegram.transport import BASE_URL
+from bot.telegram_http import AiohttpRequest
 from tests.support.waiting import eventually
 
 App = Application[Any, Any, Any, Any, Any, Any]
@@ -54,7 +56,17 @@ TOKEN = "123456789:AAH-test-token"
 AMINA = TelegramUser(42, "Amina", "Otieno", username="amina_o", language_code="en")
 BARAKA = TelegramUser(43, "Baraka")
 GROUP = -1001234567890
-TRANSPORTS = ["in-process", "http"]
+TRANSPORTS = ["in-process", "http", "http-aiohttp"]
+"""How PTB reaches the stand-in: in this process; over loopback HTTP with PTB's own transport (httpx); and with
+the bot's (:class:`bot.telegram_http.AiohttpRequest`)."""
+
+
+@dataclass(frozen=True)
+class Way:
+    """One of :data:`TRANSPORTS`: the HTTP form's base URL (None: in this process), and which transport."""
+
+    url: str | None
+    aiohttp: bool = False
 
 
 def png(width: int, height: int) -> bytes:
@@ -129,17 +141,19 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.effective_message.reply_document(PAYLOAD, filename="ledger.csv", caption="The ledger")
 
 
-def builder(api: FakeBotApi, url: str | None) -> ApplicationBuilder[Any, Any, Any, Any, Any, Any]:
-    """PTB reaching ``api`` over HTTP at ``url``, or in this process when ``url`` is ``None``."""
+def builder(api: FakeBotApi, way: Way) -> ApplicationBuilder[Any, Any, Any, Any, Any, Any]:
+    """PTB reaching ``api`` the ``way`` given."""
     made = ApplicationBuilder().token(TOKEN)
-    if url is None:
+    if way.url is None:
         return made.request(StandInRequest(api)).get_updates_request(StandInRequest(api))
-    return made.base_url(url)
+    if way.aiohttp:
+        made = made.request(AiohttpRequest()).get_updates_request(AiohttpRequest())
+    return made.base_url(way.url)
 
 
-def build(api: FakeBotApi, url: str | None) -> App:
+def build(api: FakeBotApi, way: Way) -> App:
     application = (
-        builder(api, url)
+        builder(api, way)
         .rate_limiter(AIORateLimiter(max_retries=3))
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .build()
@@ -153,11 +167,13 @@ def build(api: FakeBotApi, url: str | None) -> App:
     return application
 
 
-def plain_bot(api: FakeBotApi, url: str | None, token: str = TOKEN) -> Bot:
+def plain_bot(api: FakeBotApi, way: Way, token: str = TOKEN) -> Bot:
     """A plain PTB Bot (no rate limiter, no polling) for direct calls."""
-    if url is None:
+    if way.url is None:
         return Bot(token, request=StandInRequest(api), get_updates_request=StandInRequest(api))
-    return Bot(token, base_url=url)
+    if way.aiohttp:
+        return Bot(token, base_url=way.url, request=AiohttpRequest(), get_updates_request=AiohttpRequest())
+    return Bot(token, base_url=way.url)
 
 
 @pytest.fixture(autouse=True)
@@ -175,13 +191,13 @@ async def api() -> AsyncIterator[FakeBotApi]:
 
 
 @pytest.fixture(params=TRANSPORTS)
-async def url(request: pytest.FixtureRequest, api: FakeBotApi) -> AsyncIterator[str | None]:
-    """How PTB reaches the stand-in: ``None`` in this process, else the HTTP form's base URL."""
+async def url(request: pytest.FixtureRequest, api: FakeBotApi) -> AsyncIterator[Way]:
+    """How PTB reaches the stand-in (one of :data:`TRANSPORTS`)."""
     if request.param == "in-process":
-        yield None
+        yield Way(None)
         return
     async with running(api) as base_url:
-        yield base_url
+        yield Way(base_url, aiohttp=request.param == "http-aiohttp")
 
 
 @pytest.fixture
@@ -191,7 +207,7 @@ async def http_url(api: FakeBotApi) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def app(api: FakeBotApi, url: str | None) -> AsyncIterator[App]:
+async def app(api: FakeBotApi, url: Way) -> AsyncIterator[App]:
     """The bot, long polling the stand-in."""
     application = build(api, url)
     async with application:
@@ -212,7 +228,7 @@ async def http(http_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def bot(api: FakeBotApi, url: str | None) -> AsyncIterator[Bot]:
+async def bot(api: FakeBotApi, url: Way) -> AsyncIterator[Bot]:
     async with plain_bot(api, url) as plain:
         yield plain
 
@@ -336,7 +352,7 @@ async def test_429_is_retried_by_the_aioratelimiter(api: FakeBotApi, app: App) -
     assert api.rate_limited == 1
 
 
-async def test_polling_stops_cleanly_and_confirms_updates(api: FakeBotApi, url: str | None) -> None:
+async def test_polling_stops_cleanly_and_confirms_updates(api: FakeBotApi, url: Way) -> None:
     loop = asyncio.get_running_loop()
     application = build(api, url)
     async with application:
@@ -557,8 +573,8 @@ async def test_menu_button_refused(
 async def test_flood_limits(transport: str) -> None:
     api = FakeBotApi(TOKEN, per_chat_per_second=1, messages_per_second=2)
     async with AsyncExitStack() as stack:
-        base_url = await stack.enter_async_context(running(api)) if transport == "http" else None
-        plain = await stack.enter_async_context(plain_bot(api, base_url))
+        base_url = await stack.enter_async_context(running(api)) if transport != "in-process" else None
+        plain = await stack.enter_async_context(plain_bot(api, Way(base_url, aiohttp=transport == "http-aiohttp")))
         api.meet(AMINA)
         api.meet(BARAKA)
         await plain.send_message(AMINA.id, "one")
@@ -607,9 +623,9 @@ async def test_wrong_token_and_unknown_method(api: FakeBotApi, http_url: str, ht
     response = await http.get(f"/bot{TOKEN}/GETME")  # method names are case-insensitive
     assert response.json()["result"]["username"] == "paygbot_demo_bot"
 
-    for url in (http_url, None):
+    for way in (Way(http_url), Way(http_url, aiohttp=True), Way(None)):
         with pytest.raises(InvalidToken, match="rejected by the server"):
-            async with plain_bot(api, url, token="123:wrong"):
+            async with plain_bot(api, way, token="123:wrong"):
                 pass
 
 
