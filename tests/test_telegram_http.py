@@ -107,3 +107,29 @@ async def test_the_bot_token_is_in_no_error(silent_server: Silent) -> None:
         while chain is not None:
             assert "AAH-test-token" not in str(chain) and "AAH-test-token" not in repr(chain.args)
             chain = chain.__cause__ or chain.__context__
+
+
+async def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As PTB's own transport (httpx) does: ``HTTP(S)_PROXY`` carries the requests, ``NO_PROXY`` exempts a host."""
+    asked: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.append(await reader.readline())
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    try:
+        async with AiohttpRequest(connect_timeout=1.0) as request:
+            with pytest.raises(NetworkError):
+                await request.post("http://telegram.invalid/botX/getMe")
+        assert asked == [b"POST http://telegram.invalid/botX/getMe HTTP/1.1\r\n"]
+        monkeypatch.setenv("NO_PROXY", "telegram.invalid")
+        async with AiohttpRequest(connect_timeout=1.0) as request:
+            with pytest.raises(NetworkError):  # straight to the host, which does not exist
+                await request.post("http://telegram.invalid/botX/getMe")
+        assert len(asked) == 1
+    finally:
+        server.close()
+        await server.wait_closed()
