@@ -153,7 +153,7 @@ async def running_bot(
         application.bot_data[SERVICES] = services
         processor = application.update_processor
         assert isinstance(processor, SharedChatState)
-        processor.attach(application, db, clock)
+        processor.attach(application, db, clock, people)
         if isinstance(limiter := application.bot.rate_limiter, SharedRateLimiter):
             limiter.attach(db)
         http_port = None

@@ -29,6 +29,7 @@ from telegram import Update
 from telegram.ext import Application, BaseUpdateProcessor, ConversationHandler
 
 from bot.clock import Clock
+from bot.people import People
 from storage import ledger
 from storage.db import Database
 
@@ -80,13 +81,17 @@ class SharedChatState(BaseUpdateProcessor):
         self.application: Application[Any, Any, Any, Any, Any, Any] | None = None
         self.db: Database | None = None
         self.clock: Clock | None = None
+        self.people: People | None = None
         self._people: dict[int, _Turn] = {}
         self._kept: dict[int, str] = {}
         """Each person's state as this process last read or kept it."""
 
-    def attach(self, application: Application[Any, Any, Any, Any, Any, Any], db: Database, clock: Clock) -> None:
-        """From now on, state lives in ``db`` (before this, in memory only: PTB's own behaviour)."""
-        self.application, self.db, self.clock = application, db, clock
+    def attach(self, application: Application[Any, Any, Any, Any, Any, Any], db: Database, clock: Clock,
+               people: People | None = None) -> None:
+        """From now on, state lives in ``db`` (before this, in memory only: PTB's own behaviour). With ``people``,
+        the read that loads a person's state also finds who they are, for the access gate
+        (:meth:`bot.people.People.read_ahead`)."""
+        self.application, self.db, self.clock, self.people = application, db, clock, people
 
     async def initialize(self) -> None:
         pass
@@ -122,6 +127,8 @@ class SharedChatState(BaseUpdateProcessor):
         assert self.application is not None and self.db is not None and self.clock is not None
         async with self.db.read() as session:
             data = await ledger.chat_state(session=session, user_id=user_id)
+            if self.people is not None:
+                await self.people.read_ahead(session, user_id)
         state = loads(data) if data else {}
         user_data = self.application.user_data[user_id]  # (created on first use, as PTB does)
         user_data.clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -96,6 +97,11 @@ def valid_name(text: str) -> str | None:
     return name if _NAME.match(name) else None
 
 
+_READ_AHEAD: ContextVar[tuple[int, Who] | None] = ContextVar("paygbot_who_read_ahead", default=None)
+"""Who sent the update being handled, read with their chat state (each update is a task of its own, with its own
+copy of this)."""
+
+
 class People:
     """Roles, invitations and customers over the ledger."""
 
@@ -107,11 +113,28 @@ class People:
         return phones.e164(text, self.phone_region)
 
     async def who(self, telegram_id: int) -> Who:
+        """Who sent an update. The first ask of an update (the access gate's) takes what was read with the
+        person's chat state at its start (:meth:`read_ahead`): one read transaction fewer per update; any
+        later ask reads the ledger again (a role granted meanwhile shows)."""
+        ahead = _READ_AHEAD.get()
+        if ahead is not None:
+            _READ_AHEAD.set(None)
+            if ahead[0] == telegram_id:
+                return ahead[1]
         async with self.db.read() as session:
-            person = await ledger.get_person(session=session, telegram_id=telegram_id)
-            if person is not None and person.active:
-                return Who(Kind(person.role.value), person=person)
-            customer = await ledger.customer_by_user(session=session, telegram_user_id=telegram_id)
+            return await self._who_in(session, telegram_id)
+
+    async def read_ahead(self, session: ledger.AsyncSession, telegram_id: int) -> None:
+        """Find who ``telegram_id`` is in ``session`` (the read that loads their chat state), for this update's
+        first :meth:`who`."""
+        _READ_AHEAD.set((telegram_id, await self._who_in(session, telegram_id)))
+
+    @staticmethod
+    async def _who_in(session: ledger.AsyncSession, telegram_id: int) -> Who:
+        person = await ledger.get_person(session=session, telegram_id=telegram_id)
+        if person is not None and person.active:
+            return Who(Kind(person.role.value), person=person)
+        customer = await ledger.customer_by_user(session=session, telegram_user_id=telegram_id)
         if customer is not None:
             return Who(Kind.CUSTOMER, customer=customer)
         return Who(Kind.STRANGER)

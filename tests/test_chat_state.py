@@ -3,6 +3,8 @@ another process — here, the bot started again on the same ledger and chats, wi
 
 from __future__ import annotations
 
+from sqlalchemy import event
+
 from bot.clock import ManualClock
 from bot.standins.erm import ErmSandbox
 from bot.standins.telegram import FakeBotApi
@@ -51,3 +53,27 @@ async def test_a_dialogue_and_a_waiting_button_go_on_in_another_process(
         assert again.rendered == "That button is no longer active." and len(second.codes()) == 3
         async with second.bot.services.db.read() as session:  # nothing left waiting: nothing kept
             assert await ledger.chat_state(session=session, user_id=AGENT.id) is None
+
+
+async def test_who_sent_an_update_is_read_with_their_chat_state_and_a_role_taken_shows_at_once(
+    erm_sandbox: ErmSandbox, erm_url: str, database_url: str, clock: ManualClock
+) -> None:
+    """The read that loads a person's chat state also finds who they are, for the access gate: one transaction
+    per update, not two. It is read again for each update, so a role taken away counts from the very next one."""
+    async with chatting(erm_sandbox, erm_url, database_url, clock) as chat:
+        await chat.make(AGENT, Role.AGENT)
+        await chat.say(AGENT, "/help")  # (a first update also registers the agent's menu)
+        db = chat.bot.services.db
+        transactions: list[object] = []
+        listen = (db.reader.sync_engine, "begin", transactions.append)
+        event.listen(*listen)
+        try:
+            helped = await chat.say(AGENT, "/help")
+        finally:
+            event.remove(*listen)
+        assert "/days" in (helped.rendered or "")
+        assert len(transactions) == 1
+        async with db.write() as session:
+            await ledger.deactivate(session=session, telegram_id=AGENT.id)
+        refused = await chat.say(AGENT, f"/days {DEVICE} 3")
+        assert "/days" not in (refused.rendered or "") and chat.codes() == []
