@@ -99,22 +99,35 @@ class Admission:
             return Refused(Reason.BAD_DAYS, device_ref, fits=None)
         if kind is not CodeKind.DAYS:
             days = None
-        device_id = await self.devices.resolve(device_ref)
+        async with self._one_a_turn:  # a device the ledger knows is found in the transaction that queues
+            queued = await self._queue(None, device_ref, kind, days, requested_by, chat_id, source, key)
+        if queued is not None:
+            return queued
+        device_id = await self.devices.resolve(device_ref)  # new to the ledger: looked up at the ERM first
         if isinstance(device_id, Refused):
             return device_id
         async with self._one_a_turn:
-            return await self._queue(device_id, device_ref, kind, days, requested_by, chat_id, source, key)
+            queued = await self._queue(device_id, device_ref, kind, days, requested_by, chat_id, source, key)
+        assert queued is not None
+        return queued
 
     async def _queue(
-        self, device_id: int, device_ref: str, kind: CodeKind, days: int | None, requested_by: int | None,
+        self, device_id: int | None, device_ref: str, kind: CodeKind, days: int | None, requested_by: int | None,
         chat_id: int | None, source: Source, key: str | None,
-    ) -> Accepted | Refused:
+    ) -> Accepted | Refused | None:
         """One transaction: the request checked against the device's limits as they are now, and queued (or
-        claimed, when it may go out at once: see ``lane``)."""
+        claimed, when it may go out at once: see ``lane``). Without ``device_id`` the device is found by
+        ``device_ref``, and None, with nothing written, says the ledger does not know it."""
         now = self.clock.now()
         at_once = False
         try:
             async with self.db.write() as session:
+                if device_id is None:
+                    found = await ledger.find_device(session=session, ref=device_ref)
+                    if found is None:
+                        return None
+                    device_id = found.id
+                    assert device_id is not None
                 device = await ledger.lock_device(session=session, device_id=device_id)
                 if key is not None and (made := await ledger.request_by_key(session=session, key=key,
                                                                             since=now - KEYS_KEPT)) is not None:
@@ -139,7 +152,7 @@ class Admission:
                 request = await ledger.add_request(session=session, request=request)
                 eta = await self.quota.eta(session, device, now, ahead=load.open_count)  # (its own is not counted)
         except BaseException:
-            if at_once:
+            if at_once and device_id is not None:
                 self.lane.release(device_id)
             raise
         assert request.id is not None
