@@ -17,8 +17,11 @@ import urllib.request
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+from bot.remote import scrub
 
 _TOKEN_IN_URL = re.compile(r"/bot([^/]+)/")
 
@@ -118,9 +121,8 @@ def _without_token(text: str, url: str) -> str:
     token = _TOKEN_IN_URL.search(url)
     if token is None:
         return text
-    for form in {token.group(1), urllib.parse.quote(token.group(1)), urllib.parse.quote(token.group(1), safe="")}:
-        text = text.replace(form, "[secret]")
-    return text
+    forms = (token.group(1), urllib.parse.quote(token.group(1)), urllib.parse.quote(token.group(1), safe=""))
+    return scrub(text, *(SecretStr(form) for form in forms))
 
 
 def _given(timeout: Any, default: float | None) -> float | None:

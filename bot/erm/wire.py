@@ -33,8 +33,8 @@ GENERATIONS_AT_ONCE = 32
 """Code generations in flight at once (the issuing engine sends no more: its ``max_concurrency``)."""
 READS_AT_ONCE = 16
 """Every other ERM call in flight at once (sign-ins, device lookups, histories, syncs): a burst of new devices
-can never take the connections the codes need. The pool holds both: 48 connections (httpcore looks through
-every pooled connection to place a request, so a pool far larger than the calls in flight costs CPU)."""
+can never take the connections the codes need. The pools hold both: 48 connections (httpcore looks through
+every pooled connection to place a request, so pools far larger than the calls in flight cost CPU)."""
 CONNECTIONS_PER_POOL = 12
 """The connections are split into pools of at most this many, a request going to the pool with the fewest under
 way: httpcore places each request, and each answer's end, by looking through every connection of its pool, and
