@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import urllib.parse
+import urllib.request
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -89,6 +91,15 @@ def scrub(text: str, *secrets: SecretStr | None) -> str:
         if value:
             text = text.replace(value, "***")
     return text
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTP(S)_PROXY``, ``ALL_PROXY``, exempted by ``NO_PROXY``,
+    as httpx and PTB's own transport honour them), if any."""
+    parts = urllib.parse.urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    return None if proxy is None or urllib.request.proxy_bypass(parts.hostname or "") else proxy
 
 
 def first_error(exc: Exception) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-import urllib.request
 from typing import Any
 
 import aiohttp
@@ -21,7 +20,7 @@ from pydantic import SecretStr
 from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-from bot.remote import scrub
+from bot.remote import environment_proxy, scrub
 
 _TOKEN_IN_URL = re.compile(r"/bot([^/]+)/")
 
@@ -106,13 +105,11 @@ class AiohttpRequest(BaseRequest):
         raise failure
 
     def _proxy(self, url: str) -> str | None:
-        """The proxy the environment names for ``url`` (``HTTPS_PROXY`` and ``NO_PROXY``, as httpx and PTB's own
-        transport honour them), if any."""
+        """The proxy the environment names for ``url``'s scheme and host, if any (looked up once for each)."""
         parts = urllib.parse.urlsplit(url)
         key = (parts.scheme, parts.hostname or "")
         if key not in self._proxies:
-            proxy = urllib.request.getproxies().get(parts.scheme)
-            self._proxies[key] = None if proxy is None or urllib.request.proxy_bypass(key[1]) else proxy
+            self._proxies[key] = environment_proxy(url)
         return self._proxies[key]
 
 

@@ -1,6 +1,7 @@
-"""The ERM's connections are split into small pools (``bot.erm.wire.CONNECTIONS_PER_POOL``: httpcore's placing of a
+"""The ERM's wire. Its connections are split into small pools (``bot.erm.wire.CONNECTIONS_PER_POOL``: httpcore's placing of a
 request costs in proportion to its pool's size, and more), yet every call the bot may have in flight at once goes out
-at once: none waits for a connection of one pool while another pool has room."""
+at once: none waits for a connection of one pool while another pool has room. And the environment's proxy carries
+the calls, as httpx's client would send them through it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.erm.errors import ErmOutcomeUnknown, ErmUnavailable
 from bot.erm.wire import CONNECTIONS_PER_POOL, GENERATIONS_AT_ONCE, READS_AT_ONCE, ErmHttp
 
 AT_ONCE = GENERATIONS_AT_ONCE + READS_AT_ONCE
@@ -65,3 +67,36 @@ async def test_every_call_in_flight_goes_out_at_once_over_the_pools(held: tuple[
         answers = await asyncio.wait_for(asyncio.gather(*calls), timeout=20)  # only if all were in at once
     assert [answer.status_code for answer in answers] == [200] * AT_ONCE
     assert server.connections == AT_ONCE
+
+
+async def test_the_environments_proxy_carries_the_calls_unless_no_proxy_names_the_host(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``HTTP_PROXY`` (or ``ALL_PROXY``) is where the calls go, as httpx's client would send them; ``NO_PROXY``
+    exempts the ERM's host."""
+    asked: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.append(await reader.readline())
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    for variable in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    try:
+        for variable in ("HTTP_PROXY", "ALL_PROXY"):
+            monkeypatch.setenv(variable, f"http://127.0.0.1:{port}")
+            async with ErmHttp("http://erm.invalid", "bot@example.com", "secret-password", timeout=2) as erm:
+                with pytest.raises(ErmOutcomeUnknown, match="cut off"):  # the proxy hangs up once it has the line
+                    await erm._send("GET", "/items/1", json=None, token=None, what="an item")
+            assert asked.pop() == b"GET http://erm.invalid/items/1 HTTP/1.1\r\n"
+            monkeypatch.delenv(variable)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("NO_PROXY", "erm.invalid")
+        async with ErmHttp("http://erm.invalid", "bot@example.com", "secret-password", timeout=2) as erm:
+            with pytest.raises(ErmUnavailable):  # straight to the host, which does not exist
+                await erm._send("GET", "/items/1", json=None, token=None, what="an item")
+        assert asked == []
+    finally:
+        server.close()
+        await server.wait_closed()

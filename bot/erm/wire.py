@@ -1,4 +1,4 @@
-"""What both ERM interfaces share on the wire: one httpx client with the configured timeout, the
+"""What both ERM interfaces share on the wire: httpx's connection pools with the configured timeout, the
 access token (signed in on demand, again when refused: once, however many requests noticed), and
 the same reading of every failure into :mod:`bot.erm.errors` types.
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
 from typing import Any
 
@@ -23,7 +22,7 @@ from pydantic import SecretStr, ValidationError
 from bot.erm.errors import ErmInvalidResponse, ErmOutcomeUnknown, ErmUnavailable
 from bot.erm.models import Login
 from bot.logs import register_secret
-from bot.remote import SharedToken, first_error, scrub, snippet
+from bot.remote import SharedToken, environment_proxy, first_error, scrub, snippet
 
 log = logging.getLogger("paygbot.erm")
 
@@ -40,6 +39,10 @@ CONNECTIONS_PER_POOL = 12
 way: httpcore places each request, and each answer's end, by looking through every connection of its pool, and
 through them all again for each idle one. With one pool of 48 that took a third of the bot's CPU when 1,000 codes
 were asked at once; with 12 in each it is a sixteenth of the idle scan and a quarter of the rest."""
+
+
+_HEADERS = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate", "User-Agent": "paygbot"}
+"""What every request to the ERM carries besides its own (the ``Host`` and the body's are httpx's)."""
 
 
 class ErmHttp:
@@ -64,21 +67,10 @@ class ErmHttp:
         register_secret(self._password.get_secret_value())
         self.timeout = timeout
         self._reads = asyncio.Semaphore(reads)
-        connections = generations + reads
-        pools = -(-connections // CONNECTIONS_PER_POOL)
-        # one TLS context for all the pools, as httpx would make it (each costs ~40 ms of CPU to make)
-        verify: ssl.SSLContext | bool = httpx.create_ssl_context() if transport is None else True
-        self._pools = [
-            httpx.AsyncClient(
-                timeout=httpx.Timeout(timeout),
-                transport=transport,
-                verify=verify,
-                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-                headers={"Accept": "application/json"},
-            )
-            for size in (connections // pools + (index < connections % pools) for index in range(pools))
-        ]
-        self._under_way = [0] * pools
+        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        self._pools: list[httpx.AsyncBaseTransport] = [transport] if transport is not None else _pools(
+            generations + reads, environment_proxy(self.base_url))
+        self._under_way = [0] * len(self._pools)
         self._token = SharedToken()
         self.logins = 0
 
@@ -157,15 +149,26 @@ class ErmHttp:
             raise ErmUnavailable(f"the ERM failed ({response.status_code}): {words}", status=response.status_code)
         return response
 
-    async def _request(self, method: str, url: str, **options: Any) -> httpx.Response:
-        """One request, on the pool with the fewest under way (each pool is never over full while the calls in
-        flight are held to the pools' sum: see :data:`CONNECTIONS_PER_POOL`)."""
+    async def _request(self, method: str, url: str, *, json: Any, headers: dict[str, str]) -> httpx.Response:
+        """One request, read whole, on the pool with the fewest under way (each pool is never over full while the
+        calls in flight are held to the pools' sum: see :data:`CONNECTIONS_PER_POOL`).
+
+        Straight to httpx's transport, as its client would send it but without the client's layers: the ERM
+        sets no cookies, redirects nowhere and takes its token in a header we write, and those layers
+        (building, merging and cookie-matching each request) cost as much CPU as the exchange itself."""
+        request = httpx.Request(method, url, json=json, headers={**_HEADERS, **headers}, extensions=self._extensions)
         index = min(range(len(self._pools)), key=self._under_way.__getitem__)
         self._under_way[index] += 1
         try:
-            return await self._pools[index].request(method, url, **options)
+            response = await self._pools[index].handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
         finally:
             self._under_way[index] -= 1
+        response.request = request
+        return response
 
     def _payload(self, response: httpx.Response) -> Any:
         """The JSON of a 2xx answer."""
@@ -206,3 +209,15 @@ class ErmHttp:
         except ValidationError as exc:
             raise ErmInvalidResponse(f"the ERM's {what} is not in the documented shape: {first_error(exc)}") from None
 
+
+def _pools(connections: int, proxy: str | None) -> list[httpx.AsyncBaseTransport]:
+    """``connections`` split into pools of at most :data:`CONNECTIONS_PER_POOL`, through ``proxy`` if the
+    environment names one for the ERM; one TLS context for them all, as httpx would make it (each costs ~40 ms
+    of CPU to make)."""
+    count = -(-connections // CONNECTIONS_PER_POOL)
+    context = httpx.create_ssl_context()
+    return [
+        httpx.AsyncHTTPTransport(verify=context, proxy=proxy, limits=httpx.Limits(
+            max_connections=size, max_keepalive_connections=size))
+        for size in (connections // count + (index < connections % count) for index in range(count))
+    ]
