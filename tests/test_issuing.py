@@ -18,10 +18,11 @@ from bot.issuing import Accepted, IssuingEngine, PaymentApplied, PaymentHeld, Re
 from bot.standins.erm import ErmSandbox
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeKind, CodeRequest, Payment, PaymentStatus, Status
+from storage.models import CodeKind, CodeRequest, Device, Payment, PaymentStatus, Status
 from tests.support import erm as erm_support
 from tests.support.erm import ErmPaths
 from tests.support.settings import make_settings
+from tests.support.waiting import eventually
 
 DEVICE = "TEST2503000017"
 
@@ -111,6 +112,32 @@ async def test_a_free_devices_request_is_claimed_by_its_own_admission(engine: Is
     clock.advance(6)
     await settle(engine)
     assert [row.status for row in await requests(db)] == [Status.ISSUED, Status.ISSUED]
+
+
+async def test_a_code_answered_after_its_device_row_was_merged_into_another_is_recorded_on_that_row(
+    engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database, clock: ManualClock
+) -> None:
+    """While the ERM was asked for a device's code, its row was found to be one device with an older row and merged
+    into it: the code, the credit it gives and the device's pacing go to the row that kept the device."""
+    async with db.write() as session:
+        older, _ = await ledger.add_device(session=session, ids=["OLDER2503000001"], now=clock.now())
+        older.credit_until = clock.now() + timedelta(days=10)
+        session.add(older)
+    erm_sandbox.late_next(1, delay=1.0)  # the answer comes a second after the code was committed
+    accepted = await engine.request(DEVICE, CodeKind.DAYS, 30)
+    assert isinstance(accepted, Accepted)
+    await eventually(lambda: len(committed(erm_sandbox)) == 1, "the code committed, its answer held back")
+    async with db.write() as session:
+        _, merged = await ledger.add_device(session=session, ids=[DEVICE, "OLDER2503000001"], now=clock.now())
+    assert merged
+    await engine.drain()
+    [row] = await requests(db)
+    assert row.status is Status.ISSUED and row.code_hex == committed(erm_sandbox)[0] and row.device_id == older.id
+    async with db.read() as session:
+        kept = await ledger.get_device(session=session, device_id=older.id or 0)
+        devices = list((await session.exec(select(Device.id))).all())
+    assert kept is not None and kept.credit_until == clock.now() + timedelta(days=40)
+    assert kept.last_generation_at == clock.now() and devices == [older.id]
 
 
 async def test_an_engine_that_does_not_pump_by_itself_sends_nothing_at_admission(

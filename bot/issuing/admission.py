@@ -123,12 +123,13 @@ class Admission:
         try:
             async with self.db.write() as session:
                 if device_id is None:
-                    found = await ledger.find_device(session=session, ref=device_ref)
+                    found = await ledger.find_device(session=session, ref=device_ref, lock=True)
                     if found is None:
                         return None
-                    device_id = found.id
+                    device, device_id = found, found.id
                     assert device_id is not None
-                device = await ledger.lock_device(session=session, device_id=device_id)
+                else:
+                    device = await ledger.lock_device(session=session, device_id=device_id)
                 if key is not None and (made := await ledger.request_by_key(session=session, key=key,
                                                                             since=now - KEYS_KEPT)) is not None:
                     assert made.id is not None

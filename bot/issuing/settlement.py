@@ -98,7 +98,7 @@ class Settlement:
             log.warning("request %s: ERM unavailable (%s); will retry", request_id, exc.message)
             await self._retry_later(request_id, WAIT_ERM_UNAVAILABLE, attempt=attempt)
         else:
-            await self._issued(request_id, code.code, code.hex, code.otp_count, None, attempt=attempt)
+            await self._issued(request, code.code, code.hex, code.otp_count, None, attempt=attempt)
 
     async def _generate(self, request: CodeRequest) -> GeneratedCode:
         if request.kind is CodeKind.DAYS:
@@ -109,24 +109,50 @@ class Settlement:
         return await self.erm.reset_code(request.device_ref)
 
     async def _issued(
-        self, request_id: int, code: str, hex_code: str, count: int | None, number: int | None, *,
+        self, request: CodeRequest, code: str, hex_code: str, count: int | None, number: int | None, *,
         attempt: int | None,
     ) -> None:
-        """Record the code and what it does to the device's credit, then hand it on. The device's pacing counts
-        from now, its answer: the ERM committed the code before answering, but when exactly is not known (a
-        busy ERM may commit long after the request arrived), and counting from the request could send the
-        next one too early."""
-        now = self.clock.now()
+        """Record the code and what it does to the device's credit, then hand it on (``request``: as the caller
+        last read it). The device's pacing counts from now, its answer: the ERM committed the code before
+        answering, but when exactly is not known (a busy ERM may commit long after the request arrived), and
+        counting from the request could send the next one too early."""
+        assert request.id is not None
+        request_id, now = request.id, self.clock.now()
+        device_id = request.device_id
+        while True:
+            try:
+                recorded = await self._record(request_id, device_id, code, hex_code, count, number, attempt, now)
+                break
+            except _Moved as moved:  # merged into another device while the ERM was asked: that one, locked first
+                device_id = moved.device_id
+        if recorded is None:
+            return
+        issued, more = recorded
+        log.info("request %s issued: device %s", request_id, issued.device_ref)
+        if more:  # the device's next code: as soon as the gap from this answer allows (telling it takes a while)
+            elapsed = (self.clock.now() - now).total_seconds()
+            ahead = (self.limits.min_gap - self.limits.claim_ahead).total_seconds()
+            asyncio.get_running_loop().call_later(max(0.0, ahead - elapsed), self.kick)
+        if self.handover.notify is not None:
+            await self.handover.deliver(request_id, issued)
+
+    async def _record(
+        self, request_id: int, device_id: int, code: str, hex_code: str, count: int | None, number: int | None,
+        attempt: int | None, now: datetime,
+    ) -> tuple[CodeRequest, bool] | None:
+        """One transaction: the device (``device_id``, where the request was last seen), then the request, locked in
+        that order and written; the request as written and whether the device has another queued. None if the
+        request moved on meanwhile (another process settled it); :class:`_Moved` if it is another device's now."""
         async with self.db.write() as session:
-            request = await ledger.get_request(session=session, request_id=request_id)  # its device, as now
-            assert request is not None
-            device = await ledger.lock_device(session=session, device_id=request.device_id)  # device, then request
+            device = await ledger.lock_device_if_any(session=session, device_id=device_id)
             request = await ledger.lock_request(session=session, request_id=request_id)
             assert request is not None
+            if device is None or request.device_id != device.id:
+                raise _Moved(request.device_id)  # (nothing written: the transaction is rolled back)
             if not _still_claimed(request, attempt):  # (another process settled it meanwhile)
                 log.error("request %s was %s when its code arrived; code %s kept in the log only",
                           request_id, request.status, hex_code)
-                return
+                return None
             device.last_generation_at = now
             if request.kind is CodeKind.FREE:
                 device.unlocked = True
@@ -139,17 +165,9 @@ class Settlement:
             request.reason = None
             # told from here: the telling is held as the pump's claim would hold it (another process may try
             # once the lease ends, if this one died telling)
-            telling = self.handover.notify is not None
-            request.not_before = now + DELIVERY_LEASE if telling else now
+            request.not_before = now + DELIVERY_LEASE if self.handover.notify is not None else now
             session.add_all([device, request])
-            more = await ledger.has_queued(session=session, device_id=device.id or 0)
-        log.info("request %s issued: device %s", request_id, request.device_ref)
-        if more:  # the device's next code: as soon as the gap from this answer allows (telling it takes a while)
-            elapsed = (self.clock.now() - now).total_seconds()
-            ahead = (self.limits.min_gap - self.limits.claim_ahead).total_seconds()
-            asyncio.get_running_loop().call_later(max(0.0, ahead - elapsed), self.kick)
-        if telling:
-            await self.handover.deliver(request_id, request)
+            return request, await ledger.has_queued(session=session, device_id=device_id)
 
     async def _finish(self, request_id: int, status: Status, reason: str, *, attempt: int | None) -> None:
         now = self.clock.now()
@@ -229,7 +247,7 @@ class Settlement:
         event = self._committed(request, page.events, known)
         if event is not None:
             log.info("request %s settled: code %s was committed", request.id, event.code_number)
-            await self._issued(request.id, event.code_dec_string, event.code_hex_string.upper(), None,
+            await self._issued(fresh, event.code_dec_string, event.code_hex_string.upper(), None,
                                event.code_number, attempt=None)
             return
         now = self.clock.now()
@@ -273,6 +291,14 @@ class Settlement:
             fresh.reason = WAIT_UNSETTLED
             session.add(fresh)
         await self.handover.warn_unsettled(fresh)
+
+
+class _Moved(Exception):  # noqa: N818 (not an error: a request found on another device than it was last seen on)
+    """The request is another device's now (``device_id``)."""
+
+    def __init__(self, device_id: int) -> None:
+        super().__init__(device_id)
+        self.device_id = device_id
 
 
 def _still_claimed(request: CodeRequest, attempt: int | None) -> bool:

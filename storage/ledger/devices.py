@@ -44,9 +44,14 @@ _FIND_DEVICE = select(Device).join(DeviceAlias, col(DeviceAlias.device_id) == co
     DeviceAlias.alias == bindparam("ref"))
 
 
-async def find_device(*, session: AsyncSession, ref: str) -> Device | None:
-    """The device known by ``ref`` (any of its ids), or None."""
-    return (await session.exec(_FIND_DEVICE, params={"ref": ref})).first()  # type: ignore[call-overload]
+_FIND_LOCKED_DEVICE = _FIND_DEVICE.with_for_update(of=Device).execution_options(populate_existing=True)
+
+
+async def find_device(*, session: AsyncSession, ref: str, lock: bool = False) -> Device | None:
+    """The device known by ``ref`` (any of its ids), or None; with ``lock``, fresh and locked for a
+    read-modify-write, as :func:`lock_device` (one statement for both)."""
+    query = _FIND_LOCKED_DEVICE if lock else _FIND_DEVICE
+    return (await session.exec(query, params={"ref": ref})).first()  # type: ignore[call-overload]
 
 
 class NewDevice(NamedTuple):
@@ -256,9 +261,14 @@ async def get_device(*, session: AsyncSession, device_id: int) -> Device | None:
 
 async def lock_device(*, session: AsyncSession, device_id: int) -> Device:
     """The device row, fresh, for a read-modify-write (the writer transaction serialises these)."""
-    device = (await session.exec(_LOCK_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
+    device = await lock_device_if_any(session=session, device_id=device_id)
     assert device is not None
     return device
+
+
+async def lock_device_if_any(*, session: AsyncSession, device_id: int) -> Device | None:
+    """As :func:`lock_device`, for a device that may have been merged into another since its id was read."""
+    return (await session.exec(_LOCK_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
 
 
 async def devices_with_prepaid(*, session: AsyncSession) -> list[int]:
