@@ -141,10 +141,7 @@ class Delivery:
         }
         asker = None
         async with self.db.read() as session:  # (the asker's language too: one read for the usual code)
-            device = await ledger.get_device(session=session, device_id=request.device_id)
-            customer = None
-            if device is not None and device.customer_id is not None:
-                customer = await ledger.get_customer(session=session, customer_id=device.customer_id)
+            customer = await ledger.customer_of_device(session=session, device_id=request.device_id)
             if request.payment_id is None and request.chat_id is not None:
                 asker = await reader_in(session, request.chat_id)
         if request.payment_id is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Index, Text, literal_column, text
+from sqlalchemy import BigInteger, Index, Table, Text, literal_column, text
 from sqlmodel import Field, SQLModel
 
 from storage.states import (  # the states are imported with the tables: re-exported (see __all__)
@@ -341,6 +341,13 @@ PLAN_IS_CURRENT = Plan.status != literal_column("'REPOSSESSED'")  # type: ignore
 """A device's current plan, as ``uq_plan_device_current`` says it: the status written out, not a parameter. With a
 parameter SQLite compiles the statement again at every run (its value might decide whether the partial index
 applies): 180 µs, not 10."""
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A model's table, for the statements of every update that need no ORM: one built from its columns runs
+    without the ORM's compiling and loading, about a third of a short statement's cost. Rows come back as
+    tuples, not objects in the session (nothing to write back through it)."""
+    return model.__table__  # type: ignore[attr-defined, no-any-return]
 
 
 class PlanEvent(SQLModel, table=True):

@@ -132,7 +132,6 @@ class Admission:
                     device = await ledger.lock_device(session=session, device_id=device_id)
                 if key is not None and (made := await ledger.request_by_key(session=session, key=key,
                                                                             since=now - KEYS_KEPT)) is not None:
-                    assert made.id is not None
                     log.info("request %s was made for %s already", made.id, key)
                     return Accepted(made.id, made.device_ref, made.kind, made.days,
                                     await self.quota.eta(session, device, now))

@@ -17,6 +17,7 @@ from storage.models import (
     Invite,
     Person,
     Role,
+    table_of,
 )
 
 # -- people -----------------------------------------------------------------------------------
@@ -79,14 +80,16 @@ async def set_customer_language(*, session: AsyncSession, customer_id: int, lang
         session.add(customer)
 
 
-_CUSTOMER_LANGUAGE = select(Customer.language).where(Customer.chat_id == bindparam("chat_id"))
+_PEOPLE, _CUSTOMERS = table_of(Person), table_of(Customer)
+_READER = select(_PEOPLE.c.language, _PEOPLE.c.active).where(_PEOPLE.c.telegram_id == bindparam("chat_id"))
+_CUSTOMER_LANGUAGE = select(_CUSTOMERS.c.language).where(_CUSTOMERS.c.chat_id == bindparam("chat_id"))
 
 
 async def reader_of_chat(*, session: AsyncSession, chat_id: int) -> tuple[str | None, bool]:
     """Whoever a private chat belongs to (its id is the person's user id), as a reader: their kept
     language — the manager's or agent's (also one whose role was taken away), else the customer's —
-    and whether they are a person whose role was taken away."""
-    person = await get_person(session=session, telegram_id=chat_id)
+    and whether they are a person whose role was taken away. (No ORM: see :func:`storage.models.table_of`.)"""
+    person = (await session.exec(_READER, params={"chat_id": chat_id})).first()  # type: ignore[call-overload]
     revoked = person is not None and not person.active
     if person is not None and person.language:
         return person.language, revoked
@@ -116,6 +119,15 @@ async def customer_by_user(*, session: AsyncSession, telegram_user_id: int) -> C
 
 async def get_customer(*, session: AsyncSession, customer_id: int) -> Customer | None:
     return await session.get(Customer, customer_id, populate_existing=True)
+
+
+_CUSTOMER_OF_DEVICE = (select(Customer).join(Device, col(Device.customer_id) == col(Customer.id))
+                       .where(Device.id == bindparam("device_id")).execution_options(populate_existing=True))
+
+
+async def customer_of_device(*, session: AsyncSession, device_id: int) -> Customer | None:
+    """The customer the device is registered to, if any (one statement: a code's delivery reads it)."""
+    return (await session.exec(_CUSTOMER_OF_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
 
 
 async def put_customer(

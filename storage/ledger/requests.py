@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Integer, Select, bindparam, case, func, literal, or_, union_all, update
 from sqlmodel import col, select
@@ -18,9 +18,12 @@ from storage.models import (
     CodeRequest,
     Device,
     Status,
+    table_of,
 )
 
 # -- code requests: what the limits need -----------------------------------------------------
+
+_REQUESTS = table_of(CodeRequest)
 
 
 @dataclass(frozen=True)
@@ -37,13 +40,14 @@ class DeviceLoad:
 
 
 def _device_load_query() -> Select[Any]:
-    """The limits' query (:func:`device_load`), built once: building it costs more than SQLite's answer."""
+    """The limits' query (:func:`device_load`), built once (building it costs more than SQLite's answer), on the
+    table's columns (no ORM: see :func:`storage.models.table_of`)."""
     device, day_start, day_end = bindparam("device_id"), bindparam("day_start"), bindparam("day_end")
-    columns = (CodeRequest.status, CodeRequest.not_before, CodeRequest.days, CodeRequest.kind)
-    open_rows = select(*columns).where(CodeRequest.device_id == device, col(CodeRequest.status).in_(OPEN_STATUSES))
+    columns = (_REQUESTS.c.status, _REQUESTS.c.not_before, _REQUESTS.c.days, _REQUESTS.c.kind)
+    open_rows = select(*columns).where(_REQUESTS.c.device_id == device, _REQUESTS.c.status.in_(OPEN_STATUSES))
     today_rows = select(*columns).where(
-        CodeRequest.device_id == device, col(CodeRequest.issued_at) >= day_start, col(CodeRequest.issued_at) < day_end,
-        col(CodeRequest.status).in_(GENERATED_STATUSES))
+        _REQUESTS.c.device_id == device, _REQUESTS.c.issued_at >= day_start, _REQUESTS.c.issued_at < day_end,
+        _REQUESTS.c.status.in_(GENERATED_STATUSES))
     rows = union_all(open_rows, today_rows).subquery()
     is_open = rows.c.status.in_(OPEN_STATUSES)
     return select(
@@ -187,17 +191,28 @@ async def defer(*, session: AsyncSession, request_id: int, not_before: datetime)
 _REQUEST = (select(CodeRequest).where(CodeRequest.id == bindparam("request_id"))
             .execution_options(populate_existing=True))
 _LOCK_REQUEST = _REQUEST.with_for_update()
-_BY_KEY = select(CodeRequest).where(CodeRequest.request_key == bindparam("key"),
-                                    col(CodeRequest.created_at) >= bindparam("since"))
+_BY_KEY = select(_REQUESTS.c.id, _REQUESTS.c.device_ref, _REQUESTS.c.kind, _REQUESTS.c.days).where(
+    _REQUESTS.c.request_key == bindparam("key"), _REQUESTS.c.created_at >= bindparam("since"))
 
 
 async def get_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
     return (await session.exec(_REQUEST, params={"request_id": request_id})).first()  # type: ignore[call-overload]
 
 
-async def request_by_key(*, session: AsyncSession, key: str, since: datetime) -> CodeRequest | None:
-    """The request made for ``key`` (an update that asked for it) since ``since``, if one was."""
-    return (await session.exec(_BY_KEY, params={"key": key, "since": since})).first()  # type: ignore[call-overload]
+class KeyedRequest(NamedTuple):
+    """What the request made for an update says again when the update comes twice."""
+
+    id: int
+    device_ref: str
+    kind: CodeKind
+    days: int | None
+
+
+async def request_by_key(*, session: AsyncSession, key: str, since: datetime) -> KeyedRequest | None:
+    """The request made for ``key`` (an update that asked for it) since ``since``, if one was (no ORM: every
+    update asks, and almost always there is none)."""
+    row = (await session.exec(_BY_KEY, params={"key": key, "since": since})).first()  # type: ignore[call-overload]
+    return None if row is None else KeyedRequest(*row)
 
 
 async def lock_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
@@ -206,11 +221,11 @@ async def lock_request(*, session: AsyncSession, request_id: int) -> CodeRequest
     return (await session.exec(_LOCK_REQUEST, params={"request_id": request_id})).first()  # type: ignore[call-overload]
 
 
-_MARK_DELIVERED = (
-    update(CodeRequest).where(col(CodeRequest.id).in_(bindparam("request_ids", expanding=True)))
-    .values(delivered_at=bindparam("now", type_=col(CodeRequest.delivered_at).type), status=case(
-        (col(CodeRequest.status) == Status.ISSUED, literal(Status.DELIVERED, type_=col(CodeRequest.status).type)),
-        else_=col(CodeRequest.status)))
+_MARK_DELIVERED = (  # (no ORM: nothing in the session to keep in step, see storage.models.table_of)
+    update(_REQUESTS).where(_REQUESTS.c.id.in_(bindparam("request_ids", expanding=True)))
+    .values(delivered_at=bindparam("now", type_=_REQUESTS.c.delivered_at.type), status=case(
+        (_REQUESTS.c.status == Status.ISSUED, literal(Status.DELIVERED, type_=_REQUESTS.c.status.type)),
+        else_=_REQUESTS.c.status))
 )
 
 
@@ -219,8 +234,8 @@ async def mark_delivered(*, session: AsyncSession, request_ids: Sequence[int], n
     await session.exec(_MARK_DELIVERED, params={"request_ids": list(request_ids), "now": now})  # type: ignore[call-overload]
 
 
-_HAS_QUEUED = select(CodeRequest.id).where(CodeRequest.device_id == bindparam("device_id"),
-                                           CodeRequest.status == Status.QUEUED).limit(1)
+_HAS_QUEUED = select(_REQUESTS.c.id).where(_REQUESTS.c.device_id == bindparam("device_id"),
+                                           _REQUESTS.c.status == Status.QUEUED).limit(1)
 
 
 async def has_queued(*, session: AsyncSession, device_id: int) -> bool:

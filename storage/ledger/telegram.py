@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ChatMenu, ChatState, SendPace, TelegramUpdate
+from storage.models import ChatMenu, ChatState, SendPace, TelegramUpdate, table_of
 
 
 class Delivery(StrEnum):
@@ -60,7 +60,8 @@ async def forget_deliveries(*, session: AsyncSession, before: datetime) -> int:
     return int(result.rowcount or 0)
 
 
-_CHAT_STATE = select(ChatState.data).where(ChatState.user_id == bindparam("user_id"))
+_CHAT_STATES = table_of(ChatState)
+_CHAT_STATE = select(_CHAT_STATES.c.data).where(_CHAT_STATES.c.user_id == bindparam("user_id"))
 
 
 async def chat_state(*, session: AsyncSession, user_id: int) -> str | None:
