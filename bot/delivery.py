@@ -14,7 +14,9 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any, Protocol
@@ -31,12 +33,14 @@ from bot.plans.service import receipt_balance
 from bot.texts import Texts, for_language
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeRequest, Customer, Status
+from storage.models import CodeRequest, Customer, Device, Status
 
 log = logging.getLogger("paygbot.delivery")
 
 _TAG = re.compile(r"</?(?:a|b|strong|i|em|u|ins|s|strike|del|code|pre|span|tg-spoiler|tg-emoji|blockquote)\b[^<>]*>",
                   re.IGNORECASE)
+AHEAD_KEPT = 1000
+"""Issued codes whose readers :meth:`Delivery.read_ahead` keeps at most (each is taken by its delivery at once)."""
 _CHAT_GONE = ("chat not found", "peer_id_invalid", "user not found")
 """What a 400 says when the chat itself is not there (as unreachable as a 403)."""
 
@@ -117,11 +121,42 @@ def _refusal(words: Texts, request: CodeRequest, tz: ZoneInfo) -> str:
     return words.refused("erm_refused", request.device_ref, words=request.reason, tz=tz)
 
 
+@dataclass(frozen=True)
+class _Readers:
+    """Who reads an issued code, as one read finds them: the device's customer, and the languages (and whether
+    their role was taken away) of the agent who asked and of the customer, where the code goes to them."""
+
+    customer: Customer | None
+    asker: tuple[str, bool] | None
+    customer_reader: tuple[str, bool] | None
+
+    @staticmethod
+    async def read(session: ledger.AsyncSession, request: CodeRequest, customer: Customer | None) -> _Readers:
+        asker = customer_reader = None
+        if request.payment_id is None and request.chat_id is not None:
+            asker = await reader_in(session, request.chat_id)
+            if customer is not None and customer.chat_id is not None and customer.chat_id != request.chat_id:
+                customer_reader = await reader_in(session, customer.chat_id)
+        return _Readers(customer, asker, customer_reader)
+
+
 class Delivery:
     """The engine's notifier, sending through the bot."""
 
     def __init__(self, bot: Bot, db: Database, settings: Settings) -> None:
         self.bot, self.db, self.settings = bot, db, settings
+        self._ahead: OrderedDict[int, _Readers] = OrderedDict()
+
+    async def read_ahead(self, session: ledger.AsyncSession, request: CodeRequest, device: Device) -> None:
+        """In the transaction that records an issued code: who will read it, kept for :meth:`_issued` (which reads
+        them itself if that transaction did not commit, and for a later try)."""
+        assert request.id is not None
+        customer = None
+        if device.customer_id is not None:
+            customer = await ledger.get_customer(session=session, customer_id=device.customer_id)
+        self._ahead[request.id] = await _Readers.read(session, request, customer)
+        while len(self._ahead) > AHEAD_KEPT:  # (a transaction that failed after reading leaves its entry)
+            self._ahead.popitem(last=False)
 
     async def __call__(self, request: CodeRequest) -> None:
         if request.status is Status.SENDING:
@@ -139,19 +174,20 @@ class Delivery:
             "device": request.device_ref, "kind": request.kind.value, "days": request.days, "code": request.code,
             "credit_until": request.credit_until, "tz": self.settings.tz,
         }
-        asker = None
-        async with self.db.read() as session:  # (the asker's language too: one read for the usual code)
-            customer = await ledger.customer_of_device(session=session, device_id=request.device_id)
-            if request.payment_id is None and request.chat_id is not None:
-                asker = await reader_in(session, request.chat_id)
+        readers = self._ahead.pop(request.id, None) if request.id is not None else None
+        if readers is None:
+            async with self.db.read() as session:  # (the languages too: one read for the usual code)
+                customer = await ledger.customer_of_device(session=session, device_id=request.device_id)
+                readers = await _Readers.read(session, request, customer)
+        customer = readers.customer
         if request.payment_id is not None:
             await self._paid(request, details, customer)
             return
         if request.chat_id is not None:
-            await self._send(request.chat_id, request, lambda t: t.code_issued(**details), reader=asker)
+            await self._send(request.chat_id, request, lambda t: t.code_issued(**details), reader=readers.asker)
         if customer is not None and customer.chat_id is not None and customer.chat_id != request.chat_id:
             await self._send(customer.chat_id, request, lambda t: t.customer_code(**details),
-                             requesters=[request.chat_id], customer=customer)
+                             requesters=[request.chat_id], customer=customer, reader=readers.customer_reader)
 
     async def _paid(self, request: CodeRequest, details: dict[str, Any], customer: Customer | None) -> None:
         """A payment's code: to the customer, the agent who registered them, and whoever recorded or

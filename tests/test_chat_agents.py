@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 import handlers.agent
@@ -235,6 +237,39 @@ async def test_customer_registration_link_and_codes_reach_the_customer(agent: Ch
     assert agent.codes()[0] in (again.rendered or "") and agent.sandbox.generations == 1
     refused = await agent.say(CUSTOMER, f"/days {DEVICE} 5")
     assert "for agents and managers" in (refused.rendered or "") and agent.sandbox.generations == 1
+
+
+async def test_a_codes_readers_are_read_in_the_transaction_that_records_it(agent: Chat) -> None:
+    """Between the ERM's answer and the messages no read of its own: the device's customer (and the asker's
+    language) come from the transaction that records the code. Both still get it."""
+    registered = await agent.say(AGENT, f"/customer {DEVICE} +254 712 345678 Jane Wanjiru")
+    token = LINK.search(registered.rendered or "")
+    assert token
+    await agent.say(CUSTOMER, f"/start {token.group(1)}")
+    db = agent.bot.services.db
+    customer_reads: list[str] = []  # "read" or "write": the statements that read the customer, by where they ran
+
+    def on(kind: str) -> Callable[..., None]:
+        def statement(_connection: object, _cursor: object, sql: str, *_: object) -> None:
+            if "customer" in sql.replace(",", " ").split() and sql.lstrip().upper().startswith("SELECT"):
+                customer_reads.append(kind)
+        return statement
+
+    listens = [(db.reader.sync_engine, "before_cursor_execute", on("read")),
+               (db.writer.sync_engine, "before_cursor_execute", on("write"))]
+    for listen in listens:
+        event.listen(*listen)
+    try:
+        after = agent.api.position
+        await agent.api.user_says(AGENT, f"/days {DEVICE} 7")
+        to_customer = await agent.api.wait_for(CUSTOMER.id, after=after)
+        to_agent = await agent.api.wait_for(AGENT.id, after=after, methods=("sendMessage",))
+    finally:
+        for listen in listens:
+            event.remove(*listen)
+    assert agent.codes()[0] in (to_customer.rendered or "") and agent.codes()[0] in (to_agent.rendered or "")
+    if db.writer is not db.reader:  # (on PostgreSQL one engine does both: no telling them apart here)
+        assert customer_reads and set(customer_reads) == {"write"}
 
 
 async def test_customer_dialogue_with_an_attached_contact(agent: Chat) -> None:

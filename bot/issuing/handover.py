@@ -12,10 +12,10 @@ from datetime import timedelta
 
 from bot.clock import Clock
 from bot.issuing.limits import backoff
-from bot.issuing.outcomes import Notifier
+from bot.issuing.outcomes import Notifier, ReadsAhead
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeRequest, Status
+from storage.models import CodeRequest, Device, Status
 
 log = logging.getLogger("paygbot.issuing")
 
@@ -79,6 +79,12 @@ class Handover:
         self._told: dict[int, asyncio.Event] = {}
         self._told_lately: OrderedDict[int, None] = OrderedDict()
         self._marks = _Marks(db, clock)
+
+    async def read_ahead(self, session: ledger.AsyncSession, request: CodeRequest, device: Device) -> None:
+        """In the transaction that records an issued code: what the notifier will need to tell it, if it reads
+        ahead (:class:`~bot.issuing.outcomes.ReadsAhead`)."""
+        if isinstance(self.notify, ReadsAhead):
+            await self.notify.read_ahead(session, request, device)
 
     async def deliver(self, request_id: int, request: CodeRequest | None = None) -> None:
         """Tell the request's people its outcome (``request``: as just written, when the caller holds it)."""

@@ -12,11 +12,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol, runtime_checkable
 
+from storage.ledger import AsyncSession
 from storage.models import CodeKind, CodeRequest, Customer, Device
 
 Notifier = Callable[[CodeRequest], Awaitable[None]]
 """Tells people the outcome of a finished request (issued, refused, failed); raises if it could not."""
+
+
+@runtime_checkable
+class ReadsAhead(Protocol):
+    """A notifier that reads what it will need to tell an issued code in the transaction that records the code
+    (one transaction fewer between the ERM's answer and the message); it reads again if it must."""
+
+    async def read_ahead(self, session: AsyncSession, request: CodeRequest, device: Device) -> None: ...
 
 
 class Reason(StrEnum):

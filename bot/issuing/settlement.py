@@ -167,6 +167,7 @@ class Settlement:
             # once the lease ends, if this one died telling)
             request.not_before = now + DELIVERY_LEASE if self.handover.notify is not None else now
             session.add_all([device, request])
+            await self.handover.read_ahead(session, request, device)
             return request, await ledger.has_queued(session=session, device_id=device_id)
 
     async def _finish(self, request_id: int, status: Status, reason: str, *, attempt: int | None) -> None:
