@@ -244,6 +244,25 @@ async def test_a_device_is_one_device_under_all_its_ids(db: Database) -> None:
     assert aliases == ["64ba2e1eaa6c7f107d7a8918", "SELLER2503000042", "TEST2503000017"]
 
 
+async def test_an_added_request_is_the_sessions_row_and_a_later_change_to_it_is_written(db: Database) -> None:
+    """``add_request`` writes the row without the ORM's flush, then holds the object as that row: its id is set,
+    it reads back whole, and what the same transaction changes on it afterwards is written too."""
+    async with db.write() as session:
+        device, _ = await ledger.add_device(session=session, ids=["ADDED1"], now=NOW)
+        added = await ledger.add_request(session=session, request=CodeRequest(
+            device_id=device.id or 0, device_ref="ADDED1", kind=CodeKind.DAYS, days=3, chat_id=77, not_before=NOW,
+            created_at=NOW, request_key="update:1"))
+        assert added.id is not None and inspect(added).persistent
+        assert await ledger.get_request(session=session, request_id=added.id) is added  # (the session's one object)
+        added.status, added.attempts = Status.SENDING, 1
+    async with db.read() as session:
+        row = await ledger.get_request(session=session, request_id=added.id)
+        keyed = await ledger.request_by_key(session=session, key="update:1", since=NOW)
+    assert row is not None and (row.status, row.attempts, row.days, row.chat_id) == (Status.SENDING, 1, 3, 77)
+    assert row.created_at == NOW and row.device_ref == "ADDED1" and row.kind is CodeKind.DAYS
+    assert keyed == (added.id, "ADDED1", CodeKind.DAYS, 3)
+
+
 async def test_two_rows_found_to_be_one_device_are_merged_keeping_every_request(db: Database) -> None:
     later = NOW + timedelta(days=10)
     async with db.write() as session:
