@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from bot.clock import ManualClock
@@ -138,6 +139,34 @@ async def test_a_code_answered_after_its_device_row_was_merged_into_another_is_r
         devices = list((await session.exec(select(Device.id))).all())
     assert kept is not None and kept.credit_until == clock.now() + timedelta(days=40)
     assert kept.last_generation_at == clock.now() and devices == [older.id]
+
+
+async def test_a_quiet_tick_of_the_pump_is_one_read_and_a_request_still_goes_at_its_turn(
+    engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database, clock: ManualClock
+) -> None:
+    """Nothing to settle and no prepaid days to look at (once a minute): what waits on the ERM's answers, on people
+    and on its turn is read in one transaction. A request queued behind its device's gap goes out at the tick after."""
+    first = await engine.request(DEVICE, CodeKind.DAYS, 1)
+    second = await engine.request(DEVICE, CodeKind.DAYS, 2)
+    assert isinstance(first, Accepted) and isinstance(second, Accepted)
+    await settle(engine)  # (the first tick also looked at prepaid days)
+    begun: list[object] = []
+
+    def began(connection: object) -> None:
+        begun.append(connection)
+
+    event.listen(db.reader.sync_engine, "begin", began)
+    try:
+        await engine.pump()
+    finally:
+        event.remove(db.reader.sync_engine, "begin", began)
+    assert len(begun) == 1
+    assert [row.status for row in await requests(db)] == [Status.ISSUED, Status.QUEUED]
+    clock.advance(6)
+    await engine.pump()
+    await engine.drain()
+    assert [row.status for row in await requests(db)] == [Status.ISSUED, Status.ISSUED]
+    assert len(committed(erm_sandbox)) == 2
 
 
 async def test_an_engine_that_does_not_pump_by_itself_sends_nothing_at_admission(

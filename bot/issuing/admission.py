@@ -309,9 +309,13 @@ class Admission:
         session.add(device)
         return days_now, request_id, not_before
 
+    def prepaid_due(self, now: datetime) -> bool:
+        """Whether :meth:`release_prepaid` would look at the ledger now (once a minute)."""
+        return self._prepaid_checked is None or now - self._prepaid_checked >= PREPAID_CHECK_EVERY
+
     async def release_prepaid(self, now: datetime) -> None:
         """Queue prepaid days of devices that have room again (in batches, not a code a day)."""
-        if self._prepaid_checked is not None and now - self._prepaid_checked < PREPAID_CHECK_EVERY:
+        if not self.prepaid_due(now):
             return
         self._prepaid_checked = now
         async with self.db.read() as session:

@@ -9,6 +9,7 @@ everything QUEUED or SENDING is picked up by the first pump.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta
@@ -77,11 +78,15 @@ class Worker:
             busy = sorted(self._busy)
             unsettled: Sequence[CodeRequest] = []
             finished: Sequence[CodeRequest] = []
+            read_due: tuple[list[CodeRequest], set[int], dict[int, datetime]] | None = None
             if recover:
                 async with self.db.read() as session:  # one read for what waits on the ERM's answers and on people
                     unsettled = await ledger.unsettled(session=session, now=now, exclude=busy)
                     if self.handover.notify is not None:
                         finished = await ledger.undelivered(session=session, now=now)
+                    if not unsettled and not self.admission.prepaid_due(now):
+                        # the usual tick: nothing below changes what is due, so it is read here too
+                        read_due = await self._due(now, session)
             if unsettled:  # claimed for the time a settlement takes: another process takes none of them
                 async with self.db.write() as session:
                     ours = await ledger.claim_settlements(session=session, request_ids=[r.id for r in unsettled
@@ -93,7 +98,7 @@ class Worker:
                         self._spawn(self.settlement.settle(request), device_id=request.device_id)
             await self.admission.release_prepaid(now)
             claimed: list[CodeRequest] = []
-            due, unverified, leaves = await self._due(now)
+            due, unverified, leaves = read_due if read_due is not None else await self._due(now)
             if due:
                 # One transaction claims the whole batch, and only as many as can be sent at once,
                 # so that sent_at is the moment the request really leaves.
@@ -126,9 +131,11 @@ class Worker:
                         self.handover.delivering.add(request_id)
                         self._spawn(self.handover.deliver(request_id))
 
-    async def _due(self, now: datetime) -> tuple[list[CodeRequest], set[int], dict[int, datetime]]:
+    async def _due(self, now: datetime, session: ledger.AsyncSession | None = None
+                   ) -> tuple[list[CodeRequest], set[int], dict[int, datetime]]:
         """What may go out now, as many as there is room for; which of the devices read are known only by
-        typed ids; and when the devices whose gap ends within ``claim_ahead`` may have their code.
+        typed ids; and when the devices whose gap ends within ``claim_ahead`` may have their code (the first
+        batch read in ``session`` if given, a read of the pump's tick).
 
         Devices known only by typed ids and holding no code yet may be one device under two ids, and
         their code histories cannot tell until one of them has a code: they get codes one at a time,
@@ -143,16 +150,17 @@ class Worker:
         one_blank: bool | None = None  # whether one more such device may go (asked once, when first met)
         while room > 0:
             asked = room
-            async with self.db.read() as session:
-                batch = await ledger.due_with_last_generation(session=session, now=now,
+            async with contextlib.nullcontext(session) if session is not None else self.db.read() as reading:
+                batch = await ledger.due_with_last_generation(session=reading, now=now,
                                                                gap_edge=now + self.limits.claim_ahead
                                                                - self.limits.min_gap,
                                                                exclude=sorted(exclude), limit=asked)
-                coded = await ledger.unverified_among(session=session, device_ids=[r.device_id for r, _ in batch])
+                coded = await ledger.unverified_among(session=reading, device_ids=[r.device_id for r, _ in batch])
                 unverified.update(coded)
                 blank = {device_id for device_id, has_code in coded.items() if not has_code}
                 if blank and one_blank is None:
-                    one_blank = not await ledger.unverified_without_codes_sending(session=session)
+                    one_blank = not await ledger.unverified_without_codes_sending(session=reading)
+            session = None  # (a next batch: a read of its own)
             held = False
             for request, last_generation_at in batch:
                 exclude.add(request.device_id)
