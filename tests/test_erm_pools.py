@@ -13,6 +13,7 @@ import pytest
 
 from bot.erm.errors import ErmOutcomeUnknown, ErmUnavailable
 from bot.erm.wire import CONNECTIONS_PER_POOL, GENERATIONS_AT_ONCE, READS_AT_ONCE, ErmHttp
+from tests.support.proxy import recording_proxy
 
 AT_ONCE = GENERATIONS_AT_ONCE + READS_AT_ONCE
 
@@ -73,30 +74,19 @@ async def test_the_environments_proxy_carries_the_calls_unless_no_proxy_names_th
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``HTTP_PROXY`` (or ``ALL_PROXY``) is where the calls go, as httpx's client would send them; ``NO_PROXY``
     exempts the ERM's host."""
-    asked: list[bytes] = []
-
-    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        asked.append(await reader.readline())
-        writer.close()
-
-    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     for variable in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(variable, raising=False)
-    try:
+    async with recording_proxy() as proxy:
         for variable in ("HTTP_PROXY", "ALL_PROXY"):
-            monkeypatch.setenv(variable, f"http://127.0.0.1:{port}")
+            monkeypatch.setenv(variable, proxy.url)
             async with ErmHttp("http://erm.invalid", "bot@example.com", "secret-password", timeout=2) as erm:
                 with pytest.raises(ErmOutcomeUnknown, match="cut off"):  # the proxy hangs up once it has the line
                     await erm._send("GET", "/items/1", json=None, token=None, what="an item")
-            assert asked.pop() == b"GET http://erm.invalid/items/1 HTTP/1.1\r\n"
+            assert proxy.asked.pop() == b"GET http://erm.invalid/items/1 HTTP/1.1\r\n"
             monkeypatch.delenv(variable)
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
         monkeypatch.setenv("NO_PROXY", "erm.invalid")
         async with ErmHttp("http://erm.invalid", "bot@example.com", "secret-password", timeout=2) as erm:
             with pytest.raises(ErmUnavailable):  # straight to the host, which does not exist
                 await erm._send("GET", "/items/1", json=None, token=None, what="an item")
-        assert asked == []
-    finally:
-        server.close()
-        await server.wait_closed()
+        assert proxy.asked == []

@@ -15,6 +15,7 @@ from telegram import Bot
 from telegram.error import NetworkError, TimedOut
 
 from bot.telegram_http import AiohttpRequest
+from tests.support.proxy import recording_proxy
 from tests.support.waiting import eventually
 
 TOKEN = "123456789:AAH-test-token"
@@ -111,25 +112,14 @@ async def test_the_bot_token_is_in_no_error(silent_server: Silent) -> None:
 
 async def test_the_environments_proxy_is_used_unless_no_proxy_names_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
     """As PTB's own transport (httpx) does: ``HTTP(S)_PROXY`` carries the requests, ``NO_PROXY`` exempts a host."""
-    asked: list[bytes] = []
-
-    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        asked.append(await reader.readline())
-        writer.close()
-
-    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
-    try:
+    async with recording_proxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
         async with AiohttpRequest(connect_timeout=1.0) as request:
             with pytest.raises(NetworkError):
                 await request.post("http://telegram.invalid/botX/getMe")
-        assert asked == [b"POST http://telegram.invalid/botX/getMe HTTP/1.1\r\n"]
+        assert proxy.asked == [b"POST http://telegram.invalid/botX/getMe HTTP/1.1\r\n"]
         monkeypatch.setenv("NO_PROXY", "telegram.invalid")
         async with AiohttpRequest(connect_timeout=1.0) as request:
             with pytest.raises(NetworkError):  # straight to the host, which does not exist
                 await request.post("http://telegram.invalid/botX/getMe")
-        assert len(asked) == 1
-    finally:
-        server.close()
-        await server.wait_closed()
+        assert len(proxy.asked) == 1
