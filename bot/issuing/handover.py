@@ -74,6 +74,7 @@ class Handover:
 
     def __init__(self, *, db: Database, clock: Clock, notify: Notifier | None) -> None:
         self.db, self.clock, self.notify = db, clock, notify
+        self._reads_ahead = notify if isinstance(notify, ReadsAhead) else None
         self.delivering: set[int] = set()
         """Requests whose delivery is in hand (the pump starts no second one)."""
         self._told: dict[int, asyncio.Event] = {}
@@ -83,8 +84,8 @@ class Handover:
     async def read_ahead(self, session: ledger.AsyncSession, request: CodeRequest, device: Device) -> None:
         """In the transaction that records an issued code: what the notifier will need to tell it, if it reads
         ahead (:class:`~bot.issuing.outcomes.ReadsAhead`)."""
-        if isinstance(self.notify, ReadsAhead):
-            await self.notify.read_ahead(session, request, device)
+        if self._reads_ahead is not None:
+            await self._reads_ahead.read_ahead(session, request, device)
 
     async def deliver(self, request_id: int, request: CodeRequest | None = None) -> None:
         """Tell the request's people its outcome (``request``: as just written, when the caller holds it)."""
