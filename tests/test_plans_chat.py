@@ -18,6 +18,7 @@ from bot.clock import ManualClock
 from bot.standins.erm import ErmSandbox
 from bot.standins.telegram import Sent, TelegramUser
 from storage.models import (
+    OPEN_STATUSES,
     Approval,
     ApprovalStatus,
     CodeKind,
@@ -459,6 +460,9 @@ async def test_a_plan_reopened_by_a_reversal_is_paid_off_again_with_one_unlock_c
     after = bot.chat.api.position
     await cash(bot, "60", "R-3")
     ask = await said(bot, MANAGER, "Plan paid off", after)
+    # R-2's day (let out by the first move) is answered before the clock moves again: the unlock code's gap counts
+    # from that answer, and one a busy machine gives after the move would leave it waiting on a clock that stays
+    await bot.settled(lambda: _codes_out(bot))
     bot.chat.clock.advance(6)
     await bot.chat.api.user_taps(MANAGER, ask, ask.button("Approve")["callback_data"])
     await bot.settled(lambda: _unlocked(bot))
@@ -470,6 +474,11 @@ async def test_a_plan_reopened_by_a_reversal_is_paid_off_again_with_one_unlock_c
 
 async def _unlocked(bot: Paying) -> bool:
     return any(r.code for r in await unlock_requests(bot))
+
+
+async def _codes_out(bot: Paying) -> bool:
+    """No request is waiting for its turn or for the ERM's answer."""
+    return all(r.status not in OPEN_STATUSES for r in await bot.requests())
 
 
 async def test_a_rejected_unlock_says_how_to_issue_it_later(bot: Paying) -> None:
