@@ -7,6 +7,12 @@ between consecutive generations, by the ERM's committed ``createdAt`` and by the
 ``issued_at``. The target is 6.0 to 6.5 s: never under the gap (the ERM would refuse), and not
 later than needed. It takes about a minute.
 
+The bot can count a device's gap only from the ERM's answer (the one moment it knows to be after the code was
+committed), so one committed code to the next is the gap, plus the ERM's time on the next call up to its commit
+(the sandbox sleeps its latency before committing), plus the bot's own time from the answer to the next request.
+The last two are shown apart: each code generation's request and answer are stamped at the ERM client's
+transport.
+
     python bench/issuing_one_device_gaps.py [--codes 10] [--latency 0.2]
 """
 
@@ -15,12 +21,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import statistics
 import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 from sqlmodel import col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -45,6 +54,27 @@ async def pump_every(engine: IssuingEngine, tick: float) -> None:
         await asyncio.sleep(tick)
 
 
+class StampedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport, stamping (wall clock) when each code generation's request leaves and its answer is in."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.generations: list[tuple[float, float]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        sent = time.time()
+        response = await super().handle_async_request(request)
+        await response.aread()
+        if "Code" in request.url.path:
+            self.generations.append((sent, time.time()))
+        return response
+
+
+def split(label: str, values: list[float]) -> None:
+    ms = sorted(value * 1000 for value in values)
+    print(f"{label} (ms): min {ms[0]:.1f}  median {statistics.median(ms):.1f}  max {ms[-1]:.1f}")
+
+
 def gaps(times: list[datetime]) -> list[float]:
     return [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:], strict=False)]
 
@@ -67,7 +97,9 @@ async def main(count: int, latency: float) -> None:
                 _env_file=None, DATABASE_URL=url, ERM_BASE_URL=erm_url, ERM_USERNAME="test@example.com",
                 ERM_PASSWORD="test1234",
             )
-            async with RestErm(erm_url, "test@example.com", "test1234", timeout=settings.erm_timeout_seconds) as erm:
+            transport = StampedTransport()
+            async with RestErm(erm_url, "test@example.com", "test1234", timeout=settings.erm_timeout_seconds,
+                               transport=transport) as erm:
                 engine = IssuingEngine(db=db, erm=erm, settings=settings, clock=SystemClock())
                 pumping = asyncio.create_task(pump_every(engine, TICK))
                 answers = [await engine.request(device, CodeKind.DAYS, 1) for _ in range(count)]
@@ -99,6 +131,10 @@ async def main(count: int, latency: float) -> None:
     assert len(history) == count, f"the ERM committed {len(history)} codes, the ledger holds {count}"
     report("ERM createdAt gaps (s)", gaps([event.created_at for event in history]))
     report("ledger issued_at gaps (s)", gaps([row.issued_at for row in rows if row.issued_at is not None]))
+    calls = transport.generations
+    split("the ERM's time on a call, its latency included", [answer - sent for sent, answer in calls])
+    split(f"the bot's, from an answer to the next request, past {settings.min_gap_seconds:g} s",
+          [later[0] - earlier[1] - settings.min_gap_seconds for earlier, later in zip(calls, calls[1:], strict=False)])
     print(f"requests sent more than once (the ERM said not yet, or no answer): {resent}")
 
 
