@@ -1,19 +1,28 @@
-"""The ERM's wire. Its connections are split into small pools (``bot.erm.wire.CONNECTIONS_PER_POOL``: httpcore's placing of a
-request costs in proportion to its pool's size, and more), yet every call the bot may have in flight at once goes out
-at once: none waits for a connection of one pool while another pool has room. And the environment's proxy carries
-the calls, as httpx's client would send them through it."""
+"""The ERM's wire (:mod:`bot.erm.wire`, :mod:`bot.erm.transport`) against real loopback servers.
+
+Every call the bot may have in flight at once goes out at once, and the environment's proxy carries the calls, as
+httpx's client would send them through it. Servers that misbehave show which failures say the request was not sent
+(the ERM is unavailable: asked again later) and which say it may have been read (a code generation's outcome is
+unknown: settled from the code history, never asked again). And what httpx's transport did besides carrying is
+still done: the answer's encoding decoded, no cookie kept, no redirect followed."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 
 from bot.erm.errors import ErmOutcomeUnknown, ErmUnavailable
-from bot.erm.wire import CONNECTIONS_PER_POOL, GENERATIONS_AT_ONCE, READS_AT_ONCE, ErmHttp
+from bot.erm.transport import AiohttpTransport
+from bot.erm.wire import GENERATIONS_AT_ONCE, READS_AT_ONCE, ErmHttp
 from tests.support.proxy import recording_proxy
+from tests.support.waiting import eventually
 
 AT_ONCE = GENERATIONS_AT_ONCE + READS_AT_ONCE
 
@@ -57,9 +66,8 @@ async def held() -> AsyncIterator[tuple[Held, str]]:
         listening.close()
 
 
-async def test_every_call_in_flight_goes_out_at_once_over_the_pools(held: tuple[Held, str]) -> None:
+async def test_every_call_in_flight_goes_out_at_once(held: tuple[Held, str]) -> None:
     server, url = held
-    assert AT_ONCE > CONNECTIONS_PER_POOL  # (else there is one pool, and nothing to show)
     async with ErmHttp(url, "bot@example.com", "secret-password") as erm:
         calls = [erm._send("POST", f"/codes/{number}", json={"days": 1}, token=None, what="a code", generation=True)
                  for number in range(GENERATIONS_AT_ONCE)]
@@ -81,8 +89,9 @@ async def test_the_environments_proxy_carries_the_calls_unless_no_proxy_names_th
             monkeypatch.setenv(variable, proxy.url)
             async with ErmHttp("http://erm.invalid", "bot@example.com", "secret-password", timeout=2) as erm:
                 with pytest.raises(ErmOutcomeUnknown, match="cut off"):  # the proxy hangs up once it has the line
-                    await erm._send("GET", "/items/1", json=None, token=None, what="an item")
-            assert proxy.asked.pop() == b"GET http://erm.invalid/items/1 HTTP/1.1\r\n"
+                    await generation(erm)
+            assert proxy.asked.pop() == b"POST http://erm.invalid/otp/daysCode/v2 HTTP/1.1\r\n"
+            assert proxy.asked == []  # (a code generation is never sent twice)
             monkeypatch.delenv(variable)
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         monkeypatch.setenv("NO_PROXY", "erm.invalid")
@@ -90,3 +99,115 @@ async def test_the_environments_proxy_carries_the_calls_unless_no_proxy_names_th
             with pytest.raises(ErmUnavailable):  # straight to the host, which does not exist
                 await erm._send("GET", "/items/1", json=None, token=None, what="an item")
         assert proxy.asked == []
+
+
+Reply = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
+
+
+class Scripted:
+    """A loopback HTTP/1.1 server: each request read whole, then ``reply`` does what it will with the connection."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply, self.heads = reply, []
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                await reader.readexactly(length)
+                self.heads.append(head)
+                await self.reply(head, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@asynccontextmanager
+async def scripted(reply: Reply) -> AsyncIterator[tuple[Scripted, str]]:
+    server = Scripted(reply)
+    listening = await asyncio.start_server(server.serve, "127.0.0.1", 0)
+    try:
+        yield server, f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}"
+    finally:
+        listening.close()
+
+
+def answer(body: bytes, *headers: bytes, status: bytes = b"200 OK") -> bytes:
+    return (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
+            + b"".join(b"\r\n" + header for header in headers) + b"\r\n\r\n" + body)
+
+
+async def hang_up(_head: bytes, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
+async def stall(_head: bytes, _writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(30)
+
+
+def generation(erm: ErmHttp) -> Awaitable[object]:
+    return erm._send("POST", "/otp/daysCode/v2", json={"days": 1}, token=None, what="a code", generation=True)
+
+
+async def test_no_server_at_the_address_is_unavailable() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with ErmHttp(f"http://127.0.0.1:{port}", "bot@example.com", "secret-password", timeout=2) as erm:
+        with pytest.raises(ErmUnavailable, match="could not be reached"):
+            await generation(erm)
+
+
+async def test_a_request_read_and_never_answered_has_an_unknown_outcome() -> None:
+    for reply, words in ((hang_up, "cut off"), (stall, "no answer")):
+        async with scripted(reply) as (server, url), ErmHttp(url, "bot@example.com", "secret-password",
+                                                              timeout=0.5) as erm:
+            with pytest.raises(ErmOutcomeUnknown, match=words):
+                await generation(erm)
+        assert [head.split(b"\r\n")[0] for head in server.heads] == [b"POST /otp/daysCode/v2 HTTP/1.1"]
+
+
+async def test_a_request_that_found_no_free_connection_in_time_was_not_sent() -> None:
+    """Two connections, both held by requests the server does not answer: a third request waits for one, and gives
+    up having sent nothing (``ConnectTimeout``: the ERM client's "unavailable", asked again later)."""
+    async with scripted(stall) as (server, url):
+        transport = AiohttpTransport(connections=2)
+
+        def request(timeout: float) -> httpx.Request:
+            return httpx.Request("POST", url + "/otp/daysCode/v2", json={"days": 1},
+                                 extensions={"timeout": httpx.Timeout(timeout).as_dict()})
+
+        held = [asyncio.ensure_future(transport.handle_async_request(request(10))) for _ in range(2)]
+        try:
+            await eventually(lambda: len(server.heads) == 2, "both held requests at the server")
+            with pytest.raises(httpx.ConnectTimeout):
+                await transport.handle_async_request(request(0.3))
+            assert len(server.heads) == 2
+        finally:
+            for call in held:
+                call.cancel()
+            await asyncio.gather(*held, return_exceptions=True)
+            await transport.aclose()
+
+
+async def test_a_gzipped_answer_is_read_and_no_cookie_or_redirect_is_followed() -> None:
+    body = gzip.compress(json.dumps({"accessToken": "t"}).encode())
+
+    async def reply(head: bytes, writer: asyncio.StreamWriter) -> None:
+        if head.startswith(b"GET /moved"):
+            writer.write(answer(b"", b"Location: /elsewhere", status=b"302 Found"))
+        else:
+            writer.write(answer(body, b"Content-Encoding: gzip", b"Set-Cookie: session=abc; Path=/"))
+        await writer.drain()
+
+    async with scripted(reply) as (server, url), ErmHttp(url, "bot@example.com", "secret-password", timeout=2) as erm:
+        first = await erm._send("POST", "/auth/login", json={}, token=None, what="login")
+        again = await erm._send("POST", "/auth/login", json={}, token=None, what="login")
+        moved = await erm._send("GET", "/moved", json=None, token=None, what="an item")
+    assert first.json() == again.json() == {"accessToken": "t"}
+    assert moved.status_code == 302
+    assert [head.split(b"\r\n")[0] for head in server.heads] == [
+        b"POST /auth/login HTTP/1.1", b"POST /auth/login HTTP/1.1", b"GET /moved HTTP/1.1"]
+    assert not any(b"\r\ncookie:" in head.lower() for head in server.heads)

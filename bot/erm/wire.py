@@ -1,4 +1,4 @@
-"""What both ERM interfaces share on the wire: httpx's connection pools with the configured timeout, the
+"""What both ERM interfaces share on the wire: the connections (:mod:`bot.erm.transport`) with the configured timeout, the
 access token (signed in on demand, again when refused: once, however many requests noticed), and
 the same reading of every failure into :mod:`bot.erm.errors` types.
 
@@ -21,6 +21,7 @@ from pydantic import SecretStr, ValidationError
 
 from bot.erm.errors import ErmInvalidResponse, ErmOutcomeUnknown, ErmUnavailable
 from bot.erm.models import Login
+from bot.erm.transport import AiohttpTransport
 from bot.logs import register_secret
 from bot.remote import SharedToken, environment_proxy, first_error, scrub, snippet
 
@@ -32,13 +33,7 @@ GENERATIONS_AT_ONCE = 32
 """Code generations in flight at once (the issuing engine sends no more: its ``max_concurrency``)."""
 READS_AT_ONCE = 16
 """Every other ERM call in flight at once (sign-ins, device lookups, histories, syncs): a burst of new devices
-can never take the connections the codes need. The pools hold both: 48 connections (httpcore looks through
-every pooled connection to place a request, so pools far larger than the calls in flight cost CPU)."""
-CONNECTIONS_PER_POOL = 12
-"""The connections are split into pools of at most this many, a request going to the pool with the fewest under
-way: httpcore places each request, and each answer's end, by looking through every connection of its pool, and
-through them all again for each idle one. With one pool of 48 that took a third of the bot's CPU when 1,000 codes
-were asked at once; with 12 in each it is a sixteenth of the idle scan and a quarter of the rest."""
+can never take the connections the codes need. The connections are for both: 48."""
 
 
 _HEADERS = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate", "User-Agent": "paygbot"}
@@ -68,9 +63,8 @@ class ErmHttp:
         self.timeout = timeout
         self._reads = asyncio.Semaphore(reads)
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
-        self._pools: list[httpx.AsyncBaseTransport] = [transport] if transport is not None else _pools(
-            generations + reads, environment_proxy(self.base_url))
-        self._under_way = [0] * len(self._pools)
+        self._transport: httpx.AsyncBaseTransport = transport if transport is not None else AiohttpTransport(
+            connections=generations + reads, proxy=environment_proxy(self.base_url))
         self._token = SharedToken()
         self.logins = 0
 
@@ -81,8 +75,7 @@ class ErmHttp:
         await self.aclose()
 
     async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
+        await self._transport.aclose()
 
     # -- the token ------------------------------------------------------------------------
 
@@ -150,23 +143,16 @@ class ErmHttp:
         return response
 
     async def _request(self, method: str, url: str, *, json: Any, headers: dict[str, str]) -> httpx.Response:
-        """One request, read whole, on the pool with the fewest under way (each pool is never over full while the
-        calls in flight are held to the pools' sum: see :data:`CONNECTIONS_PER_POOL`).
-
-        Straight to httpx's transport, as its client would send it but without the client's layers: the ERM
-        sets no cookies, redirects nowhere and takes its token in a header we write, and those layers
-        (building, merging and cookie-matching each request) were about a quarter of each call's CPU."""
+        """One request, read whole. Straight to the transport, as httpx's client would send it but without the
+        client's layers: the ERM sets no cookies, redirects nowhere and takes its token in a header we write, and
+        those layers (building, merging and cookie-matching each request) were about a quarter of each call's
+        CPU."""
         request = httpx.Request(method, url, json=json, headers={**_HEADERS, **headers}, extensions=self._extensions)
-        index = min(range(len(self._pools)), key=self._under_way.__getitem__)
-        self._under_way[index] += 1
+        response = await self._transport.handle_async_request(request)
         try:
-            response = await self._pools[index].handle_async_request(request)
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
+            await response.aread()
         finally:
-            self._under_way[index] -= 1
+            await response.aclose()
         response.request = request
         return response
 
@@ -208,16 +194,3 @@ class ErmHttp:
             return model.model_validate(payload)
         except ValidationError as exc:
             raise ErmInvalidResponse(f"the ERM's {what} is not in the documented shape: {first_error(exc)}") from None
-
-
-def _pools(connections: int, proxy: str | None) -> list[httpx.AsyncBaseTransport]:
-    """``connections`` split into pools of at most :data:`CONNECTIONS_PER_POOL`, through ``proxy`` if the
-    environment names one for the ERM; one TLS context for them all, as httpx would make it (each costs ~40 ms
-    of CPU to make)."""
-    count = -(-connections // CONNECTIONS_PER_POOL)
-    context = httpx.create_ssl_context()
-    return [
-        httpx.AsyncHTTPTransport(verify=context, proxy=proxy, limits=httpx.Limits(
-            max_connections=size, max_keepalive_connections=size))
-        for size in (connections // count + (index < connections % count) for index in range(count))
-    ]
