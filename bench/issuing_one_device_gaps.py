@@ -27,7 +27,6 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 from sqlmodel import col, select
@@ -38,6 +37,8 @@ from bench.common import sandbox_process  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.erm.rest import RestErm  # noqa: E402
+from bot.erm.transport import AiohttpTransport  # noqa: E402
+from bot.erm.wire import GENERATIONS_AT_ONCE, READS_AT_ONCE  # noqa: E402
 from bot.issuing import Accepted, IssuingEngine  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -54,17 +55,17 @@ async def pump_every(engine: IssuingEngine, tick: float) -> None:
         await asyncio.sleep(tick)
 
 
-class StampedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport, stamping (wall clock) when each code generation's request leaves and its answer is in."""
+class StampedTransport(AiohttpTransport):
+    """The ERM client's transport, stamping (wall clock) when each code generation's request leaves and its answer
+    is in."""
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(self) -> None:
+        super().__init__(connections=GENERATIONS_AT_ONCE + READS_AT_ONCE)
         self.generations: list[tuple[float, float]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         sent = time.time()
         response = await super().handle_async_request(request)
-        await response.aread()
         if "Code" in request.url.path:
             self.generations.append((sent, time.time()))
         return response
