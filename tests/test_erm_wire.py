@@ -211,3 +211,31 @@ async def test_a_gzipped_answer_is_read_and_no_cookie_or_redirect_is_followed() 
     assert [head.split(b"\r\n")[0] for head in server.heads] == [
         b"POST /auth/login HTTP/1.1", b"POST /auth/login HTTP/1.1", b"GET /moved HTTP/1.1"]
     assert not any(b"\r\ncookie:" in head.lower() for head in server.heads)
+
+
+async def test_a_connection_left_unused_past_its_expiry_is_not_taken_again() -> None:
+    """A server closes idle connections (uvicorn after 5 s): one it has just closed, taken again before the loop
+    read its FIN, would cut off the request sent on it. Past ``idle_expiry`` the client opens a new one."""
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await Scripted(lambda _head, out: _ok(out)).serve(reader, writer)
+
+    listening = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/items/1"
+    transport = AiohttpTransport(connections=4, idle_expiry=0.2)
+    try:
+        for pause in (0.0, 0.05, 0.4):  # the second goes on the same connection, the third on a new one
+            await asyncio.sleep(pause)
+            assert (await transport.handle_async_request(httpx.Request("GET", url))).status_code == 200
+        assert connections == 2
+    finally:
+        await transport.aclose()
+        listening.close()
+
+
+async def _ok(writer: asyncio.StreamWriter) -> None:
+    writer.write(answer(b"{}"))
+    await writer.drain()

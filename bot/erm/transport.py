@@ -24,6 +24,13 @@ import httpx
 
 __all__ = ["AiohttpTransport"]
 
+IDLE_EXPIRY = 4.0
+"""Seconds a connection may wait unused before it is closed rather than used again (aiohttp's default: 15). Servers
+close idle connections too (uvicorn after 5 s, as httpx's client did after 5): one the server has just closed,
+taken again before a busy loop has read the server's FIN, cuts off the request sent on it, and a code generation
+cut off has an unknown outcome, settled from the history only after a wait. Seen once in ``bench/replicas.py``
+with 15 s."""
+
 
 @functools.cache
 def _tls() -> ssl.SSLContext:
@@ -36,12 +43,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     redirect is followed (as httpx's transport: the ERM uses neither), and the answer's body is left encoded for
     httpx to decode. The session is made at the first request, on the loop that makes it."""
 
-    def __init__(self, *, connections: int, proxy: str | None = None) -> None:
-        self.connections, self.proxy = connections, proxy
+    def __init__(self, *, connections: int, proxy: str | None = None, idle_expiry: float = IDLE_EXPIRY) -> None:
+        self.connections, self.proxy, self.idle_expiry = connections, proxy, idle_expiry
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self.connections, limit_per_host=0, ssl=_tls())
+        connector = aiohttp.TCPConnector(limit=self.connections, limit_per_host=0, ssl=_tls(),
+                                         keepalive_timeout=self.idle_expiry)
         self._session = aiohttp.ClientSession(
             connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
