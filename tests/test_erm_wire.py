@@ -27,90 +27,19 @@ from tests.support.waiting import eventually
 AT_ONCE = GENERATIONS_AT_ONCE + READS_AT_ONCE
 
 
-class Held:
-    """A loopback HTTP server that answers nothing until ``AT_ONCE`` requests are in, then all of them."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.requests = 0
-        self.all_in = asyncio.Event()
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                await reader.readexactly(length)
-                self.requests += 1
-                if self.requests >= AT_ONCE:
-                    self.all_in.set()
-                await self.all_in.wait()
-                body = json.dumps({"ok": True}).encode()
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                             + str(len(body)).encode() + b"\r\n\r\n" + body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
-@pytest.fixture
-async def held() -> AsyncIterator[tuple[Held, str]]:
-    server = Held()
-    listening = await asyncio.start_server(server.serve, "127.0.0.1", 0)
-    try:
-        yield server, f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}"
-    finally:
-        listening.close()
-
-
-async def test_every_call_in_flight_goes_out_at_once(held: tuple[Held, str]) -> None:
-    server, url = held
-    async with ErmHttp(url, "bot@example.com", "secret-password") as erm:
-        calls = [erm._send("POST", f"/codes/{number}", json={"days": 1}, token=None, what="a code", generation=True)
-                 for number in range(GENERATIONS_AT_ONCE)]
-        calls += [erm._send("GET", f"/items/{number}", json=None, token=None, what="an item")
-                  for number in range(READS_AT_ONCE)]
-        answers = await asyncio.wait_for(asyncio.gather(*calls), timeout=20)  # only if all were in at once
-    assert [answer.status_code for answer in answers] == [200] * AT_ONCE
-    assert server.connections == AT_ONCE
-
-
-async def test_the_environments_proxy_carries_the_calls_unless_no_proxy_names_the_host(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """``HTTP_PROXY`` (or ``ALL_PROXY``) is where the calls go, as httpx's client would send them; ``NO_PROXY``
-    exempts the ERM's host."""
-    for variable in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(variable, raising=False)
-    async with recording_proxy() as proxy:
-        for variable in ("HTTP_PROXY", "ALL_PROXY"):
-            monkeypatch.setenv(variable, proxy.url)
-            async with ErmHttp("http://erm.invalid", "bot@example.com", "secret-password", timeout=2) as erm:
-                with pytest.raises(ErmOutcomeUnknown, match="cut off"):  # the proxy hangs up once it has the line
-                    await generation(erm)
-            assert proxy.asked.pop() == b"POST http://erm.invalid/otp/daysCode/v2 HTTP/1.1\r\n"
-            assert proxy.asked == []  # (a code generation is never sent twice)
-            monkeypatch.delenv(variable)
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        monkeypatch.setenv("NO_PROXY", "erm.invalid")
-        async with ErmHttp("http://erm.invalid", "bot@example.com", "secret-password", timeout=2) as erm:
-            with pytest.raises(ErmUnavailable):  # straight to the host, which does not exist
-                await erm._send("GET", "/items/1", json=None, token=None, what="an item")
-        assert proxy.asked == []
-
-
 Reply = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
 
 
 class Scripted:
-    """A loopback HTTP/1.1 server: each request read whole, then ``reply`` does what it will with the connection."""
+    """A loopback HTTP/1.1 server: each request read whole (its head kept), then ``reply`` does what it will with
+    the connection."""
 
     def __init__(self, reply: Reply) -> None:
         self.reply, self.heads = reply, []
+        self.connections = 0
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):
                 length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
@@ -137,6 +66,49 @@ async def scripted(reply: Reply) -> AsyncIterator[tuple[Scripted, str]]:
 def answer(body: bytes, *headers: bytes, status: bytes = b"200 OK") -> bytes:
     return (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
             + b"".join(b"\r\n" + header for header in headers) + b"\r\n\r\n" + body)
+
+
+async def test_every_call_in_flight_goes_out_at_once() -> None:
+    all_in = asyncio.Event()
+
+    async def held(_head: bytes, writer: asyncio.StreamWriter) -> None:  # nothing answered until every call is in
+        if len(server.heads) >= AT_ONCE:
+            all_in.set()
+        await all_in.wait()
+        writer.write(answer(json.dumps({"ok": True}).encode()))
+        await writer.drain()
+
+    async with scripted(held) as (server, url), ErmHttp(url, "bot@example.com", "secret-password") as erm:
+        calls = [erm._send("POST", f"/codes/{number}", json={"days": 1}, token=None, what="a code", generation=True)
+                 for number in range(GENERATIONS_AT_ONCE)]
+        calls += [erm._send("GET", f"/items/{number}", json=None, token=None, what="an item")
+                  for number in range(READS_AT_ONCE)]
+        answers = await asyncio.wait_for(asyncio.gather(*calls), timeout=20)  # only if all were in at once
+    assert [response.status_code for response in answers] == [200] * AT_ONCE
+    assert server.connections == AT_ONCE
+
+
+async def test_the_environments_proxy_carries_the_calls_unless_no_proxy_names_the_host(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``HTTP_PROXY`` (or ``ALL_PROXY``) is where the calls go, as httpx's client would send them; ``NO_PROXY``
+    exempts the ERM's host."""
+    for variable in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    async with recording_proxy() as proxy:
+        for variable in ("HTTP_PROXY", "ALL_PROXY"):
+            monkeypatch.setenv(variable, proxy.url)
+            async with ErmHttp("http://erm.invalid", "bot@example.com", "secret-password", timeout=2) as erm:
+                with pytest.raises(ErmOutcomeUnknown, match="cut off"):  # the proxy hangs up once it has the line
+                    await generation(erm)
+            assert proxy.asked.pop() == b"POST http://erm.invalid/otp/daysCode/v2 HTTP/1.1\r\n"
+            assert proxy.asked == []  # (a code generation is never sent twice)
+            monkeypatch.delenv(variable)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("NO_PROXY", "erm.invalid")
+        async with ErmHttp("http://erm.invalid", "bot@example.com", "secret-password", timeout=2) as erm:
+            with pytest.raises(ErmUnavailable):  # straight to the host, which does not exist
+                await erm._send("GET", "/items/1", json=None, token=None, what="an item")
+        assert proxy.asked == []
 
 
 async def hang_up(_head: bytes, writer: asyncio.StreamWriter) -> None:
@@ -216,26 +188,17 @@ async def test_a_gzipped_answer_is_read_and_no_cookie_or_redirect_is_followed() 
 async def test_a_connection_left_unused_past_its_expiry_is_not_taken_again() -> None:
     """A server closes idle connections (uvicorn after 5 s): one it has just closed, taken again before the loop
     read its FIN, would cut off the request sent on it. Past ``idle_expiry`` the client opens a new one."""
-    connections = 0
 
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await Scripted(lambda _head, out: _ok(out)).serve(reader, writer)
+    async def ok(_head: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(b"{}"))
+        await writer.drain()
 
-    listening = await asyncio.start_server(serve, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}/items/1"
-    transport = AiohttpTransport(connections=4, idle_expiry=0.2)
-    try:
-        for pause in (0.0, 0.05, 0.4):  # the second goes on the same connection, the third on a new one
-            await asyncio.sleep(pause)
-            assert (await transport.handle_async_request(httpx.Request("GET", url))).status_code == 200
-        assert connections == 2
-    finally:
-        await transport.aclose()
-        listening.close()
-
-
-async def _ok(writer: asyncio.StreamWriter) -> None:
-    writer.write(answer(b"{}"))
-    await writer.drain()
+    async with scripted(ok) as (server, url):
+        transport = AiohttpTransport(connections=4, idle_expiry=0.2)
+        try:
+            for pause in (0.0, 0.05, 0.4):  # the second goes on the same connection, the third on a new one
+                await asyncio.sleep(pause)
+                assert (await transport.handle_async_request(httpx.Request("GET", url + "/items/1"))).status_code == 200
+            assert server.connections == 2
+        finally:
+            await transport.aclose()
