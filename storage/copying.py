@@ -59,10 +59,10 @@ async def copy_ledger(source: str, target: str) -> Copied:
         if await _tables(target):
             raise CopyRefused("target_not_empty", _where(target))
         await upgrade(target)
-        ledger = Database(source)  # its reader: WAL, and a real BEGIN, so every table is read at one moment
+        ledger = Database(source)  # its reporter: WAL, a real BEGIN (every table read at one moment), off the loop
         writer = create_async_engine(async_url(target))
         try:
-            async with ledger.reader.connect() as read, read.begin(), writer.begin() as write:
+            async with ledger.reporter.connect() as read, read.begin(), writer.begin() as write:
                 rows = 0
                 for table in SQLModel.metadata.sorted_tables:
                     rows += await _copy_table(read, write, table)

@@ -5,23 +5,26 @@ connection, so a transaction that reads then writes can never be refused half-wa
 "database is locked"; readers use their own connections and, in WAL mode, never wait.
 
 The ledger's transactions are a few indexed statements each, microseconds of SQLite: on a file they
-run on the event loop's thread (:mod:`storage.sqlite_inline`), which costs less than a hop to a
-driver thread per statement did. A read over much of the ledger (reports, the portfolio, the
+run on the event loop's thread, in SQLAlchemy's sync session (:mod:`storage.sqlite_inline`), which costs
+less than a hop to a driver thread per statement did. A read over much of the ledger (reports, the portfolio, the
 dashboard) uses ``report()``, on aiosqlite's thread, so that it never holds the loop. PostgreSQL is
 reached through asyncpg and never blocks the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import sessionmaker
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import sqlite_inline
@@ -37,12 +40,17 @@ def async_url(url: str) -> URL:
     return parsed.set(drivername=driver) if driver else parsed
 
 
+def sync_engine(engine: AsyncEngine | Engine) -> Engine:
+    """The engine whose events are listened for (an async engine's sync one)."""
+    return engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+
 def is_sqlite(url: str | URL) -> bool:
     return make_url(str(url) if isinstance(url, URL) else url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool, checkpoints: bool = True) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _sqlite_pragmas(engine: AsyncEngine | Engine, *, immediate: bool, checkpoints: bool = True) -> None:
+    @event.listens_for(sync_engine(engine), "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
@@ -54,27 +62,32 @@ def _sqlite_pragmas(engine: AsyncEngine, *, immediate: bool, checkpoints: bool =
             cursor.execute(f"PRAGMA wal_autocheckpoint={sqlite_inline.WRITER_CHECKPOINT_PAGES}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(sync_engine(engine), "begin")
     def _begin(connection: Any) -> None:
         statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
         driver = connection.connection.driver_connection
-        if not isinstance(driver, sqlite_inline.Connection):
+        if not isinstance(driver, sqlite3.Connection):  # (aiosqlite's)
             connection.exec_driver_sql(statement)
             return
         # Straight to SQLite: through SQLAlchemy's execution (events, a cursor, a result) the BEGIN cost ~150 µs,
         # a third of a one-statement transaction. Its error is raised as SQLAlchemy's would be.
         try:
-            driver.begin(statement)
+            driver.execute(statement)
         except sqlite3.Error as error:
             raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error
 
 
-def _inline(target: URL) -> dict[str, Any]:
-    """Connections that run SQLite on the loop's thread (:mod:`storage.sqlite_inline`), for a file."""
-    database = target.database
-    if not database or database == ":memory:" or target.query:
-        return {}
-    return {"async_creator": sqlite_inline.connector(database)}
+def _inline_engine(target: URL, **options: Any) -> Engine | None:
+    """A sync engine whose connections run SQLite on the loop's thread (:mod:`storage.sqlite_inline`), for a file
+    (None for a database in memory, or one opened with URL options)."""
+    path = target.database
+    if not path or path == ":memory:" or target.query:
+        return None
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(path, check_same_thread=False)
+
+    return create_engine(target.set(drivername="sqlite"), creator=connect, pool_reset_on_return=None, **options)
 
 
 class Database:
@@ -83,19 +96,30 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         target = async_url(url)
+        self._inline_writes: sessionmaker[Session] | None = None
+        self._inline_reads: sessionmaker[Session] | None = None
+        self._write_lock = asyncio.Lock()  # (inline: for the one writer connection, without blocking the loop)
         if is_sqlite(target):
             # No rollback when a connection goes back to the pool: the session has ended its transaction
-            # already (a call less per transaction).
-            inline = _inline(target)
-            self.writer = create_async_engine(target, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60,
-                                              pool_reset_on_return=None, **inline)
-            self.reader = create_async_engine(target, echo=echo, pool_size=4, max_overflow=4,
-                                              pool_reset_on_return=None, **inline)
+            # already (a call less per transaction). Inline, readers are as many as read at once (four kept) and
+            # never waited for: a sync pool that ran out would block the loop.
+            writer = _inline_engine(target, echo=echo, pool_size=1, max_overflow=0)
+            reader = _inline_engine(target, echo=echo, pool_size=4, max_overflow=-1)
+            if writer is not None and reader is not None:
+                self.writer: AsyncEngine | Engine = writer
+                self.reader: AsyncEngine | Engine = reader
+                self._inline_writes = sessionmaker(writer, class_=Session, expire_on_commit=False)
+                self._inline_reads = sessionmaker(reader, class_=Session, expire_on_commit=False)
+            else:
+                self.writer = create_async_engine(target, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60,
+                                                  pool_reset_on_return=None)
+                self.reader = create_async_engine(target, echo=echo, pool_size=4, max_overflow=4,
+                                                  pool_reset_on_return=None)
             self.reporter = create_async_engine(target, echo=echo, pool_size=2, max_overflow=2,
                                                 pool_reset_on_return=None)
-            self._inline = bool(inline)
-            self._checkpoints = sqlite_inline.Checkpoints(target.database or "") if inline else None
-            _sqlite_pragmas(self.writer, immediate=True, checkpoints=not inline)
+            self._inline = writer is not None
+            self._checkpoints = sqlite_inline.Checkpoints(target.database or "") if self._inline else None
+            _sqlite_pragmas(self.writer, immediate=True, checkpoints=not self._inline)
             _sqlite_pragmas(self.reader, immediate=False)
             _sqlite_pragmas(self.reporter, immediate=False)
         else:
@@ -105,8 +129,9 @@ class Database:
             self.writer = self.reader = self.reporter = create_async_engine(target, echo=echo, pool_recycle=1800)
             self._inline = False
             self._checkpoints = None
-        self._write_sessions = async_sessionmaker(self.writer, class_=AsyncSession, expire_on_commit=False)
-        self._read_sessions = async_sessionmaker(self.reader, class_=AsyncSession, expire_on_commit=False)
+        if isinstance(self.writer, AsyncEngine) and isinstance(self.reader, AsyncEngine):
+            self._write_sessions = async_sessionmaker(self.writer, class_=AsyncSession, expire_on_commit=False)
+            self._read_sessions = async_sessionmaker(self.reader, class_=AsyncSession, expire_on_commit=False)
         self._report_sessions = async_sessionmaker(self.reporter, class_=AsyncSession, expire_on_commit=False)
 
     @property
@@ -118,32 +143,25 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: committed on success, rolled back on any exception."""
-        async with self._session(self._write_sessions) as session, session.begin():
-            yield session
-        if self._checkpoints is not None:
-            self._checkpoints.written()
+        if self._inline_writes is None:
+            async with self._write_sessions() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock:
+            with self._inline_writes() as sync_session, sync_session.begin():
+                yield sqlite_inline.InlineSession(sync_session)  # type: ignore[misc]
+        assert self._checkpoints is not None
+        self._checkpoints.written()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """One read-only transaction over a consistent snapshot (rolled back when closed)."""
-        async with self._session(self._read_sessions) as session:
-            yield session
-
-    @asynccontextmanager
-    async def _session(self, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-        """A session, closed at the end. On SQLite's inline connections it is closed at once: SQLAlchemy's own
-        ``async with`` closes it in a task of its own (so that a cancellation cannot cut the close short), which
-        costs a turn of the loop with the connection still held, and a burst of chats then takes every pooled
-        connection. Inline, the close never waits, so nothing can cut it short."""
-        if not self._inline:
-            async with sessions() as session:
+        if self._inline_reads is None:
+            async with self._read_sessions() as session:
                 yield session
             return
-        session = sessions()
-        try:
-            yield session
-        finally:
-            await session.close()
+        with self._inline_reads() as sync_session:
+            yield sqlite_inline.InlineSession(sync_session)  # type: ignore[misc]
 
     @asynccontextmanager
     async def report(self) -> AsyncIterator[AsyncSession]:
@@ -156,4 +174,7 @@ class Database:
         if self._checkpoints is not None:
             await self._checkpoints.close()
         for engine in {id(e): e for e in (self.writer, self.reader, self.reporter)}.values():
-            await engine.dispose()
+            if isinstance(engine, AsyncEngine):
+                await engine.dispose()
+            else:
+                engine.dispose()

@@ -14,6 +14,7 @@ import handlers.agent
 from bot.clock import ManualClock
 from bot.erm.models import CodeType
 from bot.standins.erm import ErmSandbox
+from storage.db import sync_engine
 from storage.models import CodeRequest, Role
 from tests.support.chat import AGENT, CUSTOMER, MANAGER, OTHER_AGENT, STRANGER, Chat, chatting
 
@@ -255,8 +256,8 @@ async def test_a_codes_readers_are_read_in_the_transaction_that_records_it(agent
                 customer_reads.append(kind)
         return statement
 
-    listens = [(db.reader.sync_engine, "before_cursor_execute", on("read")),
-               (db.writer.sync_engine, "before_cursor_execute", on("write"))]
+    listens = [(sync_engine(db.reader), "before_cursor_execute", on("read")),
+               (sync_engine(db.writer), "before_cursor_execute", on("write"))]
     for listen in listens:
         event.listen(*listen)
     try:

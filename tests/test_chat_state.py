@@ -9,6 +9,7 @@ from bot.clock import ManualClock
 from bot.standins.erm import ErmSandbox
 from bot.standins.telegram import FakeBotApi
 from storage import ledger
+from storage.db import sync_engine
 from storage.models import Role
 from tests.support.chat import AGENT, MANAGER, TOKEN, chatting
 from tests.support.waiting import eventually
@@ -75,7 +76,7 @@ async def test_who_sent_an_update_is_read_with_their_chat_state_and_a_role_taken
             if any(table in words for table in ("chat_state", "person")) and "FROM" in words:
                 read_in.add(begun.get(connection, 0))
 
-        listens = [(db.reader.sync_engine, "begin", began), (db.reader.sync_engine, "before_cursor_execute", statement)]
+        listens = [(sync_engine(db.reader), "begin", began), (sync_engine(db.reader), "before_cursor_execute", statement)]
         for listen in listens:
             event.listen(*listen)
         try:

@@ -18,7 +18,7 @@ from bot.erm.backend import Api, ErmBackend
 from bot.issuing import Accepted, IssuingEngine, PaymentApplied, PaymentHeld, Reason, Refused
 from bot.standins.erm import ErmSandbox
 from storage import ledger
-from storage.db import Database
+from storage.db import Database, sync_engine
 from storage.models import CodeKind, CodeRequest, Device, Payment, PaymentStatus, Status
 from tests.support import erm as erm_support
 from tests.support.erm import ErmPaths
@@ -155,11 +155,11 @@ async def test_a_quiet_tick_of_the_pump_is_one_read_and_a_request_still_goes_at_
     def began(connection: object) -> None:
         begun.append(connection)
 
-    event.listen(db.reader.sync_engine, "begin", began)
+    event.listen(sync_engine(db.reader), "begin", began)
     try:
         await engine.pump()
     finally:
-        event.remove(db.reader.sync_engine, "begin", began)
+        event.remove(sync_engine(db.reader), "begin", began)
     assert len(begun) == 1
     assert [row.status for row in await requests(db)] == [Status.ISSUED, Status.QUEUED]
     clock.advance(6)

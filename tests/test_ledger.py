@@ -22,7 +22,7 @@ from sqlmodel import SQLModel
 
 import storage.db
 from storage import ledger
-from storage.db import Database, async_url
+from storage.db import Database, async_url, sync_engine
 from storage.migrate import alembic_config, current_revision, head_revision, upgrade
 from storage.models import CodeKind, CodeRequest, Customer, Payment, Plan, PlanStatus, Role, Status
 from storage.sqlite_inline import CHECKPOINT_EVERY, WRITER_CHECKPOINT_PAGES
@@ -109,7 +109,7 @@ async def test_sqlite_transactions_run_on_the_loops_thread_and_reports_beside_it
     driver thread, so that the chats go on meanwhile. Both see what was committed; a failed write changes
     nothing and says why as SQLAlchemy's error."""
     for engine in {id(e): e for e in (db.writer, db.reader, db.reporter)}.values():
-        @event.listens_for(engine.sync_engine, "connect")
+        @event.listens_for(sync_engine(engine), "connect")
         def _thread(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.create_function("thread_id", 0, threading.get_ident)
     await db.dispose()  # new connections, with the function
