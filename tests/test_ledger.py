@@ -136,6 +136,52 @@ async def test_sqlite_transactions_run_on_the_loops_thread_and_reports_beside_it
 
 
 @pytest.mark.sqlite_only
+async def test_inline_sqlite_writes_wait_their_turn_without_holding_the_loop_and_reads_never_wait(db: Database) -> None:
+    """SQLite on the loop's thread has one writer connection: a second write waits for the first to end, and the loop
+    goes on meanwhile (the first can be let go from another task); its write then sees the first's. Reads held open
+    across an await are as many as are asked for: none waits for a pool, which would block the loop."""
+    holding, release = asyncio.Event(), asyncio.Event()
+    order: list[str] = []
+
+    async def first() -> None:
+        async with db.write() as session:
+            await ledger.put_person(session=session, telegram_id=7, role=Role.AGENT, name="Ann", now=NOW)
+            holding.set()
+            await release.wait()
+            order.append("first commits")
+
+    async def second() -> str | None:
+        await holding.wait()
+        async with db.write() as session:
+            order.append("second begins")
+            seen = await ledger.get_person(session=session, telegram_id=7)
+            await ledger.put_person(session=session, telegram_id=8, role=Role.AGENT, name="Bob", now=NOW)
+            return None if seen is None else seen.name
+
+    writers = asyncio.gather(first(), second())
+    await holding.wait()
+    for _ in range(5):  # the loop turns while the second write waits
+        await asyncio.sleep(0)
+    assert order == []
+    release.set()
+    _, seen = await asyncio.wait_for(writers, 10)
+    assert order == ["first commits", "second begins"] and seen == "Ann"
+
+    opened, many = asyncio.Event(), 12
+    counted: list[int] = []
+
+    async def reader() -> None:
+        async with db.read() as session:
+            counted.append(len(await ledger.active_people(session=session)))
+            if len(counted) == many:
+                opened.set()
+            await opened.wait()
+
+    await asyncio.wait_for(asyncio.gather(*(reader() for _ in range(many))), 10)
+    assert counted == [2] * many
+
+
+@pytest.mark.sqlite_only
 async def test_a_sqlite_write_holds_the_writer_from_its_start_and_one_that_cannot_begin_says_why(
     db: Database, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
