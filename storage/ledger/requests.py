@@ -40,19 +40,25 @@ class DeviceLoad:
     """Days asked for but not yet generated."""
 
 
+def _among(column: Any, statuses: Sequence[Status]) -> Any:
+    """``column IN (?, ?)``, one bound value per status: a list would be an "expanding" parameter, rewritten into
+    the statement at every run."""
+    return column.in_([literal(status, type_=_REQUESTS.c.status.type) for status in statuses])
+
+
 def _device_load_query() -> Select[Any]:
     """The limits' query (:func:`device_load`), built once (building it costs more than SQLite's answer), on the
     table's columns (no ORM: see :func:`storage.models.table_of`)."""
     device, day_start, day_end = bindparam("device_id"), bindparam("day_start"), bindparam("day_end")
     columns = (_REQUESTS.c.status, _REQUESTS.c.not_before, _REQUESTS.c.days, _REQUESTS.c.kind)
-    open_rows = select(*columns).where(_REQUESTS.c.device_id == device, _REQUESTS.c.status.in_(OPEN_STATUSES))
+    open_rows = select(*columns).where(_REQUESTS.c.device_id == device, _among(_REQUESTS.c.status, OPEN_STATUSES))
     today_rows = select(*columns).where(
         _REQUESTS.c.device_id == device, _REQUESTS.c.issued_at >= day_start, _REQUESTS.c.issued_at < day_end,
-        _REQUESTS.c.status.in_(GENERATED_STATUSES))
+        _among(_REQUESTS.c.status, GENERATED_STATUSES))
     rows = union_all(open_rows, today_rows).subquery()
-    is_open = rows.c.status.in_(OPEN_STATUSES)
+    is_open = _among(rows.c.status, OPEN_STATUSES)
     return select(
-        func.count().filter(rows.c.status.in_(GENERATED_STATUSES)),
+        func.count().filter(_among(rows.c.status, GENERATED_STATUSES)),
         func.count().filter(is_open, rows.c.not_before < day_end),
         func.count().filter(is_open),
         func.coalesce(func.sum(rows.c.days).filter(is_open, rows.c.kind == CodeKind.DAYS), 0),
