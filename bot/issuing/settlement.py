@@ -153,20 +153,17 @@ class Settlement:
                 log.error("request %s was %s when its code arrived; code %s kept in the log only",
                           request_id, request.status, hex_code)
                 return None
-            device.last_generation_at = now
-            if request.kind is CodeKind.FREE:
-                device.unlocked = True
-            else:
-                device.unlocked = False
-                device.credit_until = limits.credit_after(request.kind, request.days, device.credit_until, now)
-            request.status, request.code, request.code_hex = Status.ISSUED, code, hex_code
-            request.erm_count, request.erm_code_number = count, number
-            request.issued_at, request.credit_until = now, device.credit_until
-            request.reason = None
+            unlocked = request.kind is CodeKind.FREE
+            credit_until = (device.credit_until if unlocked
+                            else limits.credit_after(request.kind, request.days, device.credit_until, now))
+            await ledger.update_row(session=session, row=device, last_generation_at=now, unlocked=unlocked,
+                                    credit_until=credit_until)
             # told from here: the telling is held as the pump's claim would hold it (another process may try
             # once the lease ends, if this one died telling)
-            request.not_before = now + DELIVERY_LEASE if self.handover.notify is not None else now
-            session.add_all([device, request])
+            await ledger.update_row(
+                session=session, row=request, status=Status.ISSUED, code=code, code_hex=hex_code, erm_count=count,
+                erm_code_number=number, issued_at=now, credit_until=credit_until, reason=None,
+                not_before=now + DELIVERY_LEASE if self.handover.notify is not None else now)
             await self.handover.read_ahead(session, request, device)
             return request, await ledger.has_queued(session=session, device_id=device_id)
 

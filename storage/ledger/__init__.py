@@ -148,6 +148,7 @@ from storage.ledger.requests import (
     undelivered,
     unsettled,
 )
+from storage.ledger.rows import update_row
 from storage.ledger.telegram import (
     Delivery,
     chat_state,
@@ -164,6 +165,7 @@ from storage.ledger.telegram import (
 )
 
 __all__ = [
+    "update_row",
     "hold_people",
     "chat_state",
     "keep_menu_fingerprint",
