@@ -235,6 +235,38 @@ async def test_sqlite_checkpoints_run_beside_the_loop_and_keep_the_wal_small(db:
         assert len(await ledger.active_people(session=session)) == transactions
 
 
+async def test_update_row_writes_its_columns_only_and_leaves_the_object_as_the_ledger_holds_it(db: Database) -> None:
+    """``ledger.update_row`` writes the named columns of one row, by its id, and nothing else; the object then
+    holds the written values and has nothing left for a flush to write (no second UPDATE)."""
+    later = NOW + timedelta(days=30)
+    async with db.write() as session:
+        device, _ = await ledger.add_device(session=session, ids=["D1"], now=NOW, label="first")
+        other, _ = await ledger.add_device(session=session, ids=["D2"], now=NOW, label="second")
+    statements: list[str] = []
+
+    def seen(_connection: object, _cursor: object, sql: str, *_: object) -> None:
+        statements.append(sql.split()[0])
+
+    async with db.write() as session:
+        assert device.id is not None
+        locked = await ledger.lock_device(session=session, device_id=device.id)
+        event.listen(sync_engine(db.writer), "before_cursor_execute", seen)
+        try:
+            await ledger.update_row(session=session, row=locked, credit_until=later, unlocked=True)
+            assert (locked.credit_until, locked.unlocked, locked.label) == (later, True, "first")
+            await session.flush()
+        finally:
+            event.remove(sync_engine(db.writer), "before_cursor_execute", seen)
+    assert statements == ["UPDATE"]
+    async with db.read() as session:
+        assert other.id is not None
+        fresh = await ledger.get_device(session=session, device_id=device.id)
+        untouched = await ledger.get_device(session=session, device_id=other.id)
+    assert fresh is not None and untouched is not None
+    assert (fresh.credit_until, fresh.unlocked, fresh.label) == (later, True, "first")
+    assert (untouched.credit_until, untouched.unlocked) == (other.credit_until, other.unlocked)
+
+
 async def test_money_is_exact_and_times_are_utc(db: Database) -> None:
     nairobi = datetime(2026, 11, 22, 12, 0, tzinfo=UTC).astimezone(__import__("zoneinfo").ZoneInfo("Africa/Nairobi"))
     async with db.write() as session:
