@@ -80,7 +80,6 @@ class Checkpoints:
                 self._connection = None
 
 
-
 class InlineConnection:
     """The calls the ledger makes on ``await session.connection()``, over the session's sync connection."""
 
@@ -128,9 +127,6 @@ class InlineSession:
 
     async def exec(self, statement: Any, **kwargs: Any) -> Any:
         return self.sync_session.exec(statement, **kwargs)
-
-    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        return self.sync_session.execute(statement, *args, **kwargs)
 
     async def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
         return self.sync_session.get(entity, ident, **kwargs)
