@@ -117,9 +117,9 @@ class Database:
                                                   pool_reset_on_return=None)
             self.reporter = create_async_engine(target, echo=echo, pool_size=2, max_overflow=2,
                                                 pool_reset_on_return=None)
-            self._inline = writer is not None
-            self._checkpoints = sqlite_inline.Checkpoints(target.database or "") if self._inline else None
-            _sqlite_pragmas(self.writer, immediate=True, checkpoints=not self._inline)
+            inline = writer is not None
+            self._checkpoints = sqlite_inline.Checkpoints(target.database or "") if inline else None
+            _sqlite_pragmas(self.writer, immediate=True, checkpoints=not inline)
             _sqlite_pragmas(self.reader, immediate=False)
             _sqlite_pragmas(self.reporter, immediate=False)
         else:
@@ -127,7 +127,6 @@ class Database:
             # dropped fails its one transaction, which is retried as any failure is, and SQLAlchemy then
             # replaces the whole pool.
             self.writer = self.reader = self.reporter = create_async_engine(target, echo=echo, pool_recycle=1800)
-            self._inline = False
             self._checkpoints = None
         if isinstance(self.writer, AsyncEngine) and isinstance(self.reader, AsyncEngine):
             self._write_sessions = async_sessionmaker(self.writer, class_=AsyncSession, expire_on_commit=False)
@@ -138,7 +137,7 @@ class Database:
     def holds_the_loop(self) -> bool:
         """Transactions run on the event loop's thread without giving it up (SQLite on a file): a caller that
         has many to do gives the loop a turn between them."""
-        return self._inline
+        return self._inline_writes is not None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

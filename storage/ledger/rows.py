@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import Update, bindparam, update
@@ -11,19 +12,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import table_of
 
-_UPDATES: dict[tuple[str, tuple[str, ...]], Update] = {}
 
-
+@functools.cache
 def _update(model: type[SQLModel], names: tuple[str, ...]) -> Update:
     """``UPDATE <table> SET <names> WHERE id = ?``, built once for each table and set of columns."""
-    key = (model.__name__, names)
-    statement = _UPDATES.get(key)
-    if statement is None:
-        table = table_of(model)
-        statement = update(table).where(table.c.id == bindparam("row_id")).values(
-            {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names})
-        _UPDATES[key] = statement
-    return statement
+    table = table_of(model)
+    return update(table).where(table.c.id == bindparam("row_id")).values(
+        {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names})
 
 
 async def update_row(*, session: AsyncSession, row: SQLModel, **values: Any) -> None:
