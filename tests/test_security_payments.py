@@ -22,7 +22,7 @@ from bot.clock import ManualClock
 from bot.standins.erm import ErmSandbox
 from bot.standins.telegram import Sent, TelegramUser
 from storage.models import PaymentNotice, PaymentStatus
-from tests.support.chat import AGENT, CUSTOMER, MANAGER
+from tests.support.chat import AGENT, CUSTOMER, MANAGER, REPLIES
 from tests.support.paying import DEVICE, Paying, paying
 
 CODE = "QKSQT12345"
@@ -67,13 +67,21 @@ def sent_to(bot: Paying, user: TelegramUser) -> list[Sent]:
     return [sent for sent in bot.chat.api.sent if sent.chat_id == user.id]
 
 
+async def tap_for_answer(bot: Paying, user: TelegramUser, message: Sent, button: str) -> Sent:
+    """``user`` taps ``button``: the answer, not the code that may reach them first (both follow one commit)."""
+    after = bot.chat.api.position
+    await bot.chat.api.user_taps(user, message, button)
+    return await bot.chat.api.wait_for(
+        lambda s: s.chat_id == user.id and s.method in REPLIES and "Type the code" not in text_of(s), after=after)
+
+
 async def record_pasted(bot: Paying, text: str) -> Sent:
     """AGENT pastes a confirmation and taps "Record this payment": the answer (and its code, if one goes out,
     has reached the agent, so that the next reply awaited is the next one)."""
     preview = await bot.chat.say(AGENT, text)
     assert "Record this payment" in str(preview.buttons), text_of(preview)
     after = bot.chat.api.position
-    answer = await bot.chat.tap(AGENT, preview, "Record this payment")
+    answer = await tap_for_answer(bot, AGENT, preview, "Record this payment")
     if "= " in text_of(answer):
         await bot.chat.api.wait_for(lambda s: s.chat_id == AGENT.id and "Type the code" in text_of(s), after=after)
     return answer
@@ -123,7 +131,7 @@ async def test_real_mpesa_money_under_a_pasted_reference_is_kept_for_the_manager
     assert bot.chat.sandbox.generations == 1
     # a manager checks and assigns it: the customer gets the 100 days paid for
     clock.advance(6)
-    assigned = await bot.chat.tap(MANAGER, notice, f"Assign to {DEVICE}")
+    assigned = await tap_for_answer(bot, MANAGER, notice, f"Assign to {DEVICE}")
     assert "= 100 days" in text_of(assigned), text_of(assigned)
     await bot.issued(2)
     assert [record.code_days for record in bot.chat.sandbox.device(DEVICE).codes] == [1, 100]
