@@ -126,9 +126,9 @@ class SharedChatState(BaseUpdateProcessor):
     async def _load(self, user_id: int, update: Update) -> str | None:
         assert self.application is not None and self.db is not None and self.clock is not None
         async with self.db.read() as session:
-            data = await ledger.chat_state(session=session, user_id=user_id)
+            person, data = await ledger.person_and_chat_state(session=session, user_id=user_id)
             if self.people is not None:
-                await self.people.read_ahead(session, user_id)
+                await self.people.read_ahead(session, user_id, person)
         state = loads(data) if data else {}
         user_data = self.application.user_data[user_id]  # (created on first use, as PTB does)
         user_data.clear()

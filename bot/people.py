@@ -124,14 +124,18 @@ class People:
         async with self.db.read() as session:
             return await self._who_in(session, telegram_id)
 
-    async def read_ahead(self, session: ledger.AsyncSession, telegram_id: int) -> None:
-        """Find who ``telegram_id`` is in ``session`` (the read that loads their chat state), for this update's
-        first :meth:`who`."""
-        _READ_AHEAD.set((telegram_id, await self._who_in(session, telegram_id)))
+    async def read_ahead(self, session: ledger.AsyncSession, telegram_id: int, person: Person | None) -> None:
+        """Find who ``telegram_id`` is in ``session`` (the read that loads their chat state, and read their
+        ``person`` row with it), for this update's first :meth:`who`."""
+        _READ_AHEAD.set((telegram_id, await self._who_is(session, telegram_id, person)))
+
+    @classmethod
+    async def _who_in(cls, session: ledger.AsyncSession, telegram_id: int) -> Who:
+        return await cls._who_is(session, telegram_id, await ledger.get_person(session=session, telegram_id=telegram_id))
 
     @staticmethod
-    async def _who_in(session: ledger.AsyncSession, telegram_id: int) -> Who:
-        person = await ledger.get_person(session=session, telegram_id=telegram_id)
+    async def _who_is(session: ledger.AsyncSession, telegram_id: int, person: Person | None) -> Who:
+        """Who ``telegram_id`` is, their ``person`` row (if any) read."""
         if person is not None and person.active:
             return Who(Kind(person.role.value), person=person)
         customer = await ledger.customer_by_user(session=session, telegram_user_id=telegram_id)

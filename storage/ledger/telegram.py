@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import bindparam, delete, text, update
+from sqlalchemy import bindparam, delete, literal, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ChatMenu, ChatState, SendPace, TelegramUpdate, table_of
+from storage.models import ChatMenu, ChatState, Person, SendPace, TelegramUpdate, table_of
 
 
 class Delivery(StrEnum):
@@ -67,6 +67,22 @@ _CHAT_STATE = select(_CHAT_STATES.c.data).where(_CHAT_STATES.c.user_id == bindpa
 async def chat_state(*, session: AsyncSession, user_id: int) -> str | None:
     """The person's chat state as kept (JSON), or None."""
     return (await session.exec(_CHAT_STATE, params={"user_id": user_id})).first()  # type: ignore[call-overload]
+
+
+_PERSONS = table_of(Person)
+_PERSON_AND_CHAT_STATE = (
+    select(Person, _CHAT_STATE.scalar_subquery())
+    .select_from(select(literal(1).label("one")).subquery())
+    .outerjoin(Person, _PERSONS.c.telegram_id == bindparam("user_id"))
+)
+"""One row whether or not either is there: the person (or None, an outer join's empty side), and the state."""
+
+
+async def person_and_chat_state(*, session: AsyncSession, user_id: int) -> tuple[Person | None, str | None]:
+    """The person of Telegram user ``user_id`` (None if not one), and their chat state as kept (JSON, or None):
+    one statement, as every update starts with both."""
+    row = (await session.exec(_PERSON_AND_CHAT_STATE, params={"user_id": user_id})).one()  # type: ignore[call-overload]
+    return row[0], row[1]
 
 
 async def keep_chat_state(*, session: AsyncSession, user_id: int, data: str | None, now: datetime) -> None:
