@@ -23,8 +23,6 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import sessionmaker
-from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import sqlite_inline
@@ -96,8 +94,8 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         target = async_url(url)
-        self._inline_writes: sessionmaker[Session] | None = None
-        self._inline_reads: sessionmaker[Session] | None = None
+        self._inline_writes: sqlite_inline.HeldSessions | None = None
+        self._inline_reads: sqlite_inline.HeldSessions | None = None
         self._write_lock = asyncio.Lock()  # (inline: for the one writer connection, without blocking the loop)
         if is_sqlite(target):
             # No rollback when a connection goes back to the pool: the session has ended its transaction
@@ -108,8 +106,8 @@ class Database:
             if writer is not None and reader is not None:
                 self.writer: AsyncEngine | Engine = writer
                 self.reader: AsyncEngine | Engine = reader
-                self._inline_writes = sessionmaker(writer, class_=Session, expire_on_commit=False)
-                self._inline_reads = sessionmaker(reader, class_=Session, expire_on_commit=False)
+                self._inline_writes = sqlite_inline.HeldSessions(writer, keep=1)
+                self._inline_reads = sqlite_inline.HeldSessions(reader, keep=4)
             else:
                 self.writer = create_async_engine(target, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60,
                                                   pool_reset_on_return=None)
@@ -147,7 +145,7 @@ class Database:
                 yield session
             return
         async with self._write_lock:
-            with self._inline_writes() as sync_session, sync_session.begin():
+            with self._inline_writes.session() as sync_session, sync_session.begin():
                 yield sqlite_inline.InlineSession(sync_session)  # type: ignore[misc]
         assert self._checkpoints is not None
         self._checkpoints.written()
@@ -159,7 +157,7 @@ class Database:
             async with self._read_sessions() as session:
                 yield session
             return
-        with self._inline_reads() as sync_session:
+        with self._inline_reads.session() as sync_session:
             yield sqlite_inline.InlineSession(sync_session)  # type: ignore[misc]
 
     @asynccontextmanager
@@ -172,6 +170,9 @@ class Database:
     async def dispose(self) -> None:
         if self._checkpoints is not None:
             await self._checkpoints.close()
+        for held in (self._inline_writes, self._inline_reads):
+            if held is not None:
+                held.close()
         for engine in {id(e): e for e in (self.writer, self.reader, self.reporter)}.values():
             if isinstance(engine, AsyncEngine):
                 await engine.dispose()

@@ -20,10 +20,11 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
@@ -78,6 +79,34 @@ class Checkpoints:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+class HeldSessions:
+    """Sessions over connections kept out of the engine's pool between transactions: a session bound to a
+    connection in hand skips the pool's checkout and return, a quarter of a one-statement transaction's cost. As
+    many are kept idle as ``keep``; a connection is opened when none is idle (a reader never waits for another:
+    see :class:`storage.db.Database`). One that a failed rollback left in a transaction, or that SQLAlchemy
+    invalidated, goes back to the engine, closed."""
+
+    def __init__(self, engine: Engine, keep: int) -> None:
+        self.engine, self.keep = engine, keep
+        self._idle: list[Connection] = []
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        connection = self._idle.pop() if self._idle else self.engine.connect()
+        try:
+            with Session(bind=connection, expire_on_commit=False) as session:
+                yield session
+        finally:
+            if connection.invalidated or connection.in_transaction() or len(self._idle) >= self.keep:
+                connection.close()
+            else:
+                self._idle.append(connection)
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
 
 
 class InlineConnection:
