@@ -115,6 +115,33 @@ async def test_a_free_devices_request_is_claimed_by_its_own_admission(engine: Is
     assert [row.status for row in await requests(db)] == [Status.ISSUED, Status.ISSUED]
 
 
+async def test_an_update_asking_twice_makes_one_request_and_its_admission_is_three_statements(
+    engine: IssuingEngine, db: Database, clock: ManualClock
+) -> None:
+    """A request is admitted in three statements: the device, its limits read with whether its plan is paid off
+    and whether its update was handled already, and the new row. The same update again (Telegram sends one again
+    after a crash) gets the first one's request; the same key two days later is another update."""
+    await engine.request(DEVICE, CodeKind.DAYS, 1)  # (the device in the ledger, its statements compiled once)
+    await engine.drain()
+    statements: list[str] = []
+
+    def executed(_connection: object, _cursor: object, sql: str, *_: object) -> None:
+        statements.append(sql.split()[0])
+
+    event.listen(sync_engine(db.writer), "before_cursor_execute", executed)
+    try:
+        first = await engine.request(DEVICE, CodeKind.DAYS, 3, key="tg:41")
+    finally:
+        event.remove(sync_engine(db.writer), "before_cursor_execute", executed)
+    assert statements == ["SELECT", "SELECT", "INSERT"], statements
+    again = await engine.request(DEVICE, CodeKind.DAYS, 3, key="tg:41")
+    assert isinstance(first, Accepted) and isinstance(again, Accepted) and again.request_id == first.request_id
+    assert len(await requests(db)) == 2
+    clock.advance(days=2, seconds=1)
+    later = await engine.request(DEVICE, CodeKind.DAYS, 3, key="tg:41")
+    assert isinstance(later, Accepted) and later.request_id != first.request_id and len(await requests(db)) == 3
+
+
 async def test_a_code_answered_after_its_device_row_was_merged_into_another_is_recorded_on_that_row(
     engine: IssuingEngine, erm_sandbox: ErmSandbox, db: Database, clock: ManualClock
 ) -> None:

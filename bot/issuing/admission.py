@@ -130,12 +130,12 @@ class Admission:
                     assert device_id is not None
                 else:
                     device = await ledger.lock_device(session=session, device_id=device_id)
-                if key is not None and (made := await ledger.request_by_key(session=session, key=key,
-                                                                            since=now - KEYS_KEPT)) is not None:
+                load = await self.quota.admission_load(session, device_id, now, key, since=now - KEYS_KEPT)
+                if key is not None and load.made_for_key and (
+                        made := await ledger.request_by_key(session=session, key=key, since=now - KEYS_KEPT)):
                     log.info("request %s was made for %s already", made.id, key)
                     return Accepted(made.id, made.device_ref, made.kind, made.days,
                                     await self.quota.eta(session, device, now))
-                load = await self.quota.load(session, device_id, now)
                 refusal = await self.quota.check(session, device, device_ref, kind, days, now, load)
                 if refusal is not None:
                     await ledger.add_request(session=session, request=_refused_row(

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from bot.issuing import limits
 from bot.issuing.outcomes import Reason, Refused
 from storage import ledger
-from storage.models import CodeKind, Device, PlanStatus
+from storage.models import CodeKind, Device
 
 
 class Quota:
@@ -23,18 +23,15 @@ class Quota:
 
     async def check(
         self, session: ledger.AsyncSession, device: Device, ref: str, kind: CodeKind, days: int | None, now: datetime,
-        load: ledger.DeviceLoad | None = None,
+        load: ledger.DeviceLoad,
     ) -> Refused | None:
         """Why an unpaid request may not be queued now (and what is possible instead), or None (``load``: the
-        device's, read in this transaction already)."""
-        assert device.id is not None
+        device's, read in this transaction by :meth:`admission_load`)."""
+        assert device.id is not None and load.paid_off is not None
         if kind is CodeKind.DAYS and device.unlocked:
             return Refused(Reason.UNLOCKED, ref)
-        if kind is CodeKind.DAYS:
-            plan = await ledger.current_plan(session=session, device_id=device.id)
-            if plan is not None and plan.status is PlanStatus.PAID_OFF:
-                return Refused(Reason.PAID_OFF, ref)
-        load = load if load is not None else await self.load(session, device.id, now)
+        if kind is CodeKind.DAYS and load.paid_off:
+            return Refused(Reason.PAID_OFF, ref)
         slot = await self.daily_slot(session, device.id, now, load)
         if slot > now:
             return Refused(Reason.DAILY_LIMIT, ref, possible_at=slot)
@@ -48,6 +45,14 @@ class Quota:
     async def load(self, session: ledger.AsyncSession, device_id: int, now: datetime) -> ledger.DeviceLoad:
         day_start, day_end = limits.local_day(now, self.limits.tz)
         return await ledger.device_load(session=session, device_id=device_id, day_start=day_start, day_end=day_end)
+
+    async def admission_load(self, session: ledger.AsyncSession, device_id: int, now: datetime, key: str | None,
+                             since: datetime) -> ledger.DeviceLoad:
+        """The device's load, with whether its plan is paid off and whether a request was made for ``key`` since
+        ``since``, as :meth:`check` and the admission of a request ask (one statement)."""
+        day_start, day_end = limits.local_day(now, self.limits.tz)
+        return await ledger.admission_load(session=session, device_id=device_id, day_start=day_start, day_end=day_end,
+                                           key=key, since=since)
 
     async def fit_paid(
         self, session: ledger.AsyncSession, device: Device, days: int, now: datetime

@@ -130,6 +130,7 @@ from storage.ledger.reports import (
 from storage.ledger.requests import (
     DeviceLoad,
     add_request,
+    admission_load,
     claim,
     claim_deliveries,
     claim_settlements,
@@ -234,6 +235,7 @@ __all__ = [
     "defer",
     "device_aliases",
     "item_details",
+    "admission_load",
     "device_load",
     "devices_holding_codes",
     "devices_with_prepaid",

@@ -7,7 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, Select, bindparam, case, func, insert, literal, or_, union_all, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,9 +28,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import (
     GENERATED_STATUSES,
     OPEN_STATUSES,
+    PLAN_IS_CURRENT,
     CodeKind,
     CodeRequest,
     Device,
+    Plan,
     Status,
     table_of,
 )
@@ -38,6 +53,10 @@ class DeviceLoad:
     open_count: int
     pending_days: int
     """Days asked for but not yet generated."""
+    paid_off: bool | None = None
+    """Whether the device's current plan is paid off (None: not read, as by :func:`device_load`)."""
+    made_for_key: bool | None = None
+    """Whether a request was made for the key already (None: not read, as by :func:`device_load`)."""
 
 
 def _among(column: Any, statuses: Sequence[Status]) -> Any:
@@ -46,9 +65,9 @@ def _among(column: Any, statuses: Sequence[Status]) -> Any:
     return column.in_([literal(status, type_=_REQUESTS.c.status.type) for status in statuses])
 
 
-def _device_load_query() -> Select[Any]:
+def _device_load_query(*also: Any) -> Select[Any]:
     """The limits' query (:func:`device_load`), built once (building it costs more than SQLite's answer), on the
-    table's columns (no ORM: see :func:`storage.models.table_of`)."""
+    table's columns (no ORM: see :func:`storage.models.table_of`); ``also``: more columns."""
     device, day_start, day_end = bindparam("device_id"), bindparam("day_start"), bindparam("day_end")
     columns = (_REQUESTS.c.status, _REQUESTS.c.not_before, _REQUESTS.c.days, _REQUESTS.c.kind)
     open_rows = select(*columns).where(_REQUESTS.c.device_id == device, _among(_REQUESTS.c.status, OPEN_STATUSES))
@@ -62,10 +81,18 @@ def _device_load_query() -> Select[Any]:
         func.count().filter(is_open, rows.c.not_before < day_end),
         func.count().filter(is_open),
         func.coalesce(func.sum(rows.c.days).filter(is_open, rows.c.kind == CodeKind.DAYS), 0),
+        *also,
     )
 
 
 _DEVICE_LOAD = _device_load_query()
+_PLANS = table_of(Plan)
+_ADMISSION_LOAD = _device_load_query(
+    # the current plan (PLAN_IS_CURRENT written out: the partial index that keeps one a device serves it)
+    exists().where(_PLANS.c.device_id == bindparam("device_id"), PLAN_IS_CURRENT,
+                   _PLANS.c.status == literal_column("'PAID_OFF'")),
+    exists().where(_REQUESTS.c.request_key == bindparam("key"), _REQUESTS.c.created_at >= bindparam("since")),
+)
 
 
 async def device_load(*, session: AsyncSession, device_id: int, day_start: datetime, day_end: datetime) -> DeviceLoad:
@@ -75,6 +102,17 @@ async def device_load(*, session: AsyncSession, device_id: int, day_start: datet
                                                        "day_end": day_end})
     generated, open_today, open_count, pending = result.one()
     return DeviceLoad(int(generated), int(open_today), int(open_count), int(pending))
+
+
+async def admission_load(*, session: AsyncSession, device_id: int, day_start: datetime, day_end: datetime,
+                         key: str | None, since: datetime) -> DeviceLoad:
+    """:func:`device_load`, and in the same query what else admitting a request asks of the ledger: whether the
+    device's plan is paid off, and whether a request was made for ``key`` since ``since`` (an update handled
+    twice). On the way of every code: a statement is worth more than SQLite's answer to it."""
+    result = await session.exec(_ADMISSION_LOAD, params={  # type: ignore[call-overload]
+        "device_id": device_id, "day_start": day_start, "day_end": day_end, "key": key, "since": since})
+    generated, open_today, open_count, pending, paid_off, made = result.one()
+    return DeviceLoad(int(generated), int(open_today), int(open_count), int(pending), bool(paid_off), bool(made))
 
 
 async def open_between(*, session: AsyncSession, device_id: int, start: datetime, end: datetime) -> int:
