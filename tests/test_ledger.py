@@ -405,6 +405,31 @@ async def test_two_rows_found_to_be_one_device_are_merged_keeping_every_request(
     assert kept is not None and kept.credit_until == NOW + timedelta(days=20) and gone is None
 
 
+async def test_a_request_is_locked_with_whether_its_device_has_another_waiting(db: Database) -> None:
+    async with db.write() as session:
+        mine, _ = await ledger.add_device(session=session, ids=["QUEUE1"], now=NOW)
+        other, _ = await ledger.add_device(session=session, ids=["QUEUE2"], now=NOW)
+        assert mine.id is not None and other.id is not None
+        made = [await ledger.add_request(session=session, request=CodeRequest(
+            device_id=device.id or 0, device_ref=ref, kind=CodeKind.DAYS, days=1, not_before=NOW, created_at=NOW,
+            status=status)) for device, ref, status in ((mine, "QUEUE1", Status.SENDING), (mine, "QUEUE1", Status.QUEUED),
+                                                        (other, "QUEUE2", Status.QUEUED))]
+    sending, queued, elsewhere = (request.id or 0 for request in made)
+
+    async def locked(request_id: int) -> tuple[int | None, bool]:
+        async with db.write() as session:
+            request, waiting = await ledger.lock_request_with_queue(session=session, request_id=request_id)
+            return (None if request is None else request.id), waiting
+
+    assert await locked(sending) == (sending, True)
+    async with db.write() as session:
+        await ledger.update_row(session=session, row=await ledger.lock_request(session=session, request_id=queued),
+                                status=Status.ISSUED)
+    assert await locked(sending) == (sending, False)  # (another device's queue is not this one's)
+    assert await locked(elsewhere) == (elsewhere, False)  # (itself is not "another")
+    assert await locked(999_999) == (None, False)
+
+
 async def test_merged_rows_keep_their_plans_and_debt(db: Database) -> None:
     async with db.write() as session:
         oem, _ = await ledger.add_device(session=session, ids=["OEM2"], now=NOW)

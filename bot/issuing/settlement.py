@@ -145,7 +145,7 @@ class Settlement:
         request moved on meanwhile (another process settled it); :class:`_Moved` if it is another device's now."""
         async with self.db.write() as session:
             device = await ledger.lock_device_if_any(session=session, device_id=device_id)
-            request = await ledger.lock_request(session=session, request_id=request_id)
+            request, queued = await ledger.lock_request_with_queue(session=session, request_id=request_id)
             assert request is not None
             if device is None or request.device_id != device.id:
                 raise _Moved(request.device_id)  # (nothing written: the transaction is rolled back)
@@ -165,7 +165,7 @@ class Settlement:
                 erm_code_number=number, issued_at=now, credit_until=credit_until, reason=None,
                 not_before=now + DELIVERY_LEASE if self.handover.notify is not None else now)
             await self.handover.read_ahead(session, request, device)
-            return request, await ledger.has_queued(session=session, device_id=device_id)
+            return request, queued
 
     async def _finish(self, request_id: int, status: Status, reason: str, *, attempt: int | None) -> None:
         now = self.clock.now()

@@ -287,13 +287,20 @@ async def mark_delivered(*, session: AsyncSession, request_ids: Sequence[int], n
     await session.exec(_MARK_DELIVERED, params={"request_ids": list(request_ids), "now": now})  # type: ignore[call-overload]
 
 
-_HAS_QUEUED = select(_REQUESTS.c.id).where(_REQUESTS.c.device_id == bindparam("device_id"),
-                                           _REQUESTS.c.status == Status.QUEUED).limit(1)
+_QUEUED = _REQUESTS.alias("queued")
+_LOCK_REQUEST_WITH_QUEUE = (
+    select(CodeRequest, exists().where(_QUEUED.c.device_id == CodeRequest.device_id,
+                                       _QUEUED.c.status == Status.QUEUED, _QUEUED.c.id != CodeRequest.id))
+    .where(CodeRequest.id == bindparam("request_id")).with_for_update(of=CodeRequest)
+    .execution_options(populate_existing=True)
+)
 
 
-async def has_queued(*, session: AsyncSession, device_id: int) -> bool:
-    """Whether the device has a request waiting its turn."""
-    return (await session.exec(_HAS_QUEUED, params={"device_id": device_id})).first() is not None  # type: ignore[call-overload]
+async def lock_request_with_queue(*, session: AsyncSession, request_id: int) -> tuple[CodeRequest | None, bool]:
+    """:func:`lock_request`, and whether the request's device has another waiting its turn (QUEUED), in one
+    statement: recording a code asks both."""
+    row = (await session.exec(_LOCK_REQUEST_WITH_QUEUE, params={"request_id": request_id})).first()  # type: ignore[call-overload]
+    return (None, False) if row is None else (row[0], bool(row[1]))
 
 
 async def claim_settlements(*, session: AsyncSession, request_ids: Sequence[int], now: datetime,
