@@ -7,7 +7,8 @@ repetitions each:
 - ``engine.request()`` for a known device, end to end: device lookup, the daily-slot and stacking
   checks, the new row and the ETA, in one write transaction (the ERM is an ``httpx.MockTransport``
   that fails every call, so no network is involved, and nothing pumps);
-- the check alone: ``ledger.device_load`` (today's codes, what is queued, pending days), one query;
+- the check alone: ``ledger.admission_load`` (today's codes, what is queued, pending days, whether the plan is paid
+  off, whether the update was handled already), one query;
 - the pump's ``due_requests`` over the whole queue.
 
 It prints p50/p95/p99 in ms (target: under 5 ms for one check) and the database's size on disk.
@@ -194,9 +195,9 @@ async def main(rows: int, devices: int, repeat: int, postgresql: str | None) -> 
             async def check(index: int) -> int:
                 device_id = 1 + index % devices
                 day_start, day_end = limits.local_day(now, settings.tz)
-                async with db.read() as session:
-                    load = await ledger.device_load(session=session, device_id=device_id, day_start=day_start,
-                                                    day_end=day_end)
+                async with db.read() as session:  # (as a request's admission reads it: the plan and the key too)
+                    load = await ledger.admission_load(session=session, device_id=device_id, day_start=day_start,
+                                                       day_end=day_end, key=f"tg:{index}", since=now - timedelta(days=2))
                 return load.generated_today + load.open_today + load.pending_days
 
             async def due(index: int) -> int:
@@ -222,7 +223,7 @@ async def main(rows: int, devices: int, repeat: int, postgresql: str | None) -> 
           f"{devices:,} devices, {OPEN_ROWS} still queued; bulk load {load_seconds:.1f} s "
           f"({rows / load_seconds:,.0f} rows/s)" + ("; on disk " + ", ".join(
               f"{name} {size / 1e6:.1f} MB" for name, size in sorted(sizes.items())) if sizes else ""))
-    print(line("limit check (daily slot + stacking, one query)", check_ms))
+    print(line("limit check (daily slot, stacking, plan, key: one query)", check_ms))
     print(line("engine.request() end to end (one write txn)", request_ms, request_outcomes))
     print(line(f"due_requests for the pump ({due_found} due)", due_ms))
 
