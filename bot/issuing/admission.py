@@ -131,8 +131,9 @@ class Admission:
                 else:
                     device = await ledger.lock_device(session=session, device_id=device_id)
                 load = await self.quota.admission_load(session, device_id, now, key, since=now - KEYS_KEPT)
-                if key is not None and load.made_for_key and (
-                        made := await ledger.request_by_key(session=session, key=key, since=now - KEYS_KEPT)):
+                made = (await ledger.request_by_key(session=session, key=key, since=now - KEYS_KEPT)
+                        if key is not None and load.made_for_key else None)
+                if made is not None:  # the same update again: its request, as it was answered
                     log.info("request %s was made for %s already", made.id, key)
                     return Accepted(made.id, made.device_ref, made.kind, made.days,
                                     await self.quota.eta(session, device, now))

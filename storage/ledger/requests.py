@@ -28,7 +28,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import (
     GENERATED_STATUSES,
     OPEN_STATUSES,
-    PLAN_IS_CURRENT,
     CodeKind,
     CodeRequest,
     Device,
@@ -88,9 +87,8 @@ def _device_load_query(*also: Any) -> Select[Any]:
 _DEVICE_LOAD = _device_load_query()
 _PLANS = table_of(Plan)
 _ADMISSION_LOAD = _device_load_query(
-    # the current plan (PLAN_IS_CURRENT written out: the partial index that keeps one a device serves it)
-    exists().where(_PLANS.c.device_id == bindparam("device_id"), PLAN_IS_CURRENT,
-                   _PLANS.c.status == literal_column("'PAID_OFF'")),
+    # a paid-off plan is the device's current one (the status written out, not a parameter: see PLAN_IS_CURRENT)
+    exists().where(_PLANS.c.device_id == bindparam("device_id"), _PLANS.c.status == literal_column("'PAID_OFF'")),
     exists().where(_REQUESTS.c.request_key == bindparam("key"), _REQUESTS.c.created_at >= bindparam("since")),
 )
 
