@@ -55,7 +55,9 @@ def inside(count: int) -> None:
             callgrind("off")
 
     bench.StandIns.days = counted  # type: ignore[method-assign]
-    samples = asyncio.run(bench.run(count, len(bench.AGENTS), 0.2, False))
+    # (no wait for the start-up jobs: under valgrind the first update after that wait went unanswered for 15 s, the
+    # cause not found; the measured updates are counted as before)
+    samples = asyncio.run(bench.run(count, len(bench.AGENTS), 0.2, False, started=0.0))
     print(f"updates measured: {len(samples)}")
 
 
