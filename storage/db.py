@@ -106,8 +106,8 @@ class Database:
             if writer is not None and reader is not None:
                 self.writer: AsyncEngine | Engine = writer
                 self.reader: AsyncEngine | Engine = reader
-                self._inline_writes = sqlite_inline.HeldSessions(writer, keep=1)
-                self._inline_reads = sqlite_inline.HeldSessions(reader, keep=4)
+                self._inline_writes = sqlite_inline.HeldSessions(writer)
+                self._inline_reads = sqlite_inline.HeldSessions(reader)
             else:
                 self.writer = create_async_engine(target, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60,
                                                   pool_reset_on_return=None)

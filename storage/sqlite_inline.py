@@ -84,12 +84,13 @@ class Checkpoints:
 class HeldSessions:
     """Sessions over connections kept out of the engine's pool between transactions: a session bound to a
     connection in hand skips the pool's checkout and return, a quarter of a one-statement transaction's cost. As
-    many are kept idle as ``keep``; a connection is opened when none is idle (a reader never waits for another:
-    see :class:`storage.db.Database`). One that a failed rollback left in a transaction, or that SQLAlchemy
-    invalidated, goes back to the engine, closed."""
+    many are kept idle as the engine's pool holds (its ``pool_size``); a connection is opened when none is idle (a
+    reader never waits for another: see :class:`storage.db.Database`). One that a failed rollback left in a
+    transaction, or that SQLAlchemy invalidated, goes back to the engine, closed."""
 
-    def __init__(self, engine: Engine, keep: int) -> None:
-        self.engine, self.keep = engine, keep
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.keep: int = engine.pool.size()  # type: ignore[attr-defined]
         self._idle: list[Connection] = []
 
     @contextmanager

@@ -286,7 +286,7 @@ async def mark_delivered(*, session: AsyncSession, request_ids: Sequence[int], n
 
 
 _QUEUED = _REQUESTS.alias("queued")
-_LOCK_REQUEST_WITH_QUEUE = (
+_LOCK_REQUEST_WITH_QUEUE = (  # (not _REQUEST plus a column: SQLModel's select of one model yields the model alone)
     select(CodeRequest, exists().where(_QUEUED.c.device_id == CodeRequest.device_id,
                                        _QUEUED.c.status == Status.QUEUED, _QUEUED.c.id != CodeRequest.id))
     .where(CodeRequest.id == bindparam("request_id")).with_for_update(of=CodeRequest)
