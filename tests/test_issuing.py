@@ -21,6 +21,7 @@ from storage import ledger
 from storage.db import Database, sync_engine
 from storage.models import CodeKind, CodeRequest, Device, Payment, PaymentStatus, Status
 from tests.support import erm as erm_support
+from tests.support.databases import statements
 from tests.support.erm import ErmPaths
 from tests.support.settings import make_settings
 from tests.support.waiting import eventually
@@ -123,17 +124,9 @@ async def test_an_update_asking_twice_makes_one_request_and_its_admission_is_thr
     after a crash) gets the first one's request; the same key two days later is another update."""
     await engine.request(DEVICE, CodeKind.DAYS, 1)  # (the device in the ledger, its statements compiled once)
     await engine.drain()
-    statements: list[str] = []
-
-    def executed(_connection: object, _cursor: object, sql: str, *_: object) -> None:
-        statements.append(sql.split()[0])
-
-    event.listen(sync_engine(db.writer), "before_cursor_execute", executed)
-    try:
+    with statements(db) as admitted:
         first = await engine.request(DEVICE, CodeKind.DAYS, 3, key="tg:41")
-    finally:
-        event.remove(sync_engine(db.writer), "before_cursor_execute", executed)
-    assert statements == ["SELECT", "SELECT", "INSERT"], statements
+    assert admitted == ["SELECT", "SELECT", "INSERT"], admitted
     again = await engine.request(DEVICE, CodeKind.DAYS, 3, key="tg:41")
     assert isinstance(first, Accepted) and isinstance(again, Accepted) and again.request_id == first.request_id
     assert len(await requests(db)) == 2

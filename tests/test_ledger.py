@@ -27,6 +27,7 @@ from storage.migrate import alembic_config, current_revision, head_revision, upg
 from storage.models import CodeKind, CodeRequest, Customer, Payment, Plan, PlanStatus, Role, Status
 from storage.sqlite_inline import CHECKPOINT_EVERY, WRITER_CHECKPOINT_PAGES
 from tests.support.cli import run
+from tests.support.databases import statements
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
@@ -276,22 +277,14 @@ async def test_update_row_writes_its_columns_only_and_leaves_the_object_as_the_l
     async with db.write() as session:
         device, _ = await ledger.add_device(session=session, ids=["D1"], now=NOW, label="first")
         other, _ = await ledger.add_device(session=session, ids=["D2"], now=NOW, label="second")
-    statements: list[str] = []
-
-    def seen(_connection: object, _cursor: object, sql: str, *_: object) -> None:
-        statements.append(sql.split()[0])
-
     async with db.write() as session:
         assert device.id is not None
         locked = await ledger.lock_device(session=session, device_id=device.id)
-        event.listen(sync_engine(db.writer), "before_cursor_execute", seen)
-        try:
+        with statements(db) as written:
             await ledger.update_row(session=session, row=locked, credit_until=later, unlocked=True)
             assert (locked.credit_until, locked.unlocked, locked.label) == (later, True, "first")
             await session.flush()
-        finally:
-            event.remove(sync_engine(db.writer), "before_cursor_execute", seen)
-    assert statements == ["UPDATE"]
+    assert written == ["UPDATE"]
     async with db.read() as session:
         assert other.id is not None
         fresh = await ledger.get_device(session=session, device_id=device.id)

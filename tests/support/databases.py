@@ -13,19 +13,38 @@ import itertools
 import os
 import shutil
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from storage.db import Database, sync_engine
 from storage.migrate import upgrade
 
 VARIABLE = "PAYGBOT_TEST_POSTGRESQL_URL"
 _names = itertools.count()
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """The first word of each statement ``db``'s writer runs meanwhile (``SELECT``, ``UPDATE``, …), in order."""
+    seen: list[str] = []
+
+    def executed(_connection: object, _cursor: object, sql: str, *_: object) -> None:
+        seen.append(sql.split()[0])
+
+    engine = sync_engine(db.writer)
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
 
 
 def postgresql_url() -> str | None:
