@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, or_, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.ledger.rows import loaded, row_columns
 from storage.models import (
     GENERATED_STATUSES,
     OPEN_STATUSES,
@@ -26,7 +27,9 @@ from storage.models import (
     PlanEvent,
     PlanStatus,
     Status,
+    table_of,
 )
+from storage.prepared import prepared
 
 # -- devices ----------------------------------------------------------------------------------
 
@@ -40,18 +43,18 @@ async def hold_device_directory(*, session: AsyncSession) -> None:
         await session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=_DEVICE_DIRECTORY_LOCK))  # type: ignore[call-overload]
 
 
-_FIND_DEVICE = select(Device).join(DeviceAlias, col(DeviceAlias.device_id) == col(Device.id)).where(
-    DeviceAlias.alias == bindparam("ref"))
-
-
-_FIND_LOCKED_DEVICE = _FIND_DEVICE.with_for_update(of=Device).execution_options(populate_existing=True)
+_DEVICES, _ALIASES = table_of(Device), table_of(DeviceAlias)
+_FIND_DEVICE = prepared(select(*row_columns(Device)).join(_ALIASES, _ALIASES.c.device_id == _DEVICES.c.id)
+                        .where(_ALIASES.c.alias == bindparam("ref")))
+_FIND_LOCKED_DEVICE = _FIND_DEVICE.with_for_update(of=_DEVICES)
 
 
 async def find_device(*, session: AsyncSession, ref: str, lock: bool = False) -> Device | None:
     """The device known by ``ref`` (any of its ids), or None; with ``lock``, fresh and locked for a
     read-modify-write, as :func:`lock_device` (one statement for both)."""
     query = _FIND_LOCKED_DEVICE if lock else _FIND_DEVICE
-    return (await session.exec(query, params={"ref": ref})).first()  # type: ignore[call-overload]
+    row = (await session.exec(query, params={"ref": ref})).first()  # type: ignore[call-overload]
+    return None if row is None else loaded(session, Device, row, refresh=lock)
 
 
 class NewDevice(NamedTuple):
@@ -251,12 +254,14 @@ async def device_aliases(*, session: AsyncSession, device_id: int) -> list[str]:
     return list((await session.exec(query)).all())
 
 
-_DEVICE = select(Device).where(Device.id == bindparam("device_id")).execution_options(populate_existing=True)
+_DEVICE = prepared(select(*row_columns(Device)).where(_DEVICES.c.id == bindparam("device_id")))
 _LOCK_DEVICE = _DEVICE.with_for_update()
 
 
 async def get_device(*, session: AsyncSession, device_id: int) -> Device | None:
-    return (await session.exec(_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
+    """The device row, fresh (an object the session held already takes the values read)."""
+    row = (await session.exec(_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
+    return None if row is None else loaded(session, Device, row, refresh=True)
 
 
 async def lock_device(*, session: AsyncSession, device_id: int) -> Device:
@@ -268,7 +273,8 @@ async def lock_device(*, session: AsyncSession, device_id: int) -> Device:
 
 async def lock_device_if_any(*, session: AsyncSession, device_id: int) -> Device | None:
     """As :func:`lock_device`, for a device that may have been merged into another since its id was read."""
-    return (await session.exec(_LOCK_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
+    row = (await session.exec(_LOCK_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
+    return None if row is None else loaded(session, Device, row, refresh=True)
 
 
 async def devices_with_prepaid(*, session: AsyncSession) -> list[int]:

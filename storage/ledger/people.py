@@ -19,6 +19,7 @@ from storage.models import (
     Role,
     table_of,
 )
+from storage.prepared import prepared
 
 # -- people -----------------------------------------------------------------------------------
 
@@ -81,8 +82,8 @@ async def set_customer_language(*, session: AsyncSession, customer_id: int, lang
 
 
 _PEOPLE, _CUSTOMERS = table_of(Person), table_of(Customer)
-_READER = select(_PEOPLE.c.language, _PEOPLE.c.active).where(_PEOPLE.c.telegram_id == bindparam("chat_id"))
-_CUSTOMER_LANGUAGE = select(_CUSTOMERS.c.language).where(_CUSTOMERS.c.chat_id == bindparam("chat_id"))
+_READER = prepared(select(_PEOPLE.c.language, _PEOPLE.c.active).where(_PEOPLE.c.telegram_id == bindparam("chat_id")))
+_CUSTOMER_LANGUAGE = prepared(select(_CUSTOMERS.c.language).where(_CUSTOMERS.c.chat_id == bindparam("chat_id")))
 
 
 async def reader_of_chat(*, session: AsyncSession, chat_id: int) -> tuple[str | None, bool]:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.ledger.rows import loaded, row_columns
 from storage.models import (
     GENERATED_STATUSES,
     OPEN_STATUSES,
@@ -35,6 +36,7 @@ from storage.models import (
     Status,
     table_of,
 )
+from storage.prepared import prepared
 
 # -- code requests: what the limits need -----------------------------------------------------
 
@@ -84,13 +86,13 @@ def _device_load_query(*also: Any) -> Select[Any]:
     )
 
 
-_DEVICE_LOAD = _device_load_query()
+_DEVICE_LOAD = prepared(_device_load_query())
 _PLANS = table_of(Plan)
-_ADMISSION_LOAD = _device_load_query(
+_ADMISSION_LOAD = prepared(_device_load_query(
     # a paid-off plan is the device's current one (the status written out, not a parameter: see PLAN_IS_CURRENT)
     exists().where(_PLANS.c.device_id == bindparam("device_id"), _PLANS.c.status == literal_column("'PAID_OFF'")),
     exists().where(_REQUESTS.c.request_key == bindparam("key"), _REQUESTS.c.created_at >= bindparam("since")),
-)
+))
 
 
 async def device_load(*, session: AsyncSession, device_id: int, day_start: datetime, day_end: datetime) -> DeviceLoad:
@@ -124,8 +126,9 @@ async def open_between(*, session: AsyncSession, device_id: int, start: datetime
     return (await session.exec(query)).one()
 
 
-_INSERT_REQUEST = insert(_REQUESTS).returning(_REQUESTS.c.id)
 _REQUEST_COLUMNS = [column.key for column in _REQUESTS.columns if column.key != "id"]
+_INSERT_REQUEST = prepared(insert(_REQUESTS).values({key: bindparam(key) for key in _REQUEST_COLUMNS})
+                           .returning(_REQUESTS.c.id))
 
 
 async def add_request(*, session: AsyncSession, request: CodeRequest) -> CodeRequest:
@@ -239,15 +242,16 @@ async def defer(*, session: AsyncSession, request_id: int, not_before: datetime)
     )
 
 
-_REQUEST = (select(CodeRequest).where(CodeRequest.id == bindparam("request_id"))
-            .execution_options(populate_existing=True))
+_REQUEST = prepared(select(*row_columns(CodeRequest)).where(_REQUESTS.c.id == bindparam("request_id")))
 _LOCK_REQUEST = _REQUEST.with_for_update()
-_BY_KEY = select(_REQUESTS.c.id, _REQUESTS.c.device_ref, _REQUESTS.c.kind, _REQUESTS.c.days).where(
-    _REQUESTS.c.request_key == bindparam("key"), _REQUESTS.c.created_at >= bindparam("since"))
+_BY_KEY = prepared(select(_REQUESTS.c.id, _REQUESTS.c.device_ref, _REQUESTS.c.kind, _REQUESTS.c.days).where(
+    _REQUESTS.c.request_key == bindparam("key"), _REQUESTS.c.created_at >= bindparam("since")))
 
 
 async def get_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
-    return (await session.exec(_REQUEST, params={"request_id": request_id})).first()  # type: ignore[call-overload]
+    """The request row, fresh (an object the session held already takes the values read)."""
+    row = (await session.exec(_REQUEST, params={"request_id": request_id})).first()  # type: ignore[call-overload]
+    return None if row is None else loaded(session, CodeRequest, row, refresh=True)
 
 
 class KeyedRequest(NamedTuple):
@@ -269,7 +273,8 @@ async def request_by_key(*, session: AsyncSession, key: str, since: datetime) ->
 async def lock_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
     """The request row, fresh, for a read-modify-write: another process's outcome for it waits (PostgreSQL;
     SQLite's one writer serialises these anyway). Lock the device first where both are locked."""
-    return (await session.exec(_LOCK_REQUEST, params={"request_id": request_id})).first()  # type: ignore[call-overload]
+    row = (await session.exec(_LOCK_REQUEST, params={"request_id": request_id})).first()  # type: ignore[call-overload]
+    return None if row is None else loaded(session, CodeRequest, row, refresh=True)
 
 
 _MARK_DELIVERED = (  # (no ORM: nothing in the session to keep in step, see storage.models.table_of)
@@ -286,11 +291,10 @@ async def mark_delivered(*, session: AsyncSession, request_ids: Sequence[int], n
 
 
 _QUEUED = _REQUESTS.alias("queued")
-_LOCK_REQUEST_WITH_QUEUE = (  # (not _REQUEST plus a column: SQLModel's select of one model yields the model alone)
-    select(CodeRequest, exists().where(_QUEUED.c.device_id == CodeRequest.device_id,
-                                       _QUEUED.c.status == Status.QUEUED, _QUEUED.c.id != CodeRequest.id))
-    .where(CodeRequest.id == bindparam("request_id")).with_for_update(of=CodeRequest)
-    .execution_options(populate_existing=True)
+_LOCK_REQUEST_WITH_QUEUE = prepared(
+    select(*row_columns(CodeRequest), exists().where(_QUEUED.c.device_id == _REQUESTS.c.device_id,
+                                                     _QUEUED.c.status == Status.QUEUED, _QUEUED.c.id != _REQUESTS.c.id))
+    .where(_REQUESTS.c.id == bindparam("request_id")).with_for_update(of=_REQUESTS)
 )
 
 
@@ -298,7 +302,9 @@ async def lock_request_with_queue(*, session: AsyncSession, request_id: int) -> 
     """:func:`lock_request`, and whether the request's device has another waiting its turn (QUEUED), in one
     statement: recording a code asks both."""
     row = (await session.exec(_LOCK_REQUEST_WITH_QUEUE, params={"request_id": request_id})).first()  # type: ignore[call-overload]
-    return (None, False) if row is None else (row[0], bool(row[1]))
+    if row is None:
+        return None, False
+    return loaded(session, CodeRequest, row[:-1], refresh=True), bool(row[-1])
 
 
 async def claim_settlements(*, session: AsyncSession, request_ids: Sequence[int], now: datetime,

@@ -13,7 +13,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.ledger.rows import loaded, row_columns
 from storage.models import ChatMenu, ChatState, Person, SendPace, TelegramUpdate, table_of
+from storage.prepared import prepared
 
 
 class Delivery(StrEnum):
@@ -70,19 +72,21 @@ async def chat_state(*, session: AsyncSession, user_id: int) -> str | None:
 
 
 _PERSONS = table_of(Person)
-_PERSON_AND_CHAT_STATE = (
-    select(Person, _CHAT_STATE.scalar_subquery())
+_PERSON_AND_CHAT_STATE = prepared(
+    select(*row_columns(Person), _CHAT_STATE.scalar_subquery())
     .select_from(select(literal(1).label("one")).subquery())
-    .outerjoin(Person, _PERSONS.c.telegram_id == bindparam("user_id"))
+    .outerjoin(_PERSONS, _PERSONS.c.telegram_id == bindparam("user_id"))
 )
-"""One row whether or not either is there: the person (or None, an outer join's empty side), and the state."""
+"""One row whether or not either is there: the person (all None, an outer join's empty side), and the state."""
+_PERSON_ID = [column.key for column in row_columns(Person)].index("id")
 
 
 async def person_and_chat_state(*, session: AsyncSession, user_id: int) -> tuple[Person | None, str | None]:
     """The person of Telegram user ``user_id`` (None if not one), and their chat state as kept (JSON, or None):
     one statement, as every update starts with both."""
     row = (await session.exec(_PERSON_AND_CHAT_STATE, params={"user_id": user_id})).one()  # type: ignore[call-overload]
-    return row[0], row[1]
+    person = None if row[_PERSON_ID] is None else loaded(session, Person, row[:-1], refresh=False)
+    return person, row[-1]
 
 
 async def keep_chat_state(*, session: AsyncSession, user_id: int, data: str | None, now: datetime) -> None:
