@@ -162,54 +162,73 @@ async def due_with_last_generation(
     *, session: AsyncSession, now: datetime, gap_edge: datetime, exclude: Sequence[int], limit: int
 ) -> list[tuple[CodeRequest, datetime | None]]:
     """:func:`due_requests`, each with its device's last generation (the pump's: when its gap ends)."""
-    rows = (await session.exec(_DUE, params={  # type: ignore[call-overload]
-        "now": now, "gap_edge": gap_edge, "exclude": list(exclude), "limit": limit})).all()
-    return [(request, last) for request, last in rows]
+    params: dict[str, Any] = {"now": now, "gap_edge": gap_edge, "limit": limit}
+    if exclude:
+        params["exclude"] = list(exclude)
+    rows = (await session.exec(_DUE_EXCLUDING if exclude else _DUE, params=params)).all()  # type: ignore[call-overload]
+    return [(loaded(session, CodeRequest, row[:-1], refresh=False), row[-1]) for row in rows]
 
 
-def _due_query() -> Select[Any]:
-    """:func:`due_requests`' query, built once (the pump runs it for every request)."""
-    sending = select(CodeRequest.device_id).where(CodeRequest.status == Status.SENDING)
-    oldest = (
-        select(func.min(CodeRequest.id))
-        .where(CodeRequest.status == Status.QUEUED)
-        .group_by(col(CodeRequest.device_id))
-    )
-    return (
-        select(CodeRequest, Device.last_generation_at)
-        .join(Device, col(Device.id) == col(CodeRequest.device_id))
+def _due_query(*, excluding: bool) -> Select[Any]:
+    """:func:`due_requests`' query, built once (the pump runs it at every tick); ``excluding``: with the devices
+    of ``exclude`` left out (a list: not prepared)."""
+    sending = select(_REQUESTS.c.device_id).where(_REQUESTS.c.status == Status.SENDING)
+    oldest = select(func.min(_REQUESTS.c.id)).where(_REQUESTS.c.status == Status.QUEUED).group_by(_REQUESTS.c.device_id)
+    query = (
+        select(*row_columns(CodeRequest), _DEVICES.c.last_generation_at)
+        .join(_DEVICES, _DEVICES.c.id == _REQUESTS.c.device_id)
         .where(
-            col(CodeRequest.id).in_(oldest),
-            col(CodeRequest.not_before) <= bindparam("now"),
-            col(CodeRequest.device_id).not_in(sending),
-            col(CodeRequest.device_id).not_in(bindparam("exclude", expanding=True)),
-            or_(col(Device.last_generation_at).is_(None), col(Device.last_generation_at) <= bindparam("gap_edge")),
+            _REQUESTS.c.id.in_(oldest),
+            _REQUESTS.c.not_before <= bindparam("now", type_=_REQUESTS.c.not_before.type),
+            _REQUESTS.c.device_id.not_in(sending),
+            or_(_DEVICES.c.last_generation_at.is_(None),
+                _DEVICES.c.last_generation_at <= bindparam("gap_edge", type_=_DEVICES.c.last_generation_at.type)),
         )
-        .order_by(col(CodeRequest.not_before), col(CodeRequest.id))
+        .order_by(_REQUESTS.c.not_before, _REQUESTS.c.id)
         .limit(bindparam("limit", type_=Integer))
     )
+    if excluding:
+        return query.where(_REQUESTS.c.device_id.not_in(bindparam("exclude", expanding=True)))
+    return prepared(query)
 
 
-_DUE = _due_query()
-_UNSETTLED = (select(CodeRequest)
-              .where(CodeRequest.status == Status.SENDING, col(CodeRequest.not_before) <= bindparam("now"),
-                     col(CodeRequest.device_id).not_in(bindparam("exclude", expanding=True)))
-              .order_by(col(CodeRequest.id)))
-_UNDELIVERED = (select(CodeRequest)
-                .where(col(CodeRequest.status).in_((Status.ISSUED, Status.REFUSED, Status.FAILED)),
-                       col(CodeRequest.delivered_at).is_(None), col(CodeRequest.not_before) <= bindparam("now"))
-                .order_by(col(CodeRequest.id))
-                .limit(bindparam("limit", type_=Integer)))
+_DEVICES = table_of(Device)
+_DUE, _DUE_EXCLUDING = _due_query(excluding=False), _due_query(excluding=True)
+_FINISHED = (Status.ISSUED, Status.REFUSED, Status.FAILED)
+
+
+def _unsettled_query(*, excluding: bool) -> Select[Any]:
+    query = (select(*row_columns(CodeRequest))
+             .where(_REQUESTS.c.status == Status.SENDING,
+                    _REQUESTS.c.not_before <= bindparam("now", type_=_REQUESTS.c.not_before.type))
+             .order_by(_REQUESTS.c.id))
+    if excluding:
+        return query.where(_REQUESTS.c.device_id.not_in(bindparam("exclude", expanding=True)))
+    return prepared(query)
+
+
+_UNSETTLED, _UNSETTLED_EXCLUDING = _unsettled_query(excluding=False), _unsettled_query(excluding=True)
+_UNDELIVERED = prepared(
+    select(*row_columns(CodeRequest))
+    .where(_among(_REQUESTS.c.status, _FINISHED), _REQUESTS.c.delivered_at.is_(None),
+           _REQUESTS.c.not_before <= bindparam("now", type_=_REQUESTS.c.not_before.type))
+    .order_by(_REQUESTS.c.id)
+    .limit(bindparam("limit", type_=Integer)))
 
 
 async def unsettled(*, session: AsyncSession, now: datetime, exclude: Sequence[int]) -> Sequence[CodeRequest]:
     """SENDING requests whose answer never came (a timeout, or a crash) and are due to be settled."""
-    return (await session.exec(_UNSETTLED, params={"now": now, "exclude": list(exclude)})).all()  # type: ignore[call-overload]
+    params: dict[str, Any] = {"now": now}
+    if exclude:
+        params["exclude"] = list(exclude)
+    rows = (await session.exec(_UNSETTLED_EXCLUDING if exclude else _UNSETTLED, params=params)).all()  # type: ignore[call-overload]
+    return [loaded(session, CodeRequest, row, refresh=False) for row in rows]
 
 
 async def undelivered(*, session: AsyncSession, now: datetime, limit: int = 100) -> Sequence[CodeRequest]:
     """Finished requests whose person has not been told yet, due for another try."""
-    return (await session.exec(_UNDELIVERED, params={"now": now, "limit": limit})).all()  # type: ignore[call-overload]
+    rows = (await session.exec(_UNDELIVERED, params={"now": now, "limit": limit})).all()  # type: ignore[call-overload]
+    return [loaded(session, CodeRequest, row, refresh=False) for row in rows]
 
 
 _CLAIM = (
@@ -277,16 +296,19 @@ async def lock_request(*, session: AsyncSession, request_id: int) -> CodeRequest
     return None if row is None else loaded(session, CodeRequest, row, refresh=True)
 
 
-_MARK_DELIVERED = (  # (no ORM: nothing in the session to keep in step, see storage.models.table_of)
-    update(_REQUESTS).where(_REQUESTS.c.id.in_(bindparam("request_ids", expanding=True)))
-    .values(delivered_at=bindparam("now", type_=_REQUESTS.c.delivered_at.type), status=case(
+_DELIVERED = update(_REQUESTS).values(  # (no ORM: nothing in the session to keep in step, see storage.models.table_of)
+    delivered_at=bindparam("now", type_=_REQUESTS.c.delivered_at.type), status=case(
         (_REQUESTS.c.status == Status.ISSUED, literal(Status.DELIVERED, type_=_REQUESTS.c.status.type)),
         else_=_REQUESTS.c.status))
-)
+_MARK_DELIVERED = _DELIVERED.where(_REQUESTS.c.id.in_(bindparam("request_ids", expanding=True)))
+_MARK_ONE_DELIVERED = prepared(_DELIVERED.where(_REQUESTS.c.id == bindparam("request_id")))  # (the usual batch)
 
 
 async def mark_delivered(*, session: AsyncSession, request_ids: Sequence[int], now: datetime) -> None:
     """These requests' people were told their outcome (an issued code is then delivered)."""
+    if len(request_ids) == 1:
+        await session.exec(_MARK_ONE_DELIVERED, params={"request_id": request_ids[0], "now": now})  # type: ignore[call-overload]
+        return
     await session.exec(_MARK_DELIVERED, params={"request_ids": list(request_ids), "now": now})  # type: ignore[call-overload]
 
 
