@@ -13,7 +13,7 @@ from datetime import date as _date
 from datetime import datetime as _datetime
 from datetime import timedelta
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from html import escape as esc
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -60,6 +60,18 @@ def _filled(translated: str, english: str, values: dict[str, Any]) -> str:
         return english.format(**values)
 
 
+@lru_cache(maxsize=4096)
+def _medium_date(language: str, day: _date) -> str:
+    """A date in ``language``'s medium form (remembered: every code's message has one, and babel takes a while)."""
+    return format_date(day, "medium", locale=i18n.locale(language))
+
+
+@lru_cache(maxsize=4096)
+def _whole_number(language: str, n: int) -> str:
+    """A count in ``language``'s digits and grouping (remembered, as :func:`_medium_date`)."""
+    return format_decimal(n, locale=i18n.locale(language))
+
+
 class Texts(PlanTexts, PortfolioTexts, DashboardTexts):
     """Every chat sentence in one language."""
 
@@ -84,7 +96,7 @@ class Texts(PlanTexts, PortfolioTexts, DashboardTexts):
         """A date as people read it: a moment's date in ``tz`` (a local moment's own date without one)."""
         if isinstance(when, _datetime):
             when = (when.astimezone(tz) if tz is not None else when).date()
-        return format_date(when, "medium", locale=self.locale)
+        return _medium_date(self.language, when)
 
     def moment(self, when: _datetime, tz: ZoneInfo) -> str:
         local = when.astimezone(tz)
@@ -102,6 +114,8 @@ class Texts(PlanTexts, PortfolioTexts, DashboardTexts):
                                 locale=self.locale)
 
     def number(self, value: object) -> str:
+        if type(value) is int:
+            return _whole_number(self.language, value)
         try:
             return format_decimal(value, locale=self.locale)  # type: ignore[arg-type]
         except (TypeError, ValueError, ArithmeticError):
