@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import MultipleResultsFound, NoResultFound
+from sqlalchemy.exc import InvalidRequestError, MultipleResultsFound, NoResultFound
 from sqlalchemy.sql import Executable
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -32,7 +32,8 @@ S = TypeVar("S", bound=Executable)
 
 
 def prepared(statement: S) -> S:
-    """``statement``, marked to be run straight on the driver where the session allows (inline SQLite)."""
+    """``statement``, marked to be run straight on the driver where the session allows (inline SQLite). Only for a
+    statement built once (a module's constant): its compiled form is kept for good."""
     if statement._propagate_attrs.get("compile_state_plugin") == "orm":  # noqa: SLF001
         raise ValueError("an ORM statement cannot be prepared: the session must see what it loads or writes")
     return statement.execution_options(**{PREPARED: True})
@@ -48,9 +49,9 @@ class Compiled:
     """A prepared statement in one dialect's words: its SQL, and how to make the driver's values and read its rows."""
 
     sql: str
-    slots: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
-    """Per ``?`` in order: the parameter's name, its fixed value already converted (a literal), or the converter
-    of the value given at execution."""
+    slots: tuple[tuple[str, Callable[[Any], Any] | None, Any], ...]
+    """Per ``?`` in order: the parameter's name, the converter of a value given for it, and its own value already
+    converted (a literal's, or a ``bindparam``'s default), or :data:`_REQUIRED`."""
     columns: tuple[Callable[[Any], Any] | None, ...]
     row: Callable[..., Any]
     scalar: bool
@@ -58,12 +59,14 @@ class Compiled:
 
     def values(self, params: dict[str, Any]) -> tuple[Any, ...]:
         out = []
-        for name, fixed, convert in self.slots:
-            if name is None:
-                out.append(fixed)
-            else:
+        for name, convert, own in self.slots:
+            if name in params:
                 value = params[name]
                 out.append(value if convert is None else convert(value))
+            elif own is not _REQUIRED:
+                out.append(own)
+            else:
+                raise InvalidRequestError(f"A value is required for bind parameter {name!r}")
         return tuple(out)
 
     def rows(self, raw: Sequence[tuple[Any, ...]]) -> list[Any]:
@@ -73,6 +76,7 @@ class Compiled:
         return [row[0] for row in made] if self.scalar else made
 
 
+_REQUIRED = object()
 _compiled: dict[tuple[int, str], tuple[Executable, Compiled]] = {}
 
 
@@ -89,17 +93,16 @@ def _compile(statement: Executable, dialect: Dialect) -> Compiled:
     done = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
     if not dialect.positional or done.positiontup is None:
         raise ValueError(f"{dialect.name}: only a positional driver's statements are run prepared")
-    slots: list[tuple[Any, Any, Callable[[Any], Any] | None]] = []
+    slots: list[tuple[str, Callable[[Any], Any] | None, Any]] = []
     for name in done.positiontup:
         bind = done.binds[name]
-        if bind.expanding:
-            raise ValueError(f"a prepared statement cannot have an expanding parameter ({name})")
+        if bind.expanding or bind.callable is not None:
+            raise ValueError(f"a prepared statement's parameters are values, not lists or callables ({name})")
         convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if bind.required or bind.callable is not None:
-            slots.append((name, None, convert))
+        if bind.required:
+            slots.append((name, convert, _REQUIRED))
         else:
-            value = bind.value
-            slots.append((None, value if convert is None else convert(value), None))
+            slots.append((name, convert, bind.value if convert is None else convert(bind.value)))
     columns = list(getattr(statement, "selected_columns", None) or getattr(statement, "exported_columns", None) or [])
     readers = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
     names = [getattr(column, "key", None) or f"c{i}" for i, column in enumerate(columns)]
@@ -130,4 +133,5 @@ class Rows:
         return self._rows[0]
 
     def scalar_one(self) -> Any:
+        """The one row's first value (an insert's ``RETURNING id``)."""
         return self.one()[0]

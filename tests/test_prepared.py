@@ -8,14 +8,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import inspect, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, inspect, literal, text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError, InvalidRequestError
 from sqlmodel import select
 
 from storage import ledger
 from storage.db import Database
-from storage.models import CodeKind, CodeRequest, Device, Status
-from storage.prepared import prepared
+from storage.models import CodeKind, CodeRequest, Device, Status, table_of
+from storage.prepared import compiled, prepared
 from tests.support.databases import statements
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
@@ -103,3 +104,20 @@ def test_an_orm_statement_cannot_be_prepared() -> None:
     """A statement that loads or writes a model must go through the session (its identity map)."""
     with pytest.raises(ValueError, match="ORM statement"):
         prepared(select(Device))
+
+
+def test_a_prepared_statements_values_are_sqlalchemys() -> None:
+    """Each ``?`` gets the value given for its parameter, converted by its type as SQLAlchemy converts it (an aware
+    time to naive UTC text, an enum to its name), else its own (a literal, a default); one with neither is an
+    error, not a NULL."""
+    requests = table_of(CodeRequest)
+    statement = prepared(select(requests.c.id).where(
+        requests.c.created_at >= bindparam("since", type_=requests.c.created_at.type),
+        requests.c.status == literal(Status.SENDING, type_=requests.c.status.type),
+        requests.c.days == bindparam("days", value=7)))
+    done = compiled(statement, sqlite.dialect())
+    assert done.values({"since": NOW}) == ("2026-12-06 09:00:00.000000", "SENDING", 7)
+    assert done.values({"since": NOW, "days": 3})[2] == 3
+    with pytest.raises(InvalidRequestError, match="since"):
+        done.values({})
+    assert compiled(statement, sqlite.dialect()) is done  # (compiled once)
