@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import InvalidRequestError, MultipleResultsFound, NoResultFound
 from sqlalchemy.sql import Executable
+from sqlalchemy.types import NullType
 from sqlmodel.sql.expression import SelectOfScalar
 
 PREPARED = "paygbot_prepared"
@@ -40,8 +41,7 @@ def prepared(statement: S) -> S:
 
 
 def is_prepared(statement: Any) -> bool:
-    options = getattr(statement, "_execution_options", None)
-    return bool(options and options.get(PREPARED))
+    return isinstance(statement, Executable) and bool(statement._execution_options.get(PREPARED))  # noqa: SLF001
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,8 @@ def _compile(statement: Executable, dialect: Dialect) -> Compiled:
         bind = done.binds[name]
         if bind.expanding or bind.callable is not None:
             raise ValueError(f"a prepared statement's parameters are values, not lists or callables ({name})")
+        if isinstance(bind.type, NullType):  # (no conversion known: a time would reach SQLite in the driver's form)
+            raise ValueError(f"a prepared statement's parameter needs a type: compare it to a column, or give one ({name})")
         convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if bind.required:
             slots.append((name, convert, _REQUIRED))

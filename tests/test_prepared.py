@@ -100,10 +100,14 @@ async def test_a_prepared_statement_that_breaks_a_rule_raises_sqlalchemys_error(
         assert (await session.exec(text("SELECT count(*) FROM code_request"))).one()[0] == 0  # type: ignore[call-overload]
 
 
-def test_an_orm_statement_cannot_be_prepared() -> None:
-    """A statement that loads or writes a model must go through the session (its identity map)."""
+def test_what_cannot_be_prepared_is_refused() -> None:
+    """A statement that loads or writes a model must go through the session (its identity map); a parameter of no
+    known type would reach SQLite unconverted (a time in the driver's form, not the ledger's)."""
     with pytest.raises(ValueError, match="ORM statement"):
         prepared(select(Device))
+    untyped = prepared(select(table_of(CodeRequest).c.id).where(bindparam("anything") == bindparam("other")))
+    with pytest.raises(ValueError, match="needs a type"):
+        compiled(untyped, sqlite.dialect())
 
 
 def test_a_prepared_statements_values_are_sqlalchemys() -> None:
