@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.ledger.rows import loaded, row_columns
 from storage.models import (
     Approval,
     ApprovalStatus,
@@ -118,17 +119,23 @@ async def customer_by_user(*, session: AsyncSession, telegram_user_id: int) -> C
     return (await session.exec(query)).first()
 
 
+_CUSTOMER = prepared(select(*row_columns(Customer)).where(_CUSTOMERS.c.id == bindparam("customer_id")))
+_DEVICES = table_of(Device)
+_CUSTOMER_OF_DEVICE = prepared(select(*row_columns(Customer)).join(_DEVICES, _DEVICES.c.customer_id == _CUSTOMERS.c.id)
+                               .where(_DEVICES.c.id == bindparam("device_id")))
+
+
 async def get_customer(*, session: AsyncSession, customer_id: int) -> Customer | None:
-    return await session.get(Customer, customer_id, populate_existing=True)
-
-
-_CUSTOMER_OF_DEVICE = (select(Customer).join(Device, col(Device.customer_id) == col(Customer.id))
-                       .where(Device.id == bindparam("device_id")).execution_options(populate_existing=True))
+    """The customer row, fresh (an object the session held already takes the values read): the record of every
+    code of a device with a customer reads it."""
+    row = (await session.exec(_CUSTOMER, params={"customer_id": customer_id})).first()  # type: ignore[call-overload]
+    return None if row is None else loaded(session, Customer, row, refresh=True)
 
 
 async def customer_of_device(*, session: AsyncSession, device_id: int) -> Customer | None:
     """The customer the device is registered to, if any (one statement: a code's delivery reads it)."""
-    return (await session.exec(_CUSTOMER_OF_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
+    row = (await session.exec(_CUSTOMER_OF_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
+    return None if row is None else loaded(session, Customer, row, refresh=True)
 
 
 async def put_customer(
