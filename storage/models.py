@@ -346,7 +346,8 @@ applies): 180 µs, not 10."""
 def table_of(model: type[SQLModel]) -> Table:
     """A model's table, for the statements of every update that need no ORM: one built from its columns runs
     without the ORM's compiling and loading, about a third of a short statement's cost. Rows come back as
-    tuples, not objects in the session (nothing to write back through it)."""
+    tuples, not objects in the session (:func:`storage.ledger.rows.loaded` makes one the session's object where a
+    model is wanted; see also :mod:`storage.prepared`)."""
     return model.__table__  # type: ignore[attr-defined, no-any-return]
 
 
