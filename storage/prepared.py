@@ -10,7 +10,9 @@ convert them, and on PostgreSQL the same statement goes through SQLAlchemy as an
 option the ``AsyncSession`` ignores).
 
 What a prepared statement may not be: an ORM statement (one that loads or writes a model: the session's identity
-map must see those), or one with an "expanding" parameter (a list, written into the SQL at each run).
+map must see those; :func:`storage.ledger.rows.loaded` makes a row read on a table's columns the session's object),
+or one with an "expanding" parameter (a list, written into the SQL at each run), a callable one, or one of no known
+type (its value would reach the driver unconverted).
 """
 
 from __future__ import annotations
