@@ -91,11 +91,11 @@ DAYS_CODE = "/otp/daysCode/v2"
 LOOKUP = "/oves/assignedItems/"
 SYNC = "/oves/assignedItemsList/"
 WAIT = 15.0
+"""Seconds to wait for a code message, or for the device sync."""
 STARTED = 6.0
 """Seconds after the bot's start when its start-up work is over and the measured updates begin: the minute job's
 first run at 2 s (on a fresh ledger it keeps the portfolio's last 12 weeks, ~12 ms on the loop) and the reminders'
 first run at 5 s. Each is once per start, as the device sync and the menus are, not a cost of a ``/days``."""
-"""Seconds to wait for a code message, or for the device sync."""
 
 
 # -- timing from the outside -------------------------------------------------------------------
