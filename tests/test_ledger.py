@@ -482,6 +482,36 @@ async def test_claim_happens_once(db: Database) -> None:
     assert stored is not None and stored.status is Status.SENDING and stored.attempts == 1 and stored.sent_at == NOW
 
 
+async def test_the_pumps_reads_leave_out_the_devices_asked(db: Database) -> None:
+    """The pump's reads of due and unsettled requests, with no device left out (a prepared statement) and with some
+    (a list: another statement): each leaves out exactly those devices."""
+    ids: dict[str, int] = {}
+    async with db.write() as session:
+        for ref, status in (("Q1", Status.QUEUED), ("Q2", Status.QUEUED), ("S1", Status.SENDING),
+                            ("S2", Status.SENDING)):
+            device, _ = await ledger.add_device(session=session, ids=[ref], now=NOW)
+            assert device.id is not None
+            ids[ref] = device.id
+            await ledger.add_request(session=session, request=CodeRequest(
+                device_id=device.id, device_ref=ref, kind=CodeKind.FREE, status=status, not_before=NOW,
+                created_at=NOW))
+    later = NOW + timedelta(minutes=1)
+
+    async def due(exclude: list[int]) -> set[str]:
+        async with db.read() as session:
+            return {request.device_ref for request in await ledger.due_requests(
+                session=session, now=later, gap_edge=later, exclude=exclude, limit=10)}
+
+    async def unsettled(exclude: list[int]) -> set[str]:
+        async with db.read() as session:
+            return {request.device_ref for request in await ledger.unsettled(session=session, now=later,
+                                                                            exclude=exclude)}
+
+    assert await due([]) == {"Q1", "Q2"} and await due([ids["Q1"]]) == {"Q2"}
+    assert await due([ids["Q1"], ids["Q2"]]) == set()
+    assert await unsettled([]) == {"S1", "S2"} and await unsettled([ids["S2"], ids["Q1"]]) == {"S1"}
+
+
 def test_users_add_and_list(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db"}
     empty = run("users", "list", cwd=tmp_path, env=env)

@@ -87,7 +87,7 @@ def _device_load_query(*also: Any) -> Select[Any]:
 
 
 _DEVICE_LOAD = prepared(_device_load_query())
-_PLANS = table_of(Plan)
+_PLANS, _DEVICES = table_of(Plan), table_of(Device)
 _ADMISSION_LOAD = prepared(_device_load_query(
     # a paid-off plan is the device's current one (the status written out, not a parameter: see PLAN_IS_CURRENT)
     exists().where(_PLANS.c.device_id == bindparam("device_id"), _PLANS.c.status == literal_column("'PAID_OFF'")),
@@ -162,19 +162,15 @@ async def due_with_last_generation(
     *, session: AsyncSession, now: datetime, gap_edge: datetime, exclude: Sequence[int], limit: int
 ) -> list[tuple[CodeRequest, datetime | None]]:
     """:func:`due_requests`, each with its device's last generation (the pump's: when its gap ends)."""
-    params: dict[str, Any] = {"now": now, "gap_edge": gap_edge, "limit": limit}
-    if exclude:
-        params["exclude"] = list(exclude)
-    rows = (await session.exec(_DUE_EXCLUDING if exclude else _DUE, params=params)).all()  # type: ignore[call-overload]
+    rows = await _leaving_out(session, _DUE, exclude, {"now": now, "gap_edge": gap_edge, "limit": limit})
     return [(loaded(session, CodeRequest, row[:-1], refresh=False), row[-1]) for row in rows]
 
 
-def _due_query(*, excluding: bool) -> Select[Any]:
-    """:func:`due_requests`' query, built once (the pump runs it at every tick); ``excluding``: with the devices
-    of ``exclude`` left out (a list: not prepared)."""
+def _due_query() -> Select[Any]:
+    """:func:`due_requests`' query, built once (the pump runs it at every tick)."""
     sending = select(_REQUESTS.c.device_id).where(_REQUESTS.c.status == Status.SENDING)
     oldest = select(func.min(_REQUESTS.c.id)).where(_REQUESTS.c.status == Status.QUEUED).group_by(_REQUESTS.c.device_id)
-    query = (
+    return (
         select(*row_columns(CodeRequest), _DEVICES.c.last_generation_at)
         .join(_DEVICES, _DEVICES.c.id == _REQUESTS.c.device_id)
         .where(
@@ -187,27 +183,34 @@ def _due_query(*, excluding: bool) -> Select[Any]:
         .order_by(_REQUESTS.c.not_before, _REQUESTS.c.id)
         .limit(bindparam("limit", type_=Integer))
     )
-    if excluding:
-        return query.where(_REQUESTS.c.device_id.not_in(bindparam("exclude", expanding=True)))
-    return prepared(query)
 
 
-_DEVICES = table_of(Device)
-_DUE, _DUE_EXCLUDING = _due_query(excluding=False), _due_query(excluding=True)
+class _Both(NamedTuple):
+    """A pump's query as run when no device is left out (prepared), and as run leaving out the devices of
+    ``exclude`` (a list, written into the SQL at each run: through SQLAlchemy)."""
+
+    plain: Select[Any]
+    excluding: Select[Any]
+
+    @classmethod
+    def of(cls, query: Select[Any]) -> _Both:
+        return cls(prepared(query), query.where(_REQUESTS.c.device_id.not_in(bindparam("exclude", expanding=True))))
+
+
+async def _leaving_out(session: AsyncSession, queries: _Both, exclude: Sequence[int],
+                       params: dict[str, Any]) -> Sequence[Any]:
+    """The rows of ``queries`` with ``params``, the devices of ``exclude`` left out."""
+    if exclude:
+        return (await session.exec(queries.excluding, params={**params, "exclude": list(exclude)})).all()  # type: ignore[call-overload, no-any-return]
+    return (await session.exec(queries.plain, params=params)).all()  # type: ignore[call-overload, no-any-return]
+
+
+_DUE = _Both.of(_due_query())
+_UNSETTLED = _Both.of(select(*row_columns(CodeRequest))
+                      .where(_REQUESTS.c.status == Status.SENDING,
+                             _REQUESTS.c.not_before <= bindparam("now", type_=_REQUESTS.c.not_before.type))
+                      .order_by(_REQUESTS.c.id))
 _FINISHED = (Status.ISSUED, Status.REFUSED, Status.FAILED)
-
-
-def _unsettled_query(*, excluding: bool) -> Select[Any]:
-    query = (select(*row_columns(CodeRequest))
-             .where(_REQUESTS.c.status == Status.SENDING,
-                    _REQUESTS.c.not_before <= bindparam("now", type_=_REQUESTS.c.not_before.type))
-             .order_by(_REQUESTS.c.id))
-    if excluding:
-        return query.where(_REQUESTS.c.device_id.not_in(bindparam("exclude", expanding=True)))
-    return prepared(query)
-
-
-_UNSETTLED, _UNSETTLED_EXCLUDING = _unsettled_query(excluding=False), _unsettled_query(excluding=True)
 _UNDELIVERED = prepared(
     select(*row_columns(CodeRequest))
     .where(_among(_REQUESTS.c.status, _FINISHED), _REQUESTS.c.delivered_at.is_(None),
@@ -218,10 +221,7 @@ _UNDELIVERED = prepared(
 
 async def unsettled(*, session: AsyncSession, now: datetime, exclude: Sequence[int]) -> Sequence[CodeRequest]:
     """SENDING requests whose answer never came (a timeout, or a crash) and are due to be settled."""
-    params: dict[str, Any] = {"now": now}
-    if exclude:
-        params["exclude"] = list(exclude)
-    rows = (await session.exec(_UNSETTLED_EXCLUDING if exclude else _UNSETTLED, params=params)).all()  # type: ignore[call-overload]
+    rows = await _leaving_out(session, _UNSETTLED, exclude, {"now": now})
     return [loaded(session, CodeRequest, row, refresh=False) for row in rows]
 
 
