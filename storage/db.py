@@ -21,7 +21,6 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -68,11 +67,8 @@ def _sqlite_pragmas(engine: AsyncEngine | Engine, *, immediate: bool, checkpoint
             connection.exec_driver_sql(statement)
             return
         # Straight to SQLite: through SQLAlchemy's execution (events, a cursor, a result) the BEGIN cost ~150 µs,
-        # a third of a one-statement transaction. Its error is raised as SQLAlchemy's would be.
-        try:
-            driver.execute(statement)
-        except sqlite3.Error as error:
-            raise DBAPIError.instance(statement, None, error, sqlite3.Error) from error
+        # a third of a one-statement transaction.
+        sqlite_inline.driver_execute(driver, statement)
 
 
 def _inline_engine(target: URL, **options: Any) -> Engine | None:

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -82,6 +82,15 @@ class Checkpoints:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+def driver_execute(driver: sqlite3.Connection, sql: str, values: Sequence[Any] = ()) -> sqlite3.Cursor:
+    """``sql`` straight on SQLite's driver, its error raised as SQLAlchemy's execution would raise it (callers catch
+    SQLAlchemy's errors)."""
+    try:
+        return driver.execute(sql, values)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(sql, values or None, error, sqlite3.Error) from error
 
 
 class HeldSessions:
@@ -175,12 +184,8 @@ class InlineSession:
         values = done.values(params)
         for listener in connection.dispatch.before_cursor_execute:
             listener(connection, None, done.sql, values, None, False)
-        try:
-            cursor = connection.connection.driver_connection.execute(done.sql, values)  # type: ignore[union-attr]
-            raw = cursor.fetchall() if cursor.description else []
-        except sqlite3.Error as error:
-            raise DBAPIError.instance(done.sql, values, error, sqlite3.Error) from error
-        return prepared.Rows(done.rows(raw), cursor.rowcount)
+        cursor = driver_execute(connection.connection.driver_connection, done.sql, values)  # type: ignore[arg-type]
+        return prepared.Rows(done.rows(cursor.fetchall() if cursor.description else []), cursor.rowcount)
 
     async def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
         return self.sync_session.get(entity, ident, **kwargs)

@@ -47,7 +47,7 @@ def row_columns(model: type[SQLModel]) -> tuple[Any, ...]:
 @functools.cache
 def _loading(model: type[SQLModel]) -> tuple[Mapper[Any], tuple[str, ...], int]:
     mapper = inspect(model)
-    keys = tuple(column.key for column in table_of(model).columns)
+    keys = tuple(column.key for column in row_columns(model))
     (primary_key,) = table_of(model).primary_key.columns
     return mapper, keys, keys.index(primary_key.key)
 
