@@ -1,7 +1,8 @@
 """What a busy morning relies on (issue 20): messages paced evenly under Telegram's limits, counted as Telegram
 counts them, a 429 holding back only its own chat, the ERM's missing item lookup asked once, new devices waiting for
 the page of the sync under way (or about to start), the start-up sync asking before the first update is taken, a
-restart that registers no menu that did not change, and a device's next code claimed ahead of its gap."""
+restart that registers no menu that did not change, and a device's next code claimed ahead of its gap, which counts
+from before the last code's answer."""
 
 from __future__ import annotations
 
@@ -221,31 +222,84 @@ async def test_a_new_device_on_the_syncs_first_page_does_not_wait_for_the_last(e
     assert device is not None and device.verified and lookups(erm_sandbox) == 0
 
 
+async def issued(db: Database, answers: list[Accepted]) -> list[CodeRequest]:
+    """The requests answered, once every one of them is issued."""
+
+    async def all_issued() -> list[CodeRequest] | None:
+        async with db.read() as session:
+            rows = [await ledger.get_request(session=session, request_id=answer.request_id) for answer in answers]
+        done = [row for row in rows if row is not None and row.status is Status.ISSUED]
+        return done if len(done) == len(answers) else None
+
+    return await eventually(all_issued, "every code issued", 20)
+
+
 async def test_a_devices_next_code_is_claimed_ahead_of_its_gap_and_leaves_when_it_ends(
         db: Database, erm: ErmBackend, erm_sandbox: ErmSandbox) -> None:
+    """The gap counts from before the first code's answer (by the ERM's time before its commit, see
+    bot.issuing.anticipation), and still the ERM sees it whole and never says "not yet"."""
     gap = 0.5
-    erm_sandbox.clock, erm_sandbox.min_gap_seconds = SystemClock(), gap
+    erm_sandbox.clock, erm_sandbox.min_gap_seconds, erm_sandbox.latency = SystemClock(), gap, 0.2
     engine = IssuingEngine(db=db, erm=erm, settings=make_settings(PAYGBOT_MIN_GAP_SECONDS=gap), clock=SystemClock())
     try:
         device = erm_sandbox.devices[0].oem_item_id
-        first, second = [await engine.request(device, CodeKind.DAYS, 1) for _ in range(2)]
-        assert isinstance(first, Accepted) and isinstance(second, Accepted)
-
-        async def both_issued() -> list[CodeRequest] | None:
-            async with db.read() as session:
-                rows = [await ledger.get_request(session=session, request_id=answer.request_id)
-                        for answer in (first, second)]
-            issued = [row for row in rows if row is not None and row.status is Status.ISSUED]
-            return issued if len(issued) == 2 else None
-
-        rows = await eventually(both_issued, "both codes issued", 10)
+        answers = [await engine.request(device, CodeKind.DAYS, 1) for _ in range(3)]
+        assert all(isinstance(answer, Accepted) for answer in answers)
+        first = await issued(db, [answers[0]])
+        async with db.read() as session:
+            counted_from = (await ledger.get_device(session=session, device_id=first[0].device_id)).last_generation_at
+        rows = await issued(db, answers)
     finally:
         await engine.close()
-    earlier, later = rows
-    assert earlier.issued_at is not None and later.sent_at is not None and later.attempts == 1  # never "not yet"
+    assert first[0].sent_at is not None and first[0].issued_at is not None and counted_from is not None
+    assert first[0].sent_at < counted_from < first[0].issued_at  # from before its answer, after its request
+    assert all(row.attempts == 1 for row in rows)  # never "not yet"
+    earlier, later = rows[:2]
+    assert later.sent_at is not None and earlier.issued_at is not None
     assert later.sent_at < earlier.issued_at + timedelta(seconds=gap)  # claimed before the gap ended...
     codes = erm_sandbox.device(device).codes
-    assert len(codes) == 2 and codes[1].created_at - codes[0].created_at >= timedelta(seconds=gap)  # ...sent after
+    assert len(codes) == 3
+    assert all(b.created_at - a.created_at >= timedelta(seconds=gap) for a, b in itertools.pairwise(codes))  # ...sent after
+
+
+async def test_when_the_erm_says_not_yet_the_code_comes_later_once_and_the_gap_counts_from_answers(
+        db: Database, erm: ErmBackend, erm_sandbox: ErmSandbox) -> None:
+    """An ERM whose time before its commit falls away between two codes refuses the second as too soon: it is
+    asked again later (one code, never two), and the gap counts from the answers alone for a while."""
+    gap = 0.5
+    erm_sandbox.clock, erm_sandbox.min_gap_seconds, erm_sandbox.latency = SystemClock(), gap, 0.4
+    generate = erm_sandbox.generate
+
+    def then_at_once(*args: Any, **kwargs: Any) -> Any:
+        record = generate(*args, **kwargs)
+        erm_sandbox.latency = 0.0  # the ERM's way in was slow for the first code only
+        return record
+
+    erm_sandbox.generate = then_at_once  # type: ignore[method-assign]
+    engine = IssuingEngine(db=db, erm=erm, settings=make_settings(PAYGBOT_MIN_GAP_SECONDS=gap), clock=SystemClock())
+
+    async def pumping() -> None:  # the bot's dispatch job: a retry is due at a time, not kicked
+        while True:
+            await engine.pump()
+            await asyncio.sleep(0.1)
+
+    pump = asyncio.create_task(pumping())
+    try:
+        device = erm_sandbox.devices[0].oem_item_id
+        answers = [await engine.request(device, CodeKind.DAYS, 1) for _ in range(2)]
+        assert all(isinstance(answer, Accepted) for answer in answers)
+        earlier, later = await issued(db, answers)
+        paused = engine.settlement.anticipation.answered(SystemClock().now() - timedelta(seconds=1), SystemClock().now())
+    finally:
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+        await engine.close()
+    assert (earlier.attempts, later.attempts) == (1, 2)  # the second refused once, then issued
+    codes = erm_sandbox.device(device).codes
+    assert len(codes) == 2 and codes[1].created_at - codes[0].created_at >= timedelta(seconds=gap)
+    assert erm_sandbox.generations == 3  # asked three times, committed twice
+    assert paused == timedelta(0)
 
 
 async def test_the_sync_asks_for_the_next_page_while_it_writes_this_one_and_stops_cleanly() -> None:

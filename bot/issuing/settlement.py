@@ -19,6 +19,7 @@ from bot.erm.backend import ErmBackend
 from bot.erm.errors import ErmAuthError, ErmError, ErmOutcomeUnknown, ErmRateLimited, ErmRefused, ErmUnavailable
 from bot.erm.models import CodeEvent, CodeType, GeneratedCode
 from bot.issuing import limits
+from bot.issuing.anticipation import Anticipation
 from bot.issuing.devices import DeviceDirectory
 from bot.issuing.handover import DELIVERY_LEASE, Handover
 from bot.issuing.limits import backoff
@@ -58,6 +59,7 @@ class Settlement:
         self.devices, self.handover, self.kick = devices, handover, kick
         self.slots = asyncio.Semaphore(max_concurrency)
         """ERM calls in flight at once (generations and history reads)."""
+        self.anticipation = Anticipation()
 
     # -- one generation -----------------------------------------------------------------------
 
@@ -80,7 +82,9 @@ class Settlement:
         try:
             async with self.slots:
                 async with asyncio.timeout(self.call_deadline):
+                    sent = self.clock.now()
                     code = await self._generate(request)
+                    early = self.anticipation.answered(sent, self.clock.now())
         except (ErmOutcomeUnknown, TimeoutError) as exc:
             log.warning("request %s: outcome unknown (%s); will settle from the code history", request_id,
                         exc.message if isinstance(exc, ErmError) else "no answer in time")
@@ -90,6 +94,7 @@ class Settlement:
             await self._retry_later(request_id, WAIT_ERM_LOGIN, attempt=attempt)
         except ErmRateLimited as exc:
             log.warning("request %s: the ERM says not yet: %s", request_id, exc.message)
+            self.anticipation.refused(self.clock.now())
             await self._retry_later(request_id, WAIT_ERM_NOT_YET, at_least=self.limits.min_gap, attempt=attempt)
         except ErmRefused as exc:
             log.info("request %s refused by the ERM: %s", request_id, exc.message)
@@ -98,7 +103,7 @@ class Settlement:
             log.warning("request %s: ERM unavailable (%s); will retry", request_id, exc.message)
             await self._retry_later(request_id, WAIT_ERM_UNAVAILABLE, attempt=attempt)
         else:
-            await self._issued(request, code.code, code.hex, code.otp_count, None, attempt=attempt)
+            await self._issued(request, code.code, code.hex, code.otp_count, None, attempt=attempt, early=early)
 
     async def _generate(self, request: CodeRequest) -> GeneratedCode:
         if request.kind is CodeKind.DAYS:
@@ -110,18 +115,18 @@ class Settlement:
 
     async def _issued(
         self, request: CodeRequest, code: str, hex_code: str, count: int | None, number: int | None, *,
-        attempt: int | None,
+        attempt: int | None, early: timedelta = timedelta(0),
     ) -> None:
         """Record the code and what it does to the device's credit, then hand it on (``request``: as the caller
-        last read it). The device's pacing counts from now, its answer: the ERM committed the code before
-        answering, but when exactly is not known (a busy ERM may commit long after the request arrived), and
-        counting from the request could send the next one too early."""
+        last read it). The device's gap counts from its answer, less ``early``: the time the ERM surely spent
+        before committing it, where it was asked and answered just now (see :mod:`bot.issuing.anticipation`)."""
         assert request.id is not None
         request_id, now = request.id, self.clock.now()
         device_id = request.device_id
         while True:
             try:
-                recorded = await self._record(request_id, device_id, code, hex_code, count, number, attempt, now)
+                recorded = await self._record(request_id, device_id, code, hex_code, count, number, attempt, now,
+                                              gap_from=now - early)
                 break
             except _Moved as moved:  # merged into another device while the ERM was asked: that one, locked first
                 device_id = moved.device_id
@@ -129,8 +134,8 @@ class Settlement:
             return
         issued, more = recorded
         log.info("request %s issued: device %s", request_id, issued.device_ref)
-        if more:  # the device's next code: as soon as the gap from this answer allows (telling it takes a while)
-            elapsed = (self.clock.now() - now).total_seconds()
+        if more:  # the device's next code: as soon as its gap allows (telling this one takes a while)
+            elapsed = (self.clock.now() - now + early).total_seconds()
             ahead = (self.limits.min_gap - self.limits.claim_ahead).total_seconds()
             asyncio.get_running_loop().call_later(max(0.0, ahead - elapsed), self.kick)
         if self.handover.notify is not None:
@@ -138,11 +143,12 @@ class Settlement:
 
     async def _record(
         self, request_id: int, device_id: int, code: str, hex_code: str, count: int | None, number: int | None,
-        attempt: int | None, now: datetime,
+        attempt: int | None, now: datetime, *, gap_from: datetime,
     ) -> tuple[CodeRequest, bool] | None:
         """One transaction: the device (``device_id``, where the request was last seen), then the request, locked in
         that order and written; the request as written and whether the device has another queued. None if the
-        request moved on meanwhile (another process settled it); :class:`_Moved` if it is another device's now."""
+        request moved on meanwhile (another process settled it); :class:`_Moved` if it is another device's now.
+        The code counts as issued ``now``; the device's gap counts from ``gap_from``."""
         async with self.db.write() as session:
             device = await ledger.lock_device_if_any(session=session, device_id=device_id)
             request, queued = await ledger.lock_request_with_queue(session=session, request_id=request_id)
@@ -156,7 +162,9 @@ class Settlement:
             unlocked = request.kind is CodeKind.FREE
             credit_until = (device.credit_until if unlocked
                             else limits.credit_after(request.kind, request.days, device.credit_until, now))
-            await ledger.update_row(session=session, row=device, last_generation_at=now, unlocked=unlocked,
+            if device.last_generation_at is not None:  # never back: another code of it may count from later
+                gap_from = max(gap_from, device.last_generation_at)
+            await ledger.update_row(session=session, row=device, last_generation_at=gap_from, unlocked=unlocked,
                                     credit_until=credit_until)
             # told from here: the telling is held as the pump's claim would hold it (another process may try
             # once the lease ends, if this one died telling)
