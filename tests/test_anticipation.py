@@ -15,7 +15,7 @@ MS = timedelta(milliseconds=1)
 
 
 def answer(anticipation: Anticipation, round_trip: timedelta, at: datetime = NOW) -> timedelta:
-    return anticipation.answered(at - round_trip, at)
+    return anticipation.answered(at - round_trip, at, round_trip.total_seconds())
 
 
 def test_a_steady_erm_is_trusted_with_three_quarters_of_its_round_trip() -> None:
@@ -42,6 +42,13 @@ def test_nothing_is_anticipated_of_an_answer_with_no_time_between() -> None:
     anticipation = Anticipation()
     assert answer(anticipation, timedelta(0)) == timedelta(0)
     assert answer(Anticipation(), 4 * MS) == timedelta(0)
+
+
+def test_a_sign_in_before_the_exchange_is_not_the_erms_time_nor_is_an_exchange_a_still_clock_did_not_see() -> None:
+    anticipation = Anticipation()
+    assert anticipation.answered(NOW - 600 * MS, NOW, 0.2) == 150 * MS - MARGIN  # a sign-in, then the exchange
+    assert Anticipation().answered(NOW, NOW, 0.2) == timedelta(0)  # a test's clock
+    assert Anticipation().answered(NOW - 200 * MS, NOW, None) == timedelta(0)  # not measured
 
 
 def test_after_the_erm_says_not_yet_the_gap_counts_from_answers_until_the_pause_ends() -> None:

@@ -289,7 +289,8 @@ async def test_when_the_erm_says_not_yet_the_code_comes_later_once_and_the_gap_c
         answers = [await engine.request(device, CodeKind.DAYS, 1) for _ in range(2)]
         assert all(isinstance(answer, Accepted) for answer in answers)
         earlier, later = await issued(db, answers)
-        paused = engine.settlement.anticipation.answered(SystemClock().now() - timedelta(seconds=1), SystemClock().now())
+        paused = engine.settlement.anticipation.answered(SystemClock().now() - timedelta(seconds=1), SystemClock().now(),
+                                                         1.0)
     finally:
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -38,6 +39,15 @@ can never take the connections the codes need. The connections are for both: 48.
 
 _HEADERS = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate", "User-Agent": "paygbot"}
 """What every request to the ERM carries besides its own (the ``Host`` and the body's are httpx's)."""
+
+_GENERATION_ROUND_TRIP: ContextVar[float | None] = ContextVar("erm_generation_round_trip", default=None)
+
+
+def generation_round_trip() -> float | None:
+    """Seconds from sending the last code generation exchanged in this task to its answer read: the exchange that
+    answered, without the sign-in or the refused token before it (:mod:`bot.issuing.anticipation` needs the ERM's
+    own time, not ours)."""
+    return _GENERATION_ROUND_TRIP.get()
 
 
 class ErmHttp:
@@ -125,6 +135,8 @@ class ErmHttp:
         try:
             async with contextlib.nullcontext() if generation else self._reads:
                 response = await self._request(method, self.base_url + path, json=json, headers=sent_headers)
+            if generation:
+                _GENERATION_ROUND_TRIP.set(time.perf_counter() - started)
         except _NOT_SENT as exc:
             raise ErmUnavailable(f"the ERM at {self.base_url} could not be reached ({type(exc).__name__})") from None
         except httpx.TimeoutException:

@@ -10,8 +10,10 @@ less how much they vary (never trusted to vary by less than a quarter of the sma
 then at least 6 s apart at the ERM as long as the next request's time up to its commit, plus this answer's way
 back, is not smaller than that; a steady ERM gives about 6.06 s at 200 ms.
 
-Nothing is anticipated without a round trip measured, nor for a while after the ERM says "not yet" to a
-generation: it disagreed with the estimate. A refused generation costs a retry, never a code.
+A round trip is the exchange that answered, as the ERM client measured it (a sign-in before it is the bot's time,
+not the ERM's), and never more than the whole call by the engine's clock (a test's clock that does not move
+anticipates nothing). Nothing is anticipated for a while after the ERM says "not yet" to a generation: it disagreed
+with the estimate. A refused generation costs a retry, never a code.
 """
 
 from __future__ import annotations
@@ -35,10 +37,14 @@ class Anticipation:
         self._round_trips: deque[timedelta] = deque(maxlen=WINDOW)
         self._paused_until: datetime | None = None
 
-    def answered(self, sent: datetime, answered: datetime) -> timedelta:
-        """Remember a generation asked at ``sent`` and answered at ``answered``; how long before ``answered`` its
-        device's gap may count from (between zero and this round trip)."""
-        self._round_trips.append(answered - sent)
+    def answered(self, sent: datetime, answered: datetime, exchange: float | None) -> timedelta:
+        """Remember a generation asked at ``sent`` and answered at ``answered`` (by the engine's clock), whose
+        answering exchange took ``exchange`` seconds (by the ERM client's: without the sign-in or the refused token
+        before it; None when not measured); how long before ``answered`` its device's gap may count from (between
+        zero and this round trip)."""
+        if exchange is None:
+            return timedelta(0)
+        self._round_trips.append(min(answered - sent, timedelta(seconds=exchange)))
         if self._paused_until is not None and answered < self._paused_until:
             return timedelta(0)
         shortest, longest = min(self._round_trips), max(self._round_trips)

@@ -18,6 +18,7 @@ from bot.clock import Clock
 from bot.erm.backend import ErmBackend
 from bot.erm.errors import ErmAuthError, ErmError, ErmOutcomeUnknown, ErmRateLimited, ErmRefused, ErmUnavailable
 from bot.erm.models import CodeEvent, CodeType, GeneratedCode
+from bot.erm.wire import generation_round_trip
 from bot.issuing import limits
 from bot.issuing.anticipation import Anticipation
 from bot.issuing.devices import DeviceDirectory
@@ -84,7 +85,7 @@ class Settlement:
                 async with asyncio.timeout(self.call_deadline):
                     sent = self.clock.now()
                     code = await self._generate(request)
-                    early = self.anticipation.answered(sent, self.clock.now())
+                    early = self.anticipation.answered(sent, self.clock.now(), generation_round_trip())
         except (ErmOutcomeUnknown, TimeoutError) as exc:
             log.warning("request %s: outcome unknown (%s); will settle from the code history", request_id,
                         exc.message if isinstance(exc, ErmError) else "no answer in time")
