@@ -6,9 +6,10 @@ not when between them the ERM committed. Counting the gap from the answer is alw
 in, its work) comes again on the next request and need not be waited twice.
 
 So the gap counts from the answer less an *anticipation*: the smallest of the ERM's recent generation round trips,
-less how much they vary (never trusted to vary by less than a quarter of the smallest), less 5 ms. Two codes are
-then at least 6 s apart at the ERM as long as the next request's time up to its commit, plus this answer's way
-back, is not smaller than that; a steady ERM gives about 6.06 s at 200 ms.
+less how much they vary (never trusted to vary by less than a quarter of the smallest; half, until four are known),
+less 5 ms. Two codes are then at least 6 s apart at the ERM as long as the next request's time up to its commit,
+plus this answer's way back, is not smaller than that; a steady ERM gives about 6.06 s at 200 ms (6.11 s for the
+first codes after a start).
 
 A round trip is the exchange that answered, as the ERM client measured it (a sign-in before it is the bot's time,
 not the ERM's), and never more than the whole call by the engine's clock (a test's clock that does not move
@@ -24,7 +25,9 @@ from datetime import datetime, timedelta
 WINDOW = 16
 """Generation round trips remembered (the newest): one slow answer among them holds the anticipation down."""
 TRUSTED_SPREAD = 0.25
-"""The least the ERM's round trips are assumed to vary, as a share of the smallest."""
+"""The least the ERM's round trips are assumed to vary, as a share of the smallest..."""
+FIRST_SPREAD, FIRST_ROUND_TRIPS = 0.5, 4
+"""...and while fewer than this many are known (how much they vary is hardly measured yet)."""
 MARGIN = timedelta(milliseconds=5)
 PAUSE = timedelta(minutes=10)
 """How long nothing is anticipated after the ERM refused a generation as too soon."""
@@ -48,7 +51,8 @@ class Anticipation:
         if self._paused_until is not None and answered < self._paused_until:
             return timedelta(0)
         shortest, longest = min(self._round_trips), max(self._round_trips)
-        spread = max(longest - shortest, shortest * TRUSTED_SPREAD)
+        least = TRUSTED_SPREAD if len(self._round_trips) >= FIRST_ROUND_TRIPS else FIRST_SPREAD
+        spread = max(longest - shortest, shortest * least)
         return max(timedelta(0), shortest - spread - MARGIN)
 
     def refused(self, now: datetime) -> None:
