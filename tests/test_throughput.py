@@ -262,6 +262,28 @@ async def test_a_devices_next_code_is_claimed_ahead_of_its_gap_and_leaves_when_i
     assert all(b.created_at - a.created_at >= timedelta(seconds=gap) for a, b in itertools.pairwise(codes))  # ...sent after
 
 
+async def test_a_code_asked_for_after_the_last_one_was_issued_is_claimed_as_the_gap_ends_not_at_a_tick(
+        db: Database, erm: ErmBackend, erm_sandbox: ErmSandbox) -> None:
+    """Nothing pumps here but the engine's own kicks: the second request, queued behind the gap of a code already
+    issued, goes out because its queuing set one for the gap's end."""
+    gap = 0.5
+    erm_sandbox.clock, erm_sandbox.min_gap_seconds = SystemClock(), gap
+    engine = IssuingEngine(db=db, erm=erm, settings=make_settings(PAYGBOT_MIN_GAP_SECONDS=gap), clock=SystemClock())
+    try:
+        device = erm_sandbox.devices[0].oem_item_id
+        first = await engine.request(device, CodeKind.DAYS, 1)
+        assert isinstance(first, Accepted)
+        await issued(db, [first])
+        second = await engine.request(device, CodeKind.DAYS, 2)
+        assert isinstance(second, Accepted)
+        earlier, later = await issued(db, [first, second])
+    finally:
+        await engine.close()
+    assert later.attempts == 1
+    codes = erm_sandbox.device(device).codes
+    assert len(codes) == 2 and codes[1].created_at - codes[0].created_at >= timedelta(seconds=gap)
+
+
 async def test_when_the_erm_says_not_yet_the_code_comes_later_once_and_the_gap_counts_from_answers(
         db: Database, erm: ErmBackend, erm_sandbox: ErmSandbox) -> None:
     """An ERM whose time before its commit falls away between two codes refuses the second as too soon: it is

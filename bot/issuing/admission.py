@@ -6,6 +6,7 @@ prepaid days); prepaid days are queued when room opens.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -143,6 +144,8 @@ class Admission:
                         device, device_ref, kind, days, refusal, requested_by, source, now))
                     return refusal
                 at_once = self._free_now(device, load, now) and self.lane.reserve(device_id)
+                gap_ends = (limits.pacing_ready_at(device.last_generation_at, self.limits.min_gap, now)
+                            if not at_once and load.open_count == 0 else None)
                 request = CodeRequest(
                     device_id=device_id, device_ref=device_ref, kind=kind, days=days, source=source,
                     requested_by_id=requested_by, chat_id=chat_id, not_before=now, created_at=now, request_key=key,
@@ -163,7 +166,16 @@ class Admission:
             self.lane.run_claimed(request)
         else:
             self.kick()
+            if gap_ends is not None:
+                self._kick_as_the_gap_ends(gap_ends, now)
         return Accepted(request.id, device_ref, kind, days, eta)
+
+    def _kick_as_the_gap_ends(self, gap_ends: datetime, now: datetime) -> None:
+        """A request that waits only for its device's gap is claimed as the gap is about to end (as the last code's
+        record does for the ones queued before it), not at the pump's first tick after it."""
+        if self.clock.moves and gap_ends > now:
+            delay = (gap_ends - self.limits.claim_ahead - now).total_seconds()
+            asyncio.get_running_loop().call_later(max(0.0, delay), self.kick)
 
     def _free_now(self, device: Device, load: ledger.DeviceLoad, now: datetime) -> bool:
         """Whether a new request of the device may go out now, without the pump: nothing else of it is open,
