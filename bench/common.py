@@ -1,4 +1,5 @@
-"""What the benchmarks share: the ERM sandbox run as its own process, as ``paygbot sandbox``."""
+"""What the benchmarks share: the ERM sandbox run as its own process, as ``paygbot sandbox``; the bot run as
+``paygbot run`` in its own, on a ledger that knows its agents."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from bot.clock import SystemClock
 from bot.http import free_port
+from bot.standins.telegram import TelegramUser
+from storage import ledger
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.models import Role
 
 _SCRIPT = Path(sys.executable).with_name("paygbot")
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "bot.cli"]
@@ -82,3 +89,34 @@ async def sandbox_process(devices: int = 48, latency: float = 0.0, *, offers_ite
     finally:
         process.send_signal(signal.SIGTERM)
         await process.wait()
+
+
+async def seed_ledger(url: str, people: list[TelegramUser]) -> None:
+    """The agents, as ``paygbot users add`` would make them (one by one would take minutes for 500)."""
+    await upgrade(url)
+    db = Database(url)
+    try:
+        async with db.write() as session:
+            for person in people:
+                await ledger.put_person(session=session, telegram_id=person.id, role=Role.AGENT,
+                                        name=person.first_name, now=SystemClock().now(), language="en")
+    finally:
+        await db.dispose()
+
+
+@asynccontextmanager
+async def bot_process(command: list[str], env: dict[str, str], folder: str) -> AsyncIterator[int]:
+    """A bot in its own process (its output in ``folder``); yields its pid."""
+    with open(Path(folder) / "bot.log", "wb") as output:
+        process = await asyncio.create_subprocess_exec(*command, env={**os.environ, **env}, stdout=output,
+                                                       stderr=output)
+        try:
+            yield process.pid
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 30)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()

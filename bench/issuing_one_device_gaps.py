@@ -13,7 +13,10 @@ committed code to the next is the gap, plus the ERM's time on the next call up t
 latency before committing), less that anticipation, plus the bot's own time from the answer to the next request.
 Each code generation's request and answer are stamped at the ERM client's transport.
 
-    python bench/issuing_one_device_gaps.py [--codes 10] [--latency 0.2]
+With ``--chat`` the codes are asked for as an agent would: ``/days`` sent ten times to ``paygbot run`` (its own
+process, the Bot API stand-in), and the gaps are the ERM's ``createdAt`` once every code has reached the agent.
+
+    python bench/issuing_one_device_gaps.py [--codes 10] [--latency 0.2] [--chat]
 """
 
 from __future__ import annotations
@@ -33,18 +36,21 @@ from sqlmodel import col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import sandbox_process  # noqa: E402
+from bench.common import COMMAND, bot_process, sandbox_process, seed_ledger  # noqa: E402
 from bot.clock import SystemClock  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.erm.rest import RestErm  # noqa: E402
 from bot.erm.transport import AiohttpTransport  # noqa: E402
 from bot.erm.wire import GENERATIONS_AT_ONCE, READS_AT_ONCE  # noqa: E402
 from bot.issuing import Accepted, IssuingEngine  # noqa: E402
+from bot.standins.telegram import FakeBotApi, TelegramUser  # noqa: E402
+from bot.standins.telegram.server import running  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import CodeKind, CodeRequest, Status  # noqa: E402
 
 TICK = 0.1
+TOKEN = "555000:gaps-token"
 TARGET = (6.0, 6.2)
 
 
@@ -140,9 +146,43 @@ async def main(count: int, latency: float) -> None:
     print(f"requests sent more than once (the ERM said not yet, or no answer): {resent}")
 
 
+async def through_chat(count: int, latency: float) -> None:
+    """``--chat``: an agent asks ``paygbot run`` for ``count`` codes of one device, one ``/days`` after another."""
+    api, agent = FakeBotApi(TOKEN), TelegramUser(10_000, "Agent", language_code="en")
+    api.meet(agent)
+    with tempfile.TemporaryDirectory(prefix="paygbot-bench-") as folder:
+        async with sandbox_process(devices=1, latency=latency) as (erm_url, ids), running(api) as base_url:
+            device = ids[0]
+            env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": base_url, "ERM_BASE_URL": erm_url,
+                   "ERM_USERNAME": "test@example.com", "ERM_PASSWORD": "test1234", "PAYGBOT_HTTP_PORT": "0",
+                   "DATABASE_URL": f"sqlite:///{folder}/ledger.db"}
+            await seed_ledger(env["DATABASE_URL"], [agent])
+            async with bot_process([*COMMAND, "run"], env, folder):
+                deadline = time.monotonic() + 60
+                while not api.waiting_polls:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"paygbot did not start: see {folder}/bot.log")
+                    await asyncio.sleep(0.05)
+                for n in range(count):
+                    await api.user_says(agent, f"/days {device} {n + 1}")
+                deadline = time.monotonic() + count * 7 + 30
+                while sum("🔑" in (sent.rendered or "") for sent in api.sent if sent.chat_id == agent.id) < count:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"not every code reached the agent: see {folder}/bot.log")
+                    await asyncio.sleep(0.1)
+                refused = (Path(folder) / "bot.log").read_text(errors="replace").count("the ERM says not yet")
+            async with RestErm(erm_url, "test@example.com", "test1234") as erm:
+                history = (await erm.code_history(device, 0, 100)).events[::-1]
+    print(f"device {device}: {count} /days from one agent to paygbot run; sandbox latency {latency:g} s")
+    assert len(history) == count, f"the ERM committed {len(history)} codes, the agent asked for {count}"
+    report("ERM createdAt gaps (s)", gaps([event.created_at for event in history]))
+    print(f"generations the ERM refused as too soon: {refused}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--codes", type=int, default=10)
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--chat", action="store_true", help="ask through paygbot run, as an agent would")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.codes, arguments.latency))
+    asyncio.run((through_chat if arguments.chat else main)(arguments.codes, arguments.latency))

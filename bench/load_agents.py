@@ -31,8 +31,6 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,15 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
-from bench.common import COMMAND, cpu_seconds, percentile, sandbox_process  # noqa: E402
-from bot.clock import SystemClock  # noqa: E402
+from bench.common import COMMAND, bot_process, cpu_seconds, percentile, sandbox_process, seed_ledger  # noqa: E402
 from bot.standins.telegram import FakeBotApi, TelegramUser  # noqa: E402
 from bot.standins.telegram.server import running  # noqa: E402
 from bot.standins.telegram.values import WaitTimeout  # noqa: E402
-from storage import ledger  # noqa: E402
-from storage.db import Database  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.models import Role  # noqa: E402
 
 TOKEN = "555000:load-test-token"
 TELEGRAM_LIMIT = 30.0
@@ -81,19 +74,6 @@ class Row:
                 f"ERM codes {self.erm_codes} (at most {self.erm_most} a device)")
 
 
-async def seed_ledger(url: str, people: list[TelegramUser]) -> None:
-    """The agents, as ``paygbot users add`` would make them (one by one would take minutes for 500)."""
-    await upgrade(url)
-    db = Database(url)
-    try:
-        async with db.write() as session:
-            for person in people:
-                await ledger.put_person(session=session, telegram_id=person.id, role=Role.AGENT,
-                                        name=person.first_name, now=SystemClock().now(), language="en")
-    finally:
-        await db.dispose()
-
-
 def menus_registered(api: FakeBotApi) -> int:
     """How many chats' command lists the bot has registered (each in every language)."""
     return len({key for key, _ in api.command_lists if '"chat_id"' in key})
@@ -110,24 +90,6 @@ async def warm_up(api: FakeBotApi, command: list[str], env: dict[str, str], fold
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"paygbot did not register the agents' menus: see {folder}/bot.log")
             await asyncio.sleep(0.2)
-
-
-@asynccontextmanager
-async def bot_process(command: list[str], env: dict[str, str], folder: str) -> AsyncIterator[int]:
-    """A bot in its own process (its output in ``folder``); yields its pid."""
-    with open(Path(folder) / "bot.log", "wb") as output:
-        process = await asyncio.create_subprocess_exec(*command, env={**os.environ, **env}, stdout=output,
-                                                       stderr=output)
-        try:
-            yield process.pid
-        finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), 30)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
 
 
 async def measure(bot: str, agents: int, latency: float, chat_limit: float, profile: str | None = None) -> Row:
