@@ -20,6 +20,7 @@ from telegram.error import RetryAfter
 from bot.clock import ManualClock, SystemClock
 from bot.erm.backend import ErmBackend
 from bot.issuing import Accepted, IssuingEngine
+from bot.issuing.anticipation import KNOWN
 from bot.issuing.devices import read_ahead
 from bot.standins.erm import ErmSandbox
 from bot.standins.telegram import FakeBotApi
@@ -245,14 +246,14 @@ async def test_a_devices_next_code_is_claimed_ahead_of_its_gap_and_leaves_when_i
         device = erm_sandbox.devices[0].oem_item_id
         answers = [await engine.request(device, CodeKind.DAYS, 1) for _ in range(3)]
         assert all(isinstance(answer, Accepted) for answer in answers)
-        first = await issued(db, [answers[0]])
-        async with db.read() as session:
-            counted_from = (await ledger.get_device(session=session, device_id=first[0].device_id)).last_generation_at
         rows = await issued(db, answers)
+        async with db.read() as session:
+            counted_from = (await ledger.get_device(session=session, device_id=rows[0].device_id)).last_generation_at
     finally:
         await engine.close()
-    assert first[0].sent_at is not None and first[0].issued_at is not None and counted_from is not None
-    assert first[0].sent_at < counted_from < first[0].issued_at  # from before its answer, after its request
+    last = rows[-1]  # (by then the ERM's round trips are known: the sign-in, the lookups, the codes before)
+    assert last.sent_at is not None and last.issued_at is not None and counted_from is not None
+    assert last.sent_at < counted_from < last.issued_at  # from before its answer, after its request
     assert all(row.attempts == 1 for row in rows)  # never "not yet"
     earlier, later = rows[:2]
     assert later.sent_at is not None and earlier.issued_at is not None
@@ -308,11 +309,13 @@ async def test_when_the_erm_says_not_yet_the_code_comes_later_once_and_the_gap_c
     pump = asyncio.create_task(pumping())
     try:
         device = erm_sandbox.devices[0].oem_item_id
+        for _ in range(KNOWN):  # how long the ERM takes is known before the first code
+            await erm.code_history(device, 0, 1)
         answers = [await engine.request(device, CodeKind.DAYS, 1) for _ in range(2)]
         assert all(isinstance(answer, Accepted) for answer in answers)
         earlier, later = await issued(db, answers)
-        paused = engine.settlement.anticipation.answered(SystemClock().now() - timedelta(seconds=1), SystemClock().now(),
-                                                         1.0)
+        now = SystemClock().now()
+        paused = engine.settlement.anticipation.answered(now - timedelta(seconds=1), now, 1.0, [1.0] * 10)
     finally:
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):

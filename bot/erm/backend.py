@@ -10,7 +10,7 @@ answers are the same typed models (:mod:`bot.erm.models`) and the failures the s
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Literal, Protocol
 
 from bot.erm.models import GeneratedCode, HistoryPage, Item, Login
@@ -29,6 +29,9 @@ class ErmBackend(Protocol):
     username: str
     logins: int
     """Sign-ins made so far (a test counts them: concurrent refusals of a stale token cause one)."""
+    round_trips: Sequence[float]
+    """Seconds each of the newest exchanges the ERM answered with success took, any kind (how steady the ERM is:
+    see :mod:`bot.issuing.anticipation`)."""
 
     async def login(self) -> Login:
         """Sign in now and keep the token (done on demand, and again when the ERM refuses the token)."""

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from contextvars import ContextVar
 from typing import Any
 
@@ -39,6 +40,9 @@ can never take the connections the codes need. The connections are for both: 48.
 
 _HEADERS = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate", "User-Agent": "paygbot"}
 """What every request to the ERM carries besides its own (the ``Host`` and the body's are httpx's)."""
+
+ROUND_TRIPS_KEPT = 16
+"""How many of the newest answered exchanges' round trips a connection keeps (:attr:`ErmHttp.round_trips`)."""
 
 _GENERATION_ROUND_TRIP: ContextVar[float | None] = ContextVar("erm_generation_round_trip", default=None)
 
@@ -77,6 +81,9 @@ class ErmHttp:
             connections=generations + reads, proxy=environment_proxy(self.base_url))
         self._token = SharedToken()
         self.logins = 0
+        self.round_trips: deque[float] = deque(maxlen=ROUND_TRIPS_KEPT)
+        """Seconds from sending to the answer read, of the newest exchanges the ERM answered with success (any kind:
+        sign-ins, reads, generations; a wait for room to send left out)."""
 
     async def __aenter__(self) -> ErmHttp:
         return self
@@ -131,20 +138,22 @@ class ErmHttp:
         sent_headers = dict(headers or {})
         if token is not None:
             sent_headers["Authorization"] = self._authorization(token)
-        started = time.perf_counter()
         try:
             async with contextlib.nullcontext() if generation else self._reads:
+                started = time.perf_counter()
                 response = await self._request(method, self.base_url + path, json=json, headers=sent_headers)
-            if generation:
-                _GENERATION_ROUND_TRIP.set(time.perf_counter() - started)
+                round_trip = time.perf_counter() - started
         except _NOT_SENT as exc:
             raise ErmUnavailable(f"the ERM at {self.base_url} could not be reached ({type(exc).__name__})") from None
         except httpx.TimeoutException:
             raise ErmOutcomeUnknown(f"no answer from the ERM within {self.timeout:g} s to {what}") from None
         except httpx.TransportError as exc:
             raise ErmOutcomeUnknown(f"the ERM's answer to {what} was cut off ({type(exc).__name__})") from None
-        log.debug("ERM %s %s -> %s in %.0f ms", method, what, response.status_code,
-                  (time.perf_counter() - started) * 1000)
+        log.debug("ERM %s %s -> %s in %.0f ms", method, what, response.status_code, round_trip * 1000)
+        if 200 <= response.status_code < 300:  # (a refusal or a failure may come from a gateway, sooner)
+            self.round_trips.append(round_trip)
+        if generation:
+            _GENERATION_ROUND_TRIP.set(round_trip)
         if response.status_code >= 500:
             words = self._erm_words(response)
             if generation and response.status_code != 503:

@@ -85,7 +85,8 @@ class Settlement:
                 async with asyncio.timeout(self.call_deadline):
                     sent = self.clock.now()
                     code = await self._generate(request)
-                    early = self.anticipation.answered(sent, self.clock.now(), generation_round_trip())
+                    early = self.anticipation.answered(sent, self.clock.now(), generation_round_trip(),
+                                                       self.erm.round_trips)
         except (ErmOutcomeUnknown, TimeoutError) as exc:
             log.warning("request %s: outcome unknown (%s); will settle from the code history", request_id,
                         exc.message if isinstance(exc, ErmError) else "no answer in time")
