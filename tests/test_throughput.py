@@ -237,8 +237,8 @@ async def issued(db: Database, answers: list[Accepted]) -> list[CodeRequest]:
 
 async def test_a_devices_next_code_is_claimed_ahead_of_its_gap_and_leaves_when_it_ends(
         db: Database, erm: ErmBackend, erm_sandbox: ErmSandbox) -> None:
-    """The gap counts from before the first code's answer (by the ERM's time before its commit, see
-    bot.issuing.anticipation), and still the ERM sees it whole and never says "not yet"."""
+    """The device's gap counts from before its last code's answer (by part of the ERM's time before its commit, see
+    bot.issuing.anticipation), and still the ERM sees every gap whole and never says "not yet"."""
     gap = 0.5
     erm_sandbox.clock, erm_sandbox.min_gap_seconds, erm_sandbox.latency = SystemClock(), gap, 0.2
     engine = IssuingEngine(db=db, erm=erm, settings=make_settings(PAYGBOT_MIN_GAP_SECONDS=gap), clock=SystemClock())
@@ -258,9 +258,9 @@ async def test_a_devices_next_code_is_claimed_ahead_of_its_gap_and_leaves_when_i
     earlier, later = rows[:2]
     assert later.sent_at is not None and earlier.issued_at is not None
     assert later.sent_at < earlier.issued_at + timedelta(seconds=gap)  # claimed before the gap ended...
-    codes = erm_sandbox.device(device).codes
+    codes = erm_sandbox.device(device).codes  # ...sent after
     assert len(codes) == 3
-    assert all(b.created_at - a.created_at >= timedelta(seconds=gap) for a, b in itertools.pairwise(codes))  # ...sent after
+    assert all(b.created_at - a.created_at >= timedelta(seconds=gap) for a, b in itertools.pairwise(codes))
 
 
 async def test_a_code_asked_for_after_the_last_one_was_issued_is_claimed_as_the_gap_ends_not_at_a_tick(

@@ -42,7 +42,7 @@ _HEADERS = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate", "U
 """What every request to the ERM carries besides its own (the ``Host`` and the body's are httpx's)."""
 
 ROUND_TRIPS_KEPT = 16
-"""How many of the newest answered exchanges' round trips a connection keeps (:attr:`ErmHttp.round_trips`)."""
+"""How many of the newest successful exchanges' round trips a connection keeps (:attr:`ErmHttp.round_trips`)."""
 
 _GENERATION_ROUND_TRIP: ContextVar[float | None] = ContextVar("erm_generation_round_trip", default=None)
 

@@ -7,9 +7,9 @@ not when between them the ERM committed. Counting the gap from the answer is alw
 in, its work) comes again on the next request and need not be waited twice.
 
 So the gap counts from the answer less an *anticipation*: half the shortest of the ERM's newest round trips (any
-exchange it answered with success), and no more than that shortest less how much they vary, less 5 ms. Two codes are then at least
-6 s apart at the ERM as long as the next request's time up to its commit, plus this answer's way back, is not smaller
-than that. A steady ERM at 200 ms gives 6.11 s.
+exchange it answered with success), and no more than that shortest less how much they vary, less 5 ms. Two codes are
+then at least 6 s apart at the ERM as long as the next request's time up to its commit, plus this answer's way back,
+is not smaller than that. A steady ERM at 200 ms gives 6.11 s.
 
 The round trips are the ERM client's (:attr:`bot.erm.backend.ErmBackend.round_trips`): a sign-in before a
 generation is the bot's time, not the ERM's. This generation's is never taken for more than the whole call by the
