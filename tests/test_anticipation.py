@@ -1,6 +1,6 @@
 """How early a device's gap may start (bot.issuing.anticipation): never before the request, never more than half the
-ERM's shortest round trip nor than its steadiness allows, nothing on too few round trips, nothing for a while after
-the ERM said "not yet"."""
+ERM's quickest round trip of late nor than its steadiness allows, nothing on too few round trips, nothing for a while
+after the ERM said "not yet"."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.issuing.anticipation import KNOWN, MARGIN, PAUSE, Anticipation
+from bot.issuing.anticipation import KNOWN, MARGIN, NEWEST, PAUSE, Anticipation
 
 NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -30,6 +30,14 @@ def test_an_erm_that_varies_is_trusted_with_less() -> None:
     assert answer(Anticipation(), 200 * MS, [0.2, 0.2, 0.2, 0.35]) == 50 * MS - MARGIN  # 200 less 150
     assert answer(Anticipation(), 200 * MS, [0.2, 0.2, 0.2, 0.9]) == timedelta(0)  # a slow one among them
     assert answer(Anticipation(), 200 * MS, [0.2, 0.2, 0.2, 0.01]) == timedelta(0)  # a quick one: its half is 5 ms
+
+
+def test_the_erms_quickest_of_late_is_its_pace_not_its_newest() -> None:
+    """An ERM slower of late may be quick again when the next code goes: half its quickest, and nothing in a burst."""
+    assert answer(Anticipation(), 120 * MS, [0.1] * 50 + [0.12] * NEWEST) == 50 * MS - MARGIN  # not 60
+    assert answer(Anticipation(), 400 * MS, [0.1] * 50 + [0.4] * NEWEST) == timedelta(0)
+    slow_long_ago = [0.9] + [0.2] * NEWEST  # a slow one no longer among the newest holds nothing down
+    assert answer(Anticipation(), 200 * MS, slow_long_ago) == 100 * MS - MARGIN
 
 
 def test_nothing_is_anticipated_on_too_few_round_trips_nor_of_an_answer_with_no_time_between() -> None:

@@ -41,7 +41,7 @@ can never take the connections the codes need. The connections are for both: 48.
 _HEADERS = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate", "User-Agent": "paygbot"}
 """What every request to the ERM carries besides its own (the ``Host`` and the body's are httpx's)."""
 
-ROUND_TRIPS_KEPT = 16
+ROUND_TRIPS_KEPT = 256
 """How many of the newest successful exchanges' round trips a connection keeps (:attr:`ErmHttp.round_trips`)."""
 
 _GENERATION_ROUND_TRIP: ContextVar[float | None] = ContextVar("erm_generation_round_trip", default=None)

@@ -6,10 +6,12 @@ not when between them the ERM committed. Counting the gap from the answer is alw
 6 s plus a whole round trip apart (6.2 s with the ERM at 200 ms), when the ERM's own time before its commit (the way
 in, its work) comes again on the next request and need not be waited twice.
 
-So the gap counts from the answer less an *anticipation*: half the shortest of the ERM's newest round trips (any
-exchange it answered with success), and no more than that shortest less how much they vary, less 5 ms. Two codes are
-then at least 6 s apart at the ERM as long as the next request's time up to its commit, plus this answer's way back,
-is not smaller than that. A steady ERM at 200 ms gives 6.11 s.
+So the gap counts from the answer less an *anticipation*: half the ERM's quickest round trip of late (the shortest of
+its last 256 exchanged with success, of any kind: what the ERM takes when nothing holds it up), and no more than that
+less how much slower the newest 16 were, less 5 ms. Two codes are then at least 6 s apart at the ERM as long as the
+next request's time up to its commit, plus this answer's way back, is not under that. Its quickest, not its newest:
+an ERM slowed by a burst is quick again 6 s later, and a guess from the burst would send the next code too soon. A
+steady ERM at 200 ms gives 6.11 s.
 
 The round trips are the ERM client's (:attr:`bot.erm.backend.ErmBackend.round_trips`): a sign-in before a
 generation is the bot's time, not the ERM's. This generation's is never taken for more than the whole call by the
@@ -20,13 +22,16 @@ refused generation costs a retry, never a code.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 KNOWN = 3
 """Round trips known before anything is anticipated: one alone cannot tell how much they vary."""
 SHARE = 0.5
-"""The most of the shortest round trip anticipated."""
+"""The most of the quickest round trip anticipated."""
+NEWEST = 16
+"""The newest round trips, whose slowest holds the anticipation down."""
 MARGIN = timedelta(milliseconds=5)
 PAUSE = timedelta(minutes=10)
 """How long nothing is anticipated after the ERM refused a generation as too soon."""
@@ -43,15 +48,15 @@ class Anticipation:
         """How long before ``answered`` the device's gap may count from (between zero and this round trip), for a
         generation asked at ``sent`` and answered at ``answered`` (by the engine's clock), whose answering exchange
         took ``exchange`` seconds (by the ERM client's; None when not measured); ``recent``: the ERM's newest
-        round trips, seconds."""
+        round trips, seconds, the newest last."""
         if exchange is None or len(recent) < KNOWN:
             return timedelta(0)
         if self._paused_until is not None and answered < self._paused_until:
             return timedelta(0)
         this = min(answered - sent, timedelta(seconds=exchange))
-        shortest = min(this, timedelta(seconds=min(recent)))
-        longest = max(this, timedelta(seconds=max(recent)))
-        return max(timedelta(0), min(shortest * SHARE, shortest - (longest - shortest)) - MARGIN)
+        quickest = min(this, timedelta(seconds=min(recent)))
+        slowest = max(this, timedelta(seconds=max(itertools.islice(reversed(recent), NEWEST))))
+        return max(timedelta(0), min(quickest * SHARE, quickest - (slowest - quickest)) - MARGIN)
 
     def refused(self, now: datetime) -> None:
         """The ERM said "not yet" to a generation: count from answers alone for a while."""
