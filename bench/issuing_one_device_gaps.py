@@ -8,12 +8,12 @@ between consecutive generations, by the ERM's committed ``createdAt`` and by the
 later than needed. It takes about a minute.
 
 The bot knows when it asked and when the answer came, not when the ERM committed between them. A device's gap counts
-from the answer less the time the ERM surely spent before committing (:mod:`bot.issuing.anticipation`), so one
+from the answer less part of the time the ERM surely spent before committing (:mod:`bot.issuing.anticipation`), so one
 committed code to the next is the gap, plus the ERM's time on the next call up to its commit (the sandbox sleeps its
 latency before committing), less that anticipation, plus the bot's own time from the answer to the next request.
 Each code generation's request and answer are stamped at the ERM client's transport.
 
-With ``--chat`` the codes are asked for as an agent would: ``/days`` sent ten times to ``paygbot run`` (its own
+With ``--chat`` the codes are asked for as an agent would: a ``/days`` for each sent to ``paygbot run`` (its own
 process, the Bot API stand-in), and the gaps are the ERM's ``createdAt`` once every code has reached the agent.
 
     python bench/issuing_one_device_gaps.py [--codes 10] [--latency 0.2] [--chat]
