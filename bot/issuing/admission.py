@@ -166,16 +166,9 @@ class Admission:
             self.lane.run_claimed(request)
         else:
             self.kick()
-            if gap_ends is not None:
-                self._kick_as_the_gap_ends(gap_ends, now)
+            if gap_ends is not None and gap_ends > now and self.clock.moves:
+                _kick_as_the_gap_ends(gap_ends - self.limits.claim_ahead - now, self.kick)
         return Accepted(request.id, device_ref, kind, days, eta)
-
-    def _kick_as_the_gap_ends(self, gap_ends: datetime, now: datetime) -> None:
-        """A request that waits only for its device's gap is claimed as the gap is about to end (as the last code's
-        record does for the ones queued before it), not at the pump's first tick after it."""
-        if self.clock.moves and gap_ends > now:
-            delay = (gap_ends - self.limits.claim_ahead - now).total_seconds()
-            asyncio.get_running_loop().call_later(max(0.0, delay), self.kick)
 
     def _free_now(self, device: Device, load: ledger.DeviceLoad, now: datetime) -> bool:
         """Whether a new request of the device may go out now, without the pump: nothing else of it is open,
@@ -406,3 +399,9 @@ def _refused_row(
         refused_until=refusal.possible_at if refusal.reason is Reason.DAILY_LIMIT else None,
         not_before=now, created_at=now, delivered_at=now,
     )
+
+
+def _kick_as_the_gap_ends(delay: timedelta, kick: Callable[[], None]) -> None:
+    """A request that waits only for its device's gap is claimed as the gap is about to end (as the last code's
+    record does for the ones queued before it), not at the pump's first tick after it."""
+    asyncio.get_running_loop().call_later(max(0.0, delay.total_seconds()), kick)
