@@ -12,7 +12,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, or_, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.ledger.rows import loaded, row_columns
+from storage.ledger.rows import first_loaded, row_columns
 from storage.models import (
     GENERATED_STATUSES,
     OPEN_STATUSES,
@@ -53,8 +53,7 @@ async def find_device(*, session: AsyncSession, ref: str, lock: bool = False) ->
     """The device known by ``ref`` (any of its ids), or None; with ``lock``, fresh and locked for a
     read-modify-write, as :func:`lock_device` (one statement for both)."""
     query = _FIND_LOCKED_DEVICE if lock else _FIND_DEVICE
-    row = (await session.exec(query, params={"ref": ref})).first()  # type: ignore[call-overload]
-    return None if row is None else loaded(session, Device, row, refresh=lock)
+    return await first_loaded(session, Device, query, {"ref": ref}, refresh=lock)
 
 
 class NewDevice(NamedTuple):
@@ -260,8 +259,7 @@ _LOCK_DEVICE = _DEVICE.with_for_update()
 
 async def get_device(*, session: AsyncSession, device_id: int) -> Device | None:
     """The device row, fresh (an object the session held already takes the values read)."""
-    row = (await session.exec(_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
-    return None if row is None else loaded(session, Device, row, refresh=True)
+    return await first_loaded(session, Device, _DEVICE, {"device_id": device_id}, refresh=True)
 
 
 async def lock_device(*, session: AsyncSession, device_id: int) -> Device:
@@ -273,8 +271,7 @@ async def lock_device(*, session: AsyncSession, device_id: int) -> Device:
 
 async def lock_device_if_any(*, session: AsyncSession, device_id: int) -> Device | None:
     """As :func:`lock_device`, for a device that may have been merged into another since its id was read."""
-    row = (await session.exec(_LOCK_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
-    return None if row is None else loaded(session, Device, row, refresh=True)
+    return await first_loaded(session, Device, _LOCK_DEVICE, {"device_id": device_id}, refresh=True)
 
 
 async def devices_with_prepaid(*, session: AsyncSession) -> list[int]:

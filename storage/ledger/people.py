@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.ledger.rows import loaded, row_columns
+from storage.ledger.rows import first_loaded, row_columns
 from storage.models import (
     Approval,
     ApprovalStatus,
@@ -128,14 +128,12 @@ _CUSTOMER_OF_DEVICE = prepared(select(*row_columns(Customer)).join(_DEVICES, _DE
 async def get_customer(*, session: AsyncSession, customer_id: int) -> Customer | None:
     """The customer row, fresh (an object the session held already takes the values read): the record of every
     code of a device with a customer reads it."""
-    row = (await session.exec(_CUSTOMER, params={"customer_id": customer_id})).first()  # type: ignore[call-overload]
-    return None if row is None else loaded(session, Customer, row, refresh=True)
+    return await first_loaded(session, Customer, _CUSTOMER, {"customer_id": customer_id}, refresh=True)
 
 
 async def customer_of_device(*, session: AsyncSession, device_id: int) -> Customer | None:
     """The customer the device is registered to, if any (one statement: a code's delivery reads it)."""
-    row = (await session.exec(_CUSTOMER_OF_DEVICE, params={"device_id": device_id})).first()  # type: ignore[call-overload]
-    return None if row is None else loaded(session, Customer, row, refresh=True)
+    return await first_loaded(session, Customer, _CUSTOMER_OF_DEVICE, {"device_id": device_id}, refresh=True)
 
 
 async def put_customer(

@@ -25,7 +25,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.ledger.rows import loaded, row_columns
+from storage.ledger.rows import first_loaded, loaded, row_columns
 from storage.models import (
     GENERATED_STATUSES,
     OPEN_STATUSES,
@@ -269,8 +269,7 @@ _BY_KEY = prepared(select(_REQUESTS.c.id, _REQUESTS.c.device_ref, _REQUESTS.c.ki
 
 async def get_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
     """The request row, fresh (an object the session held already takes the values read)."""
-    row = (await session.exec(_REQUEST, params={"request_id": request_id})).first()  # type: ignore[call-overload]
-    return None if row is None else loaded(session, CodeRequest, row, refresh=True)
+    return await first_loaded(session, CodeRequest, _REQUEST, {"request_id": request_id}, refresh=True)
 
 
 class KeyedRequest(NamedTuple):
@@ -292,8 +291,7 @@ async def request_by_key(*, session: AsyncSession, key: str, since: datetime) ->
 async def lock_request(*, session: AsyncSession, request_id: int) -> CodeRequest | None:
     """The request row, fresh, for a read-modify-write: another process's outcome for it waits (PostgreSQL;
     SQLite's one writer serialises these anyway). Lock the device first where both are locked."""
-    row = (await session.exec(_LOCK_REQUEST, params={"request_id": request_id})).first()  # type: ignore[call-overload]
-    return None if row is None else loaded(session, CodeRequest, row, refresh=True)
+    return await first_loaded(session, CodeRequest, _LOCK_REQUEST, {"request_id": request_id}, refresh=True)
 
 
 _DELIVERED = update(_REQUESTS).values(  # (no ORM: nothing in the session to keep in step, see storage.models.table_of)

@@ -71,3 +71,11 @@ def loaded(session: AsyncSession, model: type[M], values: Sequence[Any], *, refr
     make_transient_to_detached(row)
     sync.add(row)
     return cast(M, row)
+
+
+async def first_loaded(session: AsyncSession, model: type[M], statement: Any, params: dict[str, Any], *,
+                       refresh: bool) -> M | None:
+    """The first row of ``statement`` (a Core select of ``model``'s :func:`row_columns`) as the session's object
+    (:func:`loaded`), or None when there is none."""
+    row = (await session.exec(statement, params=params)).first()
+    return None if row is None else loaded(session, model, row, refresh=refresh)
